@@ -1,0 +1,52 @@
+# llmfleet — every target sets up what it needs (environment, packages, Kafka jars, Triton).
+SHELL := /bin/bash
+UV_VERSION := 0.13.8
+UV := .cache/uv/bin/uv
+VENV := .venv
+PY := $(VENV)/bin/python
+PYTEST_ARGS ?=
+
+.PHONY: setup install test test-unit test-integration lint demo up down status clean
+
+$(UV):
+	python3 -m venv .cache/uv
+	.cache/uv/bin/pip install --quiet uv==$(UV_VERSION)
+
+$(VENV)/.synced: $(UV) pyproject.toml uv.lock
+	$(UV) sync --locked --python python3.11
+	touch $@
+
+setup: $(VENV)/.synced ## the locked Python environment
+
+install: setup ## Kafka jars and the Triton binary, fetched once into .cache/
+	$(PY) -m llmfleet.cli install
+
+test: install ## the whole suite on a real Kafka, PostgreSQL and Triton (started and stopped here)
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+test-unit: setup
+	$(PY) -m pytest -m unit $(PYTEST_ARGS)
+
+test-integration: install
+	$(PY) -m pytest -m integration $(PYTEST_ARGS)
+
+lint: setup ## ruff, mypy and the import contracts
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy shared services deploy/local llmfleet
+	$(VENV)/bin/lint-imports
+
+demo: install ## the platform end to end: requests through Kafka to Triton and back
+	$(PY) -m llmfleet.cli demo
+
+up: install
+	$(PY) -m llmfleet.cli up
+
+down: setup
+	$(PY) -m llmfleet.cli down
+
+status: setup
+	$(PY) -m llmfleet.cli status
+
+clean: down ## remove runtime data and logs (keeps downloads)
+	rm -rf .cache/stack

@@ -1,0 +1,241 @@
+"""PostgreSQL 15 in a data folder of its own, with one schema and one login role per service.
+
+Each service's role owns its schema and nothing else; `public` is closed to everyone, so a
+service can neither read nor write another service's tables.
+"""
+
+from __future__ import annotations
+
+import os
+import pwd
+import shutil
+import signal
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from deploy.local.common import (
+    StackPaths,
+    free_port,
+    locked_state,
+    pid_alive,
+    read_state,
+    spawn,
+    stack_paths,
+    stop_pid,
+    tcp_open,
+    wait_until,
+)
+
+PG_BIN = Path(os.environ.get("LLMFLEET_PG_BIN", "/usr/lib/postgresql/15/bin"))
+DATABASE = "llmfleet"
+SUPERUSER = "llmfleet_admin"
+SERVICES = ("router", "allocator", "scaler", "cost", "monitor")
+DEFAULT_PORT = 55432
+
+
+def role_password(service: str) -> str:
+    """The local stack's password for a service role (dev only; production sets its own)."""
+    return f"{service}-local"
+
+
+def _run_as() -> pwd.struct_passwd | None:
+    """PostgreSQL refuses to run as root: run it as the `postgres` system user then."""
+    if os.geteuid() != 0:
+        return None
+    return pwd.getpwnam("postgres")
+
+
+def _run(cmd: list[str], user: pwd.struct_passwd | None) -> None:
+    result = subprocess.run(
+        cmd,
+        capture_output=True,
+        text=True,
+        user=user.pw_uid if user else None,
+        group=user.pw_gid if user else None,
+        check=False,
+    )
+    if result.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd)} failed: {result.stdout}{result.stderr}")
+
+
+def _initdb(pg_dir: Path, user: pwd.struct_passwd | None) -> Path:
+    data = pg_dir / "data"
+    if (data / "PG_VERSION").exists():
+        return data
+    if data.exists():
+        shutil.rmtree(data)  # a half-made folder from an interrupted initdb
+    pg_dir.mkdir(parents=True, exist_ok=True)
+    if user:
+        os.chown(pg_dir, user.pw_uid, user.pw_gid)
+    pwfile = pg_dir / "pwfile"
+    pwfile.write_text(role_password("admin"))
+    if user:
+        os.chown(pwfile, user.pw_uid, user.pw_gid)
+    _run(
+        [
+            str(PG_BIN / "initdb"),
+            "-D",
+            str(data),
+            "-U",
+            SUPERUSER,
+            "--pwfile",
+            str(pwfile),
+            "--auth-local=trust",
+            "--auth-host=scram-sha-256",
+            "-E",
+            "UTF8",
+            "--locale=C.UTF-8",
+        ],
+        user,
+    )
+    pwfile.unlink()
+    return data
+
+
+def start(paths: StackPaths | None = None) -> dict[str, Any]:
+    """Start PostgreSQL (idempotent), create the database, roles and schemas; return its address."""
+    paths = paths or stack_paths()
+    with locked_state(paths) as state:
+        current = state.get("postgres")
+        if current and pid_alive(current["pid"]) and tcp_open(current["port"]):
+            return dict(current)
+        user = _run_as()
+        pg_dir = paths.run / "postgres"
+        data = _initdb(pg_dir, user)
+        preferred = current["port"] if current else DEFAULT_PORT
+        port = free_port(preferred)
+        log = paths.logs / "postgres.log"
+        log.touch()
+        if user:
+            os.chown(log, user.pw_uid, user.pw_gid)
+        (data / "postmaster.pid").unlink(missing_ok=True)  # stale after a kill; the pid is ours to check
+        cmd = [
+            str(PG_BIN / "postgres"),
+            "-D",
+            str(data),
+            "-p",
+            str(port),
+            "-c",
+            "listen_addresses=127.0.0.1",
+            "-c",
+            f"unix_socket_directories={pg_dir}",
+            "-c",
+            "max_connections=200",
+            "-c",
+            "shared_buffers=128MB",
+            "-c",
+            "fsync=on",
+        ]
+        pid = _spawn_as(cmd, log, user)
+        wait_until(lambda: _ready(pg_dir, port, user), 60, "PostgreSQL", log)
+        _provision(pg_dir, port, user)
+        info = {
+            "pid": pid,
+            "port": port,
+            "host": "127.0.0.1",
+            "database": DATABASE,
+            "log": str(log),
+            "superuser": SUPERUSER,
+            "version": _version(),
+        }
+        state["postgres"] = info
+        return info
+
+
+def _spawn_as(cmd: list[str], log: Path, user: pwd.struct_passwd | None) -> int:
+    if user is None:
+        return spawn(cmd, log)
+    # setpriv execs in place, so the pid we record is the postmaster's own.
+    return spawn(["setpriv", f"--reuid={user.pw_uid}", f"--regid={user.pw_gid}", "--clear-groups", *cmd], log)
+
+
+def _psql(pg_dir: Path, port: int, user: pwd.struct_passwd | None, sql: str, db: str = "postgres") -> str:
+    cmd = [
+        str(PG_BIN / "psql"),
+        "-h",
+        str(pg_dir),
+        "-p",
+        str(port),
+        "-U",
+        SUPERUSER,
+        "-d",
+        db,
+        "-v",
+        "ON_ERROR_STOP=1",
+        "-tA",
+        "-c",
+        sql,
+    ]
+    result = subprocess.run(cmd, capture_output=True, text=True, check=False, user=user.pw_uid if user else None)
+    if result.returncode != 0:
+        raise RuntimeError(f"psql failed: {result.stderr.strip()}")
+    return result.stdout.strip()
+
+
+def _ready(pg_dir: Path, port: int, user: pwd.struct_passwd | None) -> bool:
+    try:
+        return _psql(pg_dir, port, user, "select 1") == "1"
+    except RuntimeError:
+        return False
+
+
+def provisioning_sql() -> list[str]:
+    """Statements that give each service a login role owning exactly one schema (idempotent)."""
+    statements = [f"revoke all on database {DATABASE} from public", "revoke all on schema public from public"]
+    for service in SERVICES:
+        statements += [
+            f"do $$ begin if not exists (select from pg_roles where rolname='{service}') then "
+            f"create role {service} login password '{role_password(service)}'; end if; end $$",
+            f"grant connect, temporary on database {DATABASE} to {service}",
+            f"create schema if not exists {service} authorization {service}",
+            f"alter role {service} set search_path = {service}",
+        ]
+    return statements
+
+
+def _provision(pg_dir: Path, port: int, user: pwd.struct_passwd | None) -> None:
+    """Create the database, then the per-service roles and schemas."""
+    if _psql(pg_dir, port, user, f"select count(*) from pg_database where datname='{DATABASE}'") == "0":  # noqa: S608 - constant
+        _psql(pg_dir, port, user, f"create database {DATABASE}")
+    _psql(pg_dir, port, user, "; ".join(provisioning_sql()), db=DATABASE)
+
+
+def database_url(service: str, info: dict[str, Any], driver: str = "postgresql+asyncpg") -> str:
+    """The SQLAlchemy URL with which `service` reaches its own schema."""
+    return f"{driver}://{service}:{role_password(service)}@{info['host']}:{info['port']}/{info['database']}"
+
+
+def _version() -> str:
+    out = subprocess.run([str(PG_BIN / "postgres"), "--version"], capture_output=True, text=True, check=False)
+    return out.stdout.strip()
+
+
+def stop(paths: StackPaths | None = None) -> None:
+    """Stop PostgreSQL (fast shutdown); the data folder stays."""
+    paths = paths or stack_paths()
+    with locked_state(paths) as state:
+        info = state.pop("postgres", None)
+        if info:
+            stop_pid(info["pid"], timeout=30, sig=signal.SIGINT)  # SIGINT = fast shutdown
+
+
+def kill(paths: StackPaths | None = None) -> None:
+    """SIGKILL PostgreSQL (for crash tests); `start` brings it back on the same port."""
+    paths = paths or stack_paths()
+    info = read_state(paths).get("postgres")
+    if info:
+        stop_pid(info["pid"], timeout=0)
+
+
+def status(paths: StackPaths | None = None) -> dict[str, Any]:
+    """What is recorded for PostgreSQL, and whether it answers."""
+    info = dict(read_state(paths or stack_paths()).get("postgres") or {})
+    info["running"] = bool(info) and pid_alive(info["pid"]) and tcp_open(info["port"])
+    return info
+
+
+if __name__ == "__main__":
+    action = sys.argv[1] if len(sys.argv) > 1 else "status"
+    print({"up": start, "down": stop, "status": status}[action]())

@@ -1,0 +1,1 @@
+"""llmfleet: the operator CLI, the request client and the demo."""

@@ -1,0 +1,1 @@
+"""The allocator: GPU inventory, placement, deployment planning and provisioning."""

@@ -1,0 +1,1 @@
+"""The cost service: pricing, recommendations and regional plans."""

@@ -1,0 +1,1 @@
+"""The monitor: metrics collection, threshold alerts and scaling signals."""

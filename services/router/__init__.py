@@ -1,0 +1,1 @@
+"""The router: Kafka ingress, batching, scored routing and Triton dispatch."""

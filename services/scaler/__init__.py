@@ -1,0 +1,1 @@
+"""The scaler: demand history, forecasts, scaling policies and model tiers."""

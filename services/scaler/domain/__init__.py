@@ -1,0 +1,1 @@
+"""Pure scaling logic: no I/O, no clock, no randomness (they are passed in)."""

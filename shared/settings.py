@@ -1,0 +1,31 @@
+"""The settings every service shares; each service subclasses it with its own env prefix."""
+
+from __future__ import annotations
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class ServiceSettings(BaseSettings):
+    """Addresses and identity of one service, read from `LLMFLEET_<SERVICE>_*` variables."""
+
+    model_config = SettingsConfigDict(env_prefix="LLMFLEET_", extra="ignore", frozen=True)
+
+    service_name: str = Field(min_length=1)
+    kafka_bootstrap: str = "127.0.0.1:9092"
+    database_url: str = Field(
+        default="postgresql+asyncpg://service:service@127.0.0.1:5432/llmfleet",
+        description="SQLAlchemy URL of the service's own role; its schema is the service name",
+    )
+    consumer_group: str = Field(default="", description="Kafka group id; the service name when empty")
+    db_pool_size: int = 5
+
+    @property
+    def group_id(self) -> str:
+        """The consumer group all replicas of this service share."""
+        return self.consumer_group or f"llmfleet-{self.service_name}"
+
+    @property
+    def db_schema(self) -> str:
+        """Each service owns exactly one Postgres schema, named after it."""
+        return self.service_name

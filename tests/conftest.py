@@ -1,0 +1,118 @@
+"""Fixtures that give the tests real Kafka, PostgreSQL and Triton.
+
+Where each comes from, in order: an environment variable naming a running one
+(LLMFLEET_TEST_KAFKA, LLMFLEET_TEST_POSTGRES_ADMIN_URL, LLMFLEET_TEST_TRITON_HTTP); testcontainers
+when a Docker engine answers (Kafka and PostgreSQL); otherwise the project's own local stack,
+started once per test session and stopped at its end if this session started it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from deploy.local import postgres
+from shared.broker import ensure_topics
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark tests by folder, so `-m unit` and `-m integration` select them."""
+    for item in items:
+        folder = Path(str(item.fspath)).parent.name
+        if folder in ("unit", "integration"):
+            item.add_marker(getattr(pytest.mark, folder))
+
+
+def _docker_answers() -> bool:
+    if os.environ.get("LLMFLEET_TEST_NO_DOCKER"):
+        return False
+    try:
+        import docker
+
+        docker.from_env(timeout=2).ping()
+        return True
+    except Exception:
+        return False
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap() -> Iterator[str]:
+    """host:port of a real Kafka broker with the platform's topics created."""
+    if address := os.environ.get("LLMFLEET_TEST_KAFKA"):
+        asyncio.run(ensure_topics(address))
+        yield address
+        return
+    if _docker_answers():
+        from testcontainers.kafka import KafkaContainer
+
+        with KafkaContainer("apache/kafka:4.0.0").with_kraft() as container:
+            address = container.get_bootstrap_server()
+            asyncio.run(ensure_topics(address))
+            yield address
+        return
+    from deploy.local import kafka
+
+    was_running = kafka.status().get("running", False)
+    info = kafka.start()
+    asyncio.run(ensure_topics(info["bootstrap"]))
+    yield info["bootstrap"]
+    if not was_running:
+        kafka.stop()
+
+
+@pytest.fixture(scope="session")
+def postgres_info() -> Iterator[dict[str, Any]]:
+    """host, port and database of a real PostgreSQL with the per-service roles and schemas."""
+    if admin_url := os.environ.get("LLMFLEET_TEST_POSTGRES_ADMIN_URL"):
+        yield _provision_external(admin_url)
+        return
+    was_running = postgres.status().get("running", False)
+    info = postgres.start()
+    yield info
+    if not was_running:
+        postgres.stop()
+
+
+def _provision_external(admin_url: str) -> dict[str, Any]:
+    """Create the roles and schemas on a server given by URL (e.g. a CI service container)."""
+    import sqlalchemy as sa
+
+    engine = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    with engine.connect() as connection:
+        for statement in postgres.provisioning_sql():
+            connection.execute(sa.text(statement))
+    url = engine.url
+    engine.dispose()
+    return {"host": url.host, "port": url.port, "database": url.database}
+
+
+@pytest.fixture(scope="session")
+def triton_http() -> Iterator[str]:
+    """host:port (HTTP) of a real Triton server in explicit model-control mode."""
+    if address := os.environ.get("LLMFLEET_TEST_TRITON_HTTP"):
+        yield address
+        return
+    from deploy.local import triton
+    from deploy.local.common import read_state, stack_paths
+
+    name = "pytest-0"
+    was_running = name in read_state(stack_paths()).get("triton", {})
+    info = triton.start_server(name, triton.PROFILES["a100_80gb"])
+    yield info["http_url"]
+    if not was_running:
+        triton.stop_server(name)
+
+
+@pytest.fixture(scope="session")
+def database_url(postgres_info: dict[str, Any]) -> Any:
+    """A function service -> the SQLAlchemy URL of that service's own role."""
+
+    def url_for(service: str) -> str:
+        return postgres.database_url(service, postgres_info)
+
+    return url_for

@@ -1,0 +1,61 @@
+"""Small helpers for integration tests: raw produce, collect from a topic, run a service app."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+
+async def produce_raw(bootstrap: str, topic: str, values: list[bytes], key: bytes = b"k") -> None:
+    """Send raw bytes, as any plain Kafka producer would."""
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
+    await producer.start()
+    try:
+        for value in values:
+            await producer.send_and_wait(topic, value, key=key)
+    finally:
+        await producer.stop()
+
+
+async def collect(bootstrap: str, topic: str, want: Callable[[list[Any]], bool], timeout: float = 30.0) -> list[Any]:
+    """Read `topic` from the beginning until `want(records)` holds or `timeout` passes."""
+    consumer = AIOKafkaConsumer(
+        topic, bootstrap_servers=bootstrap, group_id=f"test-{uuid.uuid4()}", auto_offset_reset="earliest"
+    )
+    await consumer.start()
+    records: list[Any] = []
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline and not want(records):
+            batch = await consumer.getmany(timeout_ms=500)
+            for partition_records in batch.values():
+                records.extend(partition_records)
+    finally:
+        await consumer.stop()
+    return records
+
+
+async def wait_for(check: Callable[[], Any], timeout: float = 30.0, interval: float = 0.2) -> Any:
+    """Await an async or sync `check` until it returns something truthy."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = check()
+        if asyncio.iscoroutine(result):
+            result = await result
+        if result or time.monotonic() > deadline:
+            return result
+        await asyncio.sleep(interval)
+
+
+@contextlib.asynccontextmanager
+async def running(broker: Any) -> AsyncIterator[None]:
+    """Run a FastStream broker's subscribers for the duration of the block."""
+    async with broker:
+        await broker.start()
+        yield
