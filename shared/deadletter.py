@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import logging
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
 from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
 from pydantic import ValidationError
+from sqlalchemy.exc import InterfaceError, OperationalError
 
 from shared.broker import at_least_once, publish_event
 from shared.events import DEADLETTER, DeadLettered, Event, Topic
@@ -43,23 +46,61 @@ def reason_for(error: Exception) -> str:
     return f"{type(error).__name__}: {error}"
 
 
-def subscribe(broker: KafkaBroker, topic: Topic, group_id: str, handler: Handler, source: str) -> None:
-    """Register `handler` for `topic`'s events; a message that fails to parse is dead-lettered."""
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How often a handler error is retried before the message is dead-lettered."""
+
+    attempts: int = 3
+    backoff_s: float = 0.2
+    transient_pause_s: float = 1.0
+
+
+def is_transient(error: BaseException) -> bool:
+    """Errors that say "try again later" (database or network down), not "this message is bad"."""
+    return isinstance(error, OperationalError | InterfaceError | ConnectionError | TimeoutError)
+
+
+async def _apply(handler: Handler, event: Event, policy: RetryPolicy) -> Exception | None:
+    """Run the handler, retrying; return the error that outlived the retries, or None."""
+    for attempt in range(1, policy.attempts + 1):
+        try:
+            await handler(event)
+            return None
+        except Exception as error:
+            if is_transient(error):
+                # Not the message's fault: leave the offset uncommitted so it comes again.
+                await asyncio.sleep(policy.transient_pause_s)
+                raise
+            if attempt == policy.attempts:
+                return error
+            log.warning("handler failed (attempt %s of %s): %r", attempt, policy.attempts, error)
+            await asyncio.sleep(policy.backoff_s * 2 ** (attempt - 1))
+    return None
+
+
+def subscribe(
+    broker: KafkaBroker, topic: Topic, group_id: str, handler: Handler, source: str, retry: RetryPolicy = RetryPolicy()
+) -> None:
+    """Register `handler` for `topic`'s events.
+
+    A message that does not parse, or whose handler keeps failing for a reason that is not
+    transient, goes to the dead-letter topic with the reason and the consumer moves on; a
+    transient failure (database down) leaves the offset uncommitted, so the message comes again.
+    """
     adapter = topic.adapter()
+
+    async def dead_letter(raw: Any, reason: str) -> None:
+        letter = dead_letter_for(raw, group_id, reason, source)
+        log.warning("dead-lettered %s[%s]@%s: %s", raw.topic, raw.partition, raw.offset, letter.reason)
+        await publish_event(broker, DEADLETTER, letter, key=letter.source_topic)
 
     @broker.subscriber(topic.name, **at_least_once(group_id))  # type: ignore[untyped-decorator]
     async def consume(message: KafkaMessage) -> None:
         try:
             event: Event = adapter.validate_json(message.body)
         except ValidationError as error:
-            letter = dead_letter_for(message.raw_message, group_id, reason_for(error), source)
-            log.warning(
-                "dead-lettered %s[%s]@%s: %s",
-                letter.source_topic,
-                letter.source_partition,
-                letter.source_offset,
-                letter.reason,
-            )
-            await publish_event(broker, DEADLETTER, letter, key=letter.source_topic)
+            await dead_letter(message.raw_message, reason_for(error))
             return
-        await handler(event)
+        failure = await _apply(handler, event, retry)
+        if failure is not None:
+            await dead_letter(message.raw_message, f"handler failed {retry.attempts} times: {reason_for(failure)}")

@@ -115,7 +115,11 @@ def pid_alive(pid: int) -> bool:
         return True
     with contextlib.suppress(OSError):
         stat = Path(f"/proc/{pid}/stat").read_text()
-        return stat.rsplit(")", 1)[1].split()[0] != "Z"
+        if stat.rsplit(")", 1)[1].split()[0] != "Z":
+            return True
+        # A JVM's main thread can exit first: the leader shows as a zombie while its other
+        # threads still run and hold the listening sockets.
+        return len(list(Path(f"/proc/{pid}/task").iterdir())) > 1
     return True
 
 

@@ -13,6 +13,8 @@ def register(runtime: Runtime) -> None:
     group = runtime.settings.group_id
 
     async def on_demand_window_reported(event: DemandWindowReported) -> None:
-        await service.record_demand_window(runtime.sessions, group, event)
+        # The inbox is keyed by handler, not by consumer group: renaming the group (or a second
+        # deployment reading the topic) must not apply an event twice.
+        await service.record_demand_window(runtime.sessions, "scaler.on_demand_window_reported", event)
 
     subscribe(runtime.broker, DEMAND, group, on_demand_window_reported, source=runtime.settings.service_name)

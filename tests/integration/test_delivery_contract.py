@@ -83,7 +83,7 @@ async def _at_least(runtime, model_id: str, count: int) -> bool:
 
 async def test_unreadable_messages_are_dead_lettered_and_consumption_goes_on(scaler_settings, kafka_bootstrap):
     model_id = f"model-{uuid.uuid4().hex[:8]}"
-    not_json = b"{this is not json"
+    not_json = f"{{this is not json {model_id}".encode()
     invalid = json.dumps({"source": "test", "model_id": model_id, "requests": -5}).encode()
     good = demand_event(model_id)
     _app, runtime = create_app(scaler_settings)
@@ -95,7 +95,10 @@ async def test_unreadable_messages_are_dead_lettered_and_consumption_goes_on(sca
         assert await wait_for(lambda: rows_for(runtime, model_id), timeout=30) == 1
 
     def letters_of_group(records):
-        return [r for r in (json.loads(x.value) for x in records) if r["consumer"] == group]
+        letters = (json.loads(record.value) for record in records)
+        return [
+            x for x in letters if x["consumer"] == group and model_id.encode() in base64.b64decode(x["payload_b64"])
+        ]
 
     records = await collect(kafka_bootstrap, DEADLETTER.name, lambda rs: len(letters_of_group(rs)) >= 2)
     letters = letters_of_group(records)

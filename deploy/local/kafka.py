@@ -1,0 +1,283 @@
+"""Apache Kafka 4 in KRaft mode (one combined broker+controller) as a local process on 127.0.0.1.
+
+The jars are resolved once from Maven Central into the cache (`deploy/local/kafka/pom.xml`); the
+data folder lives in the run dir and is formatted only once, so topics and committed offsets
+survive a stop, a restart and a SIGKILL.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import fcntl
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from deploy.local.common import (
+    StackPaths,
+    free_port,
+    locked_state,
+    pid_alive,
+    port_is_free,
+    read_state,
+    spawn,
+    stack_paths,
+    stop_pid,
+    tcp_open,
+    wait_until,
+)
+
+KAFKA_VERSION = "4.1.2"
+NODE_ID = 1
+DEFAULT_PORT = 9092
+DEFAULT_CONTROLLER_PORT = 9093
+READY_TIMEOUT = 120.0
+READY_LINE = "Kafka Server started"  # logged by KafkaRaftServer once broker and controller are up
+STATIC = Path(__file__).resolve().parent / "kafka"  # pom.xml and log4j2.xml
+JVM_OPTS = ("-Xms512m", "-Xmx1g", "-XX:+UseG1GC", "-XX:MaxGCPauseMillis=20", "-Djava.awt.headless=true")
+
+
+def ensure_installed(paths: StackPaths) -> Path:
+    """Resolve Kafka's jars from Maven Central into the cache once; return the libs folder."""
+    home = paths.cache / f"kafka-{KAFKA_VERSION}"
+    libs, marker = home / "libs", home / ".installed"
+    if marker.exists():
+        return libs
+    home.mkdir(parents=True, exist_ok=True)
+    with (home / ".lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # two installs at once: the second waits, then reuses
+        if marker.exists():
+            return libs
+        staging = home / "libs.partial"
+        shutil.rmtree(staging, ignore_errors=True)
+        shutil.rmtree(libs, ignore_errors=True)
+        mvn = shutil.which("mvn")
+        if mvn is None:
+            raise RuntimeError("Maven (mvn) is needed to fetch Kafka's jars: apt-get install maven")
+        cmd = [mvn, "-q", "-B", "--no-transfer-progress", "-f", str(STATIC / "pom.xml"),
+               f"-Dkafka.version={KAFKA_VERSION}", "dependency:copy-dependencies", f"-DoutputDirectory={staging}"]
+        result = subprocess.run(cmd, capture_output=True, text=True, check=False)
+        if result.returncode != 0 or not (staging / f"kafka_2.13-{KAFKA_VERSION}.jar").exists():
+            raise RuntimeError(f"resolving Kafka {KAFKA_VERSION} failed:\n{result.stdout}{result.stderr}")
+        staging.rename(libs)
+        marker.write_text("\n".join(sorted(jar.name for jar in libs.glob("*.jar"))) + "\n")
+    return libs
+
+
+def start(paths: StackPaths | None = None) -> dict[str, Any]:
+    """Start the broker (idempotent), wait until it answers metadata requests; return its address."""
+    paths = paths or stack_paths()
+    with locked_state(paths) as state:
+        current = state.get("kafka")
+        if current and _ours(current) and tcp_open(current["port"]):
+            return dict(current)
+        if current and _ours(current):
+            stop_pid(current["pid"])  # alive but not answering: a hung broker holds the data dir lock
+            _wait_released(current)
+        libs = ensure_installed(paths)
+        home = paths.run / "kafka"
+        home.mkdir(parents=True, exist_ok=True)
+        config, data = home / "server.properties", home / "data"
+        preferred, preferred_controller = _preferred_ports(current, config)
+        port = free_port(preferred)
+        controller_port = free_port(preferred_controller, taken=[port])
+        config.write_text(_server_properties(port, controller_port, data))
+        _format(libs, config, data)
+        log = paths.logs / "kafka.log"
+        offset = log.stat().st_size if log.exists() else 0
+        cmd = [_java(), *JVM_OPTS, f"-Dlog4j2.configurationFile={STATIC / 'log4j2.xml'}",
+               "-cp", f"{libs}/*", "kafka.Kafka", str(config)]
+        pid = spawn(cmd, log, cwd=home)
+        bootstrap = f"127.0.0.1:{port}"
+        try:
+            _wait_ready(pid, port, bootstrap, log, offset)
+        except BaseException:
+            stop_pid(pid)
+            raise
+        info = {"pid": pid, "bootstrap": bootstrap, "port": port, "controller_port": controller_port,
+                "log": str(log), "version": KAFKA_VERSION, "config": str(config)}
+        state["kafka"] = info
+        return dict(info)
+
+
+def stop(paths: StackPaths | None = None) -> None:
+    """Stop the broker (controlled shutdown on SIGTERM) and forget it; the data folder stays."""
+    paths = paths or stack_paths()
+    with locked_state(paths) as state:
+        info = state.pop("kafka", None)
+        if info and _ours(info):
+            stop_pid(info["pid"], timeout=60)
+            _wait_released(info)
+
+
+def kill(paths: StackPaths | None = None) -> None:
+    """SIGKILL the broker (for failure tests); the state stays, so `start` restarts it on the same port."""
+    info = read_state(paths or stack_paths()).get("kafka")
+    if not info or not _ours(info):
+        return
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(info["pid"], signal.SIGKILL)
+    _wait_released(info)
+
+
+def status(paths: StackPaths | None = None) -> dict[str, Any]:
+    """What is recorded for the broker, and whether it is running and accepts connections."""
+    info = dict(read_state(paths or stack_paths()).get("kafka") or {})
+    info["running"] = bool(info) and _ours(info) and tcp_open(info["port"])
+    return info
+
+
+def _server_properties(port: int, controller_port: int, data: Path) -> str:
+    settings = {
+        "process.roles": "broker,controller",
+        "node.id": NODE_ID,
+        "controller.quorum.bootstrap.servers": f"127.0.0.1:{controller_port}",
+        "listeners": f"PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller_port}",
+        "advertised.listeners": f"PLAINTEXT://127.0.0.1:{port}",
+        "controller.listener.names": "CONTROLLER",
+        "listener.security.protocol.map": "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
+        "inter.broker.listener.name": "PLAINTEXT",
+        "log.dir": str(data),
+        "num.partitions": 3,
+        "auto.create.topics.enable": "false",
+        "offsets.topic.replication.factor": 1,
+        "transaction.state.log.replication.factor": 1,
+        "transaction.state.log.min.isr": 1,
+        "share.coordinator.state.topic.replication.factor": 1,
+        "share.coordinator.state.topic.min.isr": 1,
+        "group.initial.rebalance.delay.ms": 0,
+        # After a SIGKILL the controller refuses the broker's re-registration until the old
+        # session expires (default 9 s of a 2 s heartbeat); shorter keeps crash tests quick.
+        "broker.session.timeout.ms": 6000,
+        "broker.heartbeat.interval.ms": 1000,
+    }
+    header = "# Written by deploy/local/kafka.py on every start; edit that file, not this one.\n"
+    return header + "".join(f"{key}={value}\n" for key, value in settings.items())
+
+
+def _preferred_ports(recorded: dict[str, Any] | None, config: Path) -> tuple[int, int]:
+    """The ports of the last run (state, else the last server.properties), so a restart keeps its address."""
+    if recorded:
+        return int(recorded["port"]), int(recorded["controller_port"])
+    ports = {"PLAINTEXT": DEFAULT_PORT, "CONTROLLER": DEFAULT_CONTROLLER_PORT}
+    if config.exists():
+        for line in config.read_text().splitlines():
+            if line.startswith("listeners="):
+                for listener in line.removeprefix("listeners=").split(","):
+                    name, _, address = listener.partition("://")
+                    if name in ports and address.rpartition(":")[2].isdigit():
+                        ports[name] = int(address.rpartition(":")[2])
+    return ports["PLAINTEXT"], ports["CONTROLLER"]
+
+
+def _format(libs: Path, config: Path, data: Path) -> None:
+    """Format the KRaft storage (single-voter dynamic quorum) unless the data folder already is."""
+    if (data / "meta.properties").exists():  # written last by the formatter
+        return
+    shutil.rmtree(data, ignore_errors=True)  # a half-made folder from an interrupted format
+    cmd = [_java(), "-Xmx256m", f"-Dlog4j2.configurationFile={STATIC / 'log4j2.xml'}", "-cp", f"{libs}/*",
+           "kafka.tools.StorageTool", "format", "--standalone", "-t", _cluster_id(), "-c", str(config)]
+    result = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    if result.returncode != 0:
+        raise RuntimeError(f"formatting Kafka storage failed:\n{result.stdout}{result.stderr}")
+
+
+def _cluster_id() -> str:
+    """A random cluster id in Kafka's Uuid form: 16 bytes, URL-safe base64, no padding."""
+    while True:
+        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if not cluster_id.startswith("-"):  # Kafka's own generator avoids these too
+            return cluster_id
+
+
+def _java() -> str:
+    java_home = os.environ.get("JAVA_HOME")
+    if java_home and (Path(java_home) / "bin" / "java").exists():
+        return str(Path(java_home) / "bin" / "java")
+    java = shutil.which("java")
+    if java is None:
+        raise RuntimeError("Kafka needs Java 17+: apt-get install openjdk-17-jre-headless")
+    return java
+
+
+def _wait_ready(pid: int, port: int, bootstrap: str, log: Path, offset: int) -> None:
+    """Wait for the "Kafka Server started" line and an open port, then for a real metadata answer."""
+    deadline = time.monotonic() + READY_TIMEOUT
+
+    def started() -> bool:
+        if not pid_alive(pid):
+            raise RuntimeError(f"Kafka exited during startup; see {log}:\n{_log_since(log, offset)[-3000:]}")
+        return tcp_open(port) and READY_LINE in _log_since(log, offset)
+
+    wait_until(started, READY_TIMEOUT, "Kafka broker", log)
+    wait_until(lambda: _broker_answers(bootstrap), max(deadline - time.monotonic(), 15.0), "Kafka metadata", log)
+
+
+def _log_since(log: Path, offset: int) -> str:
+    with log.open("rb") as handle:
+        handle.seek(offset)
+        return handle.read().decode(errors="replace")
+
+
+def _broker_answers(bootstrap: str) -> bool:
+    """One metadata round trip through aiokafka's admin client, in which the broker lists itself."""
+    from aiokafka.admin import AIOKafkaAdminClient
+    from aiokafka.errors import KafkaError
+
+    async def probe() -> bool:
+        admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=5000)
+        try:
+            await admin.start()
+            cluster = await admin.describe_cluster()
+            return any(broker["node_id"] == NODE_ID for broker in cluster["brokers"])
+        finally:
+            await admin.close()
+
+    try:  # a thread of its own, so that this works when called from inside a running event loop
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            return bool(pool.submit(asyncio.run, probe()).result(timeout=20))
+    except (KafkaError, OSError, TimeoutError):  # not ready yet: the caller retries
+        return False
+
+
+def _ours(info: dict[str, Any]) -> bool:
+    """True while the recorded pid is alive and still runs this stack's broker (not a reused pid)."""
+    pid = int(info["pid"])
+    if not pid_alive(pid):
+        return False
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return False
+    return b"kafka.Kafka" in cmdline and str(info.get("config", "")).encode() in cmdline
+
+
+def _wait_released(info: dict[str, Any], timeout: float = 15.0) -> None:
+    """Wait until the broker is gone and its ports can be bound again.
+
+    A JVM's main thread turns zombie (so `pid_alive` says no) while its other threads, which
+    hold the listening sockets, are still exiting; a quick restart would then miss its port.
+    """
+    pid, ports = int(info["pid"]), (int(info["port"]), int(info["controller_port"]))
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with contextlib.suppress(ChildProcessError, OSError):
+            os.waitpid(pid, os.WNOHANG)
+        if not pid_alive(pid) and all(port_is_free(port) for port in ports):
+            return
+        time.sleep(0.1)
+    # Still taken: something else holds the port now; `start` then moves on to a free one.
+
+
+if __name__ == "__main__":
+    action = sys.argv[1] if len(sys.argv) > 1 else "status"
+    print({"up": start, "down": stop, "status": status, "kill": kill}[action]())
