@@ -7,9 +7,11 @@ from sqlalchemy.dialects.postgresql import UUID
 
 from shared.db import service_metadata
 from shared.inbox import inbox_table
+from shared.outbox import outbox_table
 
 metadata = service_metadata("scaler")
 inbox = inbox_table(metadata)
+outbox = outbox_table(metadata)
 
 # One row per reported window and router replica: replicas report the same period apart, so
 # demand for a period is the sum of its rows.

@@ -1,4 +1,4 @@
-"""Inbox and demand history.
+"""Inbox, outbox and demand history.
 
 Revision ID: 0001
 Revises:
@@ -25,6 +25,17 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("consumer", "event_id", name="pk_inbox"),
     )
     op.create_table(
+        "outbox",
+        sa.Column("id", sa.BigInteger, sa.Identity(), nullable=False),
+        sa.Column("topic", sa.String(200), nullable=False),
+        sa.Column("key", sa.String(200), nullable=False),
+        sa.Column("payload", sa.LargeBinary, nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
+        sa.Column("published_at", sa.DateTime(timezone=True)),
+        sa.PrimaryKeyConstraint("id", name="pk_outbox"),
+    )
+    op.create_index("ix_outbox_published_at", "outbox", ["published_at"])
+    op.create_table(
         "demand_window",
         sa.Column("event_id", postgresql.UUID(as_uuid=True), nullable=False),
         sa.Column("model_id", sa.String(200), nullable=False),
@@ -45,4 +56,5 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_table("demand_window")
+    op.drop_table("outbox")
     op.drop_table("inbox")
