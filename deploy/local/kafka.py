@@ -63,8 +63,17 @@ def ensure_installed(paths: StackPaths) -> Path:
         mvn = shutil.which("mvn")
         if mvn is None:
             raise RuntimeError("Maven (mvn) is needed to fetch Kafka's jars: apt-get install maven")
-        cmd = [mvn, "-q", "-B", "--no-transfer-progress", "-f", str(STATIC / "pom.xml"),
-               f"-Dkafka.version={KAFKA_VERSION}", "dependency:copy-dependencies", f"-DoutputDirectory={staging}"]
+        cmd = [
+            mvn,
+            "-q",
+            "-B",
+            "--no-transfer-progress",
+            "-f",
+            str(STATIC / "pom.xml"),
+            f"-Dkafka.version={KAFKA_VERSION}",
+            "dependency:copy-dependencies",
+            f"-DoutputDirectory={staging}",
+        ]
         result = subprocess.run(cmd, capture_output=True, text=True, check=False)
         if result.returncode != 0 or not (staging / f"kafka_2.13-{KAFKA_VERSION}.jar").exists():
             raise RuntimeError(f"resolving Kafka {KAFKA_VERSION} failed:\n{result.stdout}{result.stderr}")
@@ -94,8 +103,15 @@ def start(paths: StackPaths | None = None) -> dict[str, Any]:
         _format(libs, config, data)
         log = paths.logs / "kafka.log"
         offset = log.stat().st_size if log.exists() else 0
-        cmd = [_java(), *JVM_OPTS, f"-Dlog4j2.configurationFile={STATIC / 'log4j2.xml'}",
-               "-cp", f"{libs}/*", "kafka.Kafka", str(config)]
+        cmd = [
+            _java(),
+            *JVM_OPTS,
+            f"-Dlog4j2.configurationFile={STATIC / 'log4j2.xml'}",
+            "-cp",
+            f"{libs}/*",
+            "kafka.Kafka",
+            str(config),
+        ]
         pid = spawn(cmd, log, cwd=home)
         bootstrap = f"127.0.0.1:{port}"
         try:
@@ -103,8 +119,15 @@ def start(paths: StackPaths | None = None) -> dict[str, Any]:
         except BaseException:
             stop_pid(pid)
             raise
-        info = {"pid": pid, "bootstrap": bootstrap, "port": port, "controller_port": controller_port,
-                "log": str(log), "version": KAFKA_VERSION, "config": str(config)}
+        info = {
+            "pid": pid,
+            "bootstrap": bootstrap,
+            "port": port,
+            "controller_port": controller_port,
+            "log": str(log),
+            "version": KAFKA_VERSION,
+            "config": str(config),
+        }
         state["kafka"] = info
         return dict(info)
 
@@ -184,8 +207,20 @@ def _format(libs: Path, config: Path, data: Path) -> None:
     if (data / "meta.properties").exists():  # written last by the formatter
         return
     shutil.rmtree(data, ignore_errors=True)  # a half-made folder from an interrupted format
-    cmd = [_java(), "-Xmx256m", f"-Dlog4j2.configurationFile={STATIC / 'log4j2.xml'}", "-cp", f"{libs}/*",
-           "kafka.tools.StorageTool", "format", "--standalone", "-t", _cluster_id(), "-c", str(config)]
+    cmd = [
+        _java(),
+        "-Xmx256m",
+        f"-Dlog4j2.configurationFile={STATIC / 'log4j2.xml'}",
+        "-cp",
+        f"{libs}/*",
+        "kafka.tools.StorageTool",
+        "format",
+        "--standalone",
+        "-t",
+        _cluster_id(),
+        "-c",
+        str(config),
+    ]
     result = subprocess.run(cmd, capture_output=True, text=True, check=False)
     if result.returncode != 0:
         raise RuntimeError(f"formatting Kafka storage failed:\n{result.stdout}{result.stderr}")

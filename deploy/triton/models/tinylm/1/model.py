@@ -1,0 +1,233 @@
+"""tinylm: a tiny byte-level decoder-only transformer, served by Triton's Python backend.
+
+This is an EMULATION for a CPU-only dev machine, not a useful language model. It exists so that
+the fleet's router, batcher and scaler talk to a real Triton server running a real autoregressive
+model whose cost grows with tokens generated and which gets cheaper per request when batched:
+
+* numpy only; weights are random but drawn from a fixed seed, so every server returns the same
+  text for the same greedy request;
+* byte-level tokenizer: a BOS token (id 256) then the prompt's UTF-8 bytes, the last
+  MAX_CONTEXT tokens kept; the output head scores printable ASCII only, so every generated token
+  is exactly one character of TEXT;
+* 2 pre-LN transformer layers (d_model 256, 4 heads, GELU MLP), sinusoidal positions, causal
+  attention with a KV cache;
+* exactly MAX_TOKENS tokens are generated (no early stop), TOKEN_COUNT == MAX_TOKENS; MAX_TOKENS
+  must be in [1, 512], else that request alone gets an error; PROMPT_TOKENS is the prompt's byte
+  count (before the context cut);
+* every request Triton hands to one execute() call runs as ONE numpy batch: prompts are left
+  padded and masked, and each decode step is one forward pass for all rows (static batching: the
+  batch runs until its longest MAX_TOKENS, as without continuous batching on a GPU);
+* greedy when TEMPERATURE <= 0 (the default), else temperature + nucleus (TOP_P) sampling; SEED
+  makes a sampled request reproducible, independent of what it was batched with.
+
+Runs with numpy 1.26 (what the Triton 2.51 stubs need) as well as numpy 2.
+
+GPU emulation: the server is launched with LLMFLEET_GPU_TYPE, LLMFLEET_GPU_MEMORY_GB and
+LLMFLEET_GPU_SPEED (relative speed, 1.0 = this CPU, the reference). After computing a batch the
+model sleeps elapsed * (1/speed - 1), so a 0.5-speed profile takes twice as long. A profile faster
+than the reference cannot be emulated (the CPU cannot go faster); speed is clamped to 1.0.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+import numpy as np
+import triton_python_backend_utils as pb_utils
+
+VOCAB = 256  # byte values; the output head only ever picks printable ASCII
+BOS = 256
+D_MODEL, N_HEADS, N_LAYERS, D_FF = 256, 4, 2, 1024
+MAX_CONTEXT = 256  # prompt tokens kept (BOS + last 255 bytes)
+MAX_NEW_TOKENS = 512
+WEIGHT_SEED = 20240601
+NEG = np.float32(-1e9)
+
+
+def _layer_norm(x: np.ndarray) -> np.ndarray:
+    mean = x.mean(axis=-1, keepdims=True)
+    var = x.var(axis=-1, keepdims=True)
+    return (x - mean) / np.sqrt(var + 1e-5)
+
+
+def _gelu(x: np.ndarray) -> np.ndarray:
+    return 0.5 * x * (1.0 + np.tanh(0.7978845608 * (x + 0.044715 * x * x * x)))  # not x**3: slow for float32
+
+
+def _sinusoids(length: int, dim: int) -> np.ndarray:
+    pos = np.arange(length, dtype=np.float32)[:, None]
+    freq = np.exp(-np.log(10000.0) * np.arange(0, dim, 2, dtype=np.float32) / dim)
+    table = np.zeros((length, dim), dtype=np.float32)
+    table[:, 0::2] = np.sin(pos * freq)
+    table[:, 1::2] = np.cos(pos * freq)
+    return table
+
+
+class TinyLM:
+    """The numpy model: seeded weights, batched prefill + KV-cached decode."""
+
+    def __init__(self, seed: int = WEIGHT_SEED) -> None:
+        rng = np.random.default_rng(seed)
+
+        def dense(fan_in: int, fan_out: int) -> np.ndarray:
+            return (rng.standard_normal((fan_in, fan_out)) / np.sqrt(fan_in)).astype(np.float32)
+
+        self.embed = rng.standard_normal((VOCAB + 1, D_MODEL)).astype(np.float32)
+        self.layers = [
+            {
+                "qkv": dense(D_MODEL, 3 * D_MODEL),
+                "out": dense(D_MODEL, D_MODEL),
+                "ff1": dense(D_MODEL, D_FF),
+                "ff2": dense(D_FF, D_MODEL),
+            }
+            for _ in range(N_LAYERS)
+        ]
+        self.head = dense(D_MODEL, VOCAB) * np.float32(4.0)  # peaked logits: readable greedy text
+        printable = np.zeros(VOCAB, dtype=bool)
+        printable[32:127] = True
+        self.head_bias = np.where(printable, np.float32(0.0), NEG).astype(np.float32)
+        self.positions = _sinusoids(MAX_CONTEXT + MAX_NEW_TOKENS, D_MODEL)
+
+    def _attend(self, x: np.ndarray, layer: dict, cache: np.ndarray, start: int, key_ok: np.ndarray) -> np.ndarray:
+        """Causal self-attention of x [B,T,D] at cache slots start..start+T; updates the cache."""
+        b, t, _ = x.shape
+        dh = D_MODEL // N_HEADS
+        qkv = (x.reshape(b * t, D_MODEL) @ layer["qkv"]).reshape(b, t, 3, N_HEADS, dh).transpose(2, 0, 3, 1, 4)
+        cache[:, :, :, start : start + t] = qkv[1:]
+        end = start + t
+        keys, values = cache[0, :, :, :end], cache[1, :, :, :end]
+        scores = qkv[0] @ keys.transpose(0, 1, 3, 2) / np.float32(np.sqrt(dh))  # [B,H,T,end]
+        allowed = key_ok[:, None, None, :end] & (np.arange(end)[None, :] <= np.arange(start, end)[:, None])[None, None]
+        scores = np.where(allowed, scores, NEG)
+        scores = np.exp(scores - scores.max(axis=-1, keepdims=True))
+        weights = scores / scores.sum(axis=-1, keepdims=True)
+        mixed = (weights @ values).transpose(0, 2, 1, 3).reshape(b * t, D_MODEL)
+        return (mixed @ layer["out"]).reshape(b, t, D_MODEL)
+
+    def _forward(self, tokens: np.ndarray, pos: np.ndarray, caches: list, start: int, key_ok: np.ndarray) -> np.ndarray:
+        """Logits [B,V] for the last of `tokens` [B,T] (positions `pos` [B,T])."""
+        b, t = tokens.shape
+        x = self.embed[tokens] + self.positions[pos]
+        for layer, cache in zip(self.layers, caches, strict=True):
+            x = x + self._attend(_layer_norm(x), layer, cache, start, key_ok)
+            # 2-D matmuls: one GEMM over all rows (a stacked 3-D matmul runs one GEMV per row)
+            hidden = _gelu(_layer_norm(x).reshape(b * t, D_MODEL) @ layer["ff1"])
+            x = x + (hidden @ layer["ff2"]).reshape(b, t, D_MODEL)
+        return _layer_norm(x[:, -1]) @ self.head + self.head_bias
+
+    def generate(
+        self,
+        prompts: list[bytes],
+        max_tokens: np.ndarray,
+        temperature: np.ndarray,
+        top_p: np.ndarray,
+        seeds: list[int | None],
+    ) -> list[bytes]:
+        """Generate max_tokens[i] bytes for each prompt, all rows in one batch."""
+        ids = [[BOS, *p[-(MAX_CONTEXT - 1) :]] for p in prompts]
+        b, width, steps = len(ids), max(len(r) for r in ids), int(max_tokens.max())
+        tokens = np.zeros((b, width), dtype=np.int64)
+        pad = np.array([width - len(r) for r in ids])
+        for i, row in enumerate(ids):
+            tokens[i, pad[i] :] = row
+        key_ok = np.arange(width + steps)[None, :] >= pad[:, None]
+        pos = np.maximum(np.arange(width)[None, :] - pad[:, None], 0)
+        dh = D_MODEL // N_HEADS
+        caches = [np.zeros((2, b, N_HEADS, width + steps, dh), dtype=np.float32) for _ in self.layers]
+        rngs = [np.random.default_rng(None if s is None else int(s) % 2**64) for s in seeds]
+        out = np.zeros((b, steps), dtype=np.uint8)
+        logits = self._forward(tokens, pos, caches, 0, key_ok)
+        for step in range(steps):
+            nxt = self._pick(logits, temperature, top_p, rngs)
+            out[:, step] = nxt
+            if step + 1 < steps:
+                cur = (pos[:, -1] + step + 1)[:, None]
+                logits = self._forward(nxt[:, None], cur, caches, width + step, key_ok)
+        return [out[i, : max_tokens[i]].tobytes() for i in range(b)]
+
+    @staticmethod
+    def _pick(logits: np.ndarray, temperature: np.ndarray, top_p: np.ndarray, rngs: list) -> np.ndarray:
+        """Greedy for rows with temperature <= 0, else temperature + nucleus sampling."""
+        chosen = logits.argmax(axis=-1)
+        sampled = np.flatnonzero(temperature > 0)
+        if sampled.size:
+            scaled = logits[sampled] / temperature[sampled, None]
+            probs = np.exp(scaled - scaled.max(axis=-1, keepdims=True))
+            probs /= probs.sum(axis=-1, keepdims=True)
+            order = np.argsort(-probs, axis=-1, kind="stable")
+            sorted_p = np.take_along_axis(probs, order, axis=-1)
+            cum = np.cumsum(sorted_p, axis=-1)
+            sorted_p[(cum - sorted_p) >= top_p[sampled, None]] = 0.0  # keep the nucleus (>= 1 token)
+            cum = np.cumsum(sorted_p, axis=-1)
+            for j, row in enumerate(sampled):
+                draw = rngs[row].random() * cum[j, -1]
+                chosen[row] = order[j, min(int(np.searchsorted(cum[j], draw, side="right")), VOCAB - 1)]
+        return chosen
+
+
+def _optional(request, name: str, default: float | None, rows: int) -> list:
+    tensor = pb_utils.get_input_tensor_by_name(request, name)
+    if tensor is None:
+        return [default] * rows
+    return [v.item() for v in tensor.as_numpy().reshape(-1)]
+
+
+class TritonPythonModel:
+    """Triton entry points: every request of one execute() call becomes one TinyLM batch."""
+
+    def initialize(self, args: dict) -> None:
+        self.gpu_type = os.environ.get("LLMFLEET_GPU_TYPE", "cpu")
+        self.memory_gb = int(os.environ.get("LLMFLEET_GPU_MEMORY_GB", "0") or 0)
+        self.speed = min(1.0, max(0.01, float(os.environ.get("LLMFLEET_GPU_SPEED", "1.0") or 1.0)))
+        self.model = TinyLM()
+        self.model.generate([b"warm up"], np.array([2]), np.zeros(1, np.float32), np.ones(1, np.float32), [None])
+        pb_utils.Logger.log_info(
+            f"tinylm ready: emulating gpu_type={self.gpu_type} memory_gb={self.memory_gb} "
+            f"relative_speed={self.speed} (1.0 = this CPU; faster profiles are clamped to 1.0)"
+        )
+
+    def execute(self, requests: list) -> list:
+        started = time.perf_counter()
+        responses: list = [None] * len(requests)
+        rows: list[tuple[int, bytes, int, float, float, int | None]] = []
+        for index, request in enumerate(requests):
+            prompts = pb_utils.get_input_tensor_by_name(request, "PROMPT").as_numpy().reshape(-1)
+            wanted = pb_utils.get_input_tensor_by_name(request, "MAX_TOKENS").as_numpy().reshape(-1)
+            n = len(prompts)
+            temps = _optional(request, "TEMPERATURE", 0.0, n)
+            tops = _optional(request, "TOP_P", 1.0, n)
+            seeds = _optional(request, "SEED", None, n)
+            if not all(1 <= int(w) <= MAX_NEW_TOKENS for w in wanted):
+                responses[index] = pb_utils.InferenceResponse(
+                    error=pb_utils.TritonError(f"MAX_TOKENS must be in [1, {MAX_NEW_TOKENS}]")
+                )
+                continue
+            for p, w, t, tp, s in zip(prompts, wanted, temps, tops, seeds, strict=True):
+                raw = p if isinstance(p, bytes) else str(p).encode()
+                rows.append((index, raw, int(w), float(t), float(tp), s))
+        if rows:
+            texts = self.model.generate(
+                [r[1] for r in rows],
+                np.array([r[2] for r in rows]),
+                np.array([r[3] for r in rows], dtype=np.float32),
+                np.clip(np.array([r[4] for r in rows], dtype=np.float32), 1e-6, 1.0),
+                [r[5] for r in rows],
+            )
+            for index in range(len(requests)):
+                if responses[index] is not None:
+                    continue
+                mine = [(row, text) for row, text in zip(rows, texts, strict=True) if row[0] == index]
+                responses[index] = pb_utils.InferenceResponse(
+                    output_tensors=[
+                        pb_utils.Tensor("TEXT", np.array([[text] for _, text in mine], dtype=np.object_)),
+                        pb_utils.Tensor("TOKEN_COUNT", np.array([[len(text)] for _, text in mine], dtype=np.int32)),
+                        pb_utils.Tensor("PROMPT_TOKENS", np.array([[len(row[1])] for row, _ in mine], dtype=np.int32)),
+                    ]
+                )
+        if self.speed < 1.0:
+            time.sleep((time.perf_counter() - started) * (1.0 / self.speed - 1.0))
+        return responses
+
+    def finalize(self) -> None:
+        pb_utils.Logger.log_info("tinylm unloaded")
