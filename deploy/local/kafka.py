@@ -2,22 +2,17 @@
 
 The jars are resolved once from Maven Central into the cache (`deploy/local/kafka/pom.xml`); the
 data folder lives in the run dir and is formatted only once, so topics and committed offsets
-survive a stop, a restart and a SIGKILL.
+survive a stop, a restart and a SIGKILL. Installing and formatting live in `kafka_install`.
 """
 
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
-import fcntl
 import os
-import shutil
 import signal
-import subprocess
 import sys
 import time
-import uuid
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -35,51 +30,16 @@ from deploy.local.common import (
     tcp_open,
     wait_until,
 )
+from deploy.local.kafka_install import KAFKA_VERSION, STATIC, ensure_installed, format_storage, java_binary
 
-KAFKA_VERSION = "4.1.2"
+__all__ = ["KAFKA_VERSION", "ensure_installed", "kill", "start", "status", "stop"]
+
 NODE_ID = 1
 DEFAULT_PORT = 9092
 DEFAULT_CONTROLLER_PORT = 9093
 READY_TIMEOUT = 120.0
 READY_LINE = "Kafka Server started"  # logged by KafkaRaftServer once broker and controller are up
-STATIC = Path(__file__).resolve().parent / "kafka"  # pom.xml and log4j2.xml
 JVM_OPTS = ("-Xms512m", "-Xmx1g", "-XX:+UseG1GC", "-XX:MaxGCPauseMillis=20", "-Djava.awt.headless=true")
-
-
-def ensure_installed(paths: StackPaths) -> Path:
-    """Resolve Kafka's jars from Maven Central into the cache once; return the libs folder."""
-    home = paths.cache / f"kafka-{KAFKA_VERSION}"
-    libs, marker = home / "libs", home / ".installed"
-    if marker.exists():
-        return libs
-    home.mkdir(parents=True, exist_ok=True)
-    with (home / ".lock").open("w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)  # two installs at once: the second waits, then reuses
-        if marker.exists():
-            return libs
-        staging = home / "libs.partial"
-        shutil.rmtree(staging, ignore_errors=True)
-        shutil.rmtree(libs, ignore_errors=True)
-        mvn = shutil.which("mvn")
-        if mvn is None:
-            raise RuntimeError("Maven (mvn) is needed to fetch Kafka's jars: apt-get install maven")
-        cmd = [
-            mvn,
-            "-q",
-            "-B",
-            "--no-transfer-progress",
-            "-f",
-            str(STATIC / "pom.xml"),
-            f"-Dkafka.version={KAFKA_VERSION}",
-            "dependency:copy-dependencies",
-            f"-DoutputDirectory={staging}",
-        ]
-        result = subprocess.run(cmd, capture_output=True, text=True, check=False)
-        if result.returncode != 0 or not (staging / f"kafka_2.13-{KAFKA_VERSION}.jar").exists():
-            raise RuntimeError(f"resolving Kafka {KAFKA_VERSION} failed:\n{result.stdout}{result.stderr}")
-        staging.rename(libs)
-        marker.write_text("\n".join(sorted(jar.name for jar in libs.glob("*.jar"))) + "\n")
-    return libs
 
 
 def start(paths: StackPaths | None = None) -> dict[str, Any]:
@@ -100,11 +60,11 @@ def start(paths: StackPaths | None = None) -> dict[str, Any]:
         port = free_port(preferred)
         controller_port = free_port(preferred_controller, taken=[port])
         config.write_text(_server_properties(port, controller_port, data))
-        _format(libs, config, data)
+        format_storage(libs, config, data)
         log = paths.logs / "kafka.log"
         offset = log.stat().st_size if log.exists() else 0
         cmd = [
-            _java(),
+            java_binary(),
             *JVM_OPTS,
             f"-Dlog4j2.configurationFile={STATIC / 'log4j2.xml'}",
             "-cp",
@@ -200,48 +160,6 @@ def _preferred_ports(recorded: dict[str, Any] | None, config: Path) -> tuple[int
                     if name in ports and address.rpartition(":")[2].isdigit():
                         ports[name] = int(address.rpartition(":")[2])
     return ports["PLAINTEXT"], ports["CONTROLLER"]
-
-
-def _format(libs: Path, config: Path, data: Path) -> None:
-    """Format the KRaft storage (single-voter dynamic quorum) unless the data folder already is."""
-    if (data / "meta.properties").exists():  # written last by the formatter
-        return
-    shutil.rmtree(data, ignore_errors=True)  # a half-made folder from an interrupted format
-    cmd = [
-        _java(),
-        "-Xmx256m",
-        f"-Dlog4j2.configurationFile={STATIC / 'log4j2.xml'}",
-        "-cp",
-        f"{libs}/*",
-        "kafka.tools.StorageTool",
-        "format",
-        "--standalone",
-        "-t",
-        _cluster_id(),
-        "-c",
-        str(config),
-    ]
-    result = subprocess.run(cmd, capture_output=True, text=True, check=False)
-    if result.returncode != 0:
-        raise RuntimeError(f"formatting Kafka storage failed:\n{result.stdout}{result.stderr}")
-
-
-def _cluster_id() -> str:
-    """A random cluster id in Kafka's Uuid form: 16 bytes, URL-safe base64, no padding."""
-    while True:
-        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
-        if not cluster_id.startswith("-"):  # Kafka's own generator avoids these too
-            return cluster_id
-
-
-def _java() -> str:
-    java_home = os.environ.get("JAVA_HOME")
-    if java_home and (Path(java_home) / "bin" / "java").exists():
-        return str(Path(java_home) / "bin" / "java")
-    java = shutil.which("java")
-    if java is None:
-        raise RuntimeError("Kafka needs Java 17+: apt-get install openjdk-17-jre-headless")
-    return java
 
 
 def _wait_ready(pid: int, port: int, bootstrap: str, log: Path, offset: int) -> None:
