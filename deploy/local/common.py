@@ -140,6 +140,18 @@ def stop_pid(pid: int, timeout: float = 20.0, sig: signal.Signals = signal.SIGTE
     _reap(pid)
 
 
+def kill_pid(pid: int, timeout: float = 15.0) -> None:
+    """SIGKILL the process group that `spawn` created for pid (a crash), and wait until it is gone."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pid, signal.SIGKILL)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        _reap(pid)
+        if not pid_alive(pid):
+            return
+        time.sleep(0.05)
+
+
 def _reap(pid: int) -> None:
     with contextlib.suppress(ChildProcessError, OSError):
         os.waitpid(pid, os.WNOHANG)

@@ -18,6 +18,7 @@ from typing import Any
 from deploy.local.common import (
     StackPaths,
     free_port,
+    kill_pid,
     locked_state,
     pid_alive,
     read_state,
@@ -226,7 +227,7 @@ def kill(paths: StackPaths | None = None) -> None:
     paths = paths or stack_paths()
     info = read_state(paths).get("postgres")
     if info:
-        stop_pid(info["pid"], timeout=0)
+        kill_pid(info["pid"])
 
 
 def status(paths: StackPaths | None = None) -> dict[str, Any]:
