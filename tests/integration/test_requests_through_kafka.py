@@ -49,8 +49,9 @@ async def test_each_request_gets_one_result_with_its_tokens_and_one_trace(kafka_
     async with running(broker), FleetClient(kafka_bootstrap, results_topic=reply_topic) as fleet:
         with tracer.start_as_current_span("client.send") as root:
             for request_id, max_tokens in wanted.items():
-                await fleet.send("tinylm", f"prompt {request_id}", request_id, max_tokens=max_tokens,
-                                 reply_topic=reply_topic)
+                await fleet.send(
+                    "tinylm", f"prompt {request_id}", request_id, max_tokens=max_tokens, reply_topic=reply_topic
+                )
         results = await fleet.collect(wanted, timeout=60)
     for client in clients:
         await client.close()
