@@ -49,4 +49,5 @@ status: setup
 	$(PY) -m llmfleet.cli status
 
 clean: down ## remove runtime data and logs (keeps downloads)
+	$(PY) -m deploy.local.postgres remove-data
 	rm -rf .cache/stack

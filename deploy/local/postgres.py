@@ -6,6 +6,7 @@ service can neither read nor write another service's tables.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import pwd
 import shutil
@@ -46,6 +47,33 @@ def _run_as() -> pwd.struct_passwd | None:
     if os.geteuid() != 0:
         return None
     return pwd.getpwnam("postgres")
+
+
+def _reachable_by_others(folder: Path) -> bool:
+    """True when every folder above `folder` lets other users through (o+x)."""
+    return all(parent.stat().st_mode & 0o001 for parent in [folder, *folder.parents] if parent.exists())
+
+
+def _postgres_home(paths: StackPaths, user: pwd.struct_passwd | None) -> Path:
+    """The folder for PostgreSQL's data, socket and password file.
+
+    Normally `<run>/postgres`. When PostgreSQL runs as its own user and cannot reach the run
+    folder (a checkout under a private folder, e.g. `mktemp -d`), the data goes to /var/tmp
+    instead, and `<run>/postgres` becomes a link to it so it is still found where expected.
+    """
+    home = paths.run / "postgres"
+    if user is None or home.is_symlink() or _reachable_by_others(paths.run):
+        return home.resolve()
+    digest = hashlib.sha1(str(paths.run).encode()).hexdigest()[:12]  # noqa: S324 - a name, not security
+    outside = Path("/var/tmp") / f"llmfleet-postgres-{digest}"  # noqa: S108 - ownership checked below
+    outside.mkdir(mode=0o755, exist_ok=True)
+    if outside.is_symlink() or outside.stat().st_uid not in (0, user.pw_uid):
+        raise RuntimeError(f"{outside} exists and belongs to someone else; remove it or move the checkout")
+    os.chown(outside, user.pw_uid, user.pw_gid)
+    if home.exists():
+        shutil.rmtree(home)  # an unusable half-made folder from an earlier try
+    home.symlink_to(outside, target_is_directory=True)
+    return outside
 
 
 def _run(cmd: list[str], user: pwd.struct_passwd | None) -> None:
@@ -103,7 +131,7 @@ def start(paths: StackPaths | None = None) -> dict[str, Any]:
         if current and pid_alive(current["pid"]) and tcp_open(current["port"]):
             return dict(current)
         user = _run_as()
-        pg_dir = paths.run / "postgres"
+        pg_dir = _postgres_home(paths, user)
         data = _initdb(pg_dir, user)
         preferred = current["port"] if current else DEFAULT_PORT
         port = free_port(preferred)
@@ -222,6 +250,16 @@ def stop(paths: StackPaths | None = None) -> None:
             stop_pid(info["pid"], timeout=30, sig=signal.SIGINT)  # SIGINT = fast shutdown
 
 
+def remove_data(paths: StackPaths | None = None) -> None:
+    """Delete the (stopped) server's data folder, also when it lives outside the run folder."""
+    home = (paths or stack_paths()).run / "postgres"
+    if home.is_symlink():
+        shutil.rmtree(home.resolve(), ignore_errors=True)
+        home.unlink()
+    elif home.exists():
+        shutil.rmtree(home)
+
+
 def kill(paths: StackPaths | None = None) -> None:
     """SIGKILL PostgreSQL (for crash tests); `start` brings it back on the same port."""
     paths = paths or stack_paths()
@@ -239,4 +277,4 @@ def status(paths: StackPaths | None = None) -> dict[str, Any]:
 
 if __name__ == "__main__":
     action = sys.argv[1] if len(sys.argv) > 1 else "status"
-    print({"up": start, "down": stop, "status": status}[action]())
+    print({"up": start, "down": stop, "status": status, "remove-data": remove_data}[action]())

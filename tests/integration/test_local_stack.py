@@ -29,7 +29,9 @@ def scratch_paths() -> Iterator[StackPaths]:
     shared = stack_paths()
     run = shared.run / f"scratch-{uuid.uuid4().hex[:8]}"
     (run / "logs").mkdir(parents=True)
-    yield StackPaths(cache=shared.cache, run=run)
+    paths = StackPaths(cache=shared.cache, run=run)
+    yield paths
+    postgres.remove_data(paths)
     shutil.rmtree(run, ignore_errors=True)
 
 
