@@ -251,20 +251,23 @@ class ServerAllocated(Event):
     action_id: str | None = None
 
 
-class ModelLoaded(Event):
+class _ModelPlacementChanged(Event):
+    server_id: str
+    model_id: str
+    region: str
+    action_id: str | None = None
+
+
+class ModelLoaded(_ModelPlacementChanged):
+    """A model is loaded on a server and ready to serve."""
+
     type: Literal["model_loaded"] = "model_loaded"
-    server_id: str
-    model_id: str
-    region: str
-    action_id: str | None = None
 
 
-class ModelUnloaded(Event):
+class ModelUnloaded(_ModelPlacementChanged):
+    """A model is no longer served by a server."""
+
     type: Literal["model_unloaded"] = "model_unloaded"
-    server_id: str
-    model_id: str
-    region: str
-    action_id: str | None = None
 
 
 class ServerReleased(Event):

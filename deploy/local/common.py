@@ -129,27 +129,25 @@ def stop_pid(pid: int, timeout: float = 20.0, sig: signal.Signals = signal.SIGTE
         return
     with contextlib.suppress(ProcessLookupError):
         os.killpg(pid, sig)
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        _reap(pid)
-        if not pid_alive(pid):
-            return
-        time.sleep(0.1)
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(pid, signal.SIGKILL)
-    _reap(pid)
+    if not _gone_within(pid, timeout):
+        kill_pid(pid)
 
 
 def kill_pid(pid: int, timeout: float = 15.0) -> None:
     """SIGKILL the process group that `spawn` created for pid (a crash), and wait until it is gone."""
     with contextlib.suppress(ProcessLookupError):
         os.killpg(pid, signal.SIGKILL)
+    _gone_within(pid, timeout)
+
+
+def _gone_within(pid: int, timeout: float) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         _reap(pid)
         if not pid_alive(pid):
-            return
+            return True
         time.sleep(0.05)
+    return False
 
 
 def _reap(pid: int) -> None:
