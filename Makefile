@@ -6,7 +6,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PYTEST_ARGS ?=
 
-.PHONY: setup install test test-unit test-integration lint demo up down status clean
+.PHONY: setup install test test-unit test-integration lint demo up down status clean bench-triton
 
 $(UV):
 	python3 -m venv .cache/uv
@@ -33,7 +33,7 @@ test-integration: install
 lint: setup ## ruff, mypy and the import contracts
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
-	$(VENV)/bin/mypy shared services deploy/local llmfleet
+	$(VENV)/bin/mypy shared services deploy/local llmfleet benchmarks
 	$(VENV)/bin/lint-imports
 
 demo: install ## the platform end to end: requests through Kafka to Triton and back
@@ -51,3 +51,6 @@ status: setup
 clean: down ## remove runtime data and logs (keeps downloads)
 	$(PY) -m deploy.local.postgres remove-data
 	rm -rf .cache/stack
+
+bench-triton: install ## batching on the served model, on a real Triton server (last line: JSON)
+	$(PY) -m benchmarks.triton_model
