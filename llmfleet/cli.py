@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from typing import Any
 
 import typer
 from rich.console import Console
@@ -29,7 +30,7 @@ def up() -> None:
     stack.install()
     info = stack.up()
     _print_status(stack.status())
-    console.print(f"Kafka at [bold]{info['kafka']['bootstrap']}[/bold]; logs in {stack.status()['logs']}")
+    console.print(f"Kafka at [bold]{info['kafka']['bootstrap']}[/bold]; `llmfleet down` stops everything")
 
 
 @app.command()
@@ -49,30 +50,21 @@ def status(output: str = typer.Option("table", "-o", "--output", help="table or 
         _print_status(current)
 
 
-def _print_status(current: dict) -> None:  # type: ignore[type-arg]
+def _print_status(current: dict[str, Any]) -> None:
     table = Table(title="llmfleet local stack")
-    for column in ("component", "running", "address", "detail", "log"):
-        table.add_column(column)
+    for column in ("component", "running", "address", "what"):
+        table.add_column(column, no_wrap=True)
     pg, kf = current["postgres"], current["kafka"]
-    table.add_row(
-        "postgres",
-        _yes(pg.get("running")),
-        f"127.0.0.1:{pg.get('port', '-')}",
-        pg.get("version", ""),
-        pg.get("log", ""),
-    )
-    table.add_row(
-        "kafka", _yes(kf.get("running")), kf.get("bootstrap", "-"), f"Kafka {kf.get('version', '')}", kf.get("log", "")
-    )
-    for name, server in current["triton"].items():
+    pg_version = pg.get("version", "").removeprefix("postgres (PostgreSQL) ").split(" ")[0]
+    table.add_row("postgres", _yes(pg.get("running")), f"127.0.0.1:{pg.get('port', '-')}", f"PostgreSQL {pg_version}")
+    table.add_row("kafka", _yes(kf.get("running")), kf.get("bootstrap", "-"), f"Kafka {kf.get('version', '')} (KRaft)")
+    for name, server in sorted(current["triton"].items()):
+        gpu = f"emulated {server.get('gpu_type')} (speed x{server.get('relative_speed')})"
         table.add_row(
-            name,
-            _yes(server.get("running")),
-            server.get("http_url", "-"),
-            f"emulated {server.get('gpu_type')} x{server.get('relative_speed')}",
-            server.get("log", ""),
+            name, _yes(server.get("running")), server.get("http_url", "-"), f"Triton, {gpu}, {server.get('region')}"
         )
     console.print(table)
+    console.print(f"logs: {current['logs']}")
 
 
 def _yes(flag: object) -> str:

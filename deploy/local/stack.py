@@ -44,8 +44,8 @@ def up(servers: tuple[ServerSpec, ...] = DEFAULT_SERVERS, paths: StackPaths | No
     asyncio.run(ensure_topics(broker["bootstrap"]))
     started = {}
     for spec in servers:
-        info = triton.start_server(spec.name, triton.PROFILES[spec.gpu_type], spec.models, paths=paths)
-        started[spec.name] = {**info, "region": spec.region}
+        profile = triton.PROFILES[spec.gpu_type]
+        started[spec.name] = triton.start_server(spec.name, profile, spec.models, paths=paths, region=spec.region)
     return {"postgres": pg, "kafka": broker, "triton": started}
 
 

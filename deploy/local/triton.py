@@ -161,9 +161,14 @@ def _pick_ports(servers: dict[str, Any], name: str, base_port: int) -> tuple[int
 
 
 def start_server(
-    name: str, profile: GpuProfile, models: Sequence[str] = (), paths: StackPaths | None = None, base_port: int = 8000
+    name: str,
+    profile: GpuProfile,
+    models: Sequence[str] = (),
+    paths: StackPaths | None = None,
+    base_port: int = 8000,
+    region: str = "local",
 ) -> dict[str, Any]:
-    """Start (or reuse) the Triton server `name` emulating `profile`, load `models`; return its record."""
+    """Start (or reuse) the Triton server `name` emulating `profile` in `region`, load `models`."""
     paths = paths or stack_paths()
     binary = ensure_installed(paths)
     with locked_state(paths) as state:
@@ -190,6 +195,7 @@ def start_server(
                 "gpu_type": profile.gpu_type,
                 "memory_gb": profile.memory_gb,
                 "relative_speed": profile.relative_speed,
+                "region": region,
                 "log": str(log),
             }
             servers[name] = info  # recorded at once: a parallel start picks other ports
