@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import signal
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -20,6 +19,7 @@ from typing import Any
 from deploy.local.common import (
     StackPaths,
     free_port,
+    kill_pid,
     locked_state,
     pid_alive,
     port_is_free,
@@ -107,8 +107,7 @@ def kill(paths: StackPaths | None = None) -> None:
     info = read_state(paths or stack_paths()).get("kafka")
     if not info or not _ours(info):
         return
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(info["pid"], signal.SIGKILL)
+    kill_pid(info["pid"])
     _wait_released(info)
 
 

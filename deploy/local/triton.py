@@ -21,7 +21,6 @@ import contextlib
 import glob
 import os
 import re
-import signal
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -32,6 +31,7 @@ from deploy.local.common import (
     REPO_ROOT,
     StackPaths,
     free_port,
+    kill_pid,
     locked_state,
     pid_alive,
     port_is_free,
@@ -263,8 +263,7 @@ def kill_server(name: str, paths: StackPaths | None = None) -> None:
     info = read_state(paths).get("triton", {}).get(name)
     if info is None or not _ours(info):
         return
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(int(info["pid"]), signal.SIGKILL)
+    kill_pid(int(info["pid"]))
     _wait_released(info)
     _cleanup_shm(name)
 
