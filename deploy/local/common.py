@@ -150,6 +150,20 @@ def _gone_within(pid: int, timeout: float) -> bool:
     return False
 
 
+def wait_released(pid: int, ports: Sequence[int], timeout: float = 15.0) -> None:
+    """Wait until the process is gone and its ports can be bound again.
+
+    A JVM's main thread turns zombie (so `pid_alive` may say no) while other threads that hold
+    the listening sockets are still exiting; a quick restart would then miss its port.
+    """
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        _reap(pid)
+        if not pid_alive(pid) and all(port_is_free(port) for port in ports):
+            return
+        time.sleep(0.1)
+
+
 def _reap(pid: int) -> None:
     with contextlib.suppress(ChildProcessError, OSError):
         os.waitpid(pid, os.WNOHANG)

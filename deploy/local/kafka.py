@@ -8,8 +8,6 @@ survive a stop, a restart and a SIGKILL. Installing and formatting live in `kafk
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import os
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -22,12 +20,12 @@ from deploy.local.common import (
     kill_pid,
     locked_state,
     pid_alive,
-    port_is_free,
     read_state,
     spawn,
     stack_paths,
     stop_pid,
     tcp_open,
+    wait_released,
     wait_until,
 )
 from deploy.local.kafka_install import KAFKA_VERSION, STATIC, ensure_installed, format_storage, java_binary
@@ -213,21 +211,8 @@ def _ours(info: dict[str, Any]) -> bool:
     return b"kafka.Kafka" in cmdline and str(info.get("config", "")).encode() in cmdline
 
 
-def _wait_released(info: dict[str, Any], timeout: float = 15.0) -> None:
-    """Wait until the broker is gone and its ports can be bound again.
-
-    A JVM's main thread turns zombie (so `pid_alive` says no) while its other threads, which
-    hold the listening sockets, are still exiting; a quick restart would then miss its port.
-    """
-    pid, ports = int(info["pid"]), (int(info["port"]), int(info["controller_port"]))
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        with contextlib.suppress(ChildProcessError, OSError):
-            os.waitpid(pid, os.WNOHANG)
-        if not pid_alive(pid) and all(port_is_free(port) for port in ports):
-            return
-        time.sleep(0.1)
-    # Still taken: something else holds the port now; `start` then moves on to a free one.
+def _wait_released(info: dict[str, Any]) -> None:
+    wait_released(int(info["pid"]), (int(info["port"]), int(info["controller_port"])))
 
 
 if __name__ == "__main__":

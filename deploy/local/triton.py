@@ -21,7 +21,6 @@ import contextlib
 import glob
 import os
 import re
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,6 +38,7 @@ from deploy.local.common import (
     spawn,
     stack_paths,
     stop_pid,
+    wait_released,
     wait_until,
 )
 from deploy.local.triton_install import PYTRITON_VERSION, STUB_NUMPY, backends_dir, ensure_installed, server_env
@@ -226,15 +226,8 @@ def _cleanup_shm(name: str) -> None:
             os.unlink(region)
 
 
-def _wait_released(info: dict[str, Any], timeout: float = 15.0) -> None:
-    """Wait until the process is gone and its ports can be bound again."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        with contextlib.suppress(ChildProcessError, OSError):
-            os.waitpid(int(info["pid"]), os.WNOHANG)
-        if not pid_alive(int(info["pid"])) and all(port_is_free(p) for p in _ports(info)):
-            return
-        time.sleep(0.1)
+def _wait_released(info: dict[str, Any]) -> None:
+    wait_released(int(info["pid"]), _ports(info))
 
 
 def stop_server(name: str, paths: StackPaths | None = None) -> None:
