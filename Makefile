@@ -6,7 +6,8 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PYTEST_ARGS ?=
 
-.PHONY: setup install test test-unit test-integration lint demo up down status clean bench-triton
+.PHONY: setup install test test-unit test-integration lint demo up down status clean bench bench-triton \
+	bench-router bench-allocator bench-scaler bench-monitor
 
 $(UV):
 	python3 -m venv .cache/uv
@@ -54,3 +55,17 @@ clean: down ## remove runtime data and logs (keeps downloads)
 
 bench-triton: install ## batching on the served model, on a real Triton server (last line: JSON)
 	$(PY) -m benchmarks.triton_model
+
+bench-router: install ## Kafka -> router -> Triton -> Kafka: rps, router overhead, batching gain (last line: JSON)
+	$(PY) -m benchmarks.router
+
+bench-allocator: setup ## MILP placement vs greedy at fleet scale (last line: JSON)
+	$(PY) -m benchmarks.allocator
+
+bench-scaler: setup ## forecasting 50 models, back-test on the Azure traces (last line: JSON)
+	$(PY) -m benchmarks.scaler
+
+bench-monitor: install ## metrics event -> alert event delay, scrape targets sustained (last line: JSON)
+	$(PY) -m benchmarks.monitor
+
+bench: bench-triton bench-router bench-allocator bench-scaler bench-monitor ## every benchmark

@@ -23,9 +23,10 @@ from shared.broker import ensure_topics
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Mark tests by folder, so `-m unit` and `-m integration` select them."""
     for item in items:
-        folder = Path(str(item.fspath)).parent.name
-        if folder in ("unit", "integration"):
-            item.add_marker(getattr(pytest.mark, folder))
+        parts = Path(str(item.fspath)).parts
+        for kind in ("unit", "integration"):
+            if kind in parts:
+                item.add_marker(getattr(pytest.mark, kind))
 
 
 def _docker_answers() -> bool:

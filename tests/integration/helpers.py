@@ -9,7 +9,8 @@ import uuid
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
 
 
 async def produce_raw(bootstrap: str, topic: str, values: list[bytes], key: bytes = b"k") -> None:
@@ -59,3 +60,29 @@ async def running(broker: Any) -> AsyncIterator[None]:
     async with broker:
         await broker.start()
         yield
+
+
+async def start_group_at_end(bootstrap: str, group_id: str, *topics: str) -> None:
+    """Commit `group_id`'s offsets at the current end of `topics`.
+
+    A service started in a test with a fresh group reads from the earliest offset (the delivery
+    contract); on a broker that earlier tests (or runs) have written to, that would replay their
+    history. Committing the end first gives the test only the messages it sends itself.
+    """
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        described = await admin.describe_topics(list(topics))
+    finally:
+        await admin.close()
+    partitions = [TopicPartition(d["topic"], p["partition"]) for d in described for p in d["partitions"]]
+    if not partitions:
+        raise LookupError(f"no partitions for {topics}: create the topics first (ensure_topics)")
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=group_id, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        consumer.assign(partitions)
+        ends = await consumer.end_offsets(partitions)
+        await consumer.commit(dict(ends))
+    finally:
+        await consumer.stop()
