@@ -19,6 +19,8 @@ class ServiceSettings(BaseSettings):
     )
     consumer_group: str = Field(default="", description="Kafka group id; the service name when empty")
     db_pool_size: int = 5
+    metrics_port: int = Field(default=0, ge=0, le=65535, description="Prometheus /metrics port; 0: not served")
+    metrics_host: str = Field(default="127.0.0.1", description="address /metrics binds (0.0.0.0 in containers)")
 
     @property
     def group_id(self) -> str:
