@@ -247,6 +247,7 @@ class ServerAllocated(Event):
     gpu_type: str
     gpu_count: int = 1
     cost_per_hour: float = Field(ge=0.0)
+    pricing_class: Literal["on_demand", "spot", "reserved"] = "on_demand"
     capacity: int = Field(default=1, ge=1, description="batches it serves at once")
     action_id: str | None = None
 
@@ -262,6 +263,9 @@ class ModelLoaded(_ModelPlacementChanged):
     """A model is loaded on a server and ready to serve."""
 
     type: Literal["model_loaded"] = "model_loaded"
+    triton_model: str | None = Field(
+        default=None, description="the model's name in the server's Triton repository; None: the model id"
+    )
 
 
 class ModelUnloaded(_ModelPlacementChanged):
