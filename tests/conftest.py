@@ -81,14 +81,12 @@ def postgres_info() -> Iterator[dict[str, Any]]:
 
 def _provision_external(admin_url: str) -> dict[str, Any]:
     """Create the roles and schemas on a server given by URL (e.g. a CI service container)."""
-    import sqlalchemy as sa
+    from sqlalchemy.engine import make_url
 
-    engine = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT")
-    with engine.connect() as connection:
-        for statement in postgres.provisioning_sql():
-            connection.execute(sa.text(statement))
-    url = engine.url
-    engine.dispose()
+    from deploy.init import provision
+
+    url = make_url(admin_url).set(drivername="postgresql+asyncpg")
+    asyncio.run(provision(url.render_as_string(hide_password=False), postgres.role_password))
     return {"host": url.host, "port": url.port, "database": url.database}
 
 

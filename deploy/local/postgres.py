@@ -13,6 +13,7 @@ import shutil
 import signal
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -210,13 +211,14 @@ def _ready(pg_dir: Path, port: int, user: pwd.struct_passwd | None) -> bool:
         return False
 
 
-def provisioning_sql() -> list[str]:
+def provisioning_sql(password_for: Callable[[str], str] = role_password) -> list[str]:
     """Statements that give each service a login role owning exactly one schema (idempotent)."""
     statements = [f"revoke all on database {DATABASE} from public", "revoke all on schema public from public"]
     for service in SERVICES:
+        password = password_for(service).replace("'", "''")
         statements += [
             f"do $$ begin if not exists (select from pg_roles where rolname='{service}') then "
-            f"create role {service} login password '{role_password(service)}'; end if; end $$",
+            f"create role {service} login password '{password}'; end if; end $$",
             f"grant connect, temporary on database {DATABASE} to {service}",
             f"create schema if not exists {service} authorization {service}",
             f"alter role {service} set search_path = {service}",

@@ -1,0 +1,78 @@
+"""One-shot jobs of a deployment (Compose, Kubernetes): database roles, topics, migrations.
+
+`python -m deploy.init database` gives each service its login role and schema (admin URL from
+LLMFLEET_ADMIN_DATABASE_URL, each role's password from LLMFLEET_<SERVICE>_DB_PASSWORD);
+`python -m deploy.init topics` creates every topic with its partition count (LLMFLEET_KAFKA_BOOTSTRAP);
+`python -m deploy.init migrate SERVICE` runs that service's Alembic migrations with the service's
+own role (LLMFLEET_<SERVICE>_DATABASE_URL). All three are idempotent, so a job may run again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+import typer
+
+from deploy.local.postgres import SERVICES, provisioning_sql
+from shared.broker import ensure_topics
+from shared.migrations import upgrade
+
+SERVICES_DIR = Path(__file__).resolve().parent.parent / "services"
+
+app = typer.Typer(add_completion=False, help="llmfleet deployment jobs")
+
+
+def _env(name: str) -> str:
+    value = os.environ.get(name)
+    if not value:
+        raise typer.BadParameter(f"{name} is not set")
+    return value
+
+
+def role_password_from_env(service: str) -> str:
+    """A service role's password, as the deployment sets it."""
+    return _env(f"LLMFLEET_{service.upper()}_DB_PASSWORD")
+
+
+async def provision(admin_url: str, password_for: Callable[[str], str]) -> None:
+    """Run the role-and-schema statements as the database's admin (asyncpg URL)."""
+    from sqlalchemy import text
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    engine = create_async_engine(admin_url, isolation_level="AUTOCOMMIT")
+    try:
+        async with engine.connect() as connection:
+            for statement in provisioning_sql(password_for):
+                await connection.execute(text(statement))
+    finally:
+        await engine.dispose()
+
+
+@app.command()
+def database() -> None:
+    """Create each service's role and schema (and close `public`)."""
+    asyncio.run(provision(_env("LLMFLEET_ADMIN_DATABASE_URL"), role_password_from_env))
+    typer.echo(f"roles and schemas ready: {', '.join(SERVICES)}")
+
+
+@app.command()
+def topics() -> None:
+    """Create every platform topic with its partition count."""
+    created = asyncio.run(ensure_topics(_env("LLMFLEET_KAFKA_BOOTSTRAP")))
+    typer.echo(f"topics created: {', '.join(created) or 'none (all existed)'}")
+
+
+@app.command()
+def migrate(service: str) -> None:
+    """Bring one service's schema to the latest revision, as that service's role."""
+    if service not in SERVICES:
+        raise typer.BadParameter(f"unknown service {service!r}; one of {', '.join(SERVICES)}")
+    upgrade(SERVICES_DIR / service / "migrations", _env(f"LLMFLEET_{service.upper()}_DATABASE_URL"), service)
+    typer.echo(f"{service}: migrated")
+
+
+if __name__ == "__main__":
+    app()
