@@ -34,7 +34,7 @@ test-integration: install
 lint: setup ## ruff, mypy and the import contracts
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
-	$(VENV)/bin/mypy shared services deploy/local llmfleet benchmarks
+	$(VENV)/bin/mypy shared services deploy/local deploy/init.py deploy/settings_table.py llmfleet benchmarks
 	$(VENV)/bin/lint-imports
 
 demo: install ## the platform end to end: requests through Kafka to Triton and back

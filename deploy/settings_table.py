@@ -1,0 +1,61 @@
+"""`python -m deploy.settings_table`: the README's configuration table, from the settings classes.
+
+Every setting of every service is an environment variable `LLMFLEET_<SERVICE>_<FIELD>`; the
+table is generated so that it cannot drift from what the code reads (a test compares them).
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+from typing import Any
+
+from deploy.local.postgres import SERVICES
+from shared.settings import ServiceSettings
+
+SECRET_FIELDS = {"database_url"}
+
+
+def settings_class(service: str) -> type[ServiceSettings]:
+    """The one ServiceSettings subclass in services/<service>/settings.py."""
+    module = importlib.import_module(f"services.{service}.settings")
+    found = [
+        value
+        for value in vars(module).values()
+        if isinstance(value, type) and issubclass(value, ServiceSettings) and value is not ServiceSettings
+    ]
+    if len(found) != 1:
+        raise LookupError(f"services/{service}/settings.py should define one settings class, found {found}")
+    return found[0]
+
+
+def _default(name: str, value: Any) -> str:
+    if name in SECRET_FIELDS:
+        return "(set it)"
+    if hasattr(value, "value"):
+        value = value.value
+    text = json.dumps(value, default=str) if isinstance(value, list | dict | tuple) else str(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def rows() -> list[tuple[str, str, str]]:
+    """(variable, default, what it does) for every setting of every service."""
+    table = []
+    for service in SERVICES:
+        cls = settings_class(service)
+        prefix = str(cls.model_config.get("env_prefix", ""))
+        for name, field in cls.model_fields.items():
+            what = (field.description or "").replace("|", "/").replace("\n", " ")
+            table.append((f"{prefix}{name.upper()}", _default(name, field.default), what))
+    return table
+
+
+def markdown() -> str:
+    """The table as Markdown."""
+    lines = ["| variable | default | what it sets |", "|---|---|---|"]
+    lines += [f"| `{var}` | `{default}` | {what} |" for var, default, what in rows()]
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    print(markdown())
