@@ -1,1 +1,1 @@
-"""Pure domain logic: no I/O, no clock, no randomness (they are passed in)."""
+"""The router's functional core: batching, scoring, registry, admission, cold start, offsets, demand."""

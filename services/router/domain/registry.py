@@ -1,0 +1,85 @@
+"""The server registry: which Triton servers exist, what they serve, their health and load.
+
+Built from allocation events (and static configuration); the shell persists the same changes in
+the router's tables and reloads them at start, so a restart needs no replay.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from services.router.domain.scoring import Candidate
+
+
+@dataclass
+class Server:
+    """One Triton server as the router knows it."""
+
+    server_id: str
+    endpoint: str
+    region: str
+    gpu_type: str
+    cost_per_hour: float
+    capacity: int = 1
+    healthy: bool = True
+    inflight: int = 0
+    ok: int = 0
+    failed: int = 0
+
+    def candidate(self) -> Candidate:
+        """The scoring view of this server."""
+        return Candidate(
+            self.server_id, self.region, self.cost_per_hour, self.capacity, self.inflight, self.ok, self.failed
+        )
+
+
+@dataclass
+class Registry:
+    """Servers by id and model placements by server (a placement may arrive before its server)."""
+
+    servers: dict[str, Server] = field(default_factory=dict)
+    placements: dict[str, dict[str, str]] = field(default_factory=dict)  # server -> model -> Triton name
+
+    def add_server(self, server: Server) -> None:
+        """Add or update a server, keeping its live load and history."""
+        old = self.servers.get(server.server_id)
+        if old is not None:
+            server.inflight, server.ok, server.failed, server.healthy = old.inflight, old.ok, old.failed, old.healthy
+        self.servers[server.server_id] = server
+
+    def remove_server(self, server_id: str) -> None:
+        """Forget a released server and its placements."""
+        self.servers.pop(server_id, None)
+        self.placements.pop(server_id, None)
+
+    def load_model(self, server_id: str, model_id: str, triton_model: str | None) -> None:
+        """Record that the server serves the model (under its Triton name)."""
+        self.placements.setdefault(server_id, {})[model_id] = triton_model or model_id
+
+    def unload_model(self, server_id: str, model_id: str) -> None:
+        """Record that the server no longer serves the model."""
+        self.placements.get(server_id, {}).pop(model_id, None)
+
+    def knows_model(self, model_id: str) -> bool:
+        """True when some known server has the model, healthy or not (it may come back)."""
+        return any(model_id in models and s in self.servers for s, models in self.placements.items())
+
+    def candidates(self, model_id: str, exclude: frozenset[str] = frozenset()) -> list[Server]:
+        """Healthy servers that have the model loaded."""
+        return [
+            server
+            for server_id, models in self.placements.items()
+            if model_id in models
+            and (server := self.servers.get(server_id)) is not None
+            and server.healthy
+            and server_id not in exclude
+        ]
+
+    def triton_name(self, server_id: str, model_id: str) -> str:
+        """The name to call the model by on that server."""
+        return self.placements.get(server_id, {}).get(model_id, model_id)
+
+    def count_by_state(self) -> dict[str, int]:
+        """How many servers are healthy and unhealthy (for the servers gauge)."""
+        healthy = sum(1 for s in self.servers.values() if s.healthy)
+        return {"healthy": healthy, "unhealthy": len(self.servers) - healthy}
