@@ -132,6 +132,9 @@ class ServerMetricsReported(Event):
     latency_p95_ms: float | None = None
     latency_p99_ms: float | None = None
     cost_per_token: float | None = None
+    error_rate: float | None = Field(default=None, ge=0.0, le=1.0, description="failed / all requests")
+    latency_avg_ms: float | None = Field(default=None, description="mean request time Triton measured")
+    gpu_memory_used_fraction: float | None = Field(default=None, ge=0.0, le=1.0, description="None: no GPU gauge")
 
 
 class AlertState(StrEnum):
@@ -178,6 +181,7 @@ class ScalingSignalRaised(Event):
     value: float
     threshold: float
     factor: float = Field(description="suggested relative change, e.g. 0.25 for +25%")
+    target: float | None = Field(default=None, description="the value the change should bring the metric to")
 
 
 # ---------------------------------------------------------------- capacity decisions
