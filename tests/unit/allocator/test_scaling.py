@@ -1,0 +1,67 @@
+"""Scaling actions into provisioning steps: fill, start, reuse over the cap, drain smallest first."""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import replace
+
+from services.allocator.domain.scaling import (
+    AddInstances,
+    RemoveInstances,
+    Server,
+    StartServer,
+    plan_scaling,
+    room_for,
+)
+
+
+def ids():
+    counter = itertools.count(1)
+    return lambda: f"s{next(counter)}"
+
+
+def test_scale_up_from_nothing_starts_a_server_on_the_preferred_type(fleet, pools):
+    plan = plan_scaling(fleet.models["gpt-3.5-turbo"], "us-east-1", 3, [], fleet, pools, ids(), max_servers=4)
+    assert plan.failure is None
+    assert plan.steps == (StartServer("s1", "us-east-1", "a100_80gb", 2, "gpt-3.5-turbo", 3),)
+
+
+def test_scale_up_fills_room_first(fleet, pools):
+    server = Server("s0", "us-east-1", "a100_80gb", 2, {"gpt-3.5-turbo": 3})
+    assert room_for(server, fleet.models["gpt-3.5-turbo"], fleet) == 1
+    plan = plan_scaling(fleet.models["gpt-3.5-turbo"], "us-east-1", 6, [server], fleet, pools, ids(), max_servers=4)
+    assert plan.steps == (
+        AddInstances("s0", "gpt-3.5-turbo", 1, load=False),
+        StartServer("s1", "us-east-1", "a100_80gb", 1, "gpt-3.5-turbo", 2),
+    )
+
+
+def test_over_the_server_cap_reuses_a_server_with_room_or_fails(fleet, pools):
+    busy = Server("s0", "us-east-1", "a100_80gb", 1, {"tinylm": 1})
+    plan = plan_scaling(fleet.models["echo"], "us-east-1", 2, [busy], fleet, pools, ids(), max_servers=1)
+    assert plan.steps == (AddInstances("s0", "echo", 2, load=True),)
+    full = replace(busy, placements={"tinylm": 4})
+    failed = plan_scaling(fleet.models["echo"], "us-east-1", 2, [full], fleet, pools, ids(), max_servers=1)
+    assert failed.steps == () and failed.failure is not None and "server limit reached (1 servers)" in failed.failure
+
+
+def test_insufficient_gpus_fail_the_whole_action(fleet, pools):
+    none_free = {k: replace(p, available=0, reserved=p.total) for k, p in pools.items()}
+    plan = plan_scaling(fleet.models["echo"], "eu-west-1", 1, [], fleet, none_free, ids(), max_servers=4)
+    assert plan.steps == () and plan.failure is not None and "insufficient resources" in plan.failure
+
+
+def test_scale_down_empties_the_smallest_servers_first_and_stops_empty_ones(fleet, pools):
+    servers = [
+        Server("a", "us-east-1", "a100_80gb", 1, {"echo": 4}),
+        Server("b", "us-east-1", "a100_80gb", 1, {"echo": 1}),
+        Server("c", "us-east-1", "a100_80gb", 1, {"echo": 2, "tinylm": 1}),
+        Server("d", "eu-west-1", "a100_80gb", 1, {"echo": 4}),
+    ]
+    plan = plan_scaling(fleet.models["echo"], "us-east-1", 2, servers, fleet, pools, ids(), max_servers=4)
+    assert plan.steps == (
+        RemoveInstances("b", "echo", 1, unload=True, stop=True),
+        RemoveInstances("c", "echo", 2, unload=True, stop=False),
+        RemoveInstances("a", "echo", 2, unload=False, stop=False),
+    )
+    assert plan_scaling(fleet.models["echo"], "us-east-1", 7, servers, fleet, pools, ids(), 4).steps == ()
