@@ -334,6 +334,36 @@ class CostReported(Event):
     total_per_hour: float
     by_model_per_hour: dict[str, float] = Field(default_factory=dict)
     per_1k_tokens: dict[str, float] = Field(default_factory=dict)
+    report_id: str | None = None
+    trigger: Literal["schedule", "on_demand"] = "schedule"
+    requested_by: str | None = Field(default=None, description="request_id of the CostReportRequested it answers")
+    by_region_per_hour: dict[str, float] = Field(default_factory=dict)
+    by_gpu_type_per_hour: dict[str, float] = Field(default_factory=dict)
+    by_pricing_class_per_hour: dict[str, float] = Field(default_factory=dict)
+    servers: int = Field(default=0, ge=0, description="servers in the fleet snapshot the report prices")
+    gpus: int = Field(default=0, ge=0)
+
+
+class CostReportRequested(Event):
+    """An operator asks the cost service for a report now (the answer is a CostReported)."""
+
+    type: Literal["cost_report_requested"] = "cost_report_requested"
+    request_id: str = Field(min_length=1, max_length=200)
+
+
+class CapacityChangeRequested(Event):
+    """An operator applied a cost recommendation: change a pool's GPUs per pricing class."""
+
+    type: Literal["capacity_change_requested"] = "capacity_change_requested"
+    request_id: str
+    recommendation_id: str
+    region: str
+    gpu_type: str
+    changes: dict[Literal["on_demand", "spot", "reserved"], int] = Field(
+        description="GPUs to add (positive) or release (negative) per pricing class"
+    )
+    commitment_months: int | None = Field(default=None, description="for reserved GPUs bought")
+    reason: str
 
 
 # ---------------------------------------------------------------- dead letters
@@ -376,13 +406,15 @@ SERVER_METRICS = Topic("fleet.server-metrics.v1", 4, (ServerMetricsReported,))
 ALERTS = Topic("fleet.alerts.v1", 2, (AlertChanged,))
 SCALING_SIGNALS = Topic("fleet.scaling-signals.v1", 4, (ScalingSignalRaised,))
 FORECASTS = Topic("fleet.forecasts.v1", 4, (DemandForecasted,))
-SCALING_ACTIONS = Topic("fleet.scaling-actions.v1", 4, (ScalingActionRequested, ScalingActionOverdue))
+SCALING_ACTIONS = Topic(
+    "fleet.scaling-actions.v1", 4, (ScalingActionRequested, ScalingActionOverdue, CapacityChangeRequested)
+)
 MODEL_REQUESTS = Topic("fleet.model-requests.v1", 4, (ModelRequested,))
 ALLOCATIONS = Topic(
     "fleet.allocations.v1", 4, (ServerAllocated, ModelLoaded, ModelUnloaded, ServerReleased, AllocationFailed)
 )
 PRICES = Topic("fleet.prices.v1", 1, (PricesPublished,))
-COST_REPORTS = Topic("fleet.cost-reports.v1", 1, (CostReported,))
+COST_REPORTS = Topic("fleet.cost-reports.v1", 1, (CostReported, CostReportRequested))
 COST_RECOMMENDATIONS = Topic("fleet.cost-recommendations.v1", 2, (CostRecommended,))
 DEADLETTER = Topic("fleet.deadletter.v1", 1, (DeadLettered,))
 
