@@ -1,1 +1,1 @@
-"""The router: Kafka ingress, batching, scored routing and Triton dispatch."""
+"""The router: Kafka ingress, batching, scored routing, Triton dispatch, results and demand windows."""

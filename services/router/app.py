@@ -1,0 +1,80 @@
+"""Composition root of the router: `create_app(settings)` wires telemetry, database, Kafka and Triton."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from faststream import FastStream
+from opentelemetry.sdk.trace.export import SpanExporter
+from prometheus_client import CollectorRegistry
+
+from services.router import handlers, service
+from services.router.adapters.kafka_io import request_consumer, result_producer
+from services.router.adapters.metrics import router_metrics
+from services.router.core import RouterCore
+from services.router.dispatch import Dispatcher
+from services.router.domain.demand import DemandWindow
+from services.router.domain.offsets import OffsetTracker
+from services.router.domain.registry import Registry
+from services.router.lifecycle import HotPath
+from services.router.results import ResultSink
+from services.router.settings import RouterSettings
+from shared.metrics import new_registry, serve_metrics
+from shared.migrations import upgrade
+from shared.runtime import Runtime, create_runtime
+from shared.telemetry import tracer
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+@dataclass
+class RouterRuntime(Runtime):
+    """The shared runtime plus the router's hot path and metrics registry."""
+
+    hot_path: HotPath | None = None
+    metrics_registry: CollectorRegistry = field(default_factory=new_registry)
+    metrics_server: Any = None
+
+
+def migrate(settings: RouterSettings) -> None:
+    """Bring the router's schema up to date (the deploy's migration job runs this)."""
+    upgrade(MIGRATIONS, settings.database_url, settings.db_schema)
+
+
+def create_app(settings: RouterSettings, span_exporter: SpanExporter | None = None) -> tuple[FastStream, RouterRuntime]:
+    """The router as a FastStream application, and the runtime it owns (for tests)."""
+    base = create_runtime(settings, span_exporter)
+    runtime = RouterRuntime(**vars(base))
+    metrics = router_metrics(runtime.metrics_registry)
+    tracker, demand = OffsetTracker(), DemandWindow()
+    client_id = f"llmfleet-router-{settings.instance_id}"
+    router_tracer = tracer(runtime.tracer_provider, "llmfleet.router")
+    dispatcher = Dispatcher(Registry(), settings, router_tracer, metrics)
+    sink = ResultSink(
+        result_producer(settings.kafka_bootstrap, client_id), router_tracer, metrics, tracker, demand, "router"
+    )
+    core = RouterCore(settings, dispatcher, sink)
+    consumer = request_consumer(settings.kafka_bootstrap, settings.group_id, client_id, settings.max_poll_records)
+    runtime.hot_path = HotPath(core, consumer, tracker, demand, metrics)
+    handlers.register(runtime, core, settings.instance_id)
+
+    async def start_hot_path() -> None:
+        # The registry comes from the router's tables, so a restart needs no replay of allocations.
+        loaded = await service.load_registry(runtime.sessions, list(settings.static_servers))
+        dispatcher.registry.servers.update(loaded.servers)
+        dispatcher.registry.placements.update(loaded.placements)
+        await dispatcher.check_health()
+        runtime.metrics_server = serve_metrics(runtime.metrics_registry, settings.metrics_port, settings.metrics_host)
+        assert runtime.hot_path is not None
+        await runtime.hot_path.start()
+
+    async def stop_hot_path() -> None:
+        assert runtime.hot_path is not None
+        await runtime.hot_path.stop()
+        if runtime.metrics_server is not None:
+            runtime.metrics_server[0].shutdown()
+
+    app = FastStream(runtime.broker, on_startup=[start_hot_path], on_shutdown=[stop_hot_path, runtime.close])
+    return app, runtime

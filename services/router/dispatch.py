@@ -1,0 +1,136 @@
+"""Sending a batch to the best Triton server: scored choice, load tracking, bounded retries elsewhere."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass
+
+from opentelemetry.trace import Link, SpanKind, Tracer, use_span
+from tritonclient.utils import InferenceServerException
+
+from services.router.adapters.metrics import RouterMetrics
+from services.router.adapters.triton_client import BatchResult, Prompt, TritonClient
+from services.router.domain.batching import Batch
+from services.router.domain.registry import Registry, Server
+from services.router.domain.scoring import rank
+from services.router.intake import context_of, ticket
+from services.router.settings import RouterSettings
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Served:
+    """A batch's completions and the server that produced them."""
+
+    server_id: str
+    result: BatchResult
+
+
+@dataclass(frozen=True)
+class NotServed:
+    """Why a batch could not be served after its attempts."""
+
+    reason: str
+
+
+class Dispatcher:
+    """Owns one Triton client per endpoint and the choice of server for each batch."""
+
+    def __init__(self, registry: Registry, settings: RouterSettings, tracer: Tracer, metrics: RouterMetrics) -> None:
+        self.registry = registry
+        self._settings = settings
+        self._tracer = tracer
+        self._metrics = metrics
+        self._clients: dict[str, TritonClient] = {}
+
+    def client(self, endpoint: str) -> TritonClient:
+        """The (pooled) client of one endpoint."""
+        if endpoint not in self._clients:
+            self._clients[endpoint] = TritonClient(endpoint, timeout_s=self._settings.triton_timeout_s)
+        return self._clients[endpoint]
+
+    async def choose(self, batch: Batch, tried: set[str]) -> Server | None:
+        """The best healthy server for the batch; a tried one only when no other is left; waits a while."""
+        lead = batch.requests[0]
+        give_up = time.monotonic() + self._settings.no_server_wait_s
+        while True:
+            servers = self.registry.candidates(batch.model_id, exclude=frozenset(tried))
+            servers = servers or self.registry.candidates(batch.model_id)
+            if servers:
+                by_id = {s.server_id: s for s in servers}
+                return by_id[rank([s.candidate() for s in servers], lead.region, lead.strategy)[0].server_id]
+            if time.monotonic() >= give_up:
+                return None
+            await asyncio.sleep(0.05)  # the health check puts a recovered server back
+
+    async def serve(self, batch: Batch) -> Served | NotServed:
+        """Run the batch on up to `max_attempts` servers, best first, inside a batch span."""
+        spans = [ticket(r).span for r in batch.requests]
+        with self._tracer.start_as_current_span(
+            "router.batch",
+            context=context_of(spans[0]),
+            links=[Link(s.get_span_context()) for s in spans[1:]],
+            attributes={
+                "llmfleet.model_id": batch.model_id,
+                "llmfleet.batch.size": len(spans),
+                "llmfleet.batch.reason": batch.reason,
+            },
+        ):
+            tried: set[str] = set()
+            last_error = "no healthy server has the model"
+            for _ in range(self._settings.max_attempts):
+                server = await self.choose(batch, tried)
+                if server is None:
+                    break
+                tried.add(server.server_id)
+                outcome = await self._attempt(server, batch)
+                if isinstance(outcome, Served):
+                    return outcome
+                last_error = outcome.reason
+            return NotServed(f"failed after trying {sorted(tried) or 'no server'}: {last_error}"[:500])
+
+    async def _attempt(self, server: Server, batch: Batch) -> Served | NotServed:
+        prompts = [Prompt(r.prompt, r.max_tokens, r.temperature, r.top_p) for r in batch.requests]
+        model = self.registry.triton_name(server.server_id, batch.model_id)
+        server.inflight += 1
+        self._metrics.inflight_batches.inc()
+        span = self._tracer.start_span(f"triton infer {model}", kind=SpanKind.CLIENT)
+        span.set_attribute("llmfleet.server_id", server.server_id)
+        try:
+            with use_span(span, end_on_exit=True):  # the Triton call carries this span's traceparent
+                result = await self.client(server.endpoint).infer(model, prompts)
+            server.ok += 1
+            return Served(server.server_id, result)
+        except Exception as error:  # any failure: try elsewhere; the batch's result says why at the end
+            server.failed += 1
+            self._metrics.triton_failures.labels(server.server_id).inc()
+            if not isinstance(error, InferenceServerException):
+                server.healthy = False  # transport failure: out until the health check sees it ready
+            log.warning("batch of %s on %s failed: %r", batch.model_id, server.server_id, error)
+            return NotServed(f"{server.server_id}: {type(error).__name__}: {error}")
+        finally:
+            server.inflight -= 1
+            self._metrics.inflight_batches.dec()
+
+    async def check_health(self, timeout_s: float = 1.0) -> None:
+        """Ask every known server whether it is ready; take failing ones out, put recovered ones back."""
+        servers = list(self.registry.servers.values())
+
+        async def ready(server: Server) -> bool:
+            try:
+                return await asyncio.wait_for(self.client(server.endpoint).is_ready(), timeout_s)
+            except TimeoutError:
+                return False
+
+        for server, ok in zip(servers, await asyncio.gather(*(ready(s) for s in servers)), strict=True):
+            if ok != server.healthy:
+                log.info("server %s is %s", server.server_id, "ready again" if ok else "not ready")
+            server.healthy = ok
+
+    async def close(self) -> None:
+        """Close every client's connection pool."""
+        for client in self._clients.values():
+            await client.close()

@@ -1,0 +1,87 @@
+"""From a Kafka record to a `Pending` request: parse, continue the producer's trace, note the clocks."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from opentelemetry import propagate, trace
+from opentelemetry.trace import Span, SpanKind, Tracer
+
+from services.router.domain.offsets import Partition
+from services.router.domain.requests import Pending
+from shared.events import INFERENCE_REQUESTS, InferenceRequested
+
+
+@dataclass(slots=True)
+class Ticket:
+    """What the shell keeps with a request: where it came from, its span, its clocks."""
+
+    partition: Partition | None
+    offset: int
+    span: Span
+    reply_topic: str | None
+    occurred_at: float  # wall clock, epoch seconds
+    received: float  # monotonic
+    queued_ms: float
+    batched_ms: float = 0.0
+
+
+def headers_of(record: Any) -> dict[str, str]:
+    """A Kafka record's headers as text (trace context lives there)."""
+    return {key: value.decode(errors="replace") for key, value in (record.headers or ()) if value is not None}
+
+
+def read_request(record: Any, tracer: Tracer, now: float, wall: float, seq: int) -> Pending:
+    """Parse a request record and open its router span under the producer's span (raises if invalid)."""
+    event = InferenceRequested.model_validate_json(record.value)
+    span = tracer.start_span(
+        f"{INFERENCE_REQUESTS.name} process",
+        context=propagate.extract(headers_of(record)),
+        kind=SpanKind.CONSUMER,
+        attributes={
+            "messaging.system": "kafka",
+            "messaging.destination.name": record.topic,
+            "messaging.kafka.offset": record.offset,
+            "llmfleet.request_id": event.request_id,
+            "llmfleet.model_id": event.model_id,
+        },
+    )
+    occurred = event.occurred_at.timestamp()
+    ticket = Ticket(
+        partition=(record.topic, record.partition),
+        offset=record.offset,
+        span=span,
+        reply_topic=event.reply_topic,
+        occurred_at=occurred,
+        received=now,
+        queued_ms=max(0.0, (wall - occurred) * 1000),
+    )
+    # Deadlines arrive as wall-clock times; the core works in monotonic time.
+    deadline = None if event.deadline is None else now + (event.deadline.timestamp() - wall)
+    return Pending(
+        request_id=event.request_id,
+        model_id=event.model_id,
+        prompt=event.prompt,
+        max_tokens=event.max_tokens,
+        arrived=now,
+        seq=seq,
+        temperature=event.temperature,
+        top_p=event.top_p,
+        priority=event.priority,
+        region=event.user_region,
+        strategy=event.routing_strategy,
+        deadline=deadline,
+        ticket=ticket,
+    )
+
+
+def ticket(request: Pending) -> Ticket:
+    """The shell's ticket of a request read by `read_request`."""
+    found: Ticket = request.ticket
+    return found
+
+
+def context_of(span: Span) -> Any:
+    """A context whose current span is `span` (to parent children or inject headers)."""
+    return trace.set_span_in_context(span)

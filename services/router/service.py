@@ -1,0 +1,55 @@
+"""The router's service layer: allocation events change the registry tables, once, in one transaction."""
+
+from __future__ import annotations
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from services.router.adapters import repository
+from services.router.adapters.orm import inbox
+from services.router.domain.registry import Registry, Server
+from services.router.settings import StaticServer
+from shared.events import AllocationFailed, Event, ModelLoaded, ModelUnloaded, ServerAllocated, ServerReleased
+from shared.inbox import first_delivery
+
+
+async def record_allocation(sessions: async_sessionmaker[AsyncSession], consumer: str, event: Event) -> bool:
+    """Persist one allocation event's registry change; False when it was already applied."""
+    async with sessions.begin() as session:
+        if not await first_delivery(session, inbox, consumer, event.event_id):
+            return False
+        if isinstance(event, ServerAllocated):
+            await repository.upsert_server(session, event)
+        elif isinstance(event, ServerReleased):
+            await repository.delete_server(session, event.server_id)
+        elif isinstance(event, ModelLoaded):
+            await repository.upsert_placement(session, event)
+        elif isinstance(event, ModelUnloaded):
+            await repository.delete_placement(session, event.server_id, event.model_id)
+        return True
+
+
+def apply_allocation(registry: Registry, event: Event) -> None:
+    """The same change on the in-memory registry (idempotent, so redeliveries are harmless)."""
+    if isinstance(event, ServerAllocated):
+        registry.add_server(
+            Server(event.server_id, event.endpoint, event.region, event.gpu_type, event.cost_per_hour, event.capacity)
+        )
+    elif isinstance(event, ServerReleased):
+        registry.remove_server(event.server_id)
+    elif isinstance(event, ModelLoaded):
+        registry.load_model(event.server_id, event.model_id, event.triton_model)
+    elif isinstance(event, ModelUnloaded):
+        registry.unload_model(event.server_id, event.model_id)
+    elif not isinstance(event, AllocationFailed):  # AllocationFailed changes no registry state
+        raise TypeError(f"not an allocation event: {type(event).__name__}")
+
+
+async def load_registry(sessions: async_sessionmaker[AsyncSession], static: list[StaticServer]) -> Registry:
+    """The persisted registry plus the statically configured servers."""
+    async with sessions() as session:
+        registry = await repository.load_registry(session)
+    for s in static:
+        registry.add_server(Server(s.server_id, s.endpoint, s.region, s.gpu_type, s.cost_per_hour, s.capacity))
+        for model_id, triton_model in s.models.items():
+            registry.load_model(s.server_id, model_id, triton_model)
+    return registry

@@ -1,0 +1,53 @@
+"""The router's settings (`LLMFLEET_ROUTER_*`); dicts and lists are read as JSON from the environment."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, Field
+from pydantic_settings import SettingsConfigDict
+
+from services.router.domain.batching import BatchLimits, BatchStrategy, limits_for
+from shared.settings import ServiceSettings
+
+
+class StaticServer(BaseModel):
+    """A Triton server the router uses without an allocator announcing it (demo, benchmark)."""
+
+    server_id: str
+    endpoint: str
+    region: str = "us-east-1"
+    gpu_type: str = "unknown"
+    cost_per_hour: float = 0.0
+    capacity: int = Field(default=4, ge=1)
+    models: dict[str, str] = Field(default_factory=dict, description="model id -> name in Triton's repository")
+
+
+class RouterSettings(ServiceSettings):
+    """Settings of the router service."""
+
+    model_config = SettingsConfigDict(env_prefix="LLMFLEET_ROUTER_", extra="ignore", frozen=True)
+
+    service_name: str = "router"
+    instance_id: str = Field(default="0", description="this replica; every replica reads all allocation events")
+    default_batch_strategy: BatchStrategy = BatchStrategy.LATENCY_OPTIMIZED
+    batch_strategies: dict[str, BatchStrategy] = Field(default_factory=dict, description="model id -> strategy")
+    default_token_budget: int = Field(default=65_536, ge=1)
+    token_budgets: dict[str, int] = Field(default_factory=dict, description="model id -> tokens per batch")
+    deadline_margin_s: float = Field(default=0.05, ge=0.0, description="close a batch this long before a deadline")
+    max_queue_per_model: int = Field(default=2_000, ge=1, description="requests waiting or in flight per model")
+    cold_start_models: list[str] = Field(default_factory=lambda: ["*"], description='"*": ask for any model')
+    cold_start_timeout_s: float = 120.0
+    model_request_cooldown_s: float = 30.0
+    static_servers: list[StaticServer] = Field(default_factory=list)
+    max_attempts: int = Field(default=3, ge=1, description="servers a batch is tried on before it fails")
+    no_server_wait_s: float = Field(default=10.0, description="how long a batch waits for a healthy server")
+    triton_timeout_s: float = 60.0
+    health_interval_s: float = 1.0
+    demand_window_s: float = 10.0
+    commit_interval_s: float = 0.2
+    max_poll_records: int = 1_000
+    shutdown_timeout_s: float = 30.0
+
+    def limits(self, model_id: str) -> BatchLimits:
+        """Batch limits for one model: its strategy (or the default) with its token budget."""
+        strategy = self.batch_strategies.get(model_id, self.default_batch_strategy)
+        return limits_for(strategy, self.token_budgets.get(model_id, self.default_token_budget))
