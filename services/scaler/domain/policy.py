@@ -1,0 +1,92 @@
+"""Scaling policies: when one model in one region should get more or fewer instances.
+
+Hysteresis is built in: scaling up needs required capacity above 1.2x current (or high
+utilisation), scaling down needs it below 0.8x current and low utilisation, so a steady load
+sits in the dead band between the two and capacity does not flap.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from enum import StrEnum
+
+UP_BAND = 1.2
+DOWN_BAND = 0.8
+
+
+class PolicyName(StrEnum):
+    AGGRESSIVE = "aggressive"
+    CONSERVATIVE = "conservative"
+    COST_OPTIMIZED = "cost_optimized"
+
+
+@dataclass(frozen=True)
+class Policy:
+    """Thresholds and factors of one scaling policy."""
+
+    name: PolicyName
+    scale_up_utilization: float
+    scale_down_utilization: float
+    min_confidence: float
+    up_factor: float
+    down_factor: float
+
+
+POLICIES: dict[PolicyName, Policy] = {
+    PolicyName.AGGRESSIVE: Policy(PolicyName.AGGRESSIVE, 0.7, 0.3, 0.6, 2.0, 0.5),
+    PolicyName.CONSERVATIVE: Policy(PolicyName.CONSERVATIVE, 0.8, 0.2, 0.8, 1.5, 0.7),
+    PolicyName.COST_OPTIMIZED: Policy(PolicyName.COST_OPTIMIZED, 0.85, 0.15, 0.9, 1.3, 0.6),
+}
+
+
+@dataclass(frozen=True)
+class CapacityInputs:
+    """What the decision for one model in one region looks at."""
+
+    current: int
+    predicted_rph: float
+    confidence: float
+    utilization: float | None
+    requests_per_instance_hour: float
+    min_instances: int = 1
+    max_instances: int = 64
+    pressure: int = 0  # +1: the monitor signalled scale-up, -1: scale-down, 0: nothing recent
+
+
+@dataclass(frozen=True)
+class CapacityDecision:
+    """A target instance count and the rule that set it."""
+
+    target: int
+    rule: str
+    required: float
+
+
+def required_capacity(predicted_rph: float, requests_per_instance_hour: float) -> float:
+    """Instances the predicted demand needs (fractional; the caller rounds)."""
+    return predicted_rph / requests_per_instance_hour
+
+
+def decide(policy: Policy, inputs: CapacityInputs) -> CapacityDecision | None:
+    """Scale up, scale down, or nothing (None) for a region that has at least one instance."""
+    current = inputs.current
+    if current < 1:
+        return None  # placing a first instance is a preload or a cold start, not a scaling step
+    required = required_capacity(inputs.predicted_rph, inputs.requests_per_instance_hour)
+    if inputs.confidence < policy.min_confidence:
+        return None
+    utilization = inputs.utilization
+    hot = (utilization is not None and utilization > policy.scale_up_utilization) or inputs.pressure > 0
+    if hot or required > UP_BAND * current:
+        target = min(inputs.max_instances, max(math.ceil(current * policy.up_factor), math.ceil(required)))
+        rule = "utilization_high" if hot else "forecast_above_capacity"
+        return CapacityDecision(target, rule, required) if target > current else None
+    cold = (utilization is not None and utilization < policy.scale_down_utilization) or inputs.pressure < 0
+    if cold and inputs.pressure <= 0 and required < DOWN_BAND * current:
+        # Never so low that the same load would cross the scale-up threshold: that would flap.
+        projected = math.ceil(round((utilization or 0.0) * current / policy.scale_up_utilization, 9))
+        floor = max(inputs.min_instances, math.ceil(required), projected)
+        target = max(floor, math.floor(current * policy.down_factor))
+        return CapacityDecision(target, "utilization_low", required) if target < current else None
+    return None
