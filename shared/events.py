@@ -270,6 +270,7 @@ class ModelLoaded(_ModelPlacementChanged):
     triton_model: str | None = Field(
         default=None, description="the model's name in the server's Triton repository; None: the model id"
     )
+    instances: int | None = Field(default=None, ge=0, description="instances of the model on the server now")
 
 
 class ModelUnloaded(_ModelPlacementChanged):
