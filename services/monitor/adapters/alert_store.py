@@ -1,0 +1,93 @@
+"""Alert states and history in the monitor's tables."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.monitor.adapters.orm import alert_history, alert_state
+from services.monitor.domain.alerts import AlertStatus, Phase
+from services.monitor.domain.rules import AlertRule
+from shared.events import AlertChanged
+
+
+async def load_states(session: AsyncSession, keys: Sequence[tuple[str, str]]) -> dict[tuple[str, str], AlertStatus]:
+    """The states of (rule, scope key) pairs, locked until commit so replicas do not race."""
+    if not keys:
+        return {}
+    wanted = [f"{rule}|{scope}" for rule, scope in keys]
+    query = (
+        select(alert_state)
+        .where(func.concat(alert_state.c.rule, "|", alert_state.c.scope_key).in_(wanted))
+        .with_for_update()
+    )
+    return {
+        (r.rule, r.scope_key): AlertStatus(Phase(r.phase), r.since, r.fired_at, r.value)
+        for r in await session.execute(query)
+    }
+
+
+async def save_states(session: AsyncSession, rows: list[dict[str, Any]]) -> None:
+    """Upsert changed states: rule, scope_key, scope, severity, phase, since, fired_at, value, updated_at."""
+    if not rows:
+        return
+    statement = insert(alert_state).values(rows)
+    columns = ("scope", "severity", "phase", "since", "fired_at", "value", "updated_at")
+    await session.execute(
+        statement.on_conflict_do_update(
+            index_elements=["rule", "scope_key"], set_={c: statement.excluded[c] for c in columns}
+        )
+    )
+
+
+async def add_history(session: AsyncSession, events: list[AlertChanged]) -> None:
+    """Append firings and resolutions to the alert history."""
+    if not events:
+        return
+    await session.execute(
+        alert_history.insert().values(
+            [
+                {
+                    "alert_id": e.alert_id,
+                    "rule": e.rule,
+                    "severity": e.severity.value,
+                    "state": e.state.value,
+                    "value": e.value,
+                    "threshold": e.threshold,
+                    "scope": e.scope,
+                    "occurred_at": e.occurred_at,
+                }
+                for e in events
+            ]
+        )
+    )
+
+
+async def firing_counts(session: AsyncSession) -> dict[tuple[str, str], int]:
+    """How many alerts fire now, per (rule, severity)."""
+    query = (
+        select(alert_state.c.rule, alert_state.c.severity, func.count())
+        .where(alert_state.c.phase == Phase.FIRING.value)
+        .group_by(alert_state.c.rule, alert_state.c.severity)
+    )
+    return {(rule, severity): int(count) for rule, severity, count in await session.execute(query)}
+
+
+def state_row(rule: AlertRule, key: str, scope: dict[str, str], status: AlertStatus, now: datetime) -> dict[str, Any]:
+    """The alert_state row for a status."""
+    return {
+        "rule": rule.name,
+        "severity": rule.severity.value,
+        "scope_key": key,
+        "scope": scope,
+        "phase": status.phase.value,
+        "since": status.since,
+        "fired_at": status.fired_at,
+        "value": status.value,
+        "updated_at": now,
+    }

@@ -1,0 +1,49 @@
+"""Kafka handlers of the monitor: typed event in, service call, wake the outbox relay."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from services.monitor import service
+from services.monitor.judging import Verdict
+from services.monitor.settings import MonitorSettings
+from shared.deadletter import subscribe
+from shared.events import (
+    ALLOCATIONS,
+    DEMAND,
+    PRICES,
+    SCALING_ACTIONS,
+    DemandWindowReported,
+    Event,
+    PricesPublished,
+    ScalingActionOverdue,
+)
+from shared.runtime import Runtime
+
+
+def register(runtime: Runtime, settings: MonitorSettings, notify: Callable[[], None]) -> None:
+    """Subscribe the monitor's handlers on the runtime's broker; `notify` wakes the outbox relay."""
+    group, source, sessions = settings.group_id, settings.service_name, runtime.sessions
+
+    def announce(verdict: Verdict) -> None:
+        if verdict.alerts or verdict.signals:
+            notify()
+
+    async def on_allocation_changed(event: Event) -> None:
+        announce(await service.on_allocation_changed(sessions, settings, "monitor.on_allocation_changed", event))
+
+    async def on_demand_window_reported(event: DemandWindowReported) -> None:
+        announce(await service.on_demand_window(sessions, settings, "monitor.on_demand_window_reported", event))
+
+    async def on_prices_published(event: PricesPublished) -> None:
+        await service.on_prices_published(sessions, "monitor.on_prices_published", event)
+
+    async def on_scaling_action(event: Event) -> None:
+        # The topic also carries ScalingActionRequested, which is the allocator's business.
+        if isinstance(event, ScalingActionOverdue):
+            announce(await service.on_scaling_action_overdue(sessions, settings, "monitor.on_overdue", event))
+
+    subscribe(runtime.broker, ALLOCATIONS, group, on_allocation_changed, source=source)
+    subscribe(runtime.broker, DEMAND, group, on_demand_window_reported, source=source)
+    subscribe(runtime.broker, PRICES, group, on_prices_published, source=source)
+    subscribe(runtime.broker, SCALING_ACTIONS, group, on_scaling_action, source=source)
