@@ -1,0 +1,81 @@
+"""Rejections with reasons: unknown model, over-capacity burst, passed deadline; graceful drain."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections import Counter
+
+import pytest
+
+from tests.integration.router.conftest import Topic, past, request, results_for, router_app, send, static
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(90)]
+
+
+async def test_unknown_model_and_passed_deadline_are_rejected_with_reasons(
+    make_settings, router_tritons, kafka_bootstrap
+):
+    settings = make_settings(static_servers=static(router_tritons), cold_start_models=["some-other-model"])
+    tag = uuid.uuid4().hex[:6]
+    unknown = request(f"nope-{tag}", f"{tag}-unknown")
+    late = request("echo", f"{tag}-late", deadline=past())
+    fine = request("echo", f"{tag}-fine", max_tokens=3)
+    wanted = {unknown.request_id, late.request_id, fine.request_id}
+    async with Topic(kafka_bootstrap) as results, router_app(settings):
+        await send(kafka_bootstrap, [unknown, late, fine])
+        values = await results.until(lambda vs: len(results_for(vs, wanted)) >= 3)
+    by_id = {v["request_id"]: v for v in results_for(values, wanted)}
+    assert by_id[unknown.request_id]["status"] == "rejected"
+    assert by_id[unknown.request_id]["reason"].startswith("unknown model")
+    assert by_id[late.request_id]["status"] == "rejected"
+    assert by_id[late.request_id]["reason"].startswith("deadline passed")
+    assert by_id[fine.request_id]["status"] == "ok"
+
+
+async def test_an_over_capacity_burst_is_rejected_at_once_and_the_rest_served(
+    make_settings, router_tritons, kafka_bootstrap
+):
+    # cost_optimized waits up to 500 ms for a batch, so the burst finds the queue full.
+    settings = make_settings(
+        static_servers=static(router_tritons), max_queue_per_model=10, default_batch_strategy="cost_optimized"
+    )
+    tag = uuid.uuid4().hex[:6]
+    burst = [request("echo", f"{tag}-{i}", max_tokens=2) for i in range(40)]
+    wanted = {r.request_id for r in burst}
+    async with Topic(kafka_bootstrap) as results, router_app(settings):
+        await send(kafka_bootstrap, burst)
+        values = await results.until(lambda vs: len(results_for(vs, wanted)) >= len(wanted))
+        await asyncio.sleep(0.5)
+        values = results_for(results.values, wanted)
+    assert Counter(v["request_id"] for v in values) == Counter(wanted)
+    statuses = Counter(v["status"] for v in values)
+    assert statuses["ok"] >= 10 and statuses["rejected"] >= 1 and statuses["ok"] + statuses["rejected"] == 40
+    rejected = [v for v in values if v["status"] == "rejected"]
+    assert all(v["reason"].startswith("over capacity") for v in rejected)
+    # Rejections go out at once, long before the 500 ms batch wait is over.
+    assert max(v["timings"]["total_ms"] - v["timings"]["queued_ms"] for v in rejected) < 400
+
+
+async def test_stopping_finishes_open_batches_and_publishes_their_results(
+    make_settings, router_tritons, kafka_bootstrap
+):
+    settings = make_settings(static_servers=static(router_tritons), default_batch_strategy="cost_optimized")
+    tag = uuid.uuid4().hex[:6]
+    batch = [request("echo", f"{tag}-{i}", max_tokens=4) for i in range(5)]
+    wanted = {r.request_id for r in batch}
+    async with Topic(kafka_bootstrap) as results:
+        async with router_app(settings) as runtime:
+            await send(kafka_bootstrap, batch)
+            core = runtime.hot_path.core
+            for _ in range(100):  # until the router has read them into an open batch
+                if core.batcher.depth("echo") == 5:
+                    break
+                await asyncio.sleep(0.02)
+            assert core.batcher.depth("echo") == 5
+        # The app has stopped: the open batch was drained, served and published.
+        values = await results.until(lambda vs: len(results_for(vs, wanted)) >= 5, timeout=10)
+        assert runtime.hot_path.tracker.pending() == 0
+    values = results_for(values, wanted)
+    assert sorted(v["request_id"] for v in values) == sorted(wanted)
+    assert {v["status"] for v in values} == {"ok"}

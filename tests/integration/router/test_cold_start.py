@@ -1,0 +1,86 @@
+"""Cold start: the router asks for the model, holds the request, serves it once a server is announced.
+
+The test publishes ServerAllocated / ModelLoaded itself, as the allocator would. The registry
+lands in the router's tables, so a restarted router knows the server without a replay.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+import pytest
+from sqlalchemy import select
+
+from services.router import service
+from services.router.adapters.orm import server, server_model
+from services.router.app import create_app
+from shared.events import ALLOCATIONS, MODEL_REQUESTS, AllocationFailed, ModelLoaded, ServerAllocated
+from tests.integration.router.conftest import Topic, request, results_for, router_app, send
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(90)]
+
+
+async def test_a_cold_start_request_is_served_once_a_server_is_announced(
+    make_settings, router_tritons, kafka_bootstrap
+):
+    settings = make_settings()  # no static servers: only allocation events bring servers
+    tag = uuid.uuid4().hex[:6]
+    model, server_id = f"cold-{tag}", f"router-cold-{tag}"
+    asked = request(model, f"{tag}-cold", max_tokens=6, user_region="eu-west-1")
+    async with Topic(kafka_bootstrap) as results, Topic(kafka_bootstrap, MODEL_REQUESTS.name) as asks:
+        async with router_app(settings) as runtime:
+            await send(kafka_bootstrap, [asked])
+            wanted = await asks.until(lambda vs: any(v["model_id"] == model for v in vs))
+            ask = next(v for v in wanted if v["model_id"] == model)
+            assert ask["region"] == "eu-west-1" and ask["pending_requests"] >= 1
+            assert results_for(results.values, {asked.request_id}) == []  # held, not rejected
+            allocated = ServerAllocated(
+                source="test",
+                server_id=server_id,
+                endpoint=router_tritons["router-t2"],
+                metrics_url="http://unused/metrics",
+                region="eu-west-1",
+                gpu_type="h100_80gb",
+                cost_per_hour=3.5,
+                capacity=2,
+            )
+            loaded = ModelLoaded(
+                source="test", server_id=server_id, model_id=model, region="eu-west-1", triton_model="echo"
+            )
+            await send(kafka_bootstrap, [loaded, allocated], topic=ALLOCATIONS.name, key=model)  # either order works
+            values = await results.until(lambda vs: len(results_for(vs, {asked.request_id})) >= 1)
+        async with runtime.sessions() as session:
+            servers = (await session.execute(select(server).where(server.c.server_id == server_id))).all()
+            placements = (await session.execute(select(server_model).where(server_model.c.model_id == model))).all()
+        await runtime.close()
+    [result] = results_for(values, {asked.request_id})
+    assert result["status"] == "ok" and result["server_id"] == server_id and result["tokens_out"] == 6
+    assert len(servers) == 1 and servers[0].endpoint == router_tritons["router-t2"]
+    assert [(p.server_id, p.triton_model) for p in placements] == [(server_id, "echo")]
+    # A fresh router (a restart) reads the registry from its tables: no replay needed.
+    _app, restarted = create_app(settings)
+
+    registry = await service.load_registry(restarted.sessions, [])
+    assert registry.triton_name(server_id, model) == "echo" and registry.servers[server_id].cost_per_hour == 3.5
+    await restarted.close()
+
+
+async def test_an_allocation_failure_rejects_the_held_requests_with_its_reason(make_settings, kafka_bootstrap):
+    settings = make_settings()
+    tag = uuid.uuid4().hex[:6]
+    model = f"cold-{tag}"
+    held = request(model, f"{tag}-held", user_region="ap-southeast-1")
+    async with Topic(kafka_bootstrap) as results, router_app(settings) as runtime:
+        await send(kafka_bootstrap, [held])
+        for _ in range(100):
+            if runtime.hot_path.core.hold.count(model):
+                break
+            await asyncio.sleep(0.05)
+        failed = AllocationFailed(
+            source="test", model_id=model, region="ap-southeast-1", reason="no GPU with 80 GB free"
+        )
+        await send(kafka_bootstrap, [failed], topic=ALLOCATIONS.name, key=model)
+        values = await results.until(lambda vs: len(results_for(vs, {held.request_id})) >= 1)
+    [result] = results_for(values, {held.request_id})
+    assert result["status"] == "rejected" and "no GPU with 80 GB free" in result["reason"]
