@@ -1,0 +1,121 @@
+"""The allocator's tables (schema `allocator`)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import CheckConstraint, Column, DateTime, Float, Index, Integer, String, Table, func
+
+from shared.db import service_metadata
+from shared.inbox import inbox_table
+from shared.outbox import outbox_table
+
+metadata = service_metadata("allocator")
+inbox = inbox_table(metadata)
+outbox = outbox_table(metadata)
+
+
+def _timestamps() -> list[Column[datetime]]:
+    return [
+        Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+        Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    ]
+
+
+# The counters are the truth for "how many are free"; the CHECKs make over-allocation impossible
+# even for a writer that forgets the row lock.
+gpu_pool = Table(
+    "gpu_pool",
+    metadata,
+    Column("region", String(50), primary_key=True),
+    Column("gpu_type", String(50), primary_key=True),
+    Column("total", Integer, nullable=False),
+    Column("available", Integer, nullable=False),
+    Column("reserved", Integer, nullable=False),
+    Column("pricing_class", String(20), nullable=False),
+    *_timestamps(),
+    CheckConstraint("available >= 0", name="available_not_negative"),
+    CheckConstraint("reserved >= 0", name="reserved_not_negative"),
+    CheckConstraint("available + reserved <= total", name="within_total"),
+)
+
+gpu = Table(
+    "gpu",
+    metadata,
+    Column("gpu_id", String(120), primary_key=True),
+    Column("region", String(50), nullable=False),
+    Column("gpu_type", String(50), nullable=False),
+    Column("state", String(20), nullable=False, doc="free, reserved or allocated"),
+    Column("server_id", String(200)),
+    Index("ix_gpu_pool_state", "region", "gpu_type", "state"),
+    Index("ix_gpu_server_id", "server_id"),
+)
+
+gpu_price = Table(
+    "gpu_price",
+    metadata,
+    Column("region", String(50), primary_key=True),
+    Column("gpu_type", String(50), primary_key=True),
+    Column("on_demand_per_hour", Float, nullable=False),
+    Column("spot_per_hour", Float, nullable=False),
+    Column("reserved_per_hour", Float, nullable=False),
+    *_timestamps(),
+)
+
+model_requirement = Table(
+    "model_requirement",
+    metadata,
+    Column("model_id", String(200), primary_key=True),
+    Column("min_memory_gb", Float, nullable=False),
+    Column("preferred_gpu", String(50), nullable=False),
+    Column("instances_per_gpu", Integer, nullable=False),
+    Column("triton_model", String(200)),
+    Column("latency_ms", Float, nullable=False),
+    Column("latency_target_ms", Float),
+    Column("quantisations", String(50), nullable=False, doc="comma separated, e.g. fp16,int8"),
+    *_timestamps(),
+)
+
+server = Table(
+    "server",
+    metadata,
+    Column("server_id", String(200), primary_key=True),
+    Column("region", String(50), nullable=False),
+    Column("gpu_type", String(50), nullable=False),
+    Column("gpu_count", Integer, nullable=False),
+    Column("state", String(20), nullable=False, doc="starting, running, stopping, released, failed"),
+    Column("endpoint", String(200)),
+    Column("metrics_url", String(300)),
+    Column("cost_per_hour", Float, nullable=False),
+    Column("pricing_class", String(20), nullable=False),
+    Column("action_id", String(200)),
+    Column("reason", String(2000)),
+    *_timestamps(),
+    Index("ix_server_state", "state"),
+)
+
+placement = Table(
+    "placement",
+    metadata,
+    Column("server_id", String(200), primary_key=True),
+    Column("model_id", String(200), primary_key=True),
+    Column("triton_model", String(200), nullable=False),
+    Column("instances", Integer, nullable=False),
+    Column("state", String(20), nullable=False, doc="loading, ready, unloading"),
+    Column("action_id", String(200)),
+    *_timestamps(),
+    CheckConstraint("instances >= 0", name="instances_not_negative"),
+)
+
+scaling_action = Table(
+    "scaling_action",
+    metadata,
+    Column("action_id", String(200), primary_key=True),
+    Column("model_id", String(200), nullable=False),
+    Column("region", String(50), nullable=False),
+    Column("kind", String(20), nullable=False),
+    Column("target_instances", Integer, nullable=False),
+    Column("state", String(20), nullable=False, doc="in_progress, done, failed"),
+    Column("reason", String(2000)),
+    *_timestamps(),
+)

@@ -1,0 +1,80 @@
+"""Composition root of the allocator: `create_app(settings)` wires telemetry, database, broker,
+the provisioner, the outbox relay and the metrics."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import uuid
+from pathlib import Path
+
+from faststream import FastStream
+from opentelemetry.sdk.trace.export import SpanExporter
+
+from services.allocator import handlers
+from services.allocator.adapters.config import load_fleet
+from services.allocator.adapters.metrics import AllocatorMetrics
+from services.allocator.adapters.orm import outbox
+from services.allocator.adapters.provisioner import LocalProvisioner, Provisioner
+from services.allocator.adapters.repository import seed
+from services.allocator.service import Allocator
+from services.allocator.settings import AllocatorSettings
+from shared.db import create_engine, session_factory
+from shared.metrics import new_registry, serve_metrics
+from shared.migrations import upgrade
+from shared.outbox import OutboxRelay
+from shared.runtime import Runtime, create_runtime
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+def migrate(settings: AllocatorSettings) -> None:
+    """Bring the schema up to date and insert what is missing of the fleet seed (the migration job)."""
+    upgrade(MIGRATIONS, settings.database_url, settings.db_schema)
+    asyncio.run(_seed(settings))
+
+
+async def _seed(settings: AllocatorSettings) -> None:
+    engine = create_engine(settings.database_url, settings.db_schema, pool_size=1)
+    try:
+        async with session_factory(engine).begin() as session:
+            await seed(session, load_fleet(settings.fleet_config))
+    finally:
+        await engine.dispose()
+
+
+def build_allocator(settings: AllocatorSettings, runtime: Runtime, provisioner: Provisioner | None = None) -> Allocator:
+    """The allocator's dependencies over the runtime (tests pass their own provisioner here)."""
+    return Allocator(
+        settings=settings,
+        sessions=runtime.sessions,
+        fleet=load_fleet(settings.fleet_config),
+        provisioner=provisioner or LocalProvisioner(settings.triton_base_port),
+        relay=OutboxRelay(runtime.sessions, outbox, runtime.broker),
+        metrics=AllocatorMetrics(new_registry()),
+        new_suffix=lambda: uuid.uuid4().hex[:8],
+    )
+
+
+def create_app(
+    settings: AllocatorSettings, span_exporter: SpanExporter | None = None, provisioner: Provisioner | None = None
+) -> tuple[FastStream, Runtime]:
+    """The allocator as a FastStream application and the runtime it owns (for tests)."""
+    runtime = create_runtime(settings, span_exporter)
+    allocator = build_allocator(settings, runtime, provisioner)
+    handlers.register(runtime.broker, allocator, settings.group_id)
+    relay_task: list[asyncio.Task[None]] = []
+
+    async def start() -> None:
+        await allocator.metrics.refresh(allocator.sessions)
+        serve_metrics(allocator.metrics.registry, settings.metrics_port, settings.metrics_host)
+        relay_task.append(asyncio.create_task(allocator.relay.run(settings.relay_poll_interval_s)))
+
+    async def stop() -> None:
+        for task in relay_task:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        await runtime.close()
+
+    return FastStream(runtime.broker, on_startup=[start], on_shutdown=[stop]), runtime

@@ -1,0 +1,32 @@
+"""The allocator's settings (`LLMFLEET_ALLOCATOR_*`)."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import SettingsConfigDict
+
+from shared.settings import ServiceSettings
+
+DEFAULT_FLEET = Path(__file__).parent / "fleet.yaml"
+
+
+class ProvisionerKind(StrEnum):
+    LOCAL = "local"  # one local Triton process per server (an emulated GPU)
+
+
+class AllocatorSettings(ServiceSettings):
+    """Settings of the allocator service."""
+
+    model_config = SettingsConfigDict(env_prefix="LLMFLEET_ALLOCATOR_", extra="ignore", frozen=True)
+
+    service_name: str = "allocator"
+    fleet_config: Path = Field(default=DEFAULT_FLEET, description="YAML seed of pools, prices and model requirements")
+    provisioner: ProvisionerKind = ProvisionerKind.LOCAL
+    server_prefix: str = Field(default="allocator", description="name prefix of the servers this deployment starts")
+    max_servers: int = Field(default=4, ge=1, description="servers the provisioner may run at once (local processes)")
+    max_gpus_per_server: int = Field(default=8, ge=1)
+    triton_base_port: int = Field(default=8100, description="local Triton servers take free ports from here up")
+    relay_poll_interval_s: float = 1.0
