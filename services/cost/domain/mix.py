@@ -175,6 +175,7 @@ def mix_recommendation(pool: Pool, comparison: MixComparison, min_savings_per_mo
         savings_per_month=comparison.savings_vs_current_per_month,
         action=action,
         evidence={
+            "gpus": {"on_demand": pool.on_demand, "spot": pool.spot, "reserved": pool.reserved},
             "current_per_month": comparison.current_per_month,
             "rules_per_month": comparison.rules_per_month,
             "optimal_per_month": comparison.optimal_per_month,

@@ -1,0 +1,114 @@
+"""The cost service's tables (schema `cost`)."""
+
+from __future__ import annotations
+
+from sqlalchemy import BigInteger, Column, DateTime, Float, Index, Integer, String, Table
+from sqlalchemy.dialects.postgresql import JSONB, UUID
+
+from shared.db import service_metadata
+from shared.inbox import inbox_table
+from shared.outbox import outbox_table
+
+metadata = service_metadata("cost")
+inbox = inbox_table(metadata)
+outbox = outbox_table(metadata)
+
+# The pricing catalogue: base prices per GPU hour, and each region's multiplier and egress.
+gpu_price = Table(
+    "gpu_price",
+    metadata,
+    Column("gpu_type", String(50), primary_key=True),
+    Column("on_demand", Float, nullable=False),
+    Column("spot", Float, nullable=False),
+    Column("reserved", Float, nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+region_price = Table(
+    "region_price",
+    metadata,
+    Column("region", String(50), primary_key=True),
+    Column("multiplier", Float, nullable=False),
+    Column("egress_per_gb", Float, nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
+# The fleet as allocation events describe it; released servers keep their row for history.
+fleet_server = Table(
+    "fleet_server",
+    metadata,
+    Column("server_id", String(200), primary_key=True),
+    Column("region", String(50), nullable=False),
+    Column("gpu_type", String(50), nullable=False),
+    Column("gpu_count", Integer, nullable=False),
+    Column("pricing_class", String(20), nullable=False),
+    Column("cost_per_hour", Float, nullable=False),
+    Column("allocated_at", DateTime(timezone=True)),
+    Column("released_at", DateTime(timezone=True)),
+)
+server_model = Table(
+    "server_model",
+    metadata,
+    Column("server_id", String(200), primary_key=True),
+    Column("model_id", String(200), primary_key=True),
+)
+# Latest utilisation per server: kept apart from fleet_server, since metrics may arrive first.
+server_utilization = Table(
+    "server_utilization",
+    metadata,
+    Column("server_id", String(200), primary_key=True),
+    Column("utilization", Float, nullable=False),
+    Column("throughput_rps", Float, nullable=False),
+    Column("reported_at", DateTime(timezone=True), nullable=False),
+)
+demand_window = Table(
+    "demand_window",
+    metadata,
+    Column("event_id", UUID(as_uuid=True), primary_key=True),
+    Column("model_id", String(200), nullable=False),
+    Column("region", String(50), nullable=False),
+    Column("window_start", DateTime(timezone=True), nullable=False),
+    Column("window_end", DateTime(timezone=True), nullable=False),
+    Column("requests", Integer, nullable=False),
+    Column("tokens", BigInteger, nullable=False),
+    Column("latency_p50_ms", Float),
+    Index("ix_demand_window_window_end", "window_end"),
+)
+# The scaler's latest forecast per model and region ("" = the whole fleet).
+forecast = Table(
+    "forecast",
+    metadata,
+    Column("model_id", String(200), primary_key=True),
+    Column("region", String(50), primary_key=True),
+    Column("horizon_start", DateTime(timezone=True), nullable=False),
+    Column("requests_per_hour", JSONB, nullable=False),
+    Column("received_at", DateTime(timezone=True), nullable=False),
+)
+# Each distinct recommendation once (the id hashes its key and action); status follows its life.
+recommendation = Table(
+    "recommendation",
+    metadata,
+    Column("recommendation_id", String(100), primary_key=True),
+    Column("key", String(300), nullable=False, index=True),
+    Column("kind", String(20), nullable=False),
+    Column("region", String(50)),
+    Column("gpu_type", String(50)),
+    Column("model_id", String(200)),
+    Column("summary", String(2000), nullable=False),
+    Column("savings_per_month", Float, nullable=False),
+    Column("action", JSONB, nullable=False),
+    Column("evidence", JSONB, nullable=False),
+    Column("status", String(20), nullable=False),  # open | superseded | withdrawn | applied
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Column("applied_request", JSONB),
+)
+# Every report sent, with the fleet snapshot it priced.
+cost_report = Table(
+    "cost_report",
+    metadata,
+    Column("report_id", String(100), primary_key=True),
+    Column("trigger", String(20), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False, index=True),
+    Column("total_per_hour", Float, nullable=False),
+    Column("body", JSONB, nullable=False),
+)
