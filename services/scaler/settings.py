@@ -2,14 +2,40 @@
 
 from __future__ import annotations
 
+from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
+from services.scaler.domain.policy import PolicyName
+from services.scaler.domain.series import Seasons
 from shared.settings import ServiceSettings
 
 
 class ScalerSettings(ServiceSettings):
-    """Settings of the scaler service."""
+    """Settings of the scaler service (times in seconds; seasonal periods in buckets)."""
 
     model_config = SettingsConfigDict(env_prefix="LLMFLEET_SCALER_", extra="ignore", frozen=True)
 
     service_name: str = "scaler"
+    policy: PolicyName = PolicyName.CONSERVATIVE
+    requests_per_instance_hour: float = Field(default=1000.0, gt=0, description="what one instance serves per hour")
+    bucket_s: int = Field(default=3600, ge=1, description="history bucket; a time-compressed replay uses 10-60 s")
+    day_buckets: int = Field(default=0, ge=0, description="daily period in buckets; 0: 86400 / bucket_s")
+    week_buckets: int = Field(default=0, ge=0, description="weekly period in buckets; 0: 7 days")
+    history_buckets: int = Field(default=5 * 168, ge=8, description="buckets of history a forecast reads")
+    horizon_buckets: int = Field(default=24, ge=1, le=1000)
+    evaluation_interval_s: float = Field(default=60.0, gt=0)
+    cooldown_s: float = Field(default=300.0, ge=0, description="per model and region, after any action")
+    action_timeout_s: float = Field(default=600.0, gt=0, description="unconfirmed longer: ScalingActionOverdue")
+    cold_idle_s: float = Field(default=1800.0, gt=0, description="a cold model idle this long is unloaded")
+    utilization_max_age_s: float = Field(default=300.0, gt=0, description="older utilisation reports are ignored")
+    signal_max_age_s: float = Field(default=300.0, gt=0, description="older monitor signals are ignored")
+    max_instances: int = Field(default=64, ge=1)
+    compaction_age_s: float = Field(default=14 * 86400.0, gt=0, description="raw windows older than this are merged")
+    compaction_bucket_s: int = Field(default=3600, ge=1)
+    compaction_interval_s: float = Field(default=3600.0, gt=0)
+    outbox_poll_s: float = Field(default=1.0, gt=0)
+
+    @property
+    def seasons(self) -> Seasons:
+        """The seasonal periods in buckets."""
+        return Seasons.for_bucket(self.bucket_s, self.day_buckets, self.week_buckets)

@@ -1,0 +1,202 @@
+"""The periodic evaluation: forecast every model, plan its capacity, report overdue actions.
+
+One read of the fleet state, the forecasting off the event loop (it is CPU work), then one
+transaction per model for its forecasts, actions and tier, so a failure touches one model only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from services.scaler.adapters import history, repository
+from services.scaler.adapters.orm import outbox
+from services.scaler.domain.ensemble import Forecast, forecast
+from services.scaler.domain.planner import ModelPlan, PlanSettings, RegionState, plan_model
+from services.scaler.domain.policy import POLICIES
+from services.scaler.domain.series import bucket_index, to_series
+from services.scaler.domain.tiers import Tier
+from services.scaler.service import SOURCE, queue_action
+from services.scaler.settings import ScalerSettings
+from shared.events import FORECASTS, SCALING_ACTIONS, DemandForecasted, ScalingActionOverdue, ScalingActionRequested
+from shared.outbox import add_to_outbox
+
+log = logging.getLogger(__name__)
+Key = tuple[str, str]
+
+
+@dataclass
+class Snapshot:
+    """What one evaluation reads: demand, placements, utilisation, signals, actions and tiers."""
+
+    counts: dict[Key, dict[int, float]]
+    last_requests: dict[Key, datetime]
+    placements: dict[Key, tuple[int, datetime]]
+    utilizations: dict[Key, float]
+    pressures: dict[Key, int]
+    pending: set[Key]
+    last_actions: dict[Key, datetime]
+    tiers: dict[str, Tier]
+    forecasted: set[tuple[str, str, datetime]]
+
+
+@dataclass
+class Evaluation:
+    """What one evaluation decided and published (through the outbox)."""
+
+    plans: list[ModelPlan] = field(default_factory=list)
+    forecasts: list[DemandForecasted] = field(default_factory=list)
+    actions: list[ScalingActionRequested] = field(default_factory=list)
+    overdue: list[ScalingActionOverdue] = field(default_factory=list)
+
+
+def _at(bucket: int, bucket_s: int) -> datetime:
+    return datetime.fromtimestamp(bucket * bucket_s, tz=UTC)
+
+
+async def read_snapshot(session: AsyncSession, settings: ScalerSettings, now: datetime) -> Snapshot:
+    """The fleet state an evaluation at `now` works from."""
+    current = bucket_index(now, settings.bucket_s)
+    since = _at(current - settings.history_buckets, settings.bucket_s)
+    pending, last_actions = await repository.action_state(session)
+    return Snapshot(
+        counts=await repository.demand_counts(session, since, _at(current, settings.bucket_s), settings.bucket_s),
+        last_requests=await repository.last_requests(session),
+        placements=await repository.placements(session),
+        utilizations=await repository.utilizations(session, now - timedelta(seconds=settings.utilization_max_age_s)),
+        pressures=await repository.pressures(session, now - timedelta(seconds=settings.signal_max_age_s)),
+        pending=pending,
+        last_actions=last_actions,
+        tiers=await repository.tiers(session),
+        forecasted=await history.forecasted_horizons(session, _at(current, settings.bucket_s)),
+    )
+
+
+def forecast_all(snapshot: Snapshot, settings: ScalerSettings, now: datetime) -> dict[Key, Forecast]:
+    """A forecast for every model and region with demand or instances (pure CPU work)."""
+    current = bucket_index(now, settings.bucket_s)
+    first = current - settings.history_buckets
+    result = {}
+    for key in snapshot.counts.keys() | snapshot.placements.keys():
+        counts = snapshot.counts.get(key, {})
+        start = max(first, min(counts, default=first))  # a new model's history starts with its first window
+        series = to_series(counts, start, current - 1)
+        result[key] = forecast(series, settings.horizon_buckets, settings.seasons)
+    return result
+
+
+def region_states(
+    snapshot: Snapshot, forecasts: dict[Key, Forecast], settings: ScalerSettings
+) -> dict[str, list[RegionState]]:
+    """The planner's view of each model, region by region."""
+    hour = max(1, round(3600 / settings.bucket_s))
+    models: dict[str, list[RegionState]] = {}
+    for key, result in forecasts.items():
+        count, loaded_at = snapshot.placements.get(key, (0, None))
+        models.setdefault(key[0], []).append(
+            RegionState(
+                region=key[1],
+                instances=count,
+                utilization=snapshot.utilizations.get(key),
+                pressure=snapshot.pressures.get(key, 0),
+                pending=key in snapshot.pending,
+                last_action_at=snapshot.last_actions.get(key),
+                last_request_at=snapshot.last_requests.get(key),
+                loaded_since=loaded_at,
+                predicted_rph=max(result.per_hour(settings.bucket_s)[:hour], default=0.0),
+                next_hour_requests=result.next_hour_requests(settings.bucket_s),
+                confidence=result.confidence,
+            )
+        )
+    return models
+
+
+def forecast_event(key: Key, result: Forecast, settings: ScalerSettings, now: datetime) -> DemandForecasted:
+    """The published form of a forecast: requests per hour per bucket, confidence, each predictor's value."""
+    per_hour = 3600.0 / settings.bucket_s
+    return DemandForecasted(
+        source=SOURCE,
+        occurred_at=now,
+        model_id=key[0],
+        region=key[1],
+        horizon_start=_at(bucket_index(now, settings.bucket_s), settings.bucket_s),
+        requests_per_hour=[round(v, 3) for v in result.per_hour(settings.bucket_s)],
+        confidence=round(result.confidence, 4),
+        predictors={name: round(float(values[0]) * per_hour, 3) for name, values in result.predictions.items()},
+    )
+
+
+async def evaluate(
+    sessions: async_sessionmaker[AsyncSession], settings: ScalerSettings, now: datetime, new_id: Callable[[], str]
+) -> Evaluation:
+    """One round: forecasts, plans and actions per model, then overdue actions."""
+    async with sessions() as session:
+        snapshot = await read_snapshot(session, settings, now)
+    forecasts = await asyncio.to_thread(forecast_all, snapshot, settings, now)
+    plan_settings = PlanSettings(
+        policy=POLICIES[settings.policy],
+        requests_per_instance_hour=settings.requests_per_instance_hour,
+        cooldown=timedelta(seconds=settings.cooldown_s),
+        cold_idle=timedelta(seconds=settings.cold_idle_s),
+        max_instances=settings.max_instances,
+    )
+    done = Evaluation()
+    for model_id, states in sorted(region_states(snapshot, forecasts, settings).items()):
+        plan = plan_model(model_id, states, snapshot.tiers.get(model_id), plan_settings, now)
+        mine = {key: result for key, result in forecasts.items() if key[0] == model_id}
+        try:
+            await _apply(sessions, snapshot, plan, mine, settings, now, new_id, done)
+        except Exception:
+            log.exception("evaluation of %s failed; the next round tries again", model_id)
+    done.overdue = await report_overdue(sessions, now, timedelta(seconds=settings.action_timeout_s))
+    return done
+
+
+async def _apply(
+    sessions: async_sessionmaker[AsyncSession],
+    snapshot: Snapshot,
+    plan: ModelPlan,
+    forecasts: dict[Key, Forecast],
+    settings: ScalerSettings,
+    now: datetime,
+    new_id: Callable[[], str],
+    done: Evaluation,
+) -> None:
+    events, actions = [], []
+    async with sessions.begin() as session:
+        for key, result in sorted(forecasts.items()):
+            event = forecast_event(key, result, settings, now)
+            if (key[0], key[1], event.horizon_start) in snapshot.forecasted:
+                continue  # this bucket's forecast is out already; a new one comes with the next bucket
+            extra = {"weights": result.weights, "errors": result.errors}
+            await history.save_forecast(session, event, settings.bucket_s, extra)
+            await add_to_outbox(session, outbox, FORECASTS, event, key=key[0])
+            events.append(event)
+        for action in plan.actions:
+            actions.append(await queue_action(session, action, new_id(), now))
+        await repository.save_tier(session, plan.model_id, plan.tier, plan.total_rph, now)
+    done.plans.append(plan)
+    done.forecasts.extend(events)
+    done.actions.extend(actions)
+
+
+async def report_overdue(
+    sessions: async_sessionmaker[AsyncSession], now: datetime, timeout: timedelta
+) -> list[ScalingActionOverdue]:
+    """Mark actions unconfirmed past `timeout` as overdue and queue an event for each."""
+    async with sessions.begin() as session:
+        events = [
+            ScalingActionOverdue(
+                source=SOURCE, occurred_at=now, action_id=action_id, model_id=model_id, region=region,
+                requested_at=requested_at, waited_s=round((now - requested_at).total_seconds(), 3),
+            )
+            for action_id, model_id, region, requested_at in await repository.mark_overdue(session, now - timeout)
+        ]  # fmt: skip
+        for event in events:
+            await add_to_outbox(session, outbox, SCALING_ACTIONS, event, key=event.model_id)
+    return events
