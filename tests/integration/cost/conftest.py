@@ -1,0 +1,56 @@
+"""A cost service on the real Kafka and PostgreSQL, with a GPU type of its own for isolation.
+
+The shared schema keeps other runs' fleets; pricing this test's pool under a unique GPU type
+(a100 prices, us-east-1) keeps its numbers hand-checkable. The fixture removes its rows after.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from datetime import UTC, datetime
+
+import pytest
+from sqlalchemy import delete
+
+from services.cost import operations
+from services.cost.adapters.orm import fleet_server, gpu_price, recommendation, server_model, server_utilization
+from services.cost.app import create_app, migrate
+from services.cost.domain.pricing import GpuRate
+from services.cost.settings import CostSettings
+from shared.events import ALLOCATIONS, COST_REPORTS, DEMAND, FORECASTS, SERVER_METRICS
+from tests.integration.helpers import running, start_group_at_end
+
+
+@pytest.fixture
+def gpu_type() -> str:
+    return f"a100-test-{uuid.uuid4().hex[:8]}"
+
+
+@pytest.fixture
+async def cost_app(kafka_bootstrap, database_url, gpu_type):
+    settings = CostSettings(
+        kafka_bootstrap=kafka_bootstrap,
+        database_url=database_url("cost"),
+        consumer_group=f"test-cost-{uuid.uuid4().hex[:8]}",
+        report_interval_s=3600.0,  # the tests run cycles themselves
+    )
+    await asyncio.to_thread(migrate, settings)
+    topics = (ALLOCATIONS.name, SERVER_METRICS.name, DEMAND.name, FORECASTS.name, COST_REPORTS.name)
+    await start_group_at_end(kafka_bootstrap, settings.group_id, *topics)
+    _app, runtime = create_app(settings)
+    await operations.set_gpu_rate(runtime.sessions, GpuRate(gpu_type, 4.10, 1.23, 2.87), "test", datetime.now(UTC))
+    async with running(runtime.broker):
+        assert runtime.worker is not None
+        await runtime.worker.start()
+        yield runtime
+        await runtime.worker.stop()
+    async with runtime.sessions.begin() as session:
+        servers = fleet_server.c.gpu_type == gpu_type
+        ids = [row.server_id for row in (await session.execute(fleet_server.select().where(servers))).all()]
+        await session.execute(delete(server_model).where(server_model.c.server_id.in_(ids)))
+        await session.execute(delete(server_utilization).where(server_utilization.c.server_id.in_(ids)))
+        await session.execute(delete(fleet_server).where(servers))
+        await session.execute(delete(recommendation).where(recommendation.c.gpu_type == gpu_type))
+        await session.execute(delete(gpu_price).where(gpu_price.c.gpu_type == gpu_type))
+    await runtime.close()

@@ -1,0 +1,54 @@
+"""The cost service's migrations build exactly its tables and seed the issue's catalogue."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from services.cost.adapters import repository
+from services.cost.adapters.orm import metadata
+from services.cost.app import migrate
+from services.cost.settings import CostSettings
+from shared.db import create_engine, session_factory
+
+pytestmark = pytest.mark.integration
+
+
+def _not_version_table(obj, name, type_, reflected, compare_to) -> bool:
+    return not (type_ == "table" and name == "alembic_version")
+
+
+async def test_cost_migrations_match_its_tables(database_url):
+    url = database_url("cost")
+    await asyncio.to_thread(migrate, CostSettings(database_url=url))
+    engine = create_async_engine(url)
+    async with engine.connect() as connection:
+
+        def compare(sync_connection):
+            context = MigrationContext.configure(
+                sync_connection, opts={"include_object": _not_version_table, "version_table_schema": "cost"}
+            )
+            return compare_metadata(context, metadata)
+
+        diff = await connection.run_sync(compare)
+    await engine.dispose()
+    assert diff == []
+
+
+async def test_catalogue_is_seeded_with_the_defaults(database_url):
+    url = database_url("cost")
+    await asyncio.to_thread(migrate, CostSettings(database_url=url))
+    engine = create_engine(url, "cost")
+    async with session_factory(engine)() as session:
+        catalogue = await repository.load_catalogue(session)
+    await engine.dispose()
+    price = catalogue.price("eu-west-1", "a100_80gb")
+    assert price is not None and price.on_demand == pytest.approx(4.715)
+    h100 = catalogue.price("us-east-1", "h100_80gb")
+    assert h100 is not None and (h100.on_demand, h100.spot, h100.reserved) == (8.00, 2.40, 5.60)
+    region = catalogue.region("ap-southeast-1")
+    assert region is not None and (region.multiplier, region.egress_per_gb) == (1.25, 0.15)
