@@ -22,6 +22,7 @@ from services.allocator.domain.allocation import Allocation, PoolKey, allocate, 
 from services.allocator.domain.fleet import FleetConfig, Pool
 
 GroupKey = tuple[str, str, str, str]  # (model_id, region, gpu_type, quantisation)
+TIE_BREAK = 1e-4  # $/h per instance; far below any price difference between GPUs
 
 
 @dataclass(frozen=True)
@@ -128,7 +129,9 @@ def milp_place(
     prices = [fleet.price(r, g, pools[(r, g)].pricing_class) for (_, r, g, _) in group_index]
     # Leaving an instance unplaced must cost more than any GPU could, so HiGHS places all it can.
     penalty = 10.0 * max([*prices, 1.0])
-    cost = np.concatenate([np.zeros(n_x), prices, np.full(n_u, penalty)])
+    # A cent-fraction nudge: at equal $/h keep instances unquantised and in their users' region.
+    nudges = [TIE_BREAK * ((q != "fp16") + (r != demands[d].region)) for d, (_, r, _, q) in options]
+    cost = np.concatenate([nudges, prices, np.full(n_u, penalty)])
     rows: list[int] = []
     cols: list[int] = []
     vals: list[float] = []

@@ -78,7 +78,8 @@ def test_milp_is_never_worse_than_greedy_on_random_fleets(case):
     assert best is not None
     assert best.unserved_instances <= greedy.unserved_instances
     if best.unserved_instances == greedy.unserved_instances:
-        assert best.cost_per_hour <= greedy.cost_per_hour + 1e-6
+        # HiGHS stops within a relative gap of 1e-4 of the optimum (and the tie-break nudges).
+        assert best.cost_per_hour <= greedy.cost_per_hour * (1 + 1e-4) + 0.01
     chosen = place(demands, fleet, pools)
     assert chosen.not_worse_than(greedy)
     for key, used in chosen.gpus_used().items():
