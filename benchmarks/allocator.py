@@ -92,9 +92,9 @@ def main() -> None:
     greedy_by_type = {t: sum(g.gpus for g in greedy.groups if g.gpu_type == t) for t in fleet.gpus}
     print(f"fleet: {sum(p.total for p in fleet.pools)} GPUs, {sum(p.available for p in fleet.pools)} free")
     print(f"workload: {len({d.model_id for d in demands})} models, {len(demands)} demands, {demanded} instances")
-    print(
-        f"greedy: ${greedy.cost_per_hour:,.2f}/h, {greedy.unserved_instances} unplaced, {greedy_s * 1000:.1f} ms, GPUs {greedy_by_type}"
-    )
+    greedy_ms = greedy_s * 1000
+    print(f"greedy: ${greedy.cost_per_hour:,.2f}/h, {greedy.unserved_instances} unplaced, {greedy_ms:.1f} ms,", end=" ")
+    print(f"GPUs {greedy_by_type}")
     print(f"milp:   ${best.cost_per_hour:,.2f}/h, {best.unserved_instances} unplaced, {milp_s:.3f} s, GPUs {by_type}")
     int8 = sum(g.gpus for g in best.groups if g.quantisation == "int8")
     print(f"milp uses int8 on {int8} GPUs; {gap:.1f}% cheaper than greedy")
