@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
 
 import pytest
@@ -10,7 +11,7 @@ from sqlalchemy import func, select
 
 from deploy.local import triton
 from services.monitor.adapters.orm import metric_window, scrape_target
-from shared.events import ALERTS, ALLOCATIONS, SERVER_METRICS, ModelLoaded, ServerAllocated
+from shared.events import ALERTS, ALLOCATIONS, SERVER_METRICS, ModelLoaded, ServerAllocated, ServerReleased
 from tests.integration.helpers import wait_for
 from tests.integration.monitor.support import publish, put_load, read, running_monitor
 
@@ -45,6 +46,23 @@ async def scraped(monitor, server_id: str) -> bool:
         return (await session.execute(query)).scalar() is not None
 
 
+@contextlib.asynccontextmanager
+async def released_at_end(monitor, server_id: str):
+    """Release the test's server while the monitor still runs, so no target outlives the test."""
+    try:
+        yield
+    finally:
+        release = ServerReleased(source="test", server_id=server_id, region="us-east-1")
+        await publish(monitor.settings.kafka_bootstrap, ALLOCATIONS, server_id, release)
+        assert await wait_for(lambda: gone(monitor, server_id), timeout=30)
+
+
+async def gone(monitor, server_id: str) -> bool:
+    async with monitor.runtime.sessions() as session:
+        query = select(func.count()).select_from(scrape_target).where(scrape_target.c.server_id == server_id)
+        return (await session.execute(query)).scalar_one() == 0
+
+
 async def latest_windows(monitor, server_id: str) -> dict[str, tuple]:
     async with monitor.runtime.sessions() as session:
         newest = select(func.max(metric_window.c.window_end)).where(metric_window.c.server_id == server_id)
@@ -59,7 +77,7 @@ async def latest_windows(monitor, server_id: str) -> dict[str, tuple]:
 async def test_a_loaded_triton_server_appears_in_tables_and_events(triton_server, monitor_settings):
     server_id, model_id = f"srv-{uuid.uuid4().hex[:8]}", f"echo-{uuid.uuid4().hex[:6]}"
     bootstrap = monitor_settings.kafka_bootstrap
-    async with running_monitor(monitor_settings) as monitor:
+    async with running_monitor(monitor_settings) as monitor, released_at_end(monitor, server_id):
         loaded = ModelLoaded(
             source="test", server_id=server_id, model_id=model_id, region="us-east-1", triton_model="echo"
         )
@@ -91,7 +109,7 @@ async def test_a_loaded_triton_server_appears_in_tables_and_events(triton_server
 async def test_a_killed_server_raises_target_down_and_resolves_when_back(triton_server, monitor_settings):
     server_id = f"srv-{uuid.uuid4().hex[:8]}"
     bootstrap = monitor_settings.kafka_bootstrap
-    async with running_monitor(monitor_settings) as monitor:
+    async with running_monitor(monitor_settings) as monitor, released_at_end(monitor, server_id):
         await publish(bootstrap, ALLOCATIONS, server_id, allocation(triton_server, server_id))
         assert await wait_for(lambda: scraped(monitor, server_id), timeout=30)
         await asyncio.to_thread(triton.kill_server, triton_server["name"])
