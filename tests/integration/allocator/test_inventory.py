@@ -65,3 +65,22 @@ async def test_concurrent_allocations_never_take_more_than_is_free(test_fleet):
         ).scalar_one()
     assert available == 3
     await engine.dispose()
+
+
+async def test_metrics_report_pools_and_servers_by_state(test_fleet):
+    from prometheus_client import generate_latest
+
+    from services.allocator.adapters.metrics import AllocatorMetrics
+    from shared.metrics import new_registry
+
+    engine = create_engine(test_fleet.settings.database_url, "allocator")
+    metrics = AllocatorMetrics(new_registry())
+    metrics.allocations.labels("failed").inc()
+    await metrics.refresh(session_factory(engine))
+    await engine.dispose()
+    text = generate_latest(metrics.registry).decode()
+    labels = f'gpu_type="a100_80gb",region="{test_fleet.region}"'
+    assert f'llmfleet_allocator_gpus{{{labels},state="available"}} 3.0' in text
+    assert f'llmfleet_allocator_gpus{{{labels},state="reserved"}} 1.0' in text
+    assert 'llmfleet_allocator_allocations_total{result="failed"} 1.0' in text
+    assert "llmfleet_allocator_servers" in text and "llmfleet_allocator_provision_seconds" in text

@@ -122,3 +122,28 @@ async def test_failures_say_why_and_give_the_gpus_back(test_fleet, kafka_bootstr
         assert states == ["failed"]  # the ghost's server was started, then stopped
         assert not [name for name in triton.status() if name.startswith(settings.server_prefix)]
     await runtime.close()
+
+
+async def test_an_action_cut_short_after_planning_is_carried_on_when_redelivered(test_fleet, kafka_bootstrap):
+    from services.allocator import service
+    from services.allocator.app import build_allocator
+    from shared.runtime import create_runtime
+
+    settings, region = test_fleet.settings, test_fleet.region
+    await start_group_at_end(kafka_bootstrap, settings.group_id, SCALING_ACTIONS.name, PRICES.name)
+    up = request(test_fleet.echo, region, ActionKind.PRELOAD, 1)
+    # A first delivery that planned and took the GPUs, then died before starting the server.
+    crashed = create_runtime(settings)
+    assert await service.plan_action(build_allocator(settings, crashed), "allocator.on_scaling_action_requested", up)
+    assert [s.state for s in await servers_of(crashed, settings.server_prefix)] == ["starting"]
+    assert await available(crashed, region) == 2
+    await crashed.close()
+
+    _app, runtime = create_app(settings)
+    async with running(runtime.broker):
+        await send(kafka_bootstrap, up)  # Kafka delivers it again: the offset was never committed
+        events = await events_of(kafka_bootstrap, up.action_id, has("server_allocated", "model_loaded"))
+        assert triton.model_ready(events[0]["endpoint"], "echo")
+        assert [s.state for s in await servers_of(runtime, settings.server_prefix)] == ["running"]
+        assert await available(runtime, region) == 2  # the GPU taken at planning, not a second one
+    await runtime.close()
