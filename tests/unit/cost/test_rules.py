@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from services.cost.domain.fleet import Server
 from services.cost.domain.pricing import Catalogue, PricingClass
@@ -131,3 +133,24 @@ def test_recommendation_identity_is_stable_and_follows_the_action():
     assert first.recommendation_id == again.recommendation_id
     assert first.recommendation_id != other.recommendation_id
     assert first.recommendation_id.startswith("spot-")
+
+
+@given(
+    od=st.integers(0, 40),
+    spot=st.integers(0, 40),
+    reserved=st.integers(0, 40),
+    util=st.floats(0.0, 1.0),
+)
+def test_rules_never_overshoot_their_targets_or_touch_reserved_savings(od, spot, reserved, util):
+    p = pool(od, spot, reserved, util=util)
+    if p.total == 0:
+        return
+    for rec in rule_recommendations([p], Catalogue(), T):
+        assert rec.savings_per_month > 0
+        if rec.kind == "spot":
+            assert spot + rec.action["convert"]["gpus"] <= 0.7 * p.total + 1e-9
+        if rec.kind == "reserved":
+            assert reserved + rec.action["convert"]["gpus"] <= 0.6 * p.total + 1e-9
+        if rec.kind == "rightsize":
+            assert rec.action["gpus_after"] >= max(reserved, 1)
+            assert rec.action["gpus_after"] >= 0.7 * p.total - 1e-9
