@@ -43,11 +43,15 @@ nv_cpu_utilization 0.4
 
 
 def metrics_text(target: int, scrape: int) -> str:
-    """The text target `target` answers on its `scrape`-th scrape (counters grow per scrape)."""
+    """The text target `target` answers on its `scrape`-th scrape (counters grow per scrape).
+
+    Busy time grows 10 s of compute per scrape at 4 inferences per execution: about half a GPU at
+    a 5 s interval, so neither a scale-up nor a scale-down signal is asked for.
+    """
     ok = scrape * (10 + target % 7)
     return TEMPLATE.format(
         ok=ok, failed=scrape * (target % 3), execs=ok // 4, request_us=ok * 9000, queue_us=ok * 1000,
-        compute_us=ok * 7000, pending=target % 11,
+        compute_us=scrape * 10_000_000, pending=target % 11,
     )  # fmt: skip
 
 
