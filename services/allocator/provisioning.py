@@ -77,7 +77,7 @@ async def _start(allocator: Allocator, action: Any, srv: Any, placements: list[A
             await allocator.provisioner.stop_server(srv.server_id)
         async with allocator.sessions.begin() as session:
             await _mark_server(session, srv.server_id, "failed", reason=str(error)[:2000])
-            await session.execute(placement.delete().where(placement.c.server_id == srv.server_id))
+            await repo.forget_placements(session, srv.server_id)
             await repo.return_gpus(session, [srv.server_id])
             await fail_action(allocator, session, action.action_id, action.model_id, action.region, str(error))
         return False
@@ -111,8 +111,7 @@ async def _load(allocator: Allocator, action: Any, p: Any) -> bool:
         await _load_ready(allocator, p.endpoint, p.triton_model)
     except ProvisioningError as error:
         async with allocator.sessions.begin() as session:
-            where = and_(placement.c.server_id == p.server_id, placement.c.model_id == p.model_id)
-            await session.execute(placement.delete().where(where))
+            await repo.forget_placements(session, p.server_id, p.model_id)
             await fail_action(allocator, session, action.action_id, action.model_id, action.region, str(error))
         return False
     async with allocator.sessions.begin() as session:
@@ -128,8 +127,7 @@ async def _unload(allocator: Allocator, action: Any, p: Any) -> bool:
         log.warning("unload of %s on %s failed: %s", p.model_id, p.server_id, error)
         return False
     async with allocator.sessions.begin() as session:
-        where = and_(placement.c.server_id == p.server_id, placement.c.model_id == p.model_id)
-        await session.execute(placement.delete().where(where))
+        await repo.forget_placements(session, p.server_id, p.model_id)
         unloaded = ModelUnloaded(
             source="allocator",
             server_id=p.server_id,
@@ -147,7 +145,7 @@ async def _stop(allocator: Allocator, action: Any, srv: Any) -> None:
     await allocator.provisioner.stop_server(srv.server_id)
     allocator.metrics.provision_seconds.labels("stop").observe(time.monotonic() - began)
     async with allocator.sessions.begin() as session:
-        await session.execute(placement.delete().where(placement.c.server_id == srv.server_id))
+        await repo.forget_placements(session, srv.server_id)
         await _mark_server(session, srv.server_id, "released")
         await repo.return_gpus(session, [srv.server_id])
         released = ServerReleased(

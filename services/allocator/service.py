@@ -121,6 +121,8 @@ async def _plan(allocator: Allocator, session: AsyncSession, event: ScalingActio
         return plan.failure
     for step in plan.steps:
         await _write_step(allocator, session, event, step, requirement.repository_name, pools)
+        if isinstance(step, StartServer) or (isinstance(step, AddInstances) and step.load):
+            await repo.record_plan(session, fleet, step.server_id, requirement)
     return None
 
 

@@ -119,3 +119,20 @@ scaling_action = Table(
     Column("reason", String(2000)),
     *_timestamps(),
 )
+
+# The deployment plan chosen for a model on a server's GPU type (planner.best_plan), kept for
+# operators and the cost service: strategy, quantisation and what it gives for what it costs.
+deployment_plan = Table(
+    "deployment_plan",
+    metadata,
+    Column("server_id", String(200), primary_key=True),
+    Column("model_id", String(200), primary_key=True),
+    Column("strategy", String(50), nullable=False),
+    Column("quantisation", String(10), nullable=False),
+    Column("gpus", Integer, nullable=False),
+    Column("memory_per_gpu_gb", Float, nullable=False),
+    Column("latency_ms", Float, nullable=False),
+    Column("throughput", Float, nullable=False),
+    Column("cost_per_hour", Float, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+)

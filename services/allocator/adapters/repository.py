@@ -9,9 +9,18 @@ from sqlalchemy import and_, func, select, text
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.allocator.adapters.orm import gpu, gpu_pool, gpu_price, model_requirement, placement, server
+from services.allocator.adapters.orm import (
+    deployment_plan,
+    gpu,
+    gpu_pool,
+    gpu_price,
+    model_requirement,
+    placement,
+    server,
+)
 from services.allocator.domain.allocation import PoolKey, gpu_ids_for
 from services.allocator.domain.fleet import FleetConfig, ModelRequirement, Pool, PricingClass
+from services.allocator.domain.planner import best_plan
 from services.allocator.domain.scaling import Server
 
 LIVE = ("starting", "running", "stopping")
@@ -186,3 +195,37 @@ async def price_per_gpu(session: AsyncSession, fleet: FleetConfig, pool: Pool) -
         return fleet.price(pool.region, pool.gpu_type, pool.pricing_class)
     column = {"on_demand": "on_demand_per_hour", "spot": "spot_per_hour", "reserved": "reserved_per_hour"}
     return float(getattr(row, column[pool.pricing_class.value]))
+
+
+async def record_plan(session: AsyncSession, fleet: FleetConfig, server_id: str, requirement: ModelRequirement) -> None:
+    """Keep the best deployment plan for the model on the server's GPUs (none when no plan fits)."""
+    row = (await session.execute(select(server).where(server.c.server_id == server_id))).one()
+    if row.gpu_type not in fleet.gpus:
+        return
+    target = requirement.latency_target_ms if requirement.latency_target_ms is not None else float("inf")
+    plan = best_plan(requirement, fleet.gpus[row.gpu_type], row.cost_per_hour / row.gpu_count, target, row.gpu_count)
+    if plan is None:
+        return
+    values = {
+        "strategy": plan.strategy,
+        "quantisation": plan.quantisation,
+        "gpus": plan.gpus,
+        "memory_per_gpu_gb": plan.memory_per_gpu_gb,
+        "latency_ms": plan.latency_ms,
+        "throughput": plan.throughput,
+        "cost_per_hour": plan.cost_per_hour,
+    }
+    await session.execute(
+        insert(deployment_plan)
+        .values(server_id=server_id, model_id=requirement.model_id, **values)
+        .on_conflict_do_update(index_elements=["server_id", "model_id"], set_=values)
+    )
+
+
+async def forget_placements(session: AsyncSession, server_id: str, model_id: str | None = None) -> None:
+    """Delete the server's placements (of one model, or all) and their deployment plans."""
+    for table in (placement, deployment_plan):
+        where = table.c.server_id == server_id
+        if model_id is not None:
+            where = where & (table.c.model_id == model_id)
+        await session.execute(table.delete().where(where))

@@ -67,10 +67,10 @@ class ScalingPlan:
 
 
 def room_for(server: Server, requirement: ModelRequirement, fleet: FleetConfig) -> int:
-    """More instances of the model that fit on the server, counting each model's share of a GPU."""
+    """More instances that fit on the server (each model takes its share of a GPU); 0 when too slow."""
     gpu = fleet.gpus[server.gpu_type]
     per_gpu = requirement.instances_on(gpu)
-    if per_gpu < 1:
+    if per_gpu < 1 or not requirement.meets_latency(gpu):
         return 0
     used = sum(
         (

@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import select
 
 from deploy.local import triton
-from services.allocator.adapters.orm import gpu_pool, server
+from services.allocator.adapters.orm import deployment_plan, gpu_pool, server
 from services.allocator.app import create_app
 from shared.events import ALLOCATIONS, PRICES, SCALING_ACTIONS, ActionKind, ScalingActionRequested
 from tests.integration.helpers import collect, produce_raw, running, start_group_at_end
@@ -74,6 +74,14 @@ async def test_scale_up_starts_a_server_that_answers_and_unload_stops_it(test_fl
         assert allocated["server_id"].startswith(settings.server_prefix)
         assert (loaded["server_id"], loaded["triton_model"], loaded["instances"]) == (allocated["server_id"], "echo", 2)
         assert await available(runtime, region) == 2
+        async with runtime.sessions() as session:
+            plan = (await session.execute(select(deployment_plan).where(deployment_plan.c.model_id == model))).one()
+        assert (plan.server_id, plan.strategy, plan.quantisation, plan.gpus) == (
+            allocated["server_id"],
+            "single",
+            "fp16",
+            1,
+        )
 
         # The same action again: the same event redelivered, and the scaler re-sending it.
         await send(kafka_bootstrap, up, up.model_copy(update={"event_id": uuid.uuid4()}))
@@ -97,6 +105,8 @@ async def test_scale_up_starts_a_server_that_answers_and_unload_stops_it(test_fl
         assert allocated["server_id"] not in triton.status()
         assert await available(runtime, region) == 3
         assert [s.state for s in await servers_of(runtime, settings.server_prefix)] == ["released"]
+        async with runtime.sessions() as session:
+            assert not (await session.execute(select(deployment_plan).where(deployment_plan.c.model_id == model))).all()
     await runtime.close()
 
 

@@ -65,3 +65,11 @@ def test_scale_down_empties_the_smallest_servers_first_and_stops_empty_ones(flee
         RemoveInstances("a", "echo", 2, unload=False, stop=False),
     )
     assert plan_scaling(fleet.models["echo"], "us-east-1", 7, servers, fleet, pools, ids(), 4).steps == ()
+
+
+def test_a_server_too_slow_for_the_latency_target_has_no_room(fleet):
+    v100 = Server("s0", "us-east-1", "v100_32gb", 1, {})
+    relaxed = replace(fleet.models["llama-2-13b"], latency_target_ms=None)
+    assert room_for(v100, relaxed, fleet) == 1
+    strict = replace(relaxed, latency_target_ms=300)  # 200 ms / 0.35 x 1.05 = 600 ms on a v100
+    assert room_for(v100, strict, fleet) == 0
