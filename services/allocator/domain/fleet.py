@@ -147,7 +147,7 @@ def fleet_from_mapping(data: Mapping[str, Any]) -> FleetConfig:
             int(counts[0]),
             int(counts[1]),
             int(counts[2]),
-            PricingClass(data.get("pricing_class", "on_demand")),
+            PricingClass(counts[3] if len(counts) > 3 else data.get("pricing_class", "on_demand")),
         )
         for region, by_type in data["pools"].items()
         for gpu_type, counts in by_type.items()

@@ -128,3 +128,17 @@ def test_allocations_never_exceed_free_capacity_and_respect_memory(case):
         assert pool.available >= 0
         assert granted.get(key, 0) <= start[key].available
         assert pool.available == start[key].available - granted.get(key, 0)
+
+
+def test_a_pool_may_name_its_pricing_class(fleet):
+    from services.allocator.domain.fleet import fleet_from_mapping
+
+    data = {
+        "gpu_types": {"a100_80gb": {"memory_gb": 80, "on_demand_per_hour": 4.1}},
+        "regions": {"r": 1.0},
+        "pools": {"r": {"a100_80gb": [10, 8, 2, "spot"]}},
+    }
+    spot = fleet_from_mapping(data)
+    assert spot.pools[0].pricing_class is PricingClass.SPOT and spot.pools[0].allocated == 0
+    with pytest.raises(ValueError, match="unknown GPU types"):
+        fleet_from_mapping({**data, "pools": {"r": {"tpu": [1, 1, 0]}}})
