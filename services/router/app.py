@@ -11,7 +11,6 @@ from opentelemetry.sdk.trace.export import SpanExporter
 from prometheus_client import CollectorRegistry
 
 from services.router import handlers, service
-from services.router.adapters.kafka_io import request_consumer, result_producer
 from services.router.adapters.metrics import router_metrics
 from services.router.core import RouterCore
 from services.router.dispatch import Dispatcher
@@ -49,20 +48,19 @@ def create_app(settings: RouterSettings, span_exporter: SpanExporter | None = No
     runtime = RouterRuntime(**vars(base))
     metrics = router_metrics(runtime.metrics_registry)
     tracker, demand = OffsetTracker(), DemandWindow()
-    client_id = f"llmfleet-router-{settings.instance_id}"
     router_tracer = tracer(runtime.tracer_provider, "llmfleet.router")
     dispatcher = Dispatcher(Registry(), settings, router_tracer, metrics)
-    sink = ResultSink(
-        result_producer(settings.kafka_bootstrap, client_id), router_tracer, metrics, tracker, demand, "router"
-    )
+    sink = ResultSink(router_tracer, metrics, tracker, demand, "router")
     core = RouterCore(settings, dispatcher, sink)
-    consumer = request_consumer(settings.kafka_bootstrap, settings.group_id, client_id, settings.max_poll_records)
-    runtime.hot_path = HotPath(core, consumer, tracker, demand, metrics)
-    handlers.register(runtime, core, settings.instance_id)
+    runtime.hot_path = HotPath(core, tracker, demand, metrics)
+    if settings.follow_allocations:
+        handlers.register(runtime, core, settings.instance_id)
 
     async def start_hot_path() -> None:
         # The registry comes from the router's tables, so a restart needs no replay of allocations.
-        loaded = await service.load_registry(runtime.sessions, list(settings.static_servers))
+        loaded = await service.load_registry(
+            runtime.sessions if settings.follow_allocations else None, settings.static_servers
+        )
         dispatcher.registry.servers.update(loaded.servers)
         dispatcher.registry.placements.update(loaded.placements)
         await dispatcher.check_health()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import random
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -52,11 +53,12 @@ class RouterCore:
             self.sink.tracker_received(record)
             self._seq += 1
             try:
-                request = read_request(record, self.sink.tracer, now, wall, self._seq)
+                sampled = self.settings.trace_root_ratio >= 1.0 or random.random() < self.settings.trace_root_ratio
+                request = read_request(record, self.sink.tracer, now, wall, self._seq, sampled)
             except ValidationError as error:
                 await self.sink.dead_letter(record, reason_for(error))
                 continue
-            await self.admit(request, now)
+            await self.admit(request, request.arrived)
 
     async def admit(self, request: Pending, now: float) -> None:
         """Batch, hold or reject one request."""
@@ -97,7 +99,8 @@ class RouterCore:
             now = time.monotonic()
             live = []
             for request in batch.requests:
-                ticket(request).batched_ms = (now - request.arrived) * 1000
+                # The wait for the batch to form ends when it closes; task start-up after that is overhead.
+                ticket(request).batched_ms = max(0.0, batch.closed_at - request.arrived) * 1000
                 if request.expired(now):
                     await self.sink.publish(request, ResultStatus.REJECTED, reason="deadline passed while batching")
                 else:

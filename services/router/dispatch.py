@@ -7,6 +7,7 @@ import logging
 import time
 from dataclasses import dataclass
 
+from opentelemetry import trace
 from opentelemetry.trace import Link, SpanKind, Tracer, use_span
 from tritonclient.utils import InferenceServerException
 
@@ -45,6 +46,8 @@ class Dispatcher:
         self._tracer = tracer
         self._metrics = metrics
         self._clients: dict[str, TritonClient] = {}
+        self._next_check: dict[str, float] = {}
+        self._misses: dict[str, int] = {}
 
     def client(self, endpoint: str) -> TritonClient:
         """The (pooled) client of one endpoint."""
@@ -68,36 +71,42 @@ class Dispatcher:
 
     async def serve(self, batch: Batch) -> Served | NotServed:
         """Run the batch on up to `max_attempts` servers, best first, inside a batch span."""
-        spans = [ticket(r).span for r in batch.requests]
+        spans = [span for r in batch.requests if (span := ticket(r).span).is_recording()]
+        if not spans:  # no row is traced: no batch or Triton spans either
+            return await self._attempts(batch)
         with self._tracer.start_as_current_span(
             "router.batch",
             context=context_of(spans[0]),
             links=[Link(s.get_span_context()) for s in spans[1:]],
             attributes={
                 "llmfleet.model_id": batch.model_id,
-                "llmfleet.batch.size": len(spans),
+                "llmfleet.batch.size": len(batch.requests),
                 "llmfleet.batch.reason": batch.reason,
             },
         ):
-            tried: set[str] = set()
-            last_error = "no healthy server has the model"
-            for _ in range(self._settings.max_attempts):
-                server = await self.choose(batch, tried)
-                if server is None:
-                    break
-                tried.add(server.server_id)
-                outcome = await self._attempt(server, batch)
-                if isinstance(outcome, Served):
-                    return outcome
-                last_error = outcome.reason
-            return NotServed(f"failed after trying {sorted(tried) or 'no server'}: {last_error}"[:500])
+            return await self._attempts(batch)
+
+    async def _attempts(self, batch: Batch) -> Served | NotServed:
+        tried: set[str] = set()
+        last_error = "no healthy server has the model"
+        for _ in range(self._settings.max_attempts):
+            server = await self.choose(batch, tried)
+            if server is None:
+                break
+            tried.add(server.server_id)
+            outcome = await self._attempt(server, batch)
+            if isinstance(outcome, Served):
+                return outcome
+            last_error = outcome.reason
+        return NotServed(f"failed after trying {sorted(tried) or 'no server'}: {last_error}"[:500])
 
     async def _attempt(self, server: Server, batch: Batch) -> Served | NotServed:
         prompts = [Prompt(r.prompt, r.max_tokens, r.temperature, r.top_p) for r in batch.requests]
         model = self.registry.triton_name(server.server_id, batch.model_id)
         server.inflight += 1
         self._metrics.inflight_batches.inc()
-        span = self._tracer.start_span(f"triton infer {model}", kind=SpanKind.CLIENT)
+        traced = trace.get_current_span().is_recording()
+        span = self._tracer.start_span(f"triton infer {model}", kind=SpanKind.CLIENT) if traced else trace.INVALID_SPAN
         span.set_attribute("llmfleet.server_id", server.server_id)
         try:
             with use_span(span, end_on_exit=True):  # the Triton call carries this span's traceparent
@@ -115,20 +124,32 @@ class Dispatcher:
             server.inflight -= 1
             self._metrics.inflight_batches.dec()
 
-    async def check_health(self, timeout_s: float = 1.0) -> None:
-        """Ask every known server whether it is ready; take failing ones out, put recovered ones back."""
-        servers = list(self.registry.servers.values())
+    async def check_health(self, timeout_s: float = 2.0) -> None:
+        """Ask servers whether they are ready; take failing ones out, put recovered ones back.
 
-        async def ready(server: Server) -> bool:
+        A server that keeps failing is asked less and less often (up to `health_backoff_max_s`),
+        so stale entries cost little; a check that times out changes nothing (a busy server is
+        slow to answer, not down; a dead one refuses at once).
+        """
+        now = time.monotonic()
+        due = [s for s in self.registry.servers.values() if self._next_check.get(s.server_id, 0.0) <= now]
+
+        async def ready(server: Server) -> bool | None:
             try:
                 return await asyncio.wait_for(self.client(server.endpoint).is_ready(), timeout_s)
             except TimeoutError:
-                return False
+                return None
 
-        for server, ok in zip(servers, await asyncio.gather(*(ready(s) for s in servers)), strict=True):
+        for server, ok in zip(due, await asyncio.gather(*(ready(s) for s in due)), strict=True):
+            if ok is None:
+                continue
             if ok != server.healthy:
                 log.info("server %s is %s", server.server_id, "ready again" if ok else "not ready")
             server.healthy = ok
+            misses = 0 if ok else self._misses.get(server.server_id, 0) + 1
+            self._misses[server.server_id] = misses
+            pause = min(self._settings.health_backoff_max_s, self._settings.health_interval_s * 2 ** max(0, misses - 2))
+            self._next_check[server.server_id] = now + (pause if misses else 0.0)
 
     async def close(self) -> None:
         """Close every client's connection pool."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,8 +23,8 @@ class Ticket:
     span: Span
     reply_topic: str | None
     occurred_at: float  # wall clock, epoch seconds
-    received: float  # monotonic
-    queued_ms: float
+    received: float  # monotonic, when the poll returned the record
+    queued_ms: float  # from the request's occurred_at to the poll
     batched_ms: float = 0.0
 
 
@@ -32,21 +33,31 @@ def headers_of(record: Any) -> dict[str, str]:
     return {key: value.decode(errors="replace") for key, value in (record.headers or ()) if value is not None}
 
 
-def read_request(record: Any, tracer: Tracer, now: float, wall: float, seq: int) -> Pending:
-    """Parse a request record and open its router span under the producer's span (raises if invalid)."""
+def read_request(record: Any, tracer: Tracer, now: float, wall: float, seq: int, trace_root: bool = True) -> Pending:
+    """Parse a request record and open its router span under the producer's span (raises if invalid).
+
+    A request that carries a trace context is always traced (the producer's sampler decided); one
+    without is traced only when `trace_root` (the caller samples), as spans cost ~20 us each.
+    """
     event = InferenceRequested.model_validate_json(record.value)
-    span = tracer.start_span(
-        f"{INFERENCE_REQUESTS.name} process",
-        context=propagate.extract(headers_of(record)),
-        kind=SpanKind.CONSUMER,
-        attributes={
-            "messaging.system": "kafka",
-            "messaging.destination.name": record.topic,
-            "messaging.kafka.offset": record.offset,
-            "llmfleet.request_id": event.request_id,
-            "llmfleet.model_id": event.model_id,
-        },
-    )
+    parent = propagate.extract(headers_of(record)) if record.headers else None
+    if parent is None or not trace.get_current_span(parent).get_span_context().is_valid:
+        parent = None
+    if parent is None and not trace_root:
+        span: Span = trace.INVALID_SPAN
+    else:
+        span = tracer.start_span(
+            f"{INFERENCE_REQUESTS.name} process",
+            context=parent,
+            kind=SpanKind.CONSUMER,
+            attributes={
+                "messaging.system": "kafka",
+                "messaging.destination.name": record.topic,
+                "messaging.kafka.offset": record.offset,
+                "llmfleet.request_id": event.request_id,
+                "llmfleet.model_id": event.model_id,
+            },
+        )
     occurred = event.occurred_at.timestamp()
     ticket = Ticket(
         partition=(record.topic, record.partition),
@@ -64,7 +75,8 @@ def read_request(record: Any, tracer: Tracer, now: float, wall: float, seq: int)
         model_id=event.model_id,
         prompt=event.prompt,
         max_tokens=event.max_tokens,
-        arrived=now,
+        # Batch wait starts here; the time since the poll (earlier records' intake) is router overhead.
+        arrived=time.monotonic(),
         seq=seq,
         temperature=event.temperature,
         top_p=event.top_p,

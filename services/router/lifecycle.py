@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import KafkaError
 
+from services.router.adapters.kafka_io import request_consumer, result_producer, subscribe_requests
 from services.router.adapters.metrics import RouterMetrics
 from services.router.core import RouterCore, consume_loop, every, partitions
 from services.router.domain.demand import DemandWindow, percentile
@@ -22,16 +23,10 @@ log = logging.getLogger(__name__)
 class HotPath:
     """The router's request pipeline and its background loops, started and stopped as one."""
 
-    def __init__(
-        self,
-        core: RouterCore,
-        consumer: AIOKafkaConsumer,
-        tracker: OffsetTracker,
-        demand: DemandWindow,
-        metrics: RouterMetrics,
-    ) -> None:
+    consumer: AIOKafkaConsumer
+
+    def __init__(self, core: RouterCore, tracker: OffsetTracker, demand: DemandWindow, metrics: RouterMetrics) -> None:
         self.core = core
-        self.consumer = consumer
         self.tracker = tracker
         self.demand = demand
         self.metrics = metrics
@@ -42,12 +37,14 @@ class HotPath:
 
     async def start(self) -> None:
         """Connect the producer and consumer and start every loop."""
-        from services.router.adapters.kafka_io import subscribe_requests
-
-        await self.core.sink.producer.start()
-        subscribe_requests(self.consumer, self.on_revoked)
-        await self.consumer.start()
+        # aiokafka clients bind to the running loop, so they are made here, not in create_app.
         s = self.core.settings
+        client_id = f"llmfleet-router-{s.instance_id}"
+        self.core.sink.producer = result_producer(s.kafka_bootstrap, client_id)
+        self.consumer = request_consumer(s.kafka_bootstrap, s.group_id, client_id, s.max_poll_records)
+        await self.core.sink.producer.start()
+        subscribe_requests(self.consumer, self.on_revoked, self.core.settings.requests_topic)
+        await self.consumer.start()
         self._consuming = asyncio.create_task(consume_loop(self.consumer, self.core, self._stopping, 50))
         self._background = [
             asyncio.create_task(self.core.timer_loop()),

@@ -26,16 +26,16 @@ log = logging.getLogger(__name__)
 class ResultSink:
     """Builds and sends results, dead letters and other events on the router's producer."""
 
+    producer: AIOKafkaProducer  # set when the hot path starts (aiokafka needs the running loop)
+
     def __init__(
         self,
-        producer: AIOKafkaProducer,
         tracer: Tracer,
         metrics: RouterMetrics,
         tracker: OffsetTracker,
         demand: DemandWindow,
         source: str,
     ) -> None:
-        self.producer = producer
         self.tracer = tracer
         self._metrics = metrics
         self._tracker = tracker
@@ -71,12 +71,13 @@ class ResultSink:
             ),
         )
         topic = t.reply_topic or INFERENCE_RESULTS.name
-        with self.tracer.start_as_current_span(
-            f"{topic} publish", context=context_of(t.span), kind=SpanKind.PRODUCER
-        ) as span:
-            span.set_attribute("llmfleet.status", status.value)
-            headers: dict[str, str] = {}
-            propagate.inject(headers)
+        headers: dict[str, str] = {}
+        if t.span.is_recording():
+            with self.tracer.start_as_current_span(
+                f"{topic} publish", context=context_of(t.span), kind=SpanKind.PRODUCER
+            ) as span:
+                span.set_attribute("llmfleet.status", status.value)
+                propagate.inject(headers)
         await self._send(topic, result, request.request_id, headers, t.partition, t.offset)
         if reason:
             t.span.set_attribute("llmfleet.reason", reason)

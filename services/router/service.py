@@ -44,10 +44,12 @@ def apply_allocation(registry: Registry, event: Event) -> None:
         raise TypeError(f"not an allocation event: {type(event).__name__}")
 
 
-async def load_registry(sessions: async_sessionmaker[AsyncSession], static: list[StaticServer]) -> Registry:
-    """The persisted registry plus the statically configured servers."""
-    async with sessions() as session:
-        registry = await repository.load_registry(session)
+async def load_registry(sessions: async_sessionmaker[AsyncSession] | None, static: list[StaticServer]) -> Registry:
+    """The persisted registry (unless `sessions` is None: static only) plus the statically configured servers."""
+    registry = Registry()
+    if sessions is not None:
+        async with sessions() as session:
+            registry = await repository.load_registry(session)
     for s in static:
         registry.add_server(Server(s.server_id, s.endpoint, s.region, s.gpu_type, s.cost_per_hour, s.capacity))
         for model_id, triton_model in s.models.items():

@@ -28,6 +28,9 @@ class RouterSettings(ServiceSettings):
 
     service_name: str = "router"
     instance_id: str = Field(default="0", description="this replica; every replica reads all allocation events")
+    requests_topic: str = Field(
+        default="inference.requests.v1", description="another topic with the same events (benchmarks, canaries)"
+    )
     default_batch_strategy: BatchStrategy = BatchStrategy.LATENCY_OPTIMIZED
     batch_strategies: dict[str, BatchStrategy] = Field(default_factory=dict, description="model id -> strategy")
     default_token_budget: int = Field(default=65_536, ge=1)
@@ -38,11 +41,21 @@ class RouterSettings(ServiceSettings):
     cold_start_timeout_s: float = 120.0
     model_request_cooldown_s: float = 30.0
     static_servers: list[StaticServer] = Field(default_factory=list)
+    follow_allocations: bool = Field(
+        default=True, description="build the registry from allocation events and its tables; False: static servers only"
+    )
     max_attempts: int = Field(default=3, ge=1, description="servers a batch is tried on before it fails")
     no_server_wait_s: float = Field(default=10.0, description="how long a batch waits for a healthy server")
     triton_timeout_s: float = 60.0
     health_interval_s: float = 1.0
+    health_backoff_max_s: float = Field(default=30.0, description="longest pause between checks of a server not ready")
     demand_window_s: float = 10.0
+    trace_root_ratio: float = Field(
+        default=1.0,
+        ge=0.0,
+        le=1.0,
+        description="share of requests without a producer trace that the router starts a trace for",
+    )
     commit_interval_s: float = 0.2
     max_poll_records: int = 1_000
     shutdown_timeout_s: float = 30.0

@@ -12,8 +12,6 @@ from collections.abc import Awaitable, Callable
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
 
-from shared.events import INFERENCE_REQUESTS
-
 
 class _Revocations(ConsumerRebalanceListener):  # type: ignore[misc]
     def __init__(self, on_revoked: Callable[[list[TopicPartition]], Awaitable[None]]) -> None:
@@ -40,10 +38,10 @@ def request_consumer(bootstrap: str, group_id: str, client_id: str, max_poll_rec
 
 
 def subscribe_requests(
-    consumer: AIOKafkaConsumer, on_revoked: Callable[[list[TopicPartition]], Awaitable[None]]
+    consumer: AIOKafkaConsumer, on_revoked: Callable[[list[TopicPartition]], Awaitable[None]], topic: str
 ) -> None:
     """Subscribe to the request topic; `on_revoked` commits what it can before partitions move."""
-    consumer.subscribe([INFERENCE_REQUESTS.name], listener=_Revocations(on_revoked))
+    consumer.subscribe([topic], listener=_Revocations(on_revoked))
 
 
 def result_producer(bootstrap: str, client_id: str) -> AIOKafkaProducer:
