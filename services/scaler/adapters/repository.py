@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import defaultdict
 from datetime import datetime
 
-from sqlalchemy import Float, and_, case, cast, delete, func, select, update
+from sqlalchemy import and_, case, delete, func, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -206,7 +206,7 @@ async def action_state(session: AsyncSession) -> tuple[set[Key], dict[Key, datet
     query = select(
         scaling_action.c.model_id,
         scaling_action.c.region,
-        func.max(cast(scaling_action.c.status == PENDING, Float)),
+        func.bool_or(scaling_action.c.status == PENDING),
         func.max(scaling_action.c.requested_at),
     ).group_by(scaling_action.c.model_id, scaling_action.c.region)
     pending, last = set(), {}

@@ -1,0 +1,123 @@
+"""Demand on Kafka -> forecasts and scaling actions on Kafka; cold starts; confirmations; overdue actions."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy import func, select
+
+from services.scaler.adapters.orm import demand_window, scaling_action
+from shared.events import (
+    ALLOCATIONS,
+    DEMAND,
+    FORECASTS,
+    MODEL_REQUESTS,
+    SCALING_ACTIONS,
+    ModelLoaded,
+    ModelRequested,
+)
+from tests.integration.helpers import wait_for
+from tests.integration.scaler.conftest import read_events, send, settle, steady_windows
+
+pytestmark = pytest.mark.timeout(120)
+
+
+async def demand_of(runtime, model_id: str) -> tuple[int, int]:
+    async with runtime.sessions() as session:
+        query = select(func.count(), func.coalesce(func.sum(demand_window.c.requests), 0)).where(
+            demand_window.c.model_id == model_id
+        )
+        count, total = (await session.execute(query)).one()
+        return int(count), int(total)
+
+
+async def actions_of(runtime, model_id: str) -> list:
+    async with runtime.sessions() as session:
+        query = select(scaling_action).where(scaling_action.c.model_id == model_id).order_by(scaling_action.c.region)
+        return list((await session.execute(query)).all())
+
+
+async def test_demand_windows_lead_to_a_forecast_and_a_scale_up(scaler, kafka_bootstrap):
+    model_id = f"scaler-m-{uuid.uuid4().hex[:8]}"
+    now = datetime.now(UTC)
+    windows = steady_windows(model_id, "us-east-1", per_window=5, buckets=24, now=now)  # 1800 requests/hour
+    await send(kafka_bootstrap, DEMAND.name, windows, key=model_id)
+    loaded = ModelLoaded(source="test", server_id=f"srv-{model_id}", model_id=model_id, region="us-east-1")
+    await send(kafka_bootstrap, ALLOCATIONS.name, [loaded], key=model_id)
+    assert await wait_for(lambda: _has(scaler, model_id, 24), timeout=30)
+    await settle()  # the placement arrives on another topic
+
+    result = await scaler.worker.evaluate_once(now)
+    assert result is not None
+    forecasts = await read_events(kafka_bootstrap, FORECASTS.name, model_id, want=1)
+    assert forecasts and forecasts[0]["region"] == "us-east-1"
+    assert forecasts[0]["confidence"] > 0.9
+    assert 1500 < forecasts[0]["requests_per_hour"][0] < 2100  # 5 per 10 s
+    assert set(forecasts[0]["predictors"]) == {"holt_winters", "seasonal", "ridge"}
+
+    # 1800 req/h needs 1.8 instances of 1000 > 1.2 x 1: scale up; hot (> 1000/h): preload two more regions.
+    actions = await read_events(kafka_bootstrap, SCALING_ACTIONS.name, model_id, want=3)
+    by_region = {a["region"]: a for a in actions}
+    assert by_region["us-east-1"]["kind"] == "scale_up"
+    assert by_region["us-east-1"]["target_instances"] == 2
+    assert "rule=forecast_above_capacity" in by_region["us-east-1"]["reason"]
+    assert "policy=aggressive" in by_region["us-east-1"]["reason"]
+    assert {by_region[r]["kind"] for r in ("eu-west-1", "ap-southeast-1")} == {"preload"}
+    rows = await actions_of(scaler, model_id)
+    assert {(r.region, r.status, r.rule) for r in rows} >= {("us-east-1", "pending", "forecast_above_capacity")}
+
+    # Redelivered windows change nothing: same rows, same totals, and no new action (one is pending).
+    before = await demand_of(scaler, model_id)
+    await send(kafka_bootstrap, DEMAND.name, windows, key=model_id)
+    marker = steady_windows(model_id, "eu-west-1", per_window=1, buckets=1, now=now)
+    await send(kafka_bootstrap, DEMAND.name, marker, key=model_id)
+    assert await wait_for(lambda: _has(scaler, model_id, 25), timeout=30)
+    await settle()
+    assert await demand_of(scaler, model_id) == (before[0] + 1, before[1] + 1)
+    await scaler.worker.evaluate_once(now)
+    assert len(await actions_of(scaler, model_id)) == len(rows)
+
+
+async def _has(runtime, model_id: str, rows: int) -> bool:
+    return (await demand_of(runtime, model_id))[0] >= rows
+
+
+async def test_cold_start_preloads_once_and_the_allocator_confirms(scaler, kafka_bootstrap):
+    model_id = f"scaler-cold-{uuid.uuid4().hex[:8]}"
+    request = ModelRequested(source="test", model_id=model_id, region="eu-west-1", pending_requests=3)
+    again = ModelRequested(source="test", model_id=model_id, region="eu-west-1", pending_requests=7)
+    await send(kafka_bootstrap, MODEL_REQUESTS.name, [request, request, again], key=model_id)
+    actions = await read_events(kafka_bootstrap, SCALING_ACTIONS.name, model_id, want=1)
+    assert len(actions) == 1
+    action = actions[0]
+    assert (action["kind"], action["priority"], action["target_instances"]) == ("preload", "high", 1)
+    assert "rule=cold_start" in action["reason"] and "pending_requests=3" in action["reason"]
+    await settle()
+    assert len(await actions_of(scaler, model_id)) == 1  # the redelivery and the second request added none
+
+    loaded = ModelLoaded(
+        source="test", server_id=f"srv-{model_id}", model_id=model_id, region="eu-west-1", action_id=action["action_id"]
+    )
+    await send(kafka_bootstrap, ALLOCATIONS.name, [loaded], key=model_id)
+    assert await wait_for(lambda: _status(scaler, model_id, "confirmed"), timeout=30)
+
+
+async def _status(runtime, model_id: str, status: str) -> bool:
+    return any(row.status == status for row in await actions_of(runtime, model_id))
+
+
+async def test_an_unconfirmed_action_is_reported_overdue(scaler, kafka_bootstrap, scaler_settings):
+    model_id = f"scaler-late-{uuid.uuid4().hex[:8]}"
+    request = ModelRequested(source="test", model_id=model_id, region="us-east-1", pending_requests=1)
+    await send(kafka_bootstrap, MODEL_REQUESTS.name, [request], key=model_id)
+    assert await wait_for(lambda: _status(scaler, model_id, "pending"), timeout=30)
+
+    later = datetime.now(UTC) + timedelta(seconds=scaler_settings.action_timeout_s + 1)
+    result = await scaler.worker.evaluate_once(later)
+    assert result is not None and [e.model_id for e in result.overdue if e.model_id == model_id] == [model_id]
+    events = await read_events(kafka_bootstrap, SCALING_ACTIONS.name, model_id, want=2)
+    overdue = [e for e in events if e["type"] == "scaling_action_overdue"]
+    assert len(overdue) == 1 and overdue[0]["waited_s"] > scaler_settings.action_timeout_s
+    assert await _status(scaler, model_id, "overdue")
