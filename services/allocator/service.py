@@ -24,7 +24,7 @@ from services.allocator.adapters.orm import gpu_price, inbox, outbox, placement,
 from services.allocator.adapters.provisioner import Provisioner
 from services.allocator.domain.allocation import PoolKey
 from services.allocator.domain.fleet import FleetConfig, Pool
-from services.allocator.domain.scaling import AddInstances, StartServer, Step, plan_scaling
+from services.allocator.domain.scaling import AddInstances, Server, StartServer, Step, plan_scaling
 from services.allocator.settings import AllocatorSettings
 from shared.events import (
     ALLOCATIONS,
@@ -119,6 +119,8 @@ async def _plan(allocator: Allocator, session: AsyncSession, event: ScalingActio
     )
     if plan.failure is not None:
         return plan.failure
+    if not plan.steps:
+        await _confirm(allocator, session, event, servers, requirement.repository_name)
     for step in plan.steps:
         await _write_step(allocator, session, event, step, requirement.repository_name, pools)
         if isinstance(step, StartServer) or (isinstance(step, AddInstances) and step.load):
@@ -194,6 +196,18 @@ async def _resize(
         action_id=event.action_id, triton_model=name, instances=now.scalar_one(),
     )  # fmt: skip
     await allocator.announce(session, loaded, key=event.model_id)
+
+
+async def _confirm(
+    allocator: Allocator, session: AsyncSession, event: ScalingActionRequested, servers: list[Server], name: str
+) -> None:
+    """Already at the target: say where the model runs, so the scaler sees the action answered."""
+    for held in (s for s in servers if s.region == event.region and s.placements.get(event.model_id)):
+        loaded = ModelLoaded(
+            source="allocator", server_id=held.server_id, model_id=event.model_id, region=event.region,
+            action_id=event.action_id, triton_model=name, instances=held.placements[event.model_id],
+        )  # fmt: skip
+        await allocator.announce(session, loaded, key=event.model_id)
 
 
 async def fail_action(

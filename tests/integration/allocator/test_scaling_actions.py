@@ -11,10 +11,18 @@ import pytest
 from sqlalchemy import select
 
 from deploy.local import triton
-from services.allocator.adapters.orm import deployment_plan, gpu_pool, server
+from services.allocator.adapters.orm import deployment_plan, gpu_pool, gpu_price, server
 from services.allocator.app import create_app
-from shared.events import ALLOCATIONS, PRICES, SCALING_ACTIONS, ActionKind, ScalingActionRequested
-from tests.integration.helpers import collect, produce_raw, running, start_group_at_end
+from shared.events import (
+    ALLOCATIONS,
+    PRICES,
+    SCALING_ACTIONS,
+    ActionKind,
+    GpuPrice,
+    PricesPublished,
+    ScalingActionRequested,
+)
+from tests.integration.helpers import collect, produce_raw, running, start_group_at_end, wait_for
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -96,6 +104,11 @@ async def test_scale_up_starts_a_server_that_answers_and_unload_stops_it(test_fl
         again = await events_of(kafka_bootstrap, up.action_id, lambda es: False, timeout=2)
         assert [e["event_id"] for e in again] == [e["event_id"] for e in events]  # nothing announced twice
 
+        same = request(model, region, ActionKind.PRELOAD, 3)  # already there: answered, nothing changes
+        await send(kafka_bootstrap, same)
+        confirmed = await events_of(kafka_bootstrap, same.action_id, has("model_loaded"), timeout=60)
+        assert [(e["server_id"], e["instances"]) for e in confirmed] == [(allocated["server_id"], 3)]
+
         down = request(model, region, ActionKind.UNLOAD, 0)
         await send(kafka_bootstrap, down)
         released = await events_of(kafka_bootstrap, down.action_id, has("model_unloaded", "server_released"))
@@ -156,4 +169,33 @@ async def test_an_action_cut_short_after_planning_is_carried_on_when_redelivered
         assert triton.model_ready(events[0]["endpoint"], "echo")
         assert [s.state for s in await servers_of(runtime, settings.server_prefix)] == ["running"]
         assert await available(runtime, region) == 2  # the GPU taken at planning, not a second one
+    await runtime.close()
+
+
+async def test_published_prices_set_the_cost_of_new_servers(test_fleet, kafka_bootstrap):
+    settings, region = test_fleet.settings, test_fleet.region
+    await start_group_at_end(kafka_bootstrap, settings.group_id, SCALING_ACTIONS.name, PRICES.name)
+    _app, runtime = create_app(settings)
+    prices = PricesPublished(
+        source="test",
+        prices=[
+            GpuPrice(
+                region=region, gpu_type="a100_80gb", on_demand_per_hour=3.33, spot_per_hour=1.0, reserved_per_hour=2.0
+            )
+        ],
+    )
+    up = request(test_fleet.echo, region, ActionKind.SCALE_UP, 5)  # 4 per GPU: two GPUs on one server
+    async with running(runtime.broker):
+        await produce_raw(kafka_bootstrap, PRICES.name, [prices.model_dump_json().encode()], key=region.encode())
+
+        async def price_recorded() -> bool:
+            async with runtime.sessions() as session:
+                query = select(gpu_price.c.on_demand_per_hour).where(gpu_price.c.region == region)
+                return bool((await session.execute(query)).scalar_one() == 3.33)
+
+        assert await wait_for(price_recorded, timeout=30)  # the two topics are read independently
+        await send(kafka_bootstrap, up)
+        events = await events_of(kafka_bootstrap, up.action_id, has("server_allocated", "model_loaded"))
+        assert (events[0]["gpu_count"], events[0]["cost_per_hour"]) == (2, pytest.approx(6.66))
+        assert await available(runtime, region) == 1
     await runtime.close()
