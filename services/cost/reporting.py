@@ -11,7 +11,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.cost.adapters import repository
-from services.cost.adapters.orm import cost_report, demand_window, inbox, outbox, recommendation
+from services.cost.adapters.orm import cost_report, demand_window, forecast, inbox, outbox, recommendation
 from services.cost.domain.cycle import Evaluation, Params, evaluate
 from services.cost.domain.fleet import Server
 from services.cost.domain.recommendation import Recommendation
@@ -68,7 +68,9 @@ async def report_on_request(
 
 async def _cycle(session: AsyncSession, ctx: CycleContext) -> CycleResult:
     since = ctx.now - timedelta(seconds=ctx.lookback_s)
+    # Old demand and forecasts of models long gone would otherwise be carried forever.
     await session.execute(delete(demand_window).where(demand_window.c.window_end < since - timedelta(days=1)))
+    await session.execute(delete(forecast).where(forecast.c.horizon_start < ctx.now - timedelta(days=2)))
     servers = await repository.load_servers(session)
     evaluation = evaluate(
         servers,

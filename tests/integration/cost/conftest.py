@@ -45,6 +45,14 @@ async def cost_app(kafka_bootstrap, database_url, gpu_type):
         await runtime.worker.start()
         yield runtime
         await runtime.worker.stop()
+        await _remove_test_rows(runtime, gpu_type)
+        # The shared stack's latest price list should not keep listing the test's GPU type.
+        await operations.publish_prices(runtime.sessions, "test", datetime.now(UTC))
+        await runtime.worker.relay.publish_pending()
+    await runtime.close()
+
+
+async def _remove_test_rows(runtime, gpu_type: str) -> None:
     async with runtime.sessions.begin() as session:
         servers = fleet_server.c.gpu_type == gpu_type
         ids = [row.server_id for row in (await session.execute(fleet_server.select().where(servers))).all()]
@@ -53,4 +61,3 @@ async def cost_app(kafka_bootstrap, database_url, gpu_type):
         await session.execute(delete(fleet_server).where(servers))
         await session.execute(delete(recommendation).where(recommendation.c.gpu_type == gpu_type))
         await session.execute(delete(gpu_price).where(gpu_price.c.gpu_type == gpu_type))
-    await runtime.close()
