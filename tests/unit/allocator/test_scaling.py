@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import itertools
 from dataclasses import replace
+from fractions import Fraction
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from services.allocator.domain.fleet import Pool
 from services.allocator.domain.scaling import (
     AddInstances,
     RemoveInstances,
@@ -73,3 +78,55 @@ def test_a_server_too_slow_for_the_latency_target_has_no_room(fleet):
     assert room_for(v100, relaxed, fleet) == 1
     strict = replace(relaxed, latency_target_ms=300)  # 200 ms / 0.35 x 1.05 = 600 ms on a v100
     assert room_for(v100, strict, fleet) == 0
+
+
+@st.composite
+def fleet_state(draw, fleet):
+    models = ["echo", "tinylm", "gpt-3.5-turbo", "llama-2-13b"]
+    servers = []
+    for n in range(draw(st.integers(0, 4))):
+        gpu_type = draw(st.sampled_from(["a100_80gb", "v100_32gb"]))
+        count = draw(st.integers(1, 3))
+        server = Server(f"old{n}", "us-east-1", gpu_type, count, {})
+        placements: dict[str, int] = {}
+        for model in draw(st.lists(st.sampled_from(models), unique=True, max_size=2)):
+            room = room_for(replace(server, placements=placements), fleet.models[model], fleet)
+            if room:
+                placements[model] = draw(st.integers(1, room))
+        servers.append(replace(server, placements=placements))
+    free = {t: draw(st.integers(0, 6)) for t in ("a100_80gb", "h100_80gb", "v100_32gb")}
+    pools = {("us-east-1", t): Pool("us-east-1", t, total=20, available=n) for t, n in free.items()}
+    return servers, pools, draw(st.sampled_from(models)), draw(st.integers(0, 20)), draw(st.integers(1, 6))
+
+
+@given(st.data())
+@settings(max_examples=200, deadline=None)
+def test_a_plan_reaches_the_target_exactly_within_gpus_room_and_server_cap(fleet, data):
+    servers, pools, model, target, cap = data.draw(fleet_state(fleet))
+    plan = plan_scaling(fleet.models[model], "us-east-1", target, servers, fleet, pools, ids(), max_servers=cap)
+    if plan.failure is not None:
+        assert plan.steps == ()
+        return
+    after = {s.server_id: dict(s.placements) for s in servers}
+    shape = {s.server_id: (s.gpu_type, s.gpu_count) for s in servers}
+    taken: dict[str, int] = {}
+    for step in plan.steps:
+        if isinstance(step, StartServer):
+            after[step.server_id] = {model: step.instances}
+            shape[step.server_id] = (step.gpu_type, step.gpu_count)
+            taken[step.gpu_type] = taken.get(step.gpu_type, 0) + step.gpu_count
+        elif isinstance(step, AddInstances):
+            assert step.load == (model not in after[step.server_id])
+            after[step.server_id][model] = after[step.server_id].get(model, 0) + step.instances
+        else:
+            after[step.server_id][model] -= step.instances
+            assert after[step.server_id][model] >= 0
+            assert step.unload == (after[step.server_id][model] == 0)
+    assert sum(p.get(model, 0) for p in after.values()) == target
+    assert len(after) <= max(cap, len(servers))  # new servers only under the cap
+    for gpu_type, n in taken.items():
+        assert n <= pools[("us-east-1", gpu_type)].available  # never more GPUs than are free
+    for server_id, placements in after.items():
+        gpu_type, count = shape[server_id]
+        used = sum(Fraction(n, fleet.models[m].instances_on(fleet.gpus[gpu_type])) for m, n in placements.items() if n)
+        assert used <= count  # never more instances than the GPUs hold
