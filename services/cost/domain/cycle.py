@@ -59,8 +59,13 @@ def measured_requests_per_gpu_hour(servers: Sequence[Server], fallback: float) -
 def pool_forecast(pool: Pool, servers: Sequence[Server], forecasts: Sequence[Forecast]) -> list[float]:
     """Requests per hour the pool must serve: each model's forecast x the pool's share of its GPUs."""
     series: list[list[float]] = []
+    # A model forecast for this region and for the whole fleet: the regional one is the finer, and
+    # adding both would count its demand twice.
+    regional = {f.model_id for f in forecasts if f.region == pool.region}
     for forecast in forecasts:
         if forecast.model_id not in pool.models or (forecast.region and forecast.region != pool.region):
+            continue
+        if forecast.region is None and forecast.model_id in regional:
             continue
         holders = [s for s in servers if forecast.model_id in s.models and forecast.region in (None, s.region)]
         mine = sum(s.gpu_count for s in holders if (s.region, s.gpu_type) == (pool.region, pool.gpu_type))

@@ -12,7 +12,13 @@ from services.cost.domain.pricing import Catalogue, PricingClass
 from services.cost.domain.rules import pools
 from services.cost.requests import RecommendationRow, requests_for
 from services.cost.settings import CostSettings, RecommendationSource
-from shared.events import CapacityChangeRequested, ScalingActionRequested
+from shared.events import (
+    COST_REPORTS,
+    SCALING_ACTIONS,
+    CapacityChangeRequested,
+    CostReportRequested,
+    ScalingActionRequested,
+)
 
 NOW = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
 
@@ -64,6 +70,31 @@ def test_measured_capacity_and_pool_share_of_a_forecast():
     us = next(p for p in pools(servers) if p.region == "us-east-1")
     assert pool_forecast(us, servers, [Forecast("m1", None, NOW, (100.0, 200.0))]) == [50.0, 100.0]
     assert pool_forecast(us, servers, [Forecast("m1", "us-east-1", NOW, (100.0,))]) == [100.0]
+    both = [Forecast("m1", None, NOW, (100.0,)), Forecast("m1", "us-east-1", NOW, (70.0,))]
+    assert pool_forecast(us, servers, both) == [70.0]  # the regional forecast, not both added
+
+
+def test_settings_read_their_prefix(monkeypatch):
+    monkeypatch.setenv("LLMFLEET_COST_REPORT_INTERVAL_S", "12.5")
+    monkeypatch.setenv("LLMFLEET_COST_RECOMMENDATIONS", "optimal")
+    settings = CostSettings()
+    assert settings.report_interval_s == 12.5 and settings.db_schema == "cost"
+    assert settings.params().use_rules is False and settings.params().use_optimal is True
+
+
+def test_new_events_travel_on_their_topics():
+    report = COST_REPORTS.adapter().validate_json(CostReportRequested(source="t", request_id="r").model_dump_json())
+    assert isinstance(report, CostReportRequested)
+    change = CapacityChangeRequested(
+        source="t",
+        request_id="q",
+        recommendation_id="spot-1",
+        region="us-east-1",
+        gpu_type="a100_80gb",
+        changes={"on_demand": -2, "spot": 2},
+        reason="test",
+    )
+    assert SCALING_ACTIONS.adapter().validate_json(change.model_dump_json()) == change
 
 
 def row(kind: str, action: dict, evidence: dict | None = None, model=None) -> RecommendationRow:
