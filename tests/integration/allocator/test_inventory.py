@@ -84,3 +84,38 @@ async def test_metrics_report_pools_and_servers_by_state(test_fleet):
     assert f'llmfleet_allocator_gpus{{{labels},state="reserved"}} 1.0' in text
     assert 'llmfleet_allocator_allocations_total{result="failed"} 1.0' in text
     assert "llmfleet_allocator_servers" in text and "llmfleet_allocator_provision_seconds" in text
+
+
+async def test_concurrent_scaling_actions_never_over_allocate(test_fleet):
+    from services.allocator import service
+    from services.allocator.adapters.orm import server
+    from services.allocator.app import build_allocator
+    from shared.events import ActionKind, ScalingActionRequested
+    from shared.runtime import create_runtime
+
+    settings = test_fleet.settings.model_copy(update={"max_servers": 10, "db_pool_size": 8})
+    runtime = create_runtime(settings)
+    allocator = build_allocator(settings, runtime)
+
+    def action(n: int) -> ScalingActionRequested:
+        return ScalingActionRequested(
+            source="test", action_id=f"conc-{test_fleet.region}-{n}", model_id=test_fleet.echo,
+            region=test_fleet.region, kind=ActionKind.SCALE_UP, current_instances=0,
+            target_instances=4 * (n + 1), reason="concurrency",
+        )  # fmt: skip
+
+    # Planning only (no servers start). Targets of 16+ instances need 4+ GPUs of the 3 free.
+    planned = await asyncio.gather(*(service.plan_action(allocator, "test", action(n)) for n in range(6)))
+    mine = gpu.c.region == test_fleet.region
+    async with runtime.sessions() as session:
+        pool = (await session.execute(select(gpu_pool).where(gpu_pool.c.region == test_fleet.region))).one()
+        owned = (await session.execute(select(func.count()).where(mine, gpu.c.state == "allocated"))).scalar_one()
+        in_servers = (
+            await session.execute(
+                select(func.coalesce(func.sum(server.c.gpu_count), 0)).where(server.c.region == test_fleet.region)
+            )
+        ).scalar_one()
+    await runtime.close()
+    assert pool.available >= 0 and pool.available + owned == 3  # counters and GPU rows agree
+    assert in_servers == owned <= 3  # every allocated GPU belongs to exactly one server's count
+    assert sum(planned) <= 3  # the three actions wanting more than the pool were refused
