@@ -20,7 +20,6 @@ from shared.events import (
     DemandWindowReported,
     ModelLoaded,
     ScalingActionOverdue,
-    ScalingActionRequested,
 )
 from tests.integration.helpers import produce_raw, start_group_at_end
 from tests.integration.monitor.support import publish, read, running_monitor
@@ -66,17 +65,14 @@ async def test_a_latency_breach_fires_once_and_resolves_once(monitor_settings):
 
 async def test_an_overdue_action_alerts_until_an_allocation_confirms_it(monitor_settings):
     action_id, bootstrap = f"act-{uuid.uuid4().hex[:8]}", monitor_settings.kafka_bootstrap
-    requested = ScalingActionRequested(
-        source="test", action_id=action_id, model_id="m", region="us-east-1", kind="scale_up",
-        current_instances=1, target_instances=2, reason="test",
-    )  # fmt: skip
     overdue = ScalingActionOverdue(
         source="test", action_id=action_id, model_id="m", region="us-east-1",
         requested_at=datetime.now(UTC) - timedelta(seconds=120), waited_s=120.0,
     )  # fmt: skip
     loaded = ModelLoaded(source="test", server_id="s", model_id="m", region="us-east-1", action_id=action_id)
     async with running_monitor(monitor_settings):
-        await publish(bootstrap, SCALING_ACTIONS, "m", requested, overdue)
+        # No ScalingActionRequested is sent: a running allocator would act on it and confirm it.
+        await publish(bootstrap, SCALING_ACTIONS, "m", overdue)
         match = {"rule": "scaling_action_overdue", "scope.action_id": action_id}
         assert [a["state"] for a in await read(bootstrap, ALERTS, match, count=1)] == ["firing"]
         await publish(bootstrap, ALLOCATIONS, "m", loaded)
