@@ -1,0 +1,104 @@
+"""Utilisation and monitor signals from Kafka drive decisions; metrics count them; history compacts."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy import func, select
+
+from services.scaler.adapters.orm import demand_window, model_placement, scaling_action, server_utilization
+from shared.events import (
+    ALLOCATIONS,
+    DEMAND,
+    SCALING_ACTIONS,
+    SERVER_METRICS,
+    ModelLoaded,
+    ModelUnloaded,
+    ServerMetricsReported,
+)
+from tests.integration.helpers import wait_for
+from tests.integration.scaler.conftest import read_events, send, settle, steady_windows
+
+pytestmark = pytest.mark.timeout(120)
+
+
+async def count(runtime, table, model_id: str) -> int:
+    async with runtime.sessions() as session:
+        query = select(func.count()).select_from(table).where(table.c.model_id == model_id)
+        return int((await session.execute(query)).scalar_one())
+
+
+async def test_high_utilization_scales_up_a_model_the_forecast_alone_would_not(scaler, kafka_bootstrap):
+    model_id = f"scaler-util-{uuid.uuid4().hex[:8]}"
+    now = datetime.now(UTC)
+    # 360 requests/hour: 0.36 instances of 1000, warm; two instances in us-east-1, one goes away again.
+    await send(kafka_bootstrap, DEMAND.name, steady_windows(model_id, "us-east-1", 1, 24, now), key=model_id)
+    servers = [f"srv-{model_id}-{i}" for i in range(3)]
+    loads = [ModelLoaded(source="test", server_id=s, model_id=model_id, region="us-east-1") for s in servers]
+    gone = ModelUnloaded(source="test", server_id=servers[2], model_id=model_id, region="us-east-1")
+    await send(kafka_bootstrap, ALLOCATIONS.name, [*loads, gone], key=model_id)
+    busy = [
+        ServerMetricsReported(source="test", server_id=s, model_id=model_id, region="us-east-1", gpu_type="a100",
+                              window_s=30, utilization=0.95, utilization_derived=True)
+        for s in servers[:2]
+    ]  # fmt: skip
+    await send(kafka_bootstrap, SERVER_METRICS.name, busy, key=model_id)
+    assert await wait_for(lambda: _ready(scaler, model_id), timeout=30)
+    await settle()
+    assert await count(scaler, model_placement, model_id) == 2
+
+    result = await scaler.worker.evaluate_once(now)
+    assert result is not None
+    actions = await read_events(kafka_bootstrap, SCALING_ACTIONS.name, model_id, want=2)
+    by_region = {a["region"]: a for a in actions}
+    up = by_region["us-east-1"]
+    assert (up["kind"], up["current_instances"], up["target_instances"]) == ("scale_up", 2, 4)  # aggressive x2
+    assert "rule=utilization_high" in up["reason"] and "utilization=0.95" in up["reason"]
+    assert by_region["eu-west-1"]["kind"] == "preload"  # warm: us-east-1 and eu-west-1
+
+    registry = scaler.registry
+    assert registry.get_sample_value("llmfleet_scaler_model_tier", {"model": model_id, "tier": "warm"}) == 1.0
+    assert registry.get_sample_value("llmfleet_scaler_model_tier", {"model": model_id, "tier": "hot"}) == 0.0
+    rph = registry.get_sample_value("llmfleet_scaler_forecast_requests_per_hour", {"model": model_id})
+    assert rph is not None and 250 < rph < 500
+    ups = registry.get_sample_value("llmfleet_scaler_actions_total", {"kind": "scale_up", "rule": "utilization_high"})
+    assert ups is not None and ups >= 1
+
+
+async def _ready(runtime, model_id: str) -> bool:
+    return (
+        await count(runtime, demand_window, model_id) >= 24
+        and await count(runtime, server_utilization, model_id) >= 2
+        and await count(runtime, model_placement, model_id) == 2
+    )
+
+
+async def test_aged_history_is_compacted_to_hours_with_its_totals(scaler):
+    model_id = f"scaler-old-{uuid.uuid4().hex[:8]}"
+    old = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(days=30)
+    rows = [
+        {"event_id": uuid.uuid4(), "model_id": model_id, "region": "us-east-1",
+         "window_start": old + timedelta(minutes=10 * i), "window_end": old + timedelta(minutes=10 * i, seconds=10),
+         "requests": 7, "ok": 7, "rejected": 0, "failed": 0, "tokens_in": 70, "tokens_out": 14,
+         "latency_p95_ms": 5.0 + i}
+        for i in range(12)  # two hours of windows
+    ]  # fmt: skip
+    async with scaler.sessions.begin() as session:
+        await session.execute(demand_window.insert(), rows)
+    await scaler.worker.compact_once()
+    async with scaler.sessions() as session:
+        query = (
+            select(demand_window.c.window_start, demand_window.c.requests, demand_window.c.latency_p95_ms)
+            .where(demand_window.c.model_id == model_id)
+            .order_by(demand_window.c.window_start)
+        )
+        merged = (await session.execute(query)).all()
+    assert [(r.window_start, r.requests, r.latency_p95_ms) for r in merged] == [
+        (old, 42, 10.0),
+        (old + timedelta(hours=1), 42, 16.0),
+    ]
+    await scaler.worker.compact_once()  # again: nothing changes
+    assert await count(scaler, demand_window, model_id) == 2
+    assert await count(scaler, scaling_action, model_id) == 0
