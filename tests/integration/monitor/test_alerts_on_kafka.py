@@ -65,17 +65,19 @@ async def test_a_latency_breach_fires_once_and_resolves_once(monitor_settings):
 
 async def test_an_overdue_action_alerts_until_an_allocation_confirms_it(monitor_settings):
     action_id, bootstrap = f"act-{uuid.uuid4().hex[:8]}", monitor_settings.kafka_bootstrap
+    model_id = f"model-{action_id}"
     overdue = ScalingActionOverdue(
-        source="test", action_id=action_id, model_id="m", region="us-east-1",
+        source="test", action_id=action_id, model_id=model_id, region="us-east-1",
         requested_at=datetime.now(UTC) - timedelta(seconds=120), waited_s=120.0,
     )  # fmt: skip
-    loaded = ModelLoaded(source="test", server_id="s", model_id="m", region="us-east-1", action_id=action_id)
+    loaded = ModelLoaded(source="test", server_id=f"srv-{action_id}", model_id=model_id, region="us-east-1",
+                         action_id=action_id)  # fmt: skip
     async with running_monitor(monitor_settings):
         # No ScalingActionRequested is sent: a running allocator would act on it and confirm it.
-        await publish(bootstrap, SCALING_ACTIONS, "m", overdue)
+        await publish(bootstrap, SCALING_ACTIONS, model_id, overdue)
         match = {"rule": "scaling_action_overdue", "scope.action_id": action_id}
         assert [a["state"] for a in await read(bootstrap, ALERTS, match, count=1)] == ["firing"]
-        await publish(bootstrap, ALLOCATIONS, "m", loaded)
+        await publish(bootstrap, ALLOCATIONS, model_id, loaded)
         alerts = await read(bootstrap, ALERTS, match, count=2)
         assert [(a["state"], a["value"]) for a in alerts] == [("firing", 120.0), ("resolved", 0.0)]
 
