@@ -7,12 +7,13 @@ outbox, so the running service's relay publishes it after the commit.
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.cost.adapters import repository
-from services.cost.adapters.orm import outbox, recommendation
+from services.cost.adapters.orm import cost_report, outbox, recommendation
 from services.cost.domain.pricing import GpuRate, RegionRate
 from services.cost.requests import RecommendationRow, requests_for
 from shared.events import PRICES, SCALING_ACTIONS, Event, GpuPrice, PricesPublished
@@ -101,3 +102,21 @@ async def apply_recommendation(
 def _parse(body: dict[str, object]) -> Event:
     parsed: Event = SCALING_ACTIONS.adapter().validate_python(body)
     return parsed
+
+
+async def latest_report(sessions: async_sessionmaker[AsyncSession]) -> dict[str, Any] | None:
+    """The last report with its fleet snapshot and every model's regional plans, or None."""
+    async with sessions() as session:
+        body = await session.scalar(select(cost_report.c.body).order_by(cost_report.c.created_at.desc()).limit(1))
+    return dict(body) if body is not None else None
+
+
+async def open_recommendations(sessions: async_sessionmaker[AsyncSession]) -> list[dict[str, Any]]:
+    """Recommendations an operator may apply, largest savings first."""
+    async with sessions() as session:
+        rows = await session.execute(
+            select(recommendation)
+            .where(recommendation.c.status == "open")
+            .order_by(recommendation.c.savings_per_month.desc())
+        )
+        return [dict(row._mapping) for row in rows.all()]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from typing import Literal
 
@@ -86,7 +86,11 @@ async def _cycle(session: AsyncSession, ctx: CycleContext) -> CycleResult:
             trigger=ctx.trigger,
             created_at=ctx.now,
             total_per_hour=report.total_per_hour,
-            body={"report": report.model_dump(mode="json"), "servers": [s.server_id for s in servers]},
+            body={
+                "report": report.model_dump(mode="json"),
+                "servers": [s.server_id for s in servers],
+                "region_plans": {m: [asdict(p) for p in ps] for m, ps in evaluation.region_plans.items()},
+            },
         )
     )
     await add_to_outbox(session, outbox, COST_REPORTS, report, key="fleet")

@@ -11,7 +11,7 @@ from services.cost.domain.fleet import DemandWindow, FleetCost, Server, cost_per
 from services.cost.domain.mix import compare_mix, gpus_needed, mix_recommendation
 from services.cost.domain.pricing import Catalogue
 from services.cost.domain.recommendation import Recommendation
-from services.cost.domain.regions import PlanInputs, region_plan_recommendation
+from services.cost.domain.regions import PlanInputs, RegionPlan, region_plan_recommendation, region_plans
 from services.cost.domain.rules import Pool, Thresholds, pools, rule_recommendations
 
 
@@ -47,6 +47,7 @@ class Evaluation:
     cost: FleetCost
     per_1k_tokens: dict[str, float]
     recommendations: list[Recommendation] = field(default_factory=list)
+    region_plans: dict[str, list[RegionPlan]] = field(default_factory=dict)  # per model, cheapest first
 
 
 def measured_requests_per_gpu_hour(servers: Sequence[Server], fallback: float) -> float:
@@ -131,6 +132,7 @@ def evaluate(
         recs += rule_recommendations(pool_list, catalogue, params.thresholds)
     if params.use_optimal:
         recs += _mix_recommendations(pool_list, servers, forecasts, catalogue, params)
+    plans: dict[str, list[RegionPlan]] = {}
     regions_of: defaultdict[str, set[str]] = defaultdict(set)
     for server in servers:
         for model in server.models:
@@ -138,6 +140,7 @@ def evaluate(
     for model in sorted(regions_of):
         inputs = _plan_inputs(model, servers, windows, catalogue, params)
         if inputs is not None and inputs.demand_per_hour:
+            plans[model] = region_plans(inputs, params.latency_requirement_ms)
             rec = region_plan_recommendation(model, sorted(regions_of[model]), inputs, params.latency_requirement_ms)
             recs += [rec] if rec else []
-    return Evaluation(cost, cost_per_1k_tokens(cost.by_model, windows), recs)
+    return Evaluation(cost, cost_per_1k_tokens(cost.by_model, windows), recs, plans)

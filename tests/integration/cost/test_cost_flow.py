@@ -162,6 +162,12 @@ async def test_events_lead_to_a_report_and_recommendations_once(cost_app, kafka_
         rows = await session.execute(select(func.count()).where(recommendation.c.gpu_type == gpu_type))
         assert rows.scalar_one() == 3
 
+    latest = await operations.latest_report(runtime.sessions)
+    assert latest is not None and latest["report"]["report_id"] == second.report.report_id
+    assert {tuple(p["regions"]) for p in latest["region_plans"][model]} >= {("us-east-1",), ("eu-west-1",)}
+    open_ids = {r["recommendation_id"] for r in await operations.open_recommendations(runtime.sessions)}
+    assert {e.recommendation_id for e in mine.values()} <= open_ids
+
     sample = runtime.registry.get_sample_value(
         "llmfleet_cost_fleet_per_hour", {"region": "us-east-1", "gpu_type": gpu_type, "pricing_class": "on_demand"}
     )

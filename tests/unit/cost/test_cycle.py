@@ -58,6 +58,9 @@ def test_far_away_users_get_a_regional_plan():
     plans = [r for r in result.recommendations if r.kind == "region_plan"]
     assert len(plans) == 1 and plans[0].action["regions"] == ["ap-southeast-1"]
     assert plans[0].evidence["current"]["meets_requirement"] is False
+    every = result.region_plans["m1"]
+    assert len(every) == 15  # 4 single regions + 11 combinations, cheapest first
+    assert [p.cost_per_hour for p in every] == sorted(p.cost_per_hour for p in every)
 
 
 def test_measured_capacity_and_pool_share_of_a_forecast():
