@@ -106,9 +106,11 @@ def plan_model(
 ) -> ModelPlan:
     """Actions for one model: tier floors, predictive preload, cold unload, then the policy."""
     total = sum(r.predicted_rph for r in regions)
-    tier = with_hysteresis(total, previous)
-    known = {r.region: r for r in regions}
     confidence = max((r.confidence for r in regions), default=0.0)
+    # An unsure forecast moves no model between tiers: a blip must not load three regions.
+    confident = confidence >= settings.policy.min_confidence
+    tier = with_hysteresis(total, previous) if confident else (previous or Tier.COLD)
+    known = {r.region: r for r in regions}
     for region in TIER_PLANS[tier].regions:
         known.setdefault(region, RegionState(region=region, confidence=confidence))
     actions = []
@@ -160,8 +162,3 @@ def cold_start(model_id: str, region: str, instances: int, pending: bool, policy
     if instances > 0 or pending:
         return None
     return PlannedAction(model_id, region, ActionKind.PRELOAD, 0, 1, "high", "cold_start", policy, Tier.COLD)
-
-
-def overdue(requested_at: datetime, now: datetime, timeout: timedelta) -> bool:
-    """An action the allocator has not confirmed within `timeout`."""
-    return now - requested_at >= timeout

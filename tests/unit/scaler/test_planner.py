@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
-from services.scaler.domain.planner import PlanSettings, RegionState, cold_start, overdue, plan_model
+from services.scaler.domain.planner import PlanSettings, RegionState, cold_start, plan_model
 from services.scaler.domain.policy import POLICIES, PolicyName
 from services.scaler.domain.tiers import Tier
 from shared.events import ActionKind
@@ -90,6 +91,8 @@ def test_cold_start_preloads_once_with_high_priority():
     assert cold_start("m", "eu-west-1", instances=2, pending=False, policy="aggressive") is None
 
 
-def test_overdue_after_the_timeout():
-    assert overdue(NOW - timedelta(seconds=600), NOW, timedelta(seconds=600))
-    assert not overdue(NOW - timedelta(seconds=599), NOW, timedelta(seconds=600))
+def test_an_unsure_forecast_changes_no_tier():
+    unsure = region(predicted_rph=5000.0, utilization=0.5, confidence=0.3)
+    assert plan_model("m", [unsure], None, SETTINGS, NOW).tier is Tier.COLD
+    assert plan_model("m", [unsure], Tier.WARM, SETTINGS, NOW).tier is Tier.WARM
+    assert plan_model("m", [replace(unsure, confidence=0.7)], Tier.WARM, SETTINGS, NOW).tier is Tier.HOT
