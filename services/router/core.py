@@ -49,7 +49,9 @@ class RouterCore:
     async def intake(self, records: list[Any]) -> None:
         """Handle one poll's records in order."""
         now, wall = time.monotonic(), time.time()
-        for record in records:
+        for number, record in enumerate(records, 1):
+            if number % 64 == 0:  # let batches that came back publish between chunks of a large poll
+                await asyncio.sleep(0)
             self.sink.tracker_received(record)
             self._seq += 1
             try:

@@ -41,6 +41,7 @@ class ResultSink:
         self._tracker = tracker
         self._demand = demand
         self._source = source
+        self._counters: dict[tuple[str, str], Any] = {}
 
     async def publish(
         self,
@@ -72,13 +73,19 @@ class ResultSink:
         )
         topic = t.reply_topic or INFERENCE_RESULTS.name
         headers: dict[str, str] = {}
+        span = None
         if t.span.is_recording():
-            with self.tracer.start_as_current_span(
-                f"{topic} publish", context=context_of(t.span), kind=SpanKind.PRODUCER
-            ) as span:
-                span.set_attribute("llmfleet.status", status.value)
-                propagate.inject(headers)
+            # start_span + explicit context: cheaper than attaching a current span per row.
+            span = self.tracer.start_span(
+                f"{topic} publish",
+                context=context_of(t.span),
+                kind=SpanKind.PRODUCER,
+                attributes={"llmfleet.status": status.value},
+            )
+            propagate.inject(headers, context=context_of(span))
         await self._send(topic, result, request.request_id, headers, t.partition, t.offset)
+        if span is not None:
+            span.end()
         if reason:
             t.span.set_attribute("llmfleet.reason", reason)
         t.span.end()
@@ -87,7 +94,11 @@ class ResultSink:
     def _account(
         self, request: Pending, status: ResultStatus, tokens: tuple[int, int], inf_ms: float, t: Timings
     ) -> None:
-        self._metrics.requests.labels(request.model_id, status.value).inc()
+        key = (request.model_id, status.value)
+        counter = self._counters.get(key)
+        if counter is None:  # labels() resolves the child each call; rows of one model reuse it
+            counter = self._counters[key] = self._metrics.requests.labels(*key)
+        counter.inc()
         self._demand.record(request.model_id, request.region, status.value, tokens[0], tokens[1], t.total_ms)
         if status is ResultStatus.OK:
             self._metrics.latency.observe(t.total_ms / 1000)

@@ -59,6 +59,9 @@ class RouterSettings(ServiceSettings):
     commit_interval_s: float = 0.2
     max_poll_records: int = 1_000
     shutdown_timeout_s: float = 30.0
+    gc_thresholds: tuple[int, int, int] = Field(
+        default=(50_000, 20, 100), description="gc.set_threshold for the router process (CPython default 700, 10, 10)"
+    )
 
     def limits(self, model_id: str) -> BatchLimits:
         """Batch limits for one model: its strategy (or the default) with its token budget."""
