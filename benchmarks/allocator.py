@@ -97,7 +97,10 @@ def main() -> None:
     print(f"GPUs {greedy_by_type}")
     print(f"milp:   ${best.cost_per_hour:,.2f}/h, {best.unserved_instances} unplaced, {milp_s:.3f} s, GPUs {by_type}")
     int8 = sum(g.gpus for g in best.groups if g.quantisation == "int8")
-    print(f"milp uses int8 on {int8} GPUs; {gap:.1f}% cheaper than greedy")
+    spanning = sum(g.gpus for g in best.groups if g.share > 1)
+    print(
+        f"milp uses int8 on {int8} GPUs, multi-GPU (parallel) instances on {spanning}; {gap:.1f}% cheaper than greedy"
+    )
     # Where the saving comes from: the same MILP with fewer freedoms.
     home = replace(fleet, region_rtt_ms={(a, b): 1e9 for a in REGIONS for b in REGIONS if a != b})
     fp16 = replace(home, models={k: replace(m, quantisations=("fp16",)) for k, m in home.models.items()})

@@ -1,4 +1,8 @@
-"""Allocating GPUs for one model in one region: the preferred type first, then any that fits."""
+"""Allocating GPUs for one model in one region: the preferred type first, then any that fits.
+
+An instance takes a share of a GPU (several fit one) or, when it is too big or too slow for one,
+the GPUs of the best tensor- or pipeline-parallel plan (planner.gpu_share).
+"""
 
 from __future__ import annotations
 
@@ -7,6 +11,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from services.allocator.domain.fleet import FleetConfig, ModelRequirement, Pool
+from services.allocator.domain.planner import gpu_share, gpus_for
 
 PoolKey = tuple[str, str]  # (region, gpu_type)
 
@@ -42,17 +47,21 @@ def gpus_needed(instances: int, instances_per_gpu: int) -> int:
 def candidate_types(
     requirement: ModelRequirement, region: str, fleet: FleetConfig, pools: Mapping[PoolKey, Pool]
 ) -> list[str]:
-    """GPU types in `region` the model fits on and meets its latency on: preferred first, then by price."""
-    fitting = [
-        gpu_type
+    """Types in `region` an instance fits fast enough: preferred, then one-GPU fits, then parallel; cheapest first."""
+    shares = {
+        gpu_type: share
         for (pool_region, gpu_type) in pools
         if pool_region == region
         and gpu_type in fleet.gpus
-        and requirement.instances_on(fleet.gpus[gpu_type]) >= 1
-        and requirement.meets_latency(fleet.gpus[gpu_type])
-    ]
-    others = sorted((t for t in fitting if t != requirement.preferred_gpu), key=lambda t: (fleet.price(region, t), t))
-    return ([requirement.preferred_gpu] if requirement.preferred_gpu in fitting else []) + others
+        and (share := gpu_share(requirement, fleet.gpus[gpu_type])) is not None
+    }
+
+    def order(gpu_type: str) -> tuple[bool, float, str]:
+        # Spanning GPUs only when no single GPU will do; then by $/h per instance, not per GPU.
+        return shares[gpu_type] > 1, fleet.price(region, gpu_type) * float(shares[gpu_type]), gpu_type
+
+    others = sorted((t for t in shares if t != requirement.preferred_gpu), key=order)
+    return ([requirement.preferred_gpu] if requirement.preferred_gpu in shares else []) + others
 
 
 def allocate(
@@ -66,13 +75,15 @@ def allocate(
         return AllocationRefused(
             requirement.model_id,
             region,
-            f"no GPU type in {region} has {requirement.min_memory_gb:g} GB and meets the latency target",
+            f"no GPU type in {region} holds {requirement.min_memory_gb:g} GB (on one GPU or in parallel)"
+            " within the latency target",
         )
     for gpu_type in types:
-        per_gpu = requirement.instances_on(fleet.gpus[gpu_type])
-        needed = gpus_needed(instances, per_gpu)
+        share = gpu_share(requirement, fleet.gpus[gpu_type])
+        assert share is not None  # candidate_types keeps only types with a share
+        needed = gpus_for(instances, share)
         if needed <= pools[(region, gpu_type)].available:
-            return Allocation(requirement.model_id, region, gpu_type, needed, needed * per_gpu)
+            return Allocation(requirement.model_id, region, gpu_type, needed, math.floor(needed / share))
     free = ", ".join(f"{t} {pools[(region, t)].available} free" for t in types)
     return AllocationRefused(
         requirement.model_id,

@@ -14,7 +14,9 @@ lowest cost per unit of throughput (ties: fewer GPUs, then lower latency).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
+from fractions import Fraction
 
 from services.allocator.domain.fleet import QUANT_LATENCY, QUANT_MEMORY, GpuSpec, ModelRequirement
 
@@ -102,3 +104,27 @@ def best_plan(
     """The feasible plan with the lowest cost per unit of throughput, or None when none is."""
     plans = feasible_plans(requirement, gpu, price_per_hour, latency_target_ms, gpus_available)
     return plans[0] if plans else None
+
+
+def gpu_share(
+    requirement: ModelRequirement, gpu: GpuSpec, quantisation: str = "fp16", extra_ms: float = 0.0, max_gpus: int = 8
+) -> Fraction | None:
+    """GPUs one instance takes on `gpu`: 1/k when k instances share one, n when it spans n GPUs.
+
+    One GPU when the instance fits it and is fast enough there (packed `instances_on` to a GPU);
+    otherwise, at fp16, the parallel plan (tensor or pipeline) with the best cost per throughput
+    that fits and meets the latency target less `extra_ms` (the network); None when nothing does.
+    """
+    per_gpu = requirement.instances_on(gpu, quantisation)
+    if per_gpu >= 1 and requirement.meets_latency(gpu, quantisation, extra_ms):
+        return Fraction(1, per_gpu)
+    if quantisation != "fp16":
+        return None
+    target = math.inf if requirement.latency_target_ms is None else requirement.latency_target_ms - extra_ms
+    parallel = [plan for plan in feasible_plans(requirement, gpu, 1.0, target, max_gpus) if plan.gpus > 1]
+    return Fraction(parallel[0].gpus) if parallel else None
+
+
+def gpus_for(instances: int, share: Fraction) -> int:
+    """GPUs `instances` take at `share` GPUs each: ceil(instances x share)."""
+    return math.ceil(max(0, instances) * share)

@@ -9,12 +9,14 @@ fewest first, so whole servers empty and can be stopped.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 
 from services.allocator.domain.allocation import Allocation, PoolKey, allocate, apply
-from services.allocator.domain.fleet import FleetConfig, ModelRequirement, Pool
+from services.allocator.domain.fleet import FleetConfig, GpuSpec, ModelRequirement, Pool
+from services.allocator.domain.planner import gpu_share
 
 
 @dataclass(frozen=True)
@@ -67,20 +69,19 @@ class ScalingPlan:
 
 
 def room_for(server: Server, requirement: ModelRequirement, fleet: FleetConfig) -> int:
-    """More instances that fit on the server (each model takes its share of a GPU); 0 when too slow."""
+    """More instances that fit on the server (each model takes its GPU share); 0 when too slow or big."""
     gpu = fleet.gpus[server.gpu_type]
-    per_gpu = requirement.instances_on(gpu)
-    if per_gpu < 1 or not requirement.meets_latency(gpu):
+    share = gpu_share(requirement, gpu)
+    if share is None:
         return 0
-    used = sum(
-        (
-            Fraction(n, max(1, fleet.models[m].instances_on(gpu)))
-            for m, n in server.placements.items()
-            if m in fleet.models
-        ),
-        Fraction(0),
-    )
-    return max(0, int((server.gpu_count - used) * per_gpu))
+    used = sum((n * _share_of(m, gpu, fleet) for m, n in server.placements.items()), Fraction(0))
+    return max(0, math.floor((server.gpu_count - used) / share))
+
+
+def _share_of(model_id: str, gpu: GpuSpec, fleet: FleetConfig) -> Fraction:
+    requirement = fleet.models.get(model_id)
+    share = gpu_share(requirement, gpu) if requirement is not None else None
+    return share if share is not None else Fraction(1)  # requirements edited since: assume a whole GPU
 
 
 def instances_of(model_id: str, region: str, servers: Sequence[Server]) -> int:
@@ -107,8 +108,14 @@ def _scale_up(
             left -= add
     refusal, live = None, len(servers)
     while left > 0 and live < max_servers:
-        per_gpu = max(1, requirement.instances_per_gpu)
-        result = allocate(requirement, min(left, per_gpu * max_gpus_per_server), region, fleet, pools)
+        # A server holds at most max_gpus_per_server GPUs: ask for what fits on the preferred type.
+        share = (
+            gpu_share(requirement, fleet.gpus[requirement.preferred_gpu])
+            if requirement.preferred_gpu in fleet.gpus
+            else None
+        )
+        chunk = max(1, math.floor(max_gpus_per_server / share)) if share is not None else left
+        result = allocate(requirement, min(left, chunk), region, fleet, pools)
         if not isinstance(result, Allocation):
             refusal = result.reason
             break

@@ -19,6 +19,7 @@ from services.allocator.domain.allocation import (
     take_gpu_ids,
 )
 from services.allocator.domain.fleet import FleetConfig, GpuSpec, ModelRequirement, Pool, PricingClass
+from services.allocator.domain.planner import gpu_share, gpus_for
 
 
 def test_seed_is_the_issues_fleet(fleet, pools):
@@ -51,7 +52,20 @@ def test_fallback_to_cheapest_type_with_enough_memory(fleet, pools):
     result = allocate(fleet.models["gpt-4-turbo"], 3, "eu-west-1", fleet, pools)
     # v100 (32 GB) is cheaper but too small for an 80 GB model: the fallback is the a100.
     assert isinstance(result, Allocation) and (result.gpu_type, result.gpu_count) == ("a100_80gb", 3)
-    assert candidate_types(fleet.models["gpt-4-turbo"], "eu-west-1", fleet, pools) == ["h100_80gb", "a100_80gb"]
+    # v100 comes last: an 80 GB instance spans three of them (pipeline parallel), a last resort.
+    types = candidate_types(fleet.models["gpt-4-turbo"], "eu-west-1", fleet, pools)
+    assert types == ["h100_80gb", "a100_80gb", "v100_32gb"]
+
+
+def test_a_model_no_gpu_holds_spans_gpus_by_the_planner(fleet, pools):
+    big = ModelRequirement("llama-2-70b-fp16", 140, "a100_80gb", latency_ms=700)
+    result = allocate(big, 3, "us-east-1", fleet, pools)
+    # 140 GB needs two 80 GB GPUs: pipeline parallel 2 has the best cost per throughput.
+    assert result == Allocation("llama-2-70b-fp16", "us-east-1", "a100_80gb", 6, 3)
+    fast = replace(big, latency_target_ms=1000)  # 700 / 0.6 x 1.05 x 1.05 = 1,286 ms: too slow piped
+    result = allocate(fast, 3, "us-east-1", fleet, pools)
+    assert isinstance(result, Allocation) and (result.gpu_type, result.gpu_count) == ("a100_80gb", 6)  # tp2: 674 ms
+    assert isinstance(allocate(replace(big, latency_target_ms=50), 1, "us-east-1", fleet, pools), AllocationRefused)
 
 
 def test_refusal_says_why(fleet, pools):
@@ -112,11 +126,18 @@ def test_allocations_never_exceed_free_capacity_and_respect_memory(case):
         result = allocate(requirement, instances, "r", fleet, pools)
         if isinstance(result, Allocation):
             gpu = fleet.gpus[result.gpu_type]
-            assert gpu.memory_gb >= requirement.min_memory_gb  # fallback only with enough memory
+            share = gpu_share(requirement, gpu)
+            assert share is not None and requirement.min_memory_gb / max(1, share) <= gpu.memory_gb  # enough memory
+            if share > 1 and result.gpu_type != requirement.preferred_gpu:
+                # spanning GPUs is the last resort: no free type held an instance on one GPU
+                for name, spec in GPUS.items():
+                    one = gpu_share(requirement, spec)
+                    if one is not None and one <= 1:
+                        assert pools[("r", name)].available < gpus_for(instances, one)
             assert result.max_instances >= instances
             preferred = pools[("r", requirement.preferred_gpu)]
-            if (per_gpu := requirement.instances_on(GPUS[requirement.preferred_gpu])) >= 1:
-                wanted_on_preferred = gpus_needed(instances, per_gpu)
+            if (preferred_share := gpu_share(requirement, GPUS[requirement.preferred_gpu])) is not None:
+                wanted_on_preferred = gpus_for(instances, preferred_share)
                 # preferred type first: skipped only when it has too few free GPUs
                 assert result.gpu_type == requirement.preferred_gpu or preferred.available < wanted_on_preferred
             pools = apply(pools, result)

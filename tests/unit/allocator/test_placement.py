@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from services.allocator.domain.fleet import FleetConfig, GpuSpec, ModelRequirement, Pool
+from services.allocator.domain.fleet import QUANT_MEMORY, FleetConfig, GpuSpec, ModelRequirement, Pool
 from services.allocator.domain.placement import Demand, greedy_place, milp_place, place
 
 BIG = ["gpt-4-turbo", "gpt-3.5-turbo", "claude-3-opus", "llama-2-70b", "llama-2-13b"]
@@ -31,6 +31,9 @@ def test_latency_target_keeps_a_model_on_fast_gpus_and_in_its_region(fleet, pool
     best = milp_place([Demand("gpt-4-turbo", "eu-west-1", 4)], fleet, pools)
     assert best is not None
     assert [(g.region, g.gpu_type, g.gpus) for g in best.groups] == [("eu-west-1", "h100_80gb", 4)]
+    # 150 ms away, one h100 is too slow (945 + 150 ms); two in tensor parallel (520 + 150 ms) are
+    # not, but cost more than eu-west-1's premium: the model stays in its users' region.
+    assert best.cost_per_hour == pytest.approx(4 * 8.0 * 1.15)
 
 
 def test_placement_respects_free_gpus_and_reports_unserved(fleet, pools):
@@ -78,16 +81,17 @@ def test_milp_is_never_worse_than_greedy_on_random_fleets(case):
     assert best is not None
     assert best.unserved_instances <= greedy.unserved_instances
     if best.unserved_instances == greedy.unserved_instances:
-        # HiGHS stops within a relative gap of 1e-4 of the optimum (and the tie-break nudges).
-        assert best.cost_per_hour <= greedy.cost_per_hour * (1 + 1e-4) + 0.01
+        # HiGHS stops within a relative gap of 1e-3 of the optimum (and the tie-break nudges).
+        assert best.cost_per_hour <= greedy.cost_per_hour * (1 + 1e-3) + 0.01
     chosen = place(demands, fleet, pools)
     assert chosen.not_worse_than(greedy)
     for key, used in chosen.gpus_used().items():
         assert used <= pools[key].available
     for group in chosen.groups:
         requirement = fleet.models[group.model_id]
-        per_gpu = requirement.instances_on(fleet.gpus[group.gpu_type], group.quantisation)
-        assert per_gpu >= 1 and group.instances <= per_gpu * group.gpus
+        memory = requirement.min_memory_gb * QUANT_MEMORY[group.quantisation]
+        assert memory / max(1, group.share) <= fleet.gpus[group.gpu_type].memory_gb  # fits its GPUs
+        assert group.instances * group.share <= group.gpus
 
 
 def test_place_falls_back_to_greedy_when_the_solver_has_no_time(fleet, pools):

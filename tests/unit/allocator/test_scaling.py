@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import itertools
 from dataclasses import replace
-from fractions import Fraction
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from services.allocator.domain.fleet import Pool
+from services.allocator.domain.planner import gpu_share
 from services.allocator.domain.scaling import (
     AddInstances,
     RemoveInstances,
@@ -128,5 +128,5 @@ def test_a_plan_reaches_the_target_exactly_within_gpus_room_and_server_cap(fleet
         assert n <= pools[("us-east-1", gpu_type)].available  # never more GPUs than are free
     for server_id, placements in after.items():
         gpu_type, count = shape[server_id]
-        used = sum(Fraction(n, fleet.models[m].instances_on(fleet.gpus[gpu_type])) for m, n in placements.items() if n)
+        used = sum(n * gpu_share(fleet.models[m], fleet.gpus[gpu_type]) for m, n in placements.items() if n)
         assert used <= count  # never more instances than the GPUs hold
