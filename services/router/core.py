@@ -11,7 +11,6 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
-from aiokafka.errors import KafkaError
 from pydantic import ValidationError
 
 from services.router.dispatch import Dispatcher, Served
@@ -77,7 +76,8 @@ class RouterCore:
             await self.sink.publish(request, ResultStatus.REJECTED, reason=verdict.reason)
         elif verdict.verdict is Verdict.HOLD:
             if self.hold.hold(request, now):
-                event = ModelRequested(source="router", model_id=model, region=request.region, pending_requests=1)
+                held = self.hold.count(model)
+                event = ModelRequested(source="router", model_id=model, region=request.region, pending_requests=held)
                 await self.sink.event(MODEL_REQUESTS.name, event, model)
             self._wake.set()
         else:
@@ -176,7 +176,7 @@ async def every(interval_s: float, work: Callable[[], Awaitable[None]]) -> None:
         await asyncio.sleep(interval_s)
         try:
             await work()
-        except (KafkaError, OSError, RuntimeError) as error:
+        except Exception as error:  # a background round must never end its loop; the next round retries
             log.warning("%s failed: %r", getattr(work, "__name__", work), error)
 
 

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import uuid
 from collections import Counter
 
 import pytest
 
+from shared.events import DEADLETTER, INFERENCE_REQUESTS
+from tests.integration.helpers import produce_raw
 from tests.integration.router.conftest import Topic, past, request, results_for, router_app, send, static
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(90)]
@@ -31,6 +34,38 @@ async def test_unknown_model_and_passed_deadline_are_rejected_with_reasons(
     assert by_id[late.request_id]["status"] == "rejected"
     assert by_id[late.request_id]["reason"].startswith("deadline passed")
     assert by_id[fine.request_id]["status"] == "ok"
+
+
+async def test_an_unreadable_request_is_dead_lettered_and_the_next_one_served(
+    make_settings, router_tritons, kafka_bootstrap
+):
+    settings = make_settings(static_servers=static(router_tritons), follow_allocations=False)
+    tag = uuid.uuid4().hex[:6]
+    garbage = f'{{"request_id": "{tag}-bad", "prompt": 5'.encode()
+    fine = request("echo", f"{tag}-fine", max_tokens=3)
+    async with (
+        Topic(kafka_bootstrap) as results,
+        Topic(kafka_bootstrap, DEADLETTER.name) as letters,
+        router_app(settings) as runtime,
+    ):
+        await produce_raw(
+            kafka_bootstrap, INFERENCE_REQUESTS.name, [garbage, fine.model_dump_json().encode()], key=b"x"
+        )
+        values = await results.until(lambda vs: len(results_for(vs, {fine.request_id})) >= 1)
+        mine = lambda vs: [v for v in vs if base64.b64decode(v["payload_b64"]) == garbage]  # noqa: E731
+        dead = mine(await letters.until(lambda vs: len(mine(vs)) >= 1))
+        # Prometheus metrics on the app's registry (the names Grafana queries).
+        registry = runtime.metrics_registry
+        assert registry.get_sample_value("llmfleet_router_requests_total", {"model": "echo", "status": "ok"}) >= 1
+        assert registry.get_sample_value("llmfleet_router_batch_size_count") >= 1
+        assert registry.get_sample_value("llmfleet_router_request_latency_seconds_count") >= 1
+        assert registry.get_sample_value("llmfleet_router_inflight_batches") == 0
+        await asyncio.sleep(settings.health_interval_s * 2)
+        assert registry.get_sample_value("llmfleet_router_servers", {"state": "healthy"}) == 2
+        assert registry.get_sample_value("llmfleet_router_queue_depth", {"model": "echo"}) == 0
+    assert results_for(values, {fine.request_id})[0]["status"] == "ok"
+    assert len(dead) == 1 and dead[0]["reason"].startswith("invalid JSON") and dead[0]["consumer"] == "router"
+    assert dead[0]["source_topic"] == INFERENCE_REQUESTS.name
 
 
 async def test_an_over_capacity_burst_is_rejected_at_once_and_the_rest_served(
