@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import importlib
+import inspect
 import json
 import re
 from importlib.resources import files
@@ -16,6 +17,7 @@ import yaml
 
 from deploy.local.postgres import SERVICES
 from shared import events
+from shared.metrics import new_registry
 from shared.settings import ServiceSettings
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -116,20 +118,30 @@ def test_the_topics_job_creates_every_topic_the_code_uses(compose: dict[str, Any
 
 
 def exported_metric_names() -> set[str]:
-    """Every series name the services' Prometheus registries can expose (read from their source)."""
-    declaration = re.compile(r"""\b(Counter|Gauge|Histogram|Summary)\(\s*["']([a-zA-Z_:][a-zA-Z0-9_:]*)["']""")
+    """Every series name the services' Prometheus registries expose, from the real metric objects.
+
+    Each service builds its metrics from one registry (a class or factory taking `registry`, in
+    `adapters/metrics.py` or `metrics.py`); build them all on a fresh registry and list the series.
+    """
     suffixes = {
-        "Counter": ("_total",),
-        "Gauge": ("",),
-        "Histogram": ("_bucket", "_sum", "_count"),
-        "Summary": ("_sum", "_count", ""),
+        "counter": ("_total",),
+        "gauge": ("",),
+        "histogram": ("_bucket", "_sum", "_count"),
+        "summary": ("_sum", "_count", ""),
     }
-    names: set[str] = set()
-    for path in (ROOT / "services").rglob("*.py"):
-        for kind, name in declaration.findall(path.read_text()):
-            base = name.removesuffix("_total") if kind == "Counter" else name
-            names |= {base + suffix for suffix in suffixes[kind]}
-    return names
+    registry = new_registry()
+    for service in SERVICES:
+        for module_name in (f"services.{service}.adapters.metrics", f"services.{service}.metrics"):
+            try:
+                module = importlib.import_module(module_name)
+            except ModuleNotFoundError:
+                continue
+            for value in vars(module).values():
+                if callable(value) and getattr(value, "__module__", "") == module_name:
+                    parameters = list(inspect.signature(value).parameters)
+                    if parameters == ["registry"]:
+                        value(registry)
+    return {family.name + suffix for family in registry.collect() for suffix in suffixes.get(family.type, ("",))}
 
 
 def dashboard_queries() -> list[str]:
@@ -144,6 +156,9 @@ def test_the_dashboard_covers_the_platform_and_queries_only_exported_metrics() -
     named = {m for q in queries for m in re.findall(r"\bllmfleet_[a-z0-9_]+", q)}
     assert named, "the dashboard queries no llmfleet metric"
     assert named <= exported, f"dashboard metrics no service exports: {sorted(named - exported)}"
+    triton = {m for q in queries for m in re.findall(r"\bnv_[a-z0-9_]+", q)}
+    captured = (ROOT / "tests" / "unit" / "monitor" / "data" / "triton_use1_a100_metrics.txt").read_text()
+    assert all(re.search(rf"^{name}[{{ ]", captured, re.MULTILINE) for name in triton), "Triton does not export it"
     for service in ("router", "scaler", "monitor", "cost"):
         assert any(f"llmfleet_{service}_" in q for q in queries), f"no panel for the {service}"
 
