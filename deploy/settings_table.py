@@ -8,12 +8,16 @@ from __future__ import annotations
 
 import importlib
 import json
+from pathlib import Path
 from typing import Any
+
+from pydantic import BaseModel
 
 from deploy.local.postgres import SERVICES
 from shared.settings import ServiceSettings
 
 SECRET_FIELDS = {"database_url"}
+REPO = Path(__file__).resolve().parent.parent
 
 
 def settings_class(service: str) -> type[ServiceSettings]:
@@ -32,9 +36,14 @@ def settings_class(service: str) -> type[ServiceSettings]:
 def _default(name: str, value: Any) -> str:
     if name in SECRET_FIELDS:
         return "(set it)"
+    if isinstance(value, BaseModel):
+        value = value.model_dump(mode="json")
+    elif isinstance(value, list) and value and isinstance(value[0], BaseModel):
+        value = [item.model_dump(mode="json") for item in value]
     if hasattr(value, "value"):
         value = value.value
     text = json.dumps(value, default=str) if isinstance(value, list | dict | tuple) else str(value)
+    text = text.replace(str(REPO) + "/", "")  # paths inside the checkout, shown relative to it
     return text if len(text) <= 60 else text[:57] + "..."
 
 
@@ -46,7 +55,8 @@ def rows() -> list[tuple[str, str, str]]:
         prefix = str(cls.model_config.get("env_prefix", ""))
         for name, field in cls.model_fields.items():
             what = (field.description or "").replace("|", "/").replace("\n", " ")
-            table.append((f"{prefix}{name.upper()}", _default(name, field.default), what))
+            default = field.get_default(call_default_factory=True)
+            table.append((f"{prefix}{name.upper()}", _default(name, default), what))
     return table
 
 

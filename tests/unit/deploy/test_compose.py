@@ -74,6 +74,15 @@ def test_every_service_runs_its_own_module_with_settings_the_code_reads(compose:
             assert key.removeprefix(prefix) in fields, f"{service}: {key} is read by no setting"
         required = {name.upper() for name, field in cls.model_fields.items() if field.is_required()}
         assert required <= {key.removeprefix(prefix) for key in spec["environment"]}
+        with pytest.MonkeyPatch.context() as env:  # the values parse as the service would read them
+            for key, value in spec["environment"].items():
+                env.setenv(key, interpolate(str(value)))
+            cls()
+
+
+def interpolate(value: str) -> str:
+    """Compose's `${NAME:-default}` with nothing set: the default."""
+    return re.sub(r"\$\{[A-Z0-9_]+:-([^}]*)\}", r"\1", value)
 
 
 def test_services_scale_and_wait_for_their_jobs(compose: dict[str, Any]) -> None:
