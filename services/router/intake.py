@@ -11,7 +11,7 @@ from opentelemetry.trace import Span, SpanKind, Tracer
 
 from services.router.domain.offsets import Partition
 from services.router.domain.requests import Pending
-from shared.events import INFERENCE_REQUESTS, InferenceRequested
+from shared.events import InferenceRequested
 
 
 @dataclass(slots=True)
@@ -47,7 +47,7 @@ def read_request(record: Any, tracer: Tracer, now: float, wall: float, seq: int,
         span: Span = trace.INVALID_SPAN
     else:
         span = tracer.start_span(
-            f"{INFERENCE_REQUESTS.name} process",
+            f"{record.topic} process",
             context=parent,
             kind=SpanKind.CONSUMER,
             attributes={

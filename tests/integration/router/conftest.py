@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import time
@@ -13,6 +14,7 @@ from typing import Any
 
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from deploy.local import triton
 from services.router.app import RouterRuntime, create_app, migrate
@@ -56,8 +58,35 @@ def static(addresses: dict[str, str], names: tuple[str, ...] = tuple(SERVERS)) -
     ]
 
 
+@pytest.fixture(scope="session")
+def requests_topic(kafka_bootstrap: str) -> Iterator[str]:
+    """A request topic of the router tests' own: other engineers' requests never reach these routers,
+    and theirs never get answers from ours (the shared topic carries everyone's test traffic)."""
+    name = f"test.router.requests.{uuid.uuid4().hex[:8]}"
+
+    async def create() -> None:
+        admin = AIOKafkaAdminClient(bootstrap_servers=kafka_bootstrap)
+        await admin.start()
+        try:
+            await admin.create_topics([NewTopic(name, INFERENCE_REQUESTS.partitions, replication_factor=1)])
+        finally:
+            await admin.close()
+
+    async def delete() -> None:
+        admin = AIOKafkaAdminClient(bootstrap_servers=kafka_bootstrap)
+        await admin.start()
+        try:
+            await admin.delete_topics([name])
+        finally:
+            await admin.close()
+
+    asyncio.run(create())
+    yield name
+    asyncio.run(delete())
+
+
 @pytest.fixture
-def make_settings(kafka_bootstrap: str, database_url: Any) -> Any:
+def make_settings(kafka_bootstrap: str, database_url: Any, requests_topic: str) -> Any:
     """Router settings with a unique consumer group, the schema migrated."""
     url = database_url("router")
     migrate(RouterSettings(database_url=url))
@@ -70,6 +99,8 @@ def make_settings(kafka_bootstrap: str, database_url: Any) -> Any:
             "instance_id": uuid.uuid4().hex[:6],
             "health_interval_s": 0.3,
             "demand_window_s": 1.0,
+            "requests_topic": requests_topic,
+            "cold_start_models": [],
         }
         return RouterSettings(**(values | overrides))
 
@@ -80,7 +111,7 @@ def make_settings(kafka_bootstrap: str, database_url: Any) -> Any:
 async def router_app(settings: RouterSettings, span_exporter: Any = None) -> AsyncIterator[RouterRuntime]:
     """Run a router app for the block, reading only messages sent during it."""
     bootstrap = settings.kafka_bootstrap
-    await start_group_at_end(bootstrap, settings.group_id, INFERENCE_REQUESTS.name)
+    await start_group_at_end(bootstrap, settings.group_id, settings.requests_topic)
     await start_group_at_end(bootstrap, f"{settings.group_id}-registry-{settings.instance_id}", ALLOCATIONS.name)
     app, runtime = create_app(settings, span_exporter)
     await app.start()
@@ -129,9 +160,7 @@ def request(model: str, request_id: str, **fields: Any) -> InferenceRequested:
     return InferenceRequested(source="test", request_id=request_id, model_id=model, prompt=f"hi {request_id}", **fields)
 
 
-async def send(
-    bootstrap: str, events: list[Event], topic: str = INFERENCE_REQUESTS.name, key: str | None = None
-) -> None:
+async def send(bootstrap: str, events: list[Event], topic: str, key: str | None = None) -> None:
     """Produce events as a plain Kafka producer would (keyed by request id unless a key is given)."""
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5)
     await producer.start()

@@ -9,7 +9,7 @@ from collections import Counter
 
 import pytest
 
-from shared.events import DEADLETTER, INFERENCE_REQUESTS
+from shared.events import DEADLETTER
 from tests.integration.helpers import produce_raw
 from tests.integration.router.conftest import Topic, past, request, results_for, router_app, send, static
 
@@ -26,7 +26,7 @@ async def test_unknown_model_and_passed_deadline_are_rejected_with_reasons(
     fine = request("echo", f"{tag}-fine", max_tokens=3)
     wanted = {unknown.request_id, late.request_id, fine.request_id}
     async with Topic(kafka_bootstrap) as results, router_app(settings):
-        await send(kafka_bootstrap, [unknown, late, fine])
+        await send(kafka_bootstrap, [unknown, late, fine], settings.requests_topic)
         values = await results.until(lambda vs: len(results_for(vs, wanted)) >= 3)
     by_id = {v["request_id"]: v for v in results_for(values, wanted)}
     assert by_id[unknown.request_id]["status"] == "rejected"
@@ -49,7 +49,7 @@ async def test_an_unreadable_request_is_dead_lettered_and_the_next_one_served(
         router_app(settings) as runtime,
     ):
         await produce_raw(
-            kafka_bootstrap, INFERENCE_REQUESTS.name, [garbage, fine.model_dump_json().encode()], key=b"x"
+            kafka_bootstrap, settings.requests_topic, [garbage, fine.model_dump_json().encode()], key=b"x"
         )
         values = await results.until(lambda vs: len(results_for(vs, {fine.request_id})) >= 1)
         mine = lambda vs: [v for v in vs if base64.b64decode(v["payload_b64"]) == garbage]  # noqa: E731
@@ -65,7 +65,7 @@ async def test_an_unreadable_request_is_dead_lettered_and_the_next_one_served(
         assert registry.get_sample_value("llmfleet_router_queue_depth", {"model": "echo"}) == 0
     assert results_for(values, {fine.request_id})[0]["status"] == "ok"
     assert len(dead) == 1 and dead[0]["reason"].startswith("invalid JSON") and dead[0]["consumer"] == "router"
-    assert dead[0]["source_topic"] == INFERENCE_REQUESTS.name
+    assert dead[0]["source_topic"] == settings.requests_topic
 
 
 async def test_an_over_capacity_burst_is_rejected_at_once_and_the_rest_served(
@@ -79,7 +79,7 @@ async def test_an_over_capacity_burst_is_rejected_at_once_and_the_rest_served(
     burst = [request("echo", f"{tag}-{i}", max_tokens=2) for i in range(40)]
     wanted = {r.request_id for r in burst}
     async with Topic(kafka_bootstrap) as results, router_app(settings):
-        await send(kafka_bootstrap, burst)
+        await send(kafka_bootstrap, burst, settings.requests_topic)
         values = await results.until(lambda vs: len(results_for(vs, wanted)) >= len(wanted))
         await asyncio.sleep(0.5)
         values = results_for(results.values, wanted)
@@ -101,7 +101,7 @@ async def test_stopping_finishes_open_batches_and_publishes_their_results(
     wanted = {r.request_id for r in batch}
     async with Topic(kafka_bootstrap) as results:
         async with router_app(settings) as runtime:
-            await send(kafka_bootstrap, batch)
+            await send(kafka_bootstrap, batch, settings.requests_topic)
             core = runtime.hot_path.core
             for _ in range(100):  # until the router has read them into an open batch
                 if core.batcher.depth("echo") == 5:

@@ -25,14 +25,14 @@ pytestmark = [pytest.mark.integration, pytest.mark.timeout(90)]
 async def test_a_cold_start_request_is_served_once_a_server_is_announced(
     make_settings, router_tritons, kafka_bootstrap
 ):
-    settings = make_settings()  # no static servers: only allocation events bring servers
+    settings = make_settings(cold_start_models=["*"])  # no static servers: only allocation events bring them
     tag = uuid.uuid4().hex[:6]
     model, server_id = f"cold-{tag}", f"router-cold-{tag}"
     asked = request(model, f"{tag}-cold", max_tokens=6, user_region="eu-west-1")
     demand = Topic(kafka_bootstrap, DEMAND.name)
     async with Topic(kafka_bootstrap) as results, Topic(kafka_bootstrap, MODEL_REQUESTS.name) as asks, demand:
         async with router_app(settings) as runtime:
-            await send(kafka_bootstrap, [asked])
+            await send(kafka_bootstrap, [asked], settings.requests_topic)
             wanted = await asks.until(lambda vs: any(v["model_id"] == model for v in vs))
             ask = next(v for v in wanted if v["model_id"] == model)
             assert ask["region"] == "eu-west-1" and ask["pending_requests"] >= 1
@@ -76,12 +76,12 @@ async def test_a_cold_start_request_is_served_once_a_server_is_announced(
 
 
 async def test_an_allocation_failure_rejects_the_held_requests_with_its_reason(make_settings, kafka_bootstrap):
-    settings = make_settings()
+    settings = make_settings(cold_start_models=["*"])
     tag = uuid.uuid4().hex[:6]
     model = f"cold-{tag}"
     held = request(model, f"{tag}-held", user_region="ap-southeast-1")
     async with Topic(kafka_bootstrap) as results, router_app(settings) as runtime:
-        await send(kafka_bootstrap, [held])
+        await send(kafka_bootstrap, [held], settings.requests_topic)
         for _ in range(100):
             if runtime.hot_path.core.hold.count(model):
                 break

@@ -26,7 +26,7 @@ async def test_a_few_hundred_requests_for_two_models_each_get_exactly_one_result
     lm = [request("tinylm", f"{tag}-t{i}", max_tokens=4, user_region="eu-west-1") for i in range(60)]
     wanted = {r.request_id: r for r in echo + lm}
     async with Topic(kafka_bootstrap) as results, router_app(settings):
-        await send(kafka_bootstrap, [*echo, *lm])
+        await send(kafka_bootstrap, [*echo, *lm], settings.requests_topic)
         values = await results.until(lambda vs: len(results_for(vs, set(wanted))) >= len(wanted), timeout=60)
         await asyncio.sleep(1.0)  # a duplicate would arrive within this
         values = results_for(results.values, set(wanted))
@@ -51,7 +51,7 @@ async def test_a_triton_server_killed_mid_run_costs_no_request(make_settings, ro
     try:
         async with Topic(kafka_bootstrap) as results, router_app(settings) as runtime:
             for number, wave in enumerate(waves):
-                await send(kafka_bootstrap, wave)
+                await send(kafka_bootstrap, wave, settings.requests_topic)
                 if number == 2:
                     await asyncio.to_thread(triton.kill_server, "router-t1")
                 await asyncio.sleep(0.3)

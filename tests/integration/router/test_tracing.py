@@ -12,7 +12,6 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind
 
-from shared.events import INFERENCE_REQUESTS
 from tests.integration.router.conftest import Topic, request, results_for, router_app, static
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(60)]
@@ -33,7 +32,7 @@ async def test_a_request_ends_in_one_trace_from_producer_to_result(make_settings
             propagate.inject(carrier)
             headers = [(k, v.encode()) for k, v in carrier.items()]
             await producer.send_and_wait(
-                INFERENCE_REQUESTS.name, asked.model_dump_json().encode(), key=b"t", headers=headers
+                settings.requests_topic, asked.model_dump_json().encode(), key=b"t", headers=headers
             )
         await producer.stop()
         values = await results.until(lambda vs: len(results_for(vs, {asked.request_id})) >= 1)
@@ -42,7 +41,7 @@ async def test_a_request_ends_in_one_trace_from_producer_to_result(make_settings
     trace_id = sent.get_span_context().trace_id
     spans = [s for s in router_spans.get_finished_spans() if s.context.trace_id == trace_id]
     by_name = {s.name: s for s in spans}
-    consume = by_name[f"{INFERENCE_REQUESTS.name} process"]
+    consume = by_name[f"{settings.requests_topic} process"]
     batch = by_name["router.batch"]
     call = by_name["triton infer echo"]
     publish = by_name["inference.results.v1 publish"]
