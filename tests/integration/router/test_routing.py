@@ -9,6 +9,7 @@ from collections import Counter
 import pytest
 
 from deploy.local import triton
+from tests.integration.helpers import wait_for
 from tests.integration.router.conftest import Topic, request, results_for, router_app, send, static
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
@@ -58,9 +59,14 @@ async def test_a_triton_server_killed_mid_run_costs_no_request(make_settings, ro
             values = await results.until(lambda vs: len(results_for(vs, wanted)) >= len(wanted), timeout=60)
             registry = runtime.hot_path.core.dispatcher.registry
             assert registry.servers["router-t1"].healthy is False
+            # Restarted, it passes the readiness check and is a candidate again.
+            await asyncio.to_thread(
+                triton.start_server, "router-t1", triton.PROFILES["h100_80gb"], ["echo", "tinylm"], region="us-east-1"
+            )
+            assert await wait_for(lambda: registry.servers["router-t1"].healthy, timeout=15)
     finally:
-        await asyncio.to_thread(
-            triton.start_server, "router-t1", triton.PROFILES["h100_80gb"], ["echo", "tinylm"], None, 8000, "us-east-1"
+        await asyncio.to_thread(  # a no-op when the test got as far as restarting it
+            triton.start_server, "router-t1", triton.PROFILES["h100_80gb"], ["echo", "tinylm"], region="us-east-1"
         )
     values = results_for(values, wanted)
     assert Counter(v["request_id"] for v in values) == Counter(wanted)
