@@ -95,7 +95,7 @@ def create_monitor(settings: MonitorSettings, span_exporter: SpanExporter | None
         await asyncio.gather(*(publish_event(runtime.broker, SERVER_METRICS, e, key=e.server_id) for e in events))
 
     collector = Collector(runtime.sessions, settings, scraper, metrics, publish, utc_now)
-    handlers.register(runtime, settings, relay.notify)
+    handlers.register(runtime, settings, metrics, relay.notify)
     return Monitor(settings, runtime, registry, metrics, scraper, collector, relay)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from services.monitor import service
+from services.monitor.adapters.metrics import MonitorMetrics
 from services.monitor.judging import Verdict
 from services.monitor.settings import MonitorSettings
 from shared.deadletter import subscribe
@@ -21,7 +22,7 @@ from shared.events import (
 from shared.runtime import Runtime
 
 
-def register(runtime: Runtime, settings: MonitorSettings, notify: Callable[[], None]) -> None:
+def register(runtime: Runtime, settings: MonitorSettings, metrics: MonitorMetrics, notify: Callable[[], None]) -> None:
     """Subscribe the monitor's handlers on the runtime's broker; `notify` wakes the outbox relay."""
     group, source, sessions = settings.group_id, settings.service_name, runtime.sessions
 
@@ -34,6 +35,8 @@ def register(runtime: Runtime, settings: MonitorSettings, notify: Callable[[], N
 
     async def on_demand_window_reported(event: DemandWindowReported) -> None:
         announce(await service.on_demand_window(sessions, settings, "monitor.on_demand_window_reported", event))
+        if event.latency_p95_ms is not None:
+            metrics.latency_p95_ms.labels(event.model_id, event.region).set(event.latency_p95_ms)
 
     async def on_prices_published(event: PricesPublished) -> None:
         await service.on_prices_published(sessions, "monitor.on_prices_published", event)

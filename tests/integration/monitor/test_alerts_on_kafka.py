@@ -21,7 +21,7 @@ from shared.events import (
     ModelLoaded,
     ScalingActionOverdue,
 )
-from tests.integration.helpers import produce_raw, start_group_at_end
+from tests.integration.helpers import produce_raw, start_group_at_end, wait_for
 from tests.integration.monitor.support import publish, read, running_monitor
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
@@ -61,6 +61,11 @@ async def test_a_latency_breach_fires_once_and_resolves_once(monitor_settings):
         # p95 over 2,500 ms asks for more servers; the cooldown keeps it to one signal.
         assert [(s["kind"], s["value"], s["target"]) for s in signals] == [("add_servers", 3500.0, 2000.0)]
         assert signals[0]["factor"] == pytest.approx(3500 / 2000 - 1)
+        labels = {"model": model_id, "region": "us-east-1"}
+        last = await wait_for(
+            lambda: monitor.registry.get_sample_value("llmfleet_monitor_latency_p95_ms", labels) == 1500
+        )
+        assert last, "the exported p95 is not the last window's"
 
 
 async def test_an_overdue_action_alerts_until_an_allocation_confirms_it(monitor_settings):
