@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, tuple_
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -20,12 +20,8 @@ async def load_states(session: AsyncSession, keys: Sequence[tuple[str, str]]) ->
     """The states of (rule, scope key) pairs, locked until commit so replicas do not race."""
     if not keys:
         return {}
-    wanted = [f"{rule}|{scope}" for rule, scope in keys]
-    query = (
-        select(alert_state)
-        .where(func.concat(alert_state.c.rule, "|", alert_state.c.scope_key).in_(wanted))
-        .with_for_update()
-    )
+    # A row-value IN uses the primary key index (rule, scope_key).
+    query = select(alert_state).where(tuple_(alert_state.c.rule, alert_state.c.scope_key).in_(keys)).with_for_update()
     return {
         (r.rule, r.scope_key): AlertStatus(Phase(r.phase), r.since, r.fired_at, r.value)
         for r in await session.execute(query)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import bindparam, delete, func, select, update
+from sqlalchemy import bindparam, delete, select, tuple_, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -135,9 +135,7 @@ async def signals_raised_at(session: AsyncSession, keys: Sequence[tuple[str, str
     if not keys:
         return {}
     query = (
-        select(signal_state)
-        .where(func.concat(signal_state.c.kind, "|", signal_state.c.scope_key).in_([f"{k}|{s}" for k, s in keys]))
-        .with_for_update()
+        select(signal_state).where(tuple_(signal_state.c.kind, signal_state.c.scope_key).in_(keys)).with_for_update()
     )
     return {(r.kind, r.scope_key): r.raised_at for r in await session.execute(query)}
 
