@@ -193,7 +193,7 @@ async def test_published_prices_set_the_cost_of_new_servers(test_fleet, kafka_bo
                 query = select(gpu_price.c.on_demand_per_hour).where(gpu_price.c.region == region)
                 return bool((await session.execute(query)).scalar_one() == 3.33)
 
-        assert await wait_for(price_recorded, timeout=30)  # the two topics are read independently
+        assert await wait_for(price_recorded, timeout=120)  # the two topics are read independently
         await send(kafka_bootstrap, up)
         events = await events_of(kafka_bootstrap, up.action_id, has("server_allocated", "model_loaded"))
         assert (events[0]["gpu_count"], events[0]["cost_per_hour"]) == (2, pytest.approx(6.66))
