@@ -51,7 +51,10 @@ async def events_of(
 
 
 def has(*types: str) -> Callable[[list[dict[str, Any]]], bool]:
-    return lambda events: set(types) <= {e["type"] for e in events}
+    """Enough when every type is there, or the action failed (so a failure shows its reason at once)."""
+    return lambda events: (
+        set(types) <= {e["type"] for e in events} or any(e["type"] == "allocation_failed" for e in events)
+    )
 
 
 async def available(runtime: Any, region: str) -> int:
@@ -74,7 +77,7 @@ async def test_scale_up_starts_a_server_that_answers_and_unload_stops_it(test_fl
     async with running(runtime.broker):
         await send(kafka_bootstrap, up)
         events = await events_of(kafka_bootstrap, up.action_id, has("server_allocated", "model_loaded"))
-        assert [e["type"] for e in events] == ["server_allocated", "model_loaded"]
+        assert [e["type"] for e in events] == ["server_allocated", "model_loaded"], events
         allocated, loaded = events
         assert triton.model_ready(allocated["endpoint"], "echo")  # the server named answers, model ready
         assert (allocated["region"], allocated["gpu_type"], allocated["gpu_count"]) == (region, "a100_80gb", 1)
@@ -166,6 +169,7 @@ async def test_an_action_cut_short_after_planning_is_carried_on_when_redelivered
     async with running(runtime.broker):
         await send(kafka_bootstrap, up)  # Kafka delivers it again: the offset was never committed
         events = await events_of(kafka_bootstrap, up.action_id, has("server_allocated", "model_loaded"))
+        assert [e["type"] for e in events] == ["server_allocated", "model_loaded"], events
         assert triton.model_ready(events[0]["endpoint"], "echo")
         assert [s.state for s in await servers_of(runtime, settings.server_prefix)] == ["running"]
         assert await available(runtime, region) == 2  # the GPU taken at planning, not a second one
@@ -196,6 +200,7 @@ async def test_published_prices_set_the_cost_of_new_servers(test_fleet, kafka_bo
         assert await wait_for(price_recorded, timeout=120)  # the two topics are read independently
         await send(kafka_bootstrap, up)
         events = await events_of(kafka_bootstrap, up.action_id, has("server_allocated", "model_loaded"))
+        assert [e["type"] for e in events] == ["server_allocated", "model_loaded"], events
         assert (events[0]["gpu_count"], events[0]["cost_per_hour"]) == (2, pytest.approx(6.66))
         assert await available(runtime, region) == 1
     await runtime.close()
