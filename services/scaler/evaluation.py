@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
+import numpy as np
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.scaler.adapters import history, repository
@@ -96,14 +97,19 @@ def region_states(
     """The planner's view of each model, region by region."""
     hour = max(1, round(3600 / settings.bucket_s))
     models: dict[str, list[RegionState]] = {}
-    for key, result in forecasts.items():
+    # Regions with only an action so far (a tier preload in flight) keep their pending/cooldown state.
+    acted = {key for key in snapshot.pending | snapshot.last_actions.keys() if key not in forecasts}
+    idle = Forecast(values=np.zeros(settings.horizon_buckets), confidence=0.0)
+    modelled = {model for model, _ in forecasts}
+    everything = {**forecasts, **{key: idle for key in acted if key[0] in modelled}}
+    for key, result in everything.items():
         count, loaded_at = snapshot.placements.get(key, (0, None))
         models.setdefault(key[0], []).append(
             RegionState(
                 region=key[1],
                 instances=count,
                 utilization=snapshot.utilizations.get(key),
-                pressure=snapshot.pressures.get(key, 0),
+                pressure=snapshot.pressures.get(key) or snapshot.pressures.get((key[0], ""), 0),
                 pending=key in snapshot.pending,
                 last_action_at=snapshot.last_actions.get(key),
                 last_request_at=snapshot.last_requests.get(key),

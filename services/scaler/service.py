@@ -21,6 +21,7 @@ from shared.events import (
     ScalingActionRequested,
     ScalingSignalRaised,
     ServerMetricsReported,
+    ServerReleased,
 )
 from shared.inbox import first_delivery
 from shared.outbox import add_to_outbox
@@ -85,6 +86,8 @@ async def record_allocation(
             await repository.place(session, event)
         elif isinstance(event, ModelUnloaded):
             await repository.unplace(session, event.server_id, event.model_id)
+        elif isinstance(event, ServerReleased):
+            await repository.unplace(session, event.server_id)  # whatever it held went with it
         action_id: str | None = getattr(event, "action_id", None)
         if isinstance(event, AllocationFailed):
             if action_id is None or not await repository.resolve_action(session, action_id, "failed", now):

@@ -70,18 +70,24 @@ async def place(session: AsyncSession, event: ModelLoaded) -> None:
     await session.execute(statement.on_conflict_do_nothing())
 
 
-async def unplace(session: AsyncSession, server_id: str, model_id: str) -> None:
-    """A model is no longer on a server."""
-    await session.execute(
-        delete(model_placement).where(model_placement.c.server_id == server_id, model_placement.c.model_id == model_id)
-    )
+async def unplace(session: AsyncSession, server_id: str, model_id: str | None = None) -> None:
+    """A model (or, with no model, everything) is no longer on a server."""
+    condition = model_placement.c.server_id == server_id
+    if model_id is not None:
+        condition = and_(condition, model_placement.c.model_id == model_id)
+    await session.execute(delete(model_placement).where(condition))
 
 
 async def resolve_action(session: AsyncSession, action_id: str, status: str, at: datetime) -> bool:
-    """Close a pending (or overdue) action as confirmed or failed; False when there was none."""
+    """Close an open action as confirmed or failed; False when there was none to close.
+
+    A confirmation also overrides an earlier failure (the model did get loaded after all); a
+    failure never overrides a confirmation.
+    """
+    closable = [PENDING, "overdue", "failed"] if status == "confirmed" else [PENDING, "overdue"]
     result = await session.execute(
         update(scaling_action)
-        .where(scaling_action.c.action_id == action_id, scaling_action.c.status.in_([PENDING, "overdue"]))
+        .where(scaling_action.c.action_id == action_id, scaling_action.c.status.in_(closable))
         .values(status=status, resolved_at=at)
         .returning(scaling_action.c.action_id)
     )
@@ -191,14 +197,26 @@ async def utilizations(session: AsyncSession, since: datetime) -> dict[Key, floa
 
 
 async def pressures(session: AsyncSession, since: datetime) -> dict[Key, int]:
-    """+1 where the monitor's recent signals ask for more capacity, -1 where only for less."""
+    """+1 where recent monitor signals ask for more capacity, -1 where only for less.
+
+    A signal about a server counts for the models on it; one without a region (region "")
+    counts for every region of its model.
+    """
+    placed = model_placement.alias("placed")
+    model = func.coalesce(scaling_signal.c.model_id, placed.c.model_id).label("model")
+    region = func.coalesce(scaling_signal.c.region, placed.c.region, "").label("region")
     up = case((scaling_signal.c.kind == SignalKind.SCALE_DOWN.value, 0), else_=1)
     query = (
-        select(scaling_signal.c.model_id, scaling_signal.c.region, func.max(up), func.count())
-        .where(scaling_signal.c.raised_at >= since, scaling_signal.c.model_id.is_not(None))
-        .group_by(scaling_signal.c.model_id, scaling_signal.c.region)
+        select(model, region, func.max(up))
+        .select_from(
+            scaling_signal.outerjoin(
+                placed, and_(scaling_signal.c.model_id.is_(None), placed.c.server_id == scaling_signal.c.server_id)
+            )
+        )
+        .where(scaling_signal.c.raised_at >= since)
+        .group_by(model, region)
     )
-    return {(m, r or ""): (1 if wants_more else -1) for m, r, wants_more, _ in await session.execute(query)}
+    return {(m, r): (1 if wants_more else -1) for m, r, wants_more in await session.execute(query) if m}
 
 
 async def action_state(session: AsyncSession) -> tuple[set[Key], dict[Key, datetime]]:

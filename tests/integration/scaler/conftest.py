@@ -83,7 +83,7 @@ async def send(bootstrap: str, topic: str, events: list, key: str) -> None:
     await produce_raw(bootstrap, topic, [e.model_dump_json().encode() for e in events], key=key.encode())
 
 
-async def read_events(bootstrap: str, topic: str, model_id: str, want: int, timeout: float = 30.0) -> list[dict]:
+async def read_events(bootstrap: str, topic: str, model_id: str, want: int, timeout: float = 45.0) -> list[dict]:
     """Events of `topic` for `model_id`, once at least `want` are there (or the timeout passes)."""
 
     def mine(records):

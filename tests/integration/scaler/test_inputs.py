@@ -8,20 +8,31 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import func, select
 
-from services.scaler.adapters.orm import demand_window, model_placement, scaling_action, server_utilization
+from services.scaler.adapters.orm import (
+    demand_window,
+    inbox,
+    model_placement,
+    scaling_action,
+    scaling_signal,
+    server_utilization,
+)
 from shared.events import (
     ALLOCATIONS,
     DEMAND,
     SCALING_ACTIONS,
+    SCALING_SIGNALS,
     SERVER_METRICS,
     ModelLoaded,
     ModelUnloaded,
+    ScalingSignalRaised,
     ServerMetricsReported,
+    ServerReleased,
+    SignalKind,
 )
 from tests.integration.helpers import wait_for
 from tests.integration.scaler.conftest import read_events, send, settle, steady_windows
 
-pytestmark = pytest.mark.timeout(120)
+pytestmark = pytest.mark.timeout(180)
 
 
 async def count(runtime, table, model_id: str) -> int:
@@ -45,7 +56,7 @@ async def test_high_utilization_scales_up_a_model_the_forecast_alone_would_not(s
         for s in servers[:2]
     ]  # fmt: skip
     await send(kafka_bootstrap, SERVER_METRICS.name, busy, key=model_id)
-    assert await wait_for(lambda: _ready(scaler, model_id), timeout=30)
+    assert await wait_for(lambda: _ready(scaler, model_id), timeout=60)
     await settle()
     assert await count(scaler, model_placement, model_id) == 2
 
@@ -102,3 +113,45 @@ async def test_aged_history_is_compacted_to_hours_with_its_totals(scaler):
     await scaler.worker.compact_once()  # again: nothing changes
     assert await count(scaler, demand_window, model_id) == 2
     assert await count(scaler, scaling_action, model_id) == 0
+
+
+async def test_a_monitor_signal_about_a_server_scales_its_model_and_a_released_server_takes_its_models(
+    scaler, kafka_bootstrap
+):
+    model_id = f"scaler-sig-{uuid.uuid4().hex[:8]}"
+    now = datetime.now(UTC)
+    await send(kafka_bootstrap, DEMAND.name, steady_windows(model_id, "eu-west-1", 1, 24, now), key=model_id)
+    server, spare = f"srv-{model_id}", f"srv-{model_id}-spare"
+    loads = [ModelLoaded(source="test", server_id=s, model_id=model_id, region="eu-west-1") for s in (server, spare)]
+    released = ServerReleased(source="test", server_id=spare, region="eu-west-1")
+    await send(kafka_bootstrap, ALLOCATIONS.name, [*loads, released], key=model_id)
+    # No utilisation report at all: the monitor's queue signal names the server only.
+    signal = ScalingSignalRaised(
+        source="test", kind=SignalKind.ADD_INSTANCES, server_id=server, metric="queue_depth", value=80,
+        threshold=50, factor=0.5,
+    )  # fmt: skip
+    await send(kafka_bootstrap, SCALING_SIGNALS.name, [signal], key=server)
+    assert await wait_for(lambda: _signalled(scaler, model_id, signal.event_id), timeout=60)
+    # Two loads, then the spare server released: its copy is gone with it.
+    assert await wait_for(lambda: _placed(scaler, model_id, server, released.event_id), timeout=60)
+
+    await scaler.worker.evaluate_once(now)
+    actions = await read_events(kafka_bootstrap, SCALING_ACTIONS.name, model_id, want=1)
+    up = next(a for a in actions if a["region"] == "eu-west-1")
+    assert (up["kind"], up["current_instances"], up["target_instances"]) == ("scale_up", 1, 2)
+    assert "rule=utilization_high" in up["reason"] and "utilization=unknown" in up["reason"]
+
+
+async def _signalled(runtime, model_id: str, event_id) -> bool:
+    async with runtime.sessions() as session:
+        seen = await session.execute(select(scaling_signal.c.event_id).where(scaling_signal.c.event_id == event_id))
+        return seen.first() is not None and await count(runtime, demand_window, model_id) >= 24
+
+
+async def _placed(runtime, model_id: str, server: str, last_event_id) -> bool:
+    async with runtime.sessions() as session:
+        applied = await session.execute(select(inbox.c.event_id).where(inbox.c.event_id == last_event_id))
+        if applied.first() is None:
+            return False
+        query = select(model_placement.c.server_id).where(model_placement.c.model_id == model_id)
+        return [row.server_id for row in await session.execute(query)] == [server]
