@@ -9,5 +9,6 @@ COPY deploy/triton/models /models
 # Relative speed 1.0: no GPU emulation slow-down (that is for the local stack's profiles only).
 ENV LLMFLEET_GPU_SPEED=1.0
 EXPOSE 8000 8001 8002
+# Explicit model control and nothing loaded: the allocator loads what the scaler asks for.
 CMD ["tritonserver", "--model-repository=/models", "--model-control-mode=explicit", \
-     "--load-model=tinylm", "--load-model=echo", "--http-port=8000", "--grpc-port=8001", "--metrics-port=8002"]
+     "--http-port=8000", "--grpc-port=8001", "--metrics-port=8002"]

@@ -15,10 +15,11 @@ from services.allocator import handlers
 from services.allocator.adapters.config import load_fleet
 from services.allocator.adapters.metrics import AllocatorMetrics
 from services.allocator.adapters.orm import outbox
+from services.allocator.adapters.pool_provisioner import PoolProvisioner
 from services.allocator.adapters.provisioner import LocalProvisioner, Provisioner
 from services.allocator.adapters.repository import seed
 from services.allocator.service import Allocator
-from services.allocator.settings import AllocatorSettings
+from services.allocator.settings import AllocatorSettings, ProvisionerKind
 from shared.db import create_engine, session_factory
 from shared.metrics import new_registry, serve_metrics
 from shared.migrations import upgrade
@@ -43,13 +44,20 @@ async def _seed(settings: AllocatorSettings) -> None:
         await engine.dispose()
 
 
+def provisioner_for(settings: AllocatorSettings) -> Provisioner:
+    """The provisioner the settings name: local Triton processes, or a deployment's pool."""
+    if settings.provisioner is ProvisionerKind.POOL:
+        return PoolProvisioner(settings.triton_pool)
+    return LocalProvisioner(settings.triton_base_port)
+
+
 def build_allocator(settings: AllocatorSettings, runtime: Runtime, provisioner: Provisioner | None = None) -> Allocator:
     """The allocator's dependencies over the runtime (tests pass their own provisioner here)."""
     return Allocator(
         settings=settings,
         sessions=runtime.sessions,
         fleet=load_fleet(settings.fleet_config),
-        provisioner=provisioner or LocalProvisioner(settings.triton_base_port),
+        provisioner=provisioner or provisioner_for(settings),
         relay=OutboxRelay(runtime.sessions, outbox, runtime.broker),
         metrics=AllocatorMetrics(new_registry()),
         new_suffix=lambda: uuid.uuid4().hex[:8],

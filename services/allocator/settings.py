@@ -5,7 +5,7 @@ from __future__ import annotations
 from enum import StrEnum
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import BaseModel, Field
 from pydantic_settings import SettingsConfigDict
 
 from shared.settings import ServiceSettings
@@ -15,6 +15,16 @@ DEFAULT_FLEET = Path(__file__).parent / "fleet.yaml"
 
 class ProvisionerKind(StrEnum):
     LOCAL = "local"  # one local Triton process per server (an emulated GPU)
+    POOL = "pool"  # Triton servers run by the deployment (Compose, Kubernetes), listed in triton_pool
+
+
+class PoolServer(BaseModel):
+    """One Triton server of a deployment's pool."""
+
+    endpoint: str = Field(description="host:port of Triton's HTTP API")
+    metrics_url: str
+    region: str
+    gpu_type: str
 
 
 class AllocatorSettings(ServiceSettings):
@@ -30,3 +40,6 @@ class AllocatorSettings(ServiceSettings):
     max_gpus_per_server: int = Field(default=8, ge=1)
     triton_base_port: int = Field(default=8100, description="local Triton servers take free ports from here up")
     relay_poll_interval_s: float = 1.0
+    triton_pool: list[PoolServer] = Field(
+        default_factory=list, description="the servers a `pool` provisioner hands out (JSON list)"
+    )
