@@ -62,8 +62,11 @@ def create_app(settings: RouterSettings, span_exporter: SpanExporter | None = No
         loaded = await service.load_registry(
             runtime.sessions if settings.follow_allocations else None, settings.static_servers
         )
-        dispatcher.registry.servers.update(loaded.servers)
-        dispatcher.registry.placements.update(loaded.placements)
+        for server in loaded.servers.values():
+            dispatcher.registry.add_server(server)
+        for server_id, models in loaded.placements.items():
+            for model_id, triton_model in models.items():
+                dispatcher.registry.load_model(server_id, model_id, triton_model)
         await dispatcher.check_health()
         runtime.metrics_server = serve_metrics(runtime.metrics_registry, settings.metrics_port, settings.metrics_host)
         assert runtime.hot_path is not None

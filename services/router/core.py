@@ -13,7 +13,7 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from pydantic import ValidationError
 
-from services.router.dispatch import Dispatcher, Served
+from services.router.dispatch import Dispatcher, NotServed, Served
 from services.router.domain.admission import Verdict, admit
 from services.router.domain.batching import Batch, Batcher
 from services.router.domain.cold_start import ColdStartHold
@@ -59,7 +59,10 @@ class RouterCore:
             except ValidationError as error:
                 await self.sink.dead_letter(record, reason_for(error))
                 continue
-            await self.admit(request, request.arrived)
+            try:
+                await self.admit(request, request.arrived)
+            except Exception:  # keep consuming; the record's offset stays open, so it comes again
+                log.exception("request %s could not be admitted", request.request_id)
 
     async def admit(self, request: Pending, now: float) -> None:
         """Batch, hold or reject one request."""
@@ -97,36 +100,47 @@ class RouterCore:
 
     async def run_batch(self, batch: Batch) -> None:
         """Serve one batch and publish a result for every row, whatever happens."""
+        rows = len(batch.requests)
         try:
-            now = time.monotonic()
-            live = []
-            for request in batch.requests:
-                # The wait for the batch to form ends when it closes; task start-up after that is overhead.
-                ticket(request).batched_ms = max(0.0, batch.closed_at - request.arrived) * 1000
-                if request.expired(now):
-                    await self.sink.publish(request, ResultStatus.REJECTED, reason="deadline passed while batching")
-                else:
-                    live.append(request)
-            if not live:
+            live = await self._drop_expired(batch)
+            if live is None:
                 return
-            batch = Batch(batch.key, tuple(live), batch.reason, batch.closed_at)
-            self.sink.batch_sent(batch)
-            outcome = await self.dispatcher.serve(batch)
-            if isinstance(outcome, Served):
-                for request, done in zip(batch.requests, outcome.result.completions, strict=True):
-                    await self.sink.publish(
-                        request,
-                        ResultStatus.OK,
-                        text=done.text,
-                        server_id=outcome.server_id,
-                        tokens=(done.tokens_in, done.tokens_out),
-                        inference_ms=outcome.result.inference_ms,
-                    )
-            else:
-                for request in batch.requests:
-                    await self.sink.publish(request, ResultStatus.FAILED, reason=outcome.reason)
+            self.sink.batch_sent(live)
+            try:
+                outcome: Served | NotServed = await self.dispatcher.serve(live)
+            except Exception as error:  # a bug must still end in one result per request
+                log.exception("batch of %s failed in the router", live.model_id)
+                outcome = NotServed(f"router error: {type(error).__name__}: {error}"[:500])
+            await self._publish(live, outcome)
         finally:
-            self.inflight_rows[batch.model_id] -= len(batch.requests)
+            self.inflight_rows[batch.model_id] -= rows
+
+    async def _drop_expired(self, batch: Batch) -> Batch | None:
+        """Reject rows whose deadline passed while batching; the rest, or None when none is left."""
+        now, live = time.monotonic(), []
+        for request in batch.requests:
+            # The wait for the batch to form ends when it closes; task start-up after that is overhead.
+            ticket(request).batched_ms = max(0.0, batch.closed_at - request.arrived) * 1000
+            if request.expired(now):
+                await self.sink.publish(request, ResultStatus.REJECTED, reason="deadline passed while batching")
+            else:
+                live.append(request)
+        return Batch(batch.key, tuple(live), batch.reason, batch.closed_at) if live else None
+
+    async def _publish(self, batch: Batch, outcome: Served | NotServed) -> None:
+        if isinstance(outcome, NotServed):
+            for request in batch.requests:
+                await self.sink.publish(request, ResultStatus.FAILED, reason=outcome.reason)
+            return
+        for request, done in zip(batch.requests, outcome.result.completions, strict=True):
+            await self.sink.publish(
+                request,
+                ResultStatus.OK,
+                text=done.text,
+                server_id=outcome.server_id,
+                tokens=(done.tokens_in, done.tokens_out),
+                inference_ms=outcome.result.inference_ms,
+            )
 
     def release(self, model_id: str) -> None:
         """A server now has the model: held requests join batches."""
@@ -143,17 +157,20 @@ class RouterCore:
     async def timer_loop(self) -> None:
         """Close batches when their wait is up and expire held requests, without waiting for arrivals."""
         while True:
-            now = time.monotonic()
-            self.start_batches(self.batcher.due(now))
-            for request in self.hold.expire(now):
-                await self.sink.publish(
-                    request, ResultStatus.REJECTED, reason=f"no server for {request.model_id} in time"
-                )
+            try:
+                await self._tick(time.monotonic())
+            except Exception:  # the timer must keep running, or batches would wait for arrivals
+                log.exception("timer round failed")
             due = min((t for t in (self.batcher.next_due(), self.hold.next_expiry()) if t is not None), default=None)
             self._wake.clear()
             timeout = None if due is None else max(0.0, due - time.monotonic())
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout)
+
+    async def _tick(self, now: float) -> None:
+        self.start_batches(self.batcher.due(now))
+        for request in self.hold.expire(now):
+            await self.sink.publish(request, ResultStatus.REJECTED, reason=f"no server for {request.model_id} in time")
 
     async def drain(self, timeout_s: float) -> None:
         """Shutdown: close every open batch and wait for all batches to publish their results."""

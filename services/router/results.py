@@ -13,6 +13,7 @@ from opentelemetry import propagate
 from opentelemetry.trace import SpanKind, Tracer
 
 from services.router.adapters.metrics import RouterMetrics
+from services.router.adapters.reply_topics import ReplyTopics
 from services.router.domain.batching import Batch
 from services.router.domain.demand import DemandWindow
 from services.router.domain.offsets import OffsetTracker, Partition
@@ -42,6 +43,7 @@ class ResultSink:
         self._demand = demand
         self._source = source
         self._counters: dict[tuple[str, str], Any] = {}
+        self._reply_topics = ReplyTopics()
 
     async def publish(
         self,
@@ -56,6 +58,13 @@ class ResultSink:
     ) -> None:
         """Send the request's one result and close its trace."""
         t = ticket(request)
+        topic = INFERENCE_RESULTS.name
+        if t.reply_topic:
+            if await self._reply_topics.exists(self.producer, t.reply_topic):
+                topic = t.reply_topic
+            else:  # the result must go somewhere: the shared results topic, saying why
+                missing = f"reply topic {t.reply_topic} does not exist; result sent to {topic}"
+                reason = f"{reason}; {missing}" if reason else missing
         total_ms = (time.time() - t.occurred_at) * 1000
         result = InferenceCompleted(
             source=self._source,
@@ -71,7 +80,6 @@ class ResultSink:
                 queued_ms=t.queued_ms, batched_ms=t.batched_ms, inference_ms=inference_ms, total_ms=max(total_ms, 0.0)
             ),
         )
-        topic = t.reply_topic or INFERENCE_RESULTS.name
         headers: dict[str, str] = {}
         span = None
         if t.span.is_recording():
@@ -136,7 +144,11 @@ class ResultSink:
     ) -> None:
         wire = [("content-type", b"application/json"), ("event-type", type(event).__name__.encode())]
         wire += [(k, v.encode()) for k, v in headers.items()]
-        delivery = await self.producer.send(topic, event.model_dump_json().encode(), key=key.encode(), headers=wire)
+        try:
+            delivery = await self.producer.send(topic, event.model_dump_json().encode(), key=key.encode(), headers=wire)
+        except Exception as error:  # never end a batch or the consume loop; the offset stays open
+            log.error("could not send %s to %s: %r", type(event).__name__, topic, error)
+            return
         if partition is not None:
             delivery.add_done_callback(lambda f: self._delivered(f, partition, offset))
 

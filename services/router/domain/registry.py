@@ -39,6 +39,8 @@ class Registry:
 
     servers: dict[str, Server] = field(default_factory=dict)
     placements: dict[str, dict[str, str]] = field(default_factory=dict)  # server -> model -> Triton name
+    # model -> servers with it: looked up per request, so it must not scan every server.
+    by_model: dict[str, set[str]] = field(default_factory=dict)
 
     def add_server(self, server: Server) -> None:
         """Add or update a server, keeping its live load and history."""
@@ -50,29 +52,29 @@ class Registry:
     def remove_server(self, server_id: str) -> None:
         """Forget a released server and its placements."""
         self.servers.pop(server_id, None)
-        self.placements.pop(server_id, None)
+        for model_id in self.placements.pop(server_id, {}):
+            self.by_model.get(model_id, set()).discard(server_id)
 
     def load_model(self, server_id: str, model_id: str, triton_model: str | None) -> None:
         """Record that the server serves the model (under its Triton name)."""
         self.placements.setdefault(server_id, {})[model_id] = triton_model or model_id
+        self.by_model.setdefault(model_id, set()).add(server_id)
 
     def unload_model(self, server_id: str, model_id: str) -> None:
         """Record that the server no longer serves the model."""
         self.placements.get(server_id, {}).pop(model_id, None)
+        self.by_model.get(model_id, set()).discard(server_id)
 
     def knows_model(self, model_id: str) -> bool:
         """True when some known server has the model, healthy or not (it may come back)."""
-        return any(model_id in models and s in self.servers for s, models in self.placements.items())
+        return any(s in self.servers for s in self.by_model.get(model_id, ()))
 
     def candidates(self, model_id: str, exclude: frozenset[str] = frozenset()) -> list[Server]:
         """Healthy servers that have the model loaded."""
         return [
             server
-            for server_id, models in self.placements.items()
-            if model_id in models
-            and (server := self.servers.get(server_id)) is not None
-            and server.healthy
-            and server_id not in exclude
+            for server_id in sorted(self.by_model.get(model_id, ()))
+            if (server := self.servers.get(server_id)) is not None and server.healthy and server_id not in exclude
         ]
 
     def triton_name(self, server_id: str, model_id: str) -> str:

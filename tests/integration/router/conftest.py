@@ -58,31 +58,42 @@ def static(addresses: dict[str, str], names: tuple[str, ...] = tuple(SERVERS)) -
     ]
 
 
+@contextlib.contextmanager
+def private_topic(bootstrap: str, prefix: str) -> Iterator[str]:
+    """A topic created for the block and deleted after it."""
+    name = f"{prefix}.{uuid.uuid4().hex[:8]}"
+
+    async def admin_call(create: bool) -> None:
+        admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+        await admin.start()
+        try:
+            if create:
+                await admin.create_topics([NewTopic(name, INFERENCE_REQUESTS.partitions, replication_factor=1)])
+            else:
+                await admin.delete_topics([name])
+        finally:
+            await admin.close()
+
+    asyncio.run(admin_call(True))
+    try:
+        yield name
+    finally:
+        asyncio.run(admin_call(False))
+
+
 @pytest.fixture(scope="session")
 def requests_topic(kafka_bootstrap: str) -> Iterator[str]:
     """A request topic of the router tests' own: other engineers' requests never reach these routers,
     and theirs never get answers from ours (the shared topic carries everyone's test traffic)."""
-    name = f"test.router.requests.{uuid.uuid4().hex[:8]}"
+    with private_topic(kafka_bootstrap, "test.router.requests") as name:
+        yield name
 
-    async def create() -> None:
-        admin = AIOKafkaAdminClient(bootstrap_servers=kafka_bootstrap)
-        await admin.start()
-        try:
-            await admin.create_topics([NewTopic(name, INFERENCE_REQUESTS.partitions, replication_factor=1)])
-        finally:
-            await admin.close()
 
-    async def delete() -> None:
-        admin = AIOKafkaAdminClient(bootstrap_servers=kafka_bootstrap)
-        await admin.start()
-        try:
-            await admin.delete_topics([name])
-        finally:
-            await admin.close()
-
-    asyncio.run(create())
-    yield name
-    asyncio.run(delete())
+@pytest.fixture(scope="session")
+def reply_topic(kafka_bootstrap: str) -> Iterator[str]:
+    """A reply topic, as a client that wants its results apart would create."""
+    with private_topic(kafka_bootstrap, "test.router.replies") as name:
+        yield name
 
 
 @pytest.fixture

@@ -70,6 +70,27 @@ async def test_an_unreadable_request_is_dead_lettered_and_the_next_one_served(
     assert dead[0]["source_topic"] == settings.requests_topic
 
 
+async def test_results_go_to_the_reply_topic_or_say_why_not(
+    make_settings, router_tritons, kafka_bootstrap, reply_topic
+):
+    settings = make_settings(static_servers=static(router_tritons))
+    tag = uuid.uuid4().hex[:6]
+    there = request("echo", f"{tag}-there", max_tokens=2, reply_topic=reply_topic)
+    nowhere = request("echo", f"{tag}-nowhere", max_tokens=2, reply_topic=f"test.router.missing.{tag}")
+    async with (
+        Topic(kafka_bootstrap) as shared,
+        Topic(kafka_bootstrap, reply_topic) as replies,
+        router_app(settings),
+    ):
+        await send(kafka_bootstrap, [there, nowhere], settings.requests_topic)
+        got = results_for(await replies.until(lambda vs: results_for(vs, {there.request_id})), {there.request_id})
+        fallback = await shared.until(lambda vs: results_for(vs, {nowhere.request_id}))
+    assert [r["status"] for r in got] == ["ok"]
+    [result] = results_for(fallback, {nowhere.request_id})
+    assert result["status"] == "ok" and "does not exist" in result["reason"]
+    assert results_for(shared.values, {there.request_id}) == []
+
+
 async def test_an_over_capacity_burst_is_rejected_at_once_and_the_rest_served(
     make_settings, router_tritons, kafka_bootstrap
 ):

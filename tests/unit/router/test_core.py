@@ -119,3 +119,33 @@ def test_demand_window_counts_and_resets():
     assert window.take() == {}
     assert percentile([1.0, 2.0, 3.0, 4.0], 0.5) == 2.0 and percentile([1.0, 2.0, 3.0, 4.0], 0.99) == 4.0
     assert percentile([], 0.5) is None
+
+
+ops = st.lists(
+    st.tuples(
+        st.sampled_from(["add", "remove", "load", "unload"]),
+        st.sampled_from(["s1", "s2", "s3"]),
+        st.sampled_from(["a", "b"]),
+    ),
+    max_size=40,
+)
+
+
+@given(ops)
+def test_the_model_index_always_agrees_with_the_placements(steps):
+    registry = Registry()
+    for op, server_id, model_id in steps:
+        if op == "add":
+            registry.add_server(server(server_id))
+        elif op == "remove":
+            registry.remove_server(server_id)
+        elif op == "load":
+            registry.load_model(server_id, model_id, None)
+        else:
+            registry.unload_model(server_id, model_id)
+    for model_id in ("a", "b"):
+        expected = sorted(
+            s for s, models in registry.placements.items() if model_id in models and s in registry.servers
+        )
+        assert [c.server_id for c in registry.candidates(model_id)] == expected
+        assert registry.knows_model(model_id) == bool(expected)
