@@ -197,6 +197,10 @@ class DemandForecasted(Event):
     requests_per_hour: list[float]
     confidence: float = Field(ge=0.0, le=1.0)
     predictors: dict[str, float] = Field(default_factory=dict)
+    bucket_s: int | None = Field(
+        default=None, ge=1, description="seconds each requests_per_hour entry covers; None: one hour"
+    )
+    tier: Literal["hot", "warm", "cold"] | None = None
 
 
 class ActionKind(StrEnum):
@@ -218,6 +222,9 @@ class ScalingActionRequested(Event):
     target_instances: int = Field(ge=0)
     priority: Literal["low", "medium", "high"] = "medium"
     reason: str
+    rule: str | None = Field(default=None, description="the rule that fired, e.g. utilization_high")
+    policy: str | None = None
+    inputs: dict[str, float] = Field(default_factory=dict, description="utilization, forecast_rph, confidence...")
 
 
 class ScalingActionOverdue(Event):

@@ -122,7 +122,9 @@ def region_states(
     return models
 
 
-def forecast_event(key: Key, result: Forecast, settings: ScalerSettings, now: datetime) -> DemandForecasted:
+def forecast_event(
+    key: Key, result: Forecast, settings: ScalerSettings, now: datetime, tier: Tier | None = None
+) -> DemandForecasted:
     """The published form of a forecast: requests per hour per bucket, confidence, each predictor's value."""
     per_hour = 3600.0 / settings.bucket_s
     return DemandForecasted(
@@ -134,6 +136,8 @@ def forecast_event(key: Key, result: Forecast, settings: ScalerSettings, now: da
         requests_per_hour=[round(v, 3) for v in result.per_hour(settings.bucket_s)],
         confidence=round(result.confidence, 4),
         predictors={name: round(float(values[0]) * per_hour, 3) for name, values in result.predictions.items()},
+        bucket_s=settings.bucket_s,
+        tier=tier.value if tier is not None else None,
     )
 
 
@@ -176,7 +180,7 @@ async def _apply(
     events, actions = [], []
     async with sessions.begin() as session:
         for key, result in sorted(forecasts.items()):
-            event = forecast_event(key, result, settings, now)
+            event = forecast_event(key, result, settings, now, plan.tier)
             if (key[0], key[1], event.horizon_start) in snapshot.forecasted:
                 continue  # this bucket's forecast is out already; a new one comes with the next bucket
             extra = {"weights": result.weights, "errors": result.errors}

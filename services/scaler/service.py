@@ -134,6 +134,9 @@ async def queue_action(
         target_instances=action.target,
         priority=action.priority,
         reason=action.reason(),
+        rule=action.rule,
+        policy=action.policy,
+        inputs=action.inputs(),
     )
     await add_to_outbox(session, outbox, SCALING_ACTIONS, requested, key=action.model_id)
     return requested

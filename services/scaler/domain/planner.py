@@ -70,6 +70,11 @@ class PlannedAction:
     confidence: float = 0.0
     extra: dict[str, float] = field(default_factory=dict)
 
+    def inputs(self) -> dict[str, float]:
+        """The numeric inputs of the decision (utilisation only when known)."""
+        known = {"utilization": self.utilization} if self.utilization is not None else {}
+        return {**known, "forecast_rph": self.predicted_rph, "confidence": self.confidence, **self.extra}
+
     def reason(self) -> str:
         """The inputs as one readable line."""
         util = "unknown" if self.utilization is None else f"{self.utilization:.2f}"

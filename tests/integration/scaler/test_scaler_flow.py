@@ -58,6 +58,7 @@ async def test_demand_windows_lead_to_a_forecast_and_a_scale_up(scaler, kafka_bo
     assert forecasts[0]["confidence"] > 0.9
     assert 1500 < forecasts[0]["requests_per_hour"][0] < 2100  # 5 per 10 s
     assert set(forecasts[0]["predictors"]) == {"holt_winters", "seasonal", "ridge"}
+    assert (forecasts[0]["bucket_s"], forecasts[0]["tier"]) == (10, "hot")
 
     # 1800 req/h needs 1.8 instances of 1000 > 1.2 x 1: scale up; hot (> 1000/h): preload two more regions.
     actions = await read_events(kafka_bootstrap, SCALING_ACTIONS.name, model_id, want=3)
@@ -66,6 +67,11 @@ async def test_demand_windows_lead_to_a_forecast_and_a_scale_up(scaler, kafka_bo
     assert by_region["us-east-1"]["target_instances"] == 2
     assert "rule=forecast_above_capacity" in by_region["us-east-1"]["reason"]
     assert "policy=aggressive" in by_region["us-east-1"]["reason"]
+    assert (by_region["us-east-1"]["rule"], by_region["us-east-1"]["policy"]) == (
+        "forecast_above_capacity",
+        "aggressive",
+    )
+    assert by_region["us-east-1"]["inputs"]["required"] == pytest.approx(1.8, abs=0.2)
     assert {by_region[r]["kind"] for r in ("eu-west-1", "ap-southeast-1")} == {"preload"}
     rows = await actions_of(scaler, model_id)
     # Recorded with its inputs (an allocator on the shared broker may already have answered it).

@@ -82,6 +82,8 @@ def test_every_action_explains_itself():
     for part in ("rule=utilization_high", "policy=aggressive", "tier=hot", "utilization=0.91", "forecast_rph=2500.0",
                  "confidence=0.90", "instances=1->3", "required=2.5"):  # fmt: skip
         assert part in reason
+    assert up.inputs() == {"utilization": 0.91, "forecast_rph": 2500.0, "confidence": 0.9, "required": 2.5,
+                           "model_rph": 2500.0}  # fmt: skip
 
 
 def test_cold_start_preloads_once_with_high_priority():
