@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from typing import Literal
@@ -72,7 +73,9 @@ async def _cycle(session: AsyncSession, ctx: CycleContext) -> CycleResult:
     await session.execute(delete(demand_window).where(demand_window.c.window_end < since - timedelta(days=1)))
     await session.execute(delete(forecast).where(forecast.c.horizon_start < ctx.now - timedelta(days=2)))
     servers = await repository.load_servers(session)
-    evaluation = evaluate(
+    # The solver and the plan search are CPU work: off the event loop, so consumers keep heartbeating.
+    evaluation = await asyncio.to_thread(
+        evaluate,
         servers,
         await repository.load_windows(session, since),
         await repository.load_forecasts(session),

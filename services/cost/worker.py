@@ -28,7 +28,9 @@ class Worker:
         self.settings = settings
         self.metrics = metrics
         self.relay = OutboxRelay(runtime.sessions, outbox, runtime.broker)
-        self._tasks: list[asyncio.Task[None]] = []
+        self._stopping = asyncio.Event()
+        self._schedule_task: asyncio.Task[None] | None = None
+        self._relay_task: asyncio.Task[None] | None = None
 
     def context(
         self, trigger: Literal["schedule", "on_demand"] = "schedule", requested_by: str | None = None
@@ -59,7 +61,9 @@ class Worker:
 
     async def _schedule(self) -> None:
         while True:
-            await asyncio.sleep(self.settings.report_interval_s)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), self.settings.report_interval_s)
+                return
             try:
                 await self.cycle_once()
             except Exception:
@@ -68,14 +72,20 @@ class Worker:
     async def start(self) -> None:
         """Announce the prices, then relay and schedule in the background."""
         await operations.publish_prices(self.runtime.sessions, self.settings.service_name, datetime.now(UTC))
-        self._tasks = [asyncio.create_task(self.relay.run(0.5)), asyncio.create_task(self._schedule())]
+        self._stopping.clear()
+        self._schedule_task = asyncio.create_task(self._schedule())
+        self._relay_task = asyncio.create_task(self.relay.run(0.5))
         self.relay.notify()
 
     async def stop(self) -> None:
-        """Cancel the background tasks and wait for them."""
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
+        """Let a running cycle finish (cancelled mid-transaction it could hold locks), then stop relaying."""
+        self._stopping.set()
+        if self._schedule_task is not None:
+            # wait_for cancels the task itself if the grace runs out
+            with contextlib.suppress(TimeoutError, asyncio.CancelledError):
+                await asyncio.wait_for(self._schedule_task, 30.0)
+        if self._relay_task is not None:
+            self._relay_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
-                await task
-        self._tasks = []
+                await self._relay_task
+        self._schedule_task = self._relay_task = None

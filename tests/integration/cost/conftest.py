@@ -28,12 +28,13 @@ def gpu_type() -> str:
 
 
 @pytest.fixture
-async def cost_app(kafka_bootstrap, database_url, gpu_type):
+async def cost_app(request, kafka_bootstrap, database_url, gpu_type):
     settings = CostSettings(
         kafka_bootstrap=kafka_bootstrap,
         database_url=database_url("cost"),
         consumer_group=f"test-cost-{uuid.uuid4().hex[:8]}",
-        report_interval_s=3600.0,  # the tests run cycles themselves
+        # Most tests run cycles themselves; one asks for a schedule (indirect parameter).
+        report_interval_s=getattr(request, "param", 3600.0),
     )
     await asyncio.to_thread(migrate, settings)
     topics = (ALLOCATIONS.name, SERVER_METRICS.name, DEMAND.name, FORECASTS.name, COST_REPORTS.name)

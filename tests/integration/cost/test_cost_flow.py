@@ -205,7 +205,8 @@ async def test_applying_a_recommendation_is_explicit_and_happens_once(cost_app, 
         await operations.apply_recommendation(runtime.sessions, "spot-missing", "x", "test", now)
 
 
-async def test_report_on_demand_is_answered_once_and_prices_are_published(cost_app, kafka_bootstrap, gpu_type):
+@pytest.mark.parametrize("cost_app", [1.0], indirect=True)  # a scheduled cycle every second
+async def test_reports_on_schedule_and_on_demand_once_and_prices_are_published(cost_app, kafka_bootstrap, gpu_type):
     request = CostReportRequested(source="test", request_id=f"req-{uuid.uuid4().hex[:8]}")
     await produce_raw(kafka_bootstrap, COST_REPORTS.name, [request.model_dump_json().encode()] * 2)
     reports = await collect(
@@ -215,6 +216,11 @@ async def test_report_on_demand_is_answered_once_and_prices_are_published(cost_a
     assert answered and answered[0]["trigger"] == "on_demand"
     later = await collect(kafka_bootstrap, COST_REPORTS.name, lambda rs: False, timeout=3.0)
     assert len(values(later, requested_by=request.request_id)) == 1
+
+    def scheduled() -> bool:
+        return (cost_app.registry.get_sample_value("llmfleet_cost_reports_total", {"trigger": "schedule"}) or 0) >= 1
+
+    assert await wait_for(scheduled, timeout=20)
 
     def lists_mine(records) -> bool:
         return any(p["gpu_type"] == gpu_type for v in values(records) for p in v.get("prices", []))
