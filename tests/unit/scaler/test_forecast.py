@@ -78,3 +78,12 @@ def test_ensemble_beats_seasonal_naive_on_the_azure_conversation_trace(bucket_s)
     assert len(series) >= 50
     ours, naive = rolling_backtest(series, Seasons(day=10, week=30))
     assert ours < naive
+
+
+def test_rates_per_hour_and_next_hour_requests_from_small_buckets():
+    result = forecast(np.full(400, 5.0), 12, Seasons(day=36, week=252))  # 5 per 10 s bucket
+    assert result.per_hour(10)[0] == pytest.approx(1800.0, rel=0.02)
+    # Twelve buckets cover two minutes; their mean rate stands for the rest of the hour.
+    assert result.next_hour_requests(10) == pytest.approx(1800.0, rel=0.02)
+    hourly = forecast(np.full(48, 120.0), 3, HOURLY)
+    assert hourly.next_hour_requests(3600) == pytest.approx(120.0, rel=0.02)
