@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.cost.adapters import repository
@@ -73,6 +73,7 @@ async def apply_recommendation(
     Raises LookupError for an unknown id and ValueError for one that is no longer open.
     """
     async with sessions.begin() as session:
+        await session.execute(text("set local lock_timeout = '10s'"))  # a stuck cycle fails the CLI, not hangs it
         row = (
             await session.execute(
                 select(recommendation).where(recommendation.c.recommendation_id == recommendation_id).with_for_update()

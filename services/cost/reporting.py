@@ -63,6 +63,8 @@ async def report_on_request(
     async with sessions.begin() as session:
         if not await first_delivery(session, inbox, consumer, event.event_id):
             return None
+        # Wait for a running cycle, but not forever: a timeout is a transient error, so the request comes again.
+        await session.execute(text("set local lock_timeout = '30s'"))
         await session.execute(text("select pg_advisory_xact_lock(:k)"), {"k": _CYCLE_LOCK})
         return await _cycle(session, ctx)
 
