@@ -64,10 +64,11 @@ async def read_snapshot(session: AsyncSession, settings: ScalerSettings, now: da
     """The fleet state an evaluation at `now` works from."""
     current = bucket_index(now, settings.bucket_s)
     since = _at(current - settings.history_buckets, settings.bucket_s)
-    pending, last_actions = await repository.action_state(session)
+    # Only what can still matter: actions inside the cooldown, requests inside the idle time.
+    pending, last_actions = await repository.action_state(session, now - timedelta(seconds=settings.cooldown_s))
     return Snapshot(
         counts=await repository.demand_counts(session, since, _at(current, settings.bucket_s), settings.bucket_s),
-        last_requests=await repository.last_requests(session),
+        last_requests=await repository.last_requests(session, now - timedelta(seconds=settings.cold_idle_s)),
         placements=await repository.placements(session),
         utilizations=await repository.utilizations(session, now - timedelta(seconds=settings.utilization_max_age_s)),
         pressures=await repository.pressures(session, now - timedelta(seconds=settings.signal_max_age_s)),

@@ -31,6 +31,7 @@ demand_window = Table(
     Column("tokens_out", BigInteger, nullable=False),
     Column("latency_p95_ms", Float),
     Index("ix_demand_window_model_time", "model_id", "region", "window_start"),
+    Index("ix_demand_window_window_start", "window_start"),  # evaluation and compaction read by time
 )
 
 # Latest utilisation per server (and model) from the monitor; a newer report replaces an older one.
@@ -111,6 +112,7 @@ scaling_action = Table(
     Column("requested_at", DateTime(timezone=True), nullable=False),
     Column("resolved_at", DateTime(timezone=True)),
     Index("ix_scaling_action_model_region_time", "model_id", "region", "requested_at"),
+    Index("ix_scaling_action_requested_at", "requested_at"),
     Index(
         "uq_scaling_action_one_pending",
         "model_id",

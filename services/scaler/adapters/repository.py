@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import defaultdict
 from datetime import datetime
 
-from sqlalchemy import and_, case, delete, func, select, update
+from sqlalchemy import and_, case, delete, func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -161,11 +161,11 @@ async def demand_counts(
     return counts
 
 
-async def last_requests(session: AsyncSession) -> dict[Key, datetime]:
-    """When each model last had a request in each region."""
+async def last_requests(session: AsyncSession, since: datetime) -> dict[Key, datetime]:
+    """When each model last had a request in each region, for those with one since `since`."""
     query = (
         select(demand_window.c.model_id, demand_window.c.region, func.max(demand_window.c.window_end))
-        .where(demand_window.c.requests > 0)
+        .where(demand_window.c.requests > 0, demand_window.c.window_start >= since)
         .group_by(demand_window.c.model_id, demand_window.c.region)
     )
     return {(m, r): at for m, r, at in await session.execute(query)}
@@ -219,14 +219,18 @@ async def pressures(session: AsyncSession, since: datetime) -> dict[Key, int]:
     return {(m, r): (1 if wants_more else -1) for m, r, wants_more in await session.execute(query) if m}
 
 
-async def action_state(session: AsyncSession) -> tuple[set[Key], dict[Key, datetime]]:
-    """Model-region pairs with a pending action, and when each last had an action."""
-    query = select(
-        scaling_action.c.model_id,
-        scaling_action.c.region,
-        func.bool_or(scaling_action.c.status == PENDING),
-        func.max(scaling_action.c.requested_at),
-    ).group_by(scaling_action.c.model_id, scaling_action.c.region)
+async def action_state(session: AsyncSession, since: datetime) -> tuple[set[Key], dict[Key, datetime]]:
+    """Model-region pairs with a pending action, and their last action if it was after `since`."""
+    query = (
+        select(
+            scaling_action.c.model_id,
+            scaling_action.c.region,
+            func.bool_or(scaling_action.c.status == PENDING),
+            func.max(scaling_action.c.requested_at),
+        )
+        .where(or_(scaling_action.c.status == PENDING, scaling_action.c.requested_at >= since))
+        .group_by(scaling_action.c.model_id, scaling_action.c.region)
+    )
     pending, last = set(), {}
     for m, r, is_pending, at in await session.execute(query):
         if is_pending:

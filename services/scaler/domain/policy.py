@@ -16,6 +16,8 @@ DOWN_BAND = 0.8
 
 
 class PolicyName(StrEnum):
+    """The scaling policies settings can choose."""
+
     AGGRESSIVE = "aggressive"
     CONSERVATIVE = "conservative"
     COST_OPTIMIZED = "cost_optimized"

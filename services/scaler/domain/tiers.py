@@ -18,6 +18,8 @@ PRELOAD_MEDIUM_CONFIDENCE = 0.6
 
 
 class Tier(StrEnum):
+    """Where a model sits in the cache: kept loaded widely, in two regions, or on demand."""
+
     HOT = "hot"
     WARM = "warm"
     COLD = "cold"
