@@ -14,8 +14,8 @@ from sqlalchemy import func, select
 from services.scaler.adapters.orm import demand_window, inbox
 from services.scaler.app import create_app, migrate
 from services.scaler.settings import ScalerSettings
-from shared.events import DEADLETTER, DEMAND, DemandWindowReported
-from tests.integration.helpers import collect, produce_raw, running, wait_for
+from shared.events import ALL_TOPICS, DEADLETTER, DEMAND, DemandWindowReported
+from tests.integration.helpers import collect, produce_raw, running, start_group_at_end, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -28,6 +28,8 @@ def scaler_settings(kafka_bootstrap: str, database_url) -> ScalerSettings:
         consumer_group=f"test-scaler-{uuid.uuid4().hex[:8]}",
     )
     migrate(settings)
+    # Only this test's messages: not the history other tests left on the shared broker.
+    asyncio.run(start_group_at_end(kafka_bootstrap, settings.group_id, *(topic.name for topic in ALL_TOPICS)))
     return settings
 
 
