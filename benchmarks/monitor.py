@@ -123,19 +123,21 @@ async def targets_round(monitor: Monitor, producer: AIOKafkaProducer, port: int,
                                 region=f"bench-{i % 4}", gpu_type="a100_80gb", cost_per_hour=4.1)  # fmt: skip
         await producer.send(ALLOCATIONS.name, event.model_dump_json().encode(), key=server_id.encode())
     await producer.flush()
-    await _until_targets(monitor, f"bench-{run}-%", count)
-    durations = []
-    for _ in range(ROUNDS):
-        started = time.perf_counter()
-        await monitor.collector.run_round()
-        durations.append(time.perf_counter() - started)
-        await asyncio.sleep(max(0.0, INTERVAL_S - durations[-1]))
-    errors = await _scrape_errors(monitor, f"bench-{run}-%")
-    for server_id in ids:
-        release = ServerReleased(source="bench", server_id=server_id, region="bench")
-        await producer.send(ALLOCATIONS.name, release.model_dump_json().encode(), key=server_id.encode())
-    await producer.flush()
-    await _until_targets(monitor, f"bench-{run}-%", 0)
+    durations: list[float] = []
+    try:
+        await _until_targets(monitor, f"bench-{run}-%", count)
+        for _ in range(ROUNDS):
+            started = time.perf_counter()
+            await monitor.collector.run_round()
+            durations.append(time.perf_counter() - started)
+            await asyncio.sleep(max(0.0, INTERVAL_S - durations[-1]))
+        errors = await _scrape_errors(monitor, f"bench-{run}-%")
+    finally:  # released even when a round fails, so no simulated target outlives the benchmark
+        for server_id in ids:
+            release = ServerReleased(source="bench", server_id=server_id, region="bench")
+            await producer.send(ALLOCATIONS.name, release.model_dump_json().encode(), key=server_id.encode())
+        await producer.flush()
+        await _until_targets(monitor, f"bench-{run}-%", 0)
     return {
         "targets": count,
         "round_p50_s": statistics.median(durations),

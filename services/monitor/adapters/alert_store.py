@@ -6,11 +6,12 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select, tuple_
+from sqlalchemy import func, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.monitor.adapters.orm import alert_history, alert_state
+from services.monitor.adapters.sql import in_text_array
 from services.monitor.domain.alerts import AlertStatus, Phase
 from services.monitor.domain.rules import AlertRule
 from shared.events import AlertChanged
@@ -20,11 +21,20 @@ async def load_states(session: AsyncSession, keys: Sequence[tuple[str, str]]) ->
     """The states of (rule, scope key) pairs, locked until commit so replicas do not race."""
     if not keys:
         return {}
-    # A row-value IN uses the primary key index (rule, scope_key).
-    query = select(alert_state).where(tuple_(alert_state.c.rule, alert_state.c.scope_key).in_(keys)).with_for_update()
+    # Over-fetches the cross product of the two sets; the pairs not asked for are dropped below.
+    query = (
+        select(alert_state)
+        .where(
+            in_text_array(alert_state.c.rule, (k[0] for k in keys)),
+            in_text_array(alert_state.c.scope_key, (k[1] for k in keys)),
+        )
+        .with_for_update()
+    )
+    wanted = set(keys)
     return {
         (r.rule, r.scope_key): AlertStatus(Phase(r.phase), r.since, r.fired_at, r.value)
         for r in await session.execute(query)
+        if (r.rule, r.scope_key) in wanted
     }
 
 

@@ -5,11 +5,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import bindparam, delete, select, tuple_, update
+from sqlalchemy import bindparam, delete, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.monitor.adapters.orm import alert_rule, price, scrape_target, server_model, signal_state
+from services.monitor.adapters.sql import in_text_array
 from services.monitor.domain.cost import Price
 from services.monitor.domain.fleet import Target
 from services.monitor.domain.rules import AlertRule, Direction, Metric
@@ -135,9 +136,16 @@ async def signals_raised_at(session: AsyncSession, keys: Sequence[tuple[str, str
     if not keys:
         return {}
     query = (
-        select(signal_state).where(tuple_(signal_state.c.kind, signal_state.c.scope_key).in_(keys)).with_for_update()
+        select(signal_state)
+        .where(
+            in_text_array(signal_state.c.kind, (k[0] for k in keys)),
+            in_text_array(signal_state.c.scope_key, (k[1] for k in keys)),
+        )
+        .with_for_update()
     )
-    return {(r.kind, r.scope_key): r.raised_at for r in await session.execute(query)}
+    wanted = set(keys)
+    rows = await session.execute(query)
+    return {(r.kind, r.scope_key): r.raised_at for r in rows if (r.kind, r.scope_key) in wanted}
 
 
 async def mark_signal(session: AsyncSession, kind: str, key: str, at: datetime) -> None:

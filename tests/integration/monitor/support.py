@@ -37,7 +37,7 @@ async def publish(bootstrap: str, topic: Topic, key: str, *events: Event) -> Non
     await produce_raw(bootstrap, topic.name, [e.model_dump_json().encode() for e in events], key=key.encode())
 
 
-async def read(bootstrap: str, topic: Topic, match: dict[str, Any], count: int, timeout: float = 30) -> list[dict]:
+async def read(bootstrap: str, topic: Topic, match: dict[str, Any], count: int, timeout: float = 60) -> list[dict]:
     """Wait for `count` events on `topic` whose fields equal `match`, then a little more; return them all."""
 
     def mine(records: list[Any]) -> list[dict]:
