@@ -63,7 +63,9 @@ def router_env(bootstrap: str, requests_topic: str, endpoint: str, group: str) -
         "INSTANCE_ID": group,
         "REQUESTS_TOPIC": requests_topic,
         "STATIC_SERVERS": json.dumps([server]),
-        "BATCH_STRATEGIES": json.dumps({"echo": "throughput_optimized", "tinylm": "cost_optimized"}),
+        "BATCH_STRATEGIES": json.dumps(
+            {"echo": os.environ.get("BENCH_ROUTER_ECHO_STRATEGY", "latency_optimized"), "tinylm": "cost_optimized"}
+        ),
         "MAX_QUEUE_PER_MODEL": "50000",
         "COLD_START_MODELS": "[]",
         "FOLLOW_ALLOCATIONS": "false",  # static server only: no allocator in the benchmark

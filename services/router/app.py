@@ -71,9 +71,9 @@ def create_app(settings: RouterSettings, span_exporter: SpanExporter | None = No
         runtime.metrics_server = serve_metrics(runtime.metrics_registry, settings.metrics_port, settings.metrics_host)
         assert runtime.hot_path is not None
         await runtime.hot_path.start()
-        # GC pauses were the router's latency tail (gen2 up to ~60 ms): start-up objects never die,
-        # so freeze them out of the collector, and collect young objects less often, so fewer
-        # short-lived requests survive into the older generations that are expensive to scan.
+        # Start-up objects (modules, pydantic schemas) never die: freeze them out of the collector,
+        # so a full collection scans only live request state (measured: gen2 pauses at start-up of
+        # 50-160 ms, none over ~2 ms in steady state after the freeze). Thresholds stay tunable.
         gc.freeze()
         gc.set_threshold(*settings.gc_thresholds)
 

@@ -60,7 +60,7 @@ class RouterSettings(ServiceSettings):
     max_poll_records: int = 1_000
     shutdown_timeout_s: float = 30.0
     gc_thresholds: tuple[int, int, int] = Field(
-        default=(50_000, 20, 100), description="gc.set_threshold for the router process (CPython default 700, 10, 10)"
+        default=(700, 10, 10), description="gc.set_threshold for the router process (CPython's defaults)"
     )
 
     def limits(self, model_id: str) -> BatchLimits:
