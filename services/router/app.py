@@ -58,6 +58,7 @@ def create_app(settings: RouterSettings, span_exporter: SpanExporter | None = No
         handlers.register(runtime, core, settings.instance_id)
 
     async def start_hot_path() -> None:
+        """Load the registry, check servers, serve metrics, start the hot path."""
         # The registry comes from the router's tables, so a restart needs no replay of allocations.
         loaded = await service.load_registry(
             runtime.sessions if settings.follow_allocations else None, settings.static_servers
@@ -78,6 +79,7 @@ def create_app(settings: RouterSettings, span_exporter: SpanExporter | None = No
         gc.set_threshold(*settings.gc_thresholds)
 
     async def stop_hot_path() -> None:
+        """Drain and stop the hot path, then the metrics server."""
         assert runtime.hot_path is not None
         await runtime.hot_path.stop()
         if runtime.metrics_server is not None:

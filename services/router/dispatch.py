@@ -135,6 +135,7 @@ class Dispatcher:
         due = [s for s in self.registry.servers.values() if self._next_check.get(s.server_id, 0.0) <= now]
 
         async def ready(server: Server) -> bool | None:
+            """True / False as the server says; None when it did not answer in time."""
             try:
                 return await asyncio.wait_for(self.client(server.endpoint).is_ready(), timeout_s)
             except TimeoutError:

@@ -15,6 +15,7 @@ def register(runtime: Runtime, core: RouterCore, instance_id: str) -> None:
     consumer = f"router-{instance_id}.on_allocation_changed"[:100]
 
     async def on_allocation_changed(event: Event) -> None:
+        """Persist the registry change once, apply it in memory, release or reject held requests."""
         await service.record_allocation(runtime.sessions, consumer, event)
         service.apply_allocation(core.dispatcher.registry, event)
         if isinstance(event, AllocationFailed):

@@ -1,0 +1,1 @@
+"""The router's I/O: tables, repository, Kafka and Triton clients, metrics."""

@@ -18,9 +18,11 @@ class _Revocations(ConsumerRebalanceListener):  # type: ignore[misc]
         self._on_revoked = on_revoked
 
     async def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
+        """Commit what is done before the partitions move."""
         await self._on_revoked(list(revoked))
 
     async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
+        """Nothing to do: positions come from the committed offsets."""
         return None
 
 

@@ -34,6 +34,8 @@ class Completion:
 
 @dataclass(frozen=True)
 class BatchResult:
+    """The completions of one batch, in row order, and how long the Triton call took."""
+
     completions: list[Completion]
     inference_ms: float
 

@@ -11,6 +11,8 @@ ANY_MODEL = "*"
 
 
 class Verdict(StrEnum):
+    """What admission decided for a request."""
+
     BATCH = "batch"
     HOLD = "hold"
     REJECT = "reject"

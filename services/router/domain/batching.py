@@ -17,6 +17,8 @@ from services.router.domain.requests import Pending
 
 
 class BatchStrategy(StrEnum):
+    """How long a model's batches may wait and how large they may grow (chosen per model)."""
+
     LATENCY_OPTIMIZED = "latency_optimized"
     THROUGHPUT_OPTIMIZED = "throughput_optimized"
     COST_OPTIMIZED = "cost_optimized"
@@ -76,6 +78,7 @@ class _Group:
     earliest_deadline: float | None = None
 
     def close_at(self, deadline_margin_s: float) -> float:
+        """When the timer must close this batch: its wait, or a member's deadline minus the margin."""
         due = self.opened_at + self.limits.max_wait_s
         if self.earliest_deadline is not None:
             due = min(due, self.earliest_deadline - deadline_margin_s)
