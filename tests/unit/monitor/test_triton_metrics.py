@@ -5,6 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from services.monitor.domain.triton_metrics import ModelCounters, ServerSample, parse_triton_metrics
 from services.monitor.domain.windows import aggregate, slide
@@ -93,3 +95,28 @@ def test_busy_time_over_the_window_is_capped_at_full_utilisation():
     server = aggregate((sample(0, 0), sample(10, 10, compute_us=30e6, pending=7)))[0]
     assert server.utilization == 1.0
     assert server.queue_depth == 7
+
+
+counter_steps = st.lists(
+    st.tuples(st.integers(0, 50), st.integers(0, 5), st.integers(1, 10), st.floats(0, 5e6)), min_size=2, max_size=12
+)
+
+
+@given(counter_steps)
+def test_windows_from_growing_counters_are_within_bounds(steps):
+    history: tuple[ServerSample, ...] = ()
+    totals = ModelCounters()
+    for i, (ok, failed, batch, compute_us) in enumerate(steps):
+        totals = ModelCounters(
+            success=totals.success + ok,
+            failure=totals.failure + failed,
+            inferences=totals.inferences + ok,
+            executions=totals.executions + (ok + batch - 1) // batch,
+            compute_us=totals.compute_us + compute_us,
+        )
+        history = slide(history, ServerSample(at=i * 5.0, models={"m": totals}), window_s=30)
+    for window in aggregate(history):
+        assert 0.0 <= window.utilization <= 1.0
+        assert window.requests_ok >= 0 and window.requests_failed >= 0
+        assert window.error_rate is None or 0.0 <= window.error_rate <= 1.0
+        assert window.window_s <= 30
