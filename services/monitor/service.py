@@ -127,9 +127,9 @@ async def on_demand_window(
 
 async def _model_servers(session: AsyncSession, model_id: str, region: str) -> list[ServerCost]:
     """The price facts of the servers holding a model in a region."""
-    counts = select(server_model.c.server_id).where(server_model.c.model_id == model_id)
+    holding = select(server_model.c.server_id).where(server_model.c.model_id == model_id)
     rows = await session.execute(
-        select(scrape_target).where(scrape_target.c.server_id.in_(counts), scrape_target.c.region == region)
+        select(scrape_target).where(scrape_target.c.server_id.in_(holding), scrape_target.c.region == region)
     )
     targets = rows.all()
     models_per_server: dict[str, int] = {}
