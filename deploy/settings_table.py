@@ -1,4 +1,4 @@
-"""`python -m deploy.settings_table`: the README's configuration table, from the settings classes.
+"""`python -m deploy.settings_table [--write]`: the README's configuration table, from the settings classes.
 
 Every setting of every service is an environment variable `LLMFLEET_<SERVICE>_<FIELD>`; the
 table is generated so that it cannot drift from what the code reads (a test compares them).
@@ -67,5 +67,21 @@ def markdown() -> str:
     return "\n".join(lines)
 
 
+START, END = "<!-- settings:start -->", "<!-- settings:end -->"
+
+
+def with_table(readme: str) -> str:
+    """`readme` with the text between the settings markers replaced by the current table."""
+    head, rest = readme.split(START, 1)
+    _, tail = rest.split(END, 1)
+    return f"{head}{START}\n{markdown()}\n{END}{tail}"
+
+
 if __name__ == "__main__":
-    print(markdown())
+    import sys
+
+    if sys.argv[1:] == ["--write"]:  # regenerate the README's table in place
+        readme = REPO / "README.md"
+        readme.write_text(with_table(readme.read_text()))
+    else:
+        print(markdown())

@@ -192,3 +192,10 @@ def test_the_images_copy_what_exists() -> None:
             if line.startswith("COPY") and "--from" not in line:
                 for source in line.split()[1:-1]:
                     assert (ROOT / source).exists(), f"{dockerfile.name}: {source} does not exist"
+
+
+def test_the_readme_documents_every_setting() -> None:
+    from deploy.settings_table import with_table
+
+    readme = (ROOT / "README.md").read_text()
+    assert with_table(readme) == readme, "run `python -m deploy.settings_table --write`"
