@@ -12,13 +12,13 @@ class ServiceSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="LLMFLEET_", extra="ignore", frozen=True)
 
     service_name: str = Field(min_length=1)
-    kafka_bootstrap: str = "127.0.0.1:9092"
+    kafka_bootstrap: str = Field(default="127.0.0.1:9092", description="Kafka bootstrap servers, host:port[,host:port]")
     database_url: str = Field(
         default="postgresql+asyncpg://service:service@127.0.0.1:5432/llmfleet",
         description="SQLAlchemy URL of the service's own role; its schema is the service name",
     )
     consumer_group: str = Field(default="", description="Kafka group id; the service name when empty")
-    db_pool_size: int = 5
+    db_pool_size: int = Field(default=5, description="database connections the service keeps open")
     metrics_port: int = Field(default=0, ge=0, le=65535, description="Prometheus /metrics port; 0: not served")
     metrics_host: str = Field(default="127.0.0.1", description="address /metrics binds (0.0.0.0 in containers)")
 

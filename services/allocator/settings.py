@@ -32,14 +32,23 @@ class AllocatorSettings(ServiceSettings):
 
     model_config = SettingsConfigDict(env_prefix="LLMFLEET_ALLOCATOR_", extra="ignore", frozen=True)
 
-    service_name: str = "allocator"
+    service_name: str = Field(
+        default="allocator", description="the service's name: its schema, role and default consumer group"
+    )
     fleet_config: Path = Field(default=DEFAULT_FLEET, description="YAML seed of pools, prices and model requirements")
-    provisioner: ProvisionerKind = ProvisionerKind.LOCAL
+    provisioner: ProvisionerKind = Field(
+        default=ProvisionerKind.LOCAL,
+        description="local (Triton processes here, emulated GPUs) or pool (servers a deployment runs: triton_pool)",
+    )
     server_prefix: str = Field(default="allocator", description="name prefix of the servers this deployment starts")
     max_servers: int = Field(default=4, ge=1, description="servers the provisioner may run at once (local processes)")
-    max_gpus_per_server: int = Field(default=8, ge=1)
+    max_gpus_per_server: int = Field(
+        default=8, ge=1, description="GPUs one server may span (tensor / pipeline parallel plans)"
+    )
     triton_base_port: int = Field(default=8100, description="local Triton servers take free ports from here up")
-    relay_poll_interval_s: float = 1.0
+    relay_poll_interval_s: float = Field(
+        default=1.0, description="how often the outbox relay looks for unsent allocation events"
+    )
     triton_pool: list[PoolServer] = Field(
         default_factory=list, description="the servers a `pool` provisioner hands out (JSON list)"
     )

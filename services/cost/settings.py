@@ -25,23 +25,39 @@ class CostSettings(ServiceSettings):
 
     model_config = SettingsConfigDict(env_prefix="LLMFLEET_COST_", extra="ignore", frozen=True)
 
-    service_name: str = "cost"
+    service_name: str = Field(
+        default="cost", description="the service's name: its schema, role and default consumer group"
+    )
     report_interval_s: float = Field(default=300.0, gt=0, description="scheduled report + recommendation cycle")
     demand_lookback_s: float = Field(default=3600.0, gt=0, description="demand windows priced per 1k tokens")
-    recommendations: RecommendationSource = RecommendationSource.BOTH
-    latency_requirement_ms: float = Field(default=2000.0, gt=0)
+    recommendations: RecommendationSource = Field(
+        default=RecommendationSource.BOTH, description="which recommendations to publish: rules, optimal or both"
+    )
+    latency_requirement_ms: float = Field(default=2000.0, gt=0, description="average latency a regional plan must meet")
     spot_interruption_tolerance: float = Field(default=0.7, ge=0.0, le=1.0, description="max spot share per hour")
     requests_per_gpu_hour: float = Field(default=3600.0, gt=0, description="when servers report no throughput")
-    target_utilization: float = Field(default=0.8, gt=0.0, le=1.0)
+    target_utilization: float = Field(
+        default=0.8, gt=0.0, le=1.0, description="utilisation the optimal mix sizes capacity for"
+    )
     serving_latency_ms: float = Field(default=800.0, ge=0, description="when the router reported no latency")
-    min_mix_savings_per_month: float = Field(default=100.0, ge=0)
-    spot_above_utilization: float = 0.6
-    spot_target_share: float = 0.7
-    reserved_above_utilization: float = 0.8
-    reserved_target_share: float = 0.6
-    reserved_commitment_months: int = 12
-    rightsize_below_utilization: float = 0.3
-    rightsize_to_share: float = 0.7
+    min_mix_savings_per_month: float = Field(
+        default=100.0, ge=0, description="smallest saving worth a capacity-mix recommendation ($/month)"
+    )
+    spot_above_utilization: float = Field(
+        default=0.6, description="recommend more spot where utilisation is above this"
+    )
+    spot_target_share: float = Field(default=0.7, description="spot share the spot rule recommends")
+    reserved_above_utilization: float = Field(
+        default=0.8, description="recommend reserved capacity where utilisation is above this"
+    )
+    reserved_target_share: float = Field(
+        default=0.6, description="share of the pool the reserved rule recommends reserving"
+    )
+    reserved_commitment_months: int = Field(default=12, description="commitment of reserved capacity, months")
+    rightsize_below_utilization: float = Field(
+        default=0.3, description="recommend downsizing where utilisation is below this"
+    )
+    rightsize_to_share: float = Field(default=0.7, description="share of the pool the right-size rule keeps")
 
     def params(self) -> Params:
         """The evaluation knobs these settings describe."""

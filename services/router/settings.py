@@ -26,39 +26,60 @@ class RouterSettings(ServiceSettings):
 
     model_config = SettingsConfigDict(env_prefix="LLMFLEET_ROUTER_", extra="ignore", frozen=True)
 
-    service_name: str = "router"
+    service_name: str = Field(
+        default="router", description="the service's name: its schema, role and default consumer group"
+    )
     instance_id: str = Field(default="0", description="this replica; every replica reads all allocation events")
     requests_topic: str = Field(
         default="inference.requests.v1", description="another topic with the same events (benchmarks, canaries)"
     )
-    default_batch_strategy: BatchStrategy = BatchStrategy.LATENCY_OPTIMIZED
+    default_batch_strategy: BatchStrategy = Field(
+        default=BatchStrategy.LATENCY_OPTIMIZED,
+        description="latency_optimized (8 / 50 ms), throughput_optimized (32 / 200 ms) or cost_optimized (64 / 500 ms)",
+    )
     batch_strategies: dict[str, BatchStrategy] = Field(default_factory=dict, description="model id -> strategy")
-    default_token_budget: int = Field(default=65_536, ge=1)
+    default_token_budget: int = Field(
+        default=65_536,
+        ge=1,
+        description="tokens (prompt + max_tokens) one batch may hold, unless token_budgets says otherwise",
+    )
     token_budgets: dict[str, int] = Field(default_factory=dict, description="model id -> tokens per batch")
     deadline_margin_s: float = Field(default=0.05, ge=0.0, description="close a batch this long before a deadline")
     max_queue_per_model: int = Field(default=2_000, ge=1, description="requests waiting or in flight per model")
     cold_start_models: list[str] = Field(default_factory=lambda: ["*"], description='"*": ask for any model')
-    cold_start_timeout_s: float = 120.0
-    model_request_cooldown_s: float = 30.0
-    static_servers: list[StaticServer] = Field(default_factory=list)
+    cold_start_timeout_s: float = Field(
+        default=120.0,
+        description="how long requests for a model no server holds wait for one (unless their deadline is sooner)",
+    )
+    model_request_cooldown_s: float = Field(
+        default=30.0, description="ModelRequested is repeated at most this often per model and region"
+    )
+    static_servers: list[StaticServer] = Field(
+        default_factory=list,
+        description="Triton servers known without the allocator (JSON list: server_id, endpoint, region, models...)",
+    )
     follow_allocations: bool = Field(
         default=True, description="build the registry from allocation events and its tables; False: static servers only"
     )
     max_attempts: int = Field(default=3, ge=1, description="servers a batch is tried on before it fails")
     no_server_wait_s: float = Field(default=10.0, description="how long a batch waits for a healthy server")
-    triton_timeout_s: float = 60.0
-    health_interval_s: float = 1.0
+    triton_timeout_s: float = Field(default=60.0, description="limit on one Triton call")
+    health_interval_s: float = Field(default=1.0, description="readiness check interval per server")
     health_backoff_max_s: float = Field(default=30.0, description="longest pause between checks of a server not ready")
-    demand_window_s: float = 10.0
+    demand_window_s: float = Field(
+        default=10.0, description="length of the demand windows published to fleet.demand.v1"
+    )
     trace_root_ratio: float = Field(
         default=1.0,
         ge=0.0,
         le=1.0,
         description="share of requests without a producer trace that the router starts a trace for",
     )
-    commit_interval_s: float = 0.2
-    max_poll_records: int = 1_000
-    shutdown_timeout_s: float = 30.0
+    commit_interval_s: float = Field(default=0.2, description="how often offsets of answered requests are committed")
+    max_poll_records: int = Field(default=1_000, description="records read from Kafka per poll")
+    shutdown_timeout_s: float = Field(
+        default=30.0, description="on SIGTERM, how long in-flight batches may take to finish"
+    )
     gc_thresholds: tuple[int, int, int] = Field(
         default=(700, 10, 10), description="gc.set_threshold for the router process (CPython's defaults)"
     )

@@ -15,25 +15,32 @@ class ScalerSettings(ServiceSettings):
 
     model_config = SettingsConfigDict(env_prefix="LLMFLEET_SCALER_", extra="ignore", frozen=True)
 
-    service_name: str = "scaler"
-    policy: PolicyName = PolicyName.CONSERVATIVE
+    service_name: str = Field(
+        default="scaler", description="the service's name: its schema, role and default consumer group"
+    )
+    policy: PolicyName = Field(
+        default=PolicyName.CONSERVATIVE,
+        description="aggressive, conservative or cost_optimized (thresholds, confidence, factors)",
+    )
     requests_per_instance_hour: float = Field(default=1000.0, gt=0, description="what one instance serves per hour")
     bucket_s: int = Field(default=3600, ge=1, description="history bucket; a time-compressed replay uses 10-60 s")
     day_buckets: int = Field(default=0, ge=0, description="daily period in buckets; 0: 86400 / bucket_s")
     week_buckets: int = Field(default=0, ge=0, description="weekly period in buckets; 0: 7 days")
     history_buckets: int = Field(default=5 * 168, ge=8, description="buckets of history a forecast reads")
-    horizon_buckets: int = Field(default=24, ge=1, le=1000)
-    evaluation_interval_s: float = Field(default=60.0, gt=0)
+    horizon_buckets: int = Field(default=24, ge=1, le=1000, description="forecast horizon in buckets")
+    evaluation_interval_s: float = Field(
+        default=60.0, gt=0, description="how often forecasts and scaling decisions are made"
+    )
     cooldown_s: float = Field(default=300.0, ge=0, description="per model and region, after any action")
     action_timeout_s: float = Field(default=600.0, gt=0, description="unconfirmed longer: ScalingActionOverdue")
     cold_idle_s: float = Field(default=1800.0, gt=0, description="a cold model idle this long is unloaded")
     utilization_max_age_s: float = Field(default=300.0, gt=0, description="older utilisation reports are ignored")
     signal_max_age_s: float = Field(default=300.0, gt=0, description="older monitor signals are ignored")
-    max_instances: int = Field(default=64, ge=1)
+    max_instances: int = Field(default=64, ge=1, description="upper bound on a model's instances per region")
     compaction_age_s: float = Field(default=14 * 86400.0, gt=0, description="raw windows older than this are merged")
-    compaction_bucket_s: int = Field(default=3600, ge=1)
-    compaction_interval_s: float = Field(default=3600.0, gt=0)
-    outbox_poll_s: float = Field(default=1.0, gt=0)
+    compaction_bucket_s: int = Field(default=3600, ge=1, description="bucket that aged history is merged into")
+    compaction_interval_s: float = Field(default=3600.0, gt=0, description="how often aged history is compacted")
+    outbox_poll_s: float = Field(default=1.0, gt=0, description="how often the outbox relay looks for unsent events")
 
     @property
     def seasons(self) -> Seasons:
