@@ -15,9 +15,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import settings
 
 from deploy.local import postgres
 from shared.broker import ensure_topics
+
+# Property tests search the same examples on every run, so CI is reproducible; set
+# LLMFLEET_HYPOTHESIS_EXPLORE=1 to search new ones (and keep any failure as a worked example).
+settings.register_profile("reproducible", derandomize=True, print_blob=True)
+settings.register_profile("explore", print_blob=True)
+settings.load_profile("explore" if os.environ.get("LLMFLEET_HYPOTHESIS_EXPLORE") else "reproducible")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
