@@ -14,8 +14,9 @@ from deploy.local.triton import load_model
 from llmfleet.client import FleetClient
 from llmfleet.passthrough import register_passthrough
 from shared.broker import create_broker
+from shared.events import INFERENCE_REQUESTS
 from shared.telemetry import create_tracer_provider
-from tests.integration.helpers import running
+from tests.integration.helpers import running, start_group_at_end
 
 pytestmark = pytest.mark.integration
 
@@ -38,7 +39,9 @@ async def make_topic(bootstrap: str) -> str:
 async def test_each_request_gets_one_result_with_its_tokens_and_one_trace(kafka_bootstrap, tinylm):
     server_spans = InMemorySpanExporter()
     broker = create_broker(kafka_bootstrap, "test-passthrough", create_tracer_provider("test", server_spans))
-    clients = register_passthrough(broker, [("server-0", tinylm)], group_id=f"test-{uuid.uuid4().hex[:8]}")
+    group = f"test-{uuid.uuid4().hex[:8]}"
+    await start_group_at_end(kafka_bootstrap, group, INFERENCE_REQUESTS.name)
+    clients = register_passthrough(broker, [("server-0", tinylm)], group_id=group)
     client_spans = InMemorySpanExporter()
     client_provider = TracerProvider()
     client_provider.add_span_processor(SimpleSpanProcessor(client_spans))
@@ -71,7 +74,9 @@ async def test_each_request_gets_one_result_with_its_tokens_and_one_trace(kafka_
 
 async def test_a_model_the_server_does_not_have_fails_with_a_reason(kafka_bootstrap, tinylm):
     broker = create_broker(kafka_bootstrap, "test-passthrough", create_tracer_provider("test"))
-    clients = register_passthrough(broker, [("server-0", tinylm)], group_id=f"test-{uuid.uuid4().hex[:8]}")
+    group = f"test-{uuid.uuid4().hex[:8]}"
+    await start_group_at_end(kafka_bootstrap, group, INFERENCE_REQUESTS.name)
+    clients = register_passthrough(broker, [("server-0", tinylm)], group_id=group)
     async with running(broker), FleetClient(kafka_bootstrap) as fleet:
         result = await fleet.complete("no-such-model", "hello", max_tokens=4, timeout=60)
     for client in clients:
