@@ -1,17 +1,23 @@
-"""Each service's Alembic migrations build exactly the tables its code declares."""
+"""Each service's Alembic migrations build exactly the tables its code declares (no drift).
+
+The migrations run the way a deployment's migration job runs them (`python -m deploy.init migrate`),
+as the service's own role, then Alembic compares the database with the service's table metadata.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import importlib
 
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
+from sqlalchemy import MetaData
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from services.scaler.adapters.orm import metadata as scaler_metadata
-from services.scaler.app import migrate as migrate_scaler
-from services.scaler.settings import ScalerSettings
+from deploy.init import SERVICES_DIR
+from deploy.local.postgres import SERVICES
+from shared.migrations import upgrade
 
 pytestmark = pytest.mark.integration
 
@@ -20,7 +26,8 @@ def _not_version_table(obj, name, type_, reflected, compare_to) -> bool:
     return not (type_ == "table" and name == "alembic_version")
 
 
-async def schema_diff(url: str, metadata) -> list:
+async def schema_diff(url: str, metadata: MetaData) -> list:
+    """What Alembic would have to change to make the database match `metadata`."""
     engine = create_async_engine(url)
     async with engine.connect() as connection:
 
@@ -35,7 +42,9 @@ async def schema_diff(url: str, metadata) -> list:
     return diff
 
 
-async def test_scaler_migrations_match_its_tables(database_url):
-    url = database_url("scaler")
-    await asyncio.to_thread(migrate_scaler, ScalerSettings(database_url=url))
-    assert await schema_diff(url, scaler_metadata) == []
+@pytest.mark.parametrize("service", SERVICES)
+async def test_migrations_match_the_tables_the_code_declares(service: str, database_url) -> None:
+    url = database_url(service)
+    await asyncio.to_thread(upgrade, SERVICES_DIR / service / "migrations", url, service)
+    metadata = importlib.import_module(f"services.{service}.adapters.orm").metadata
+    assert await schema_diff(url, metadata) == []

@@ -1,42 +1,17 @@
-"""The cost service's migrations build exactly its tables and seed the issue's catalogue."""
+"""The cost service's migrations seed the issue's catalogue (drift: tests/integration/test_migrations.py)."""
 
 from __future__ import annotations
 
 import asyncio
 
 import pytest
-from alembic.autogenerate import compare_metadata
-from alembic.migration import MigrationContext
-from sqlalchemy.ext.asyncio import create_async_engine
 
 from services.cost.adapters import repository
-from services.cost.adapters.orm import metadata
 from services.cost.app import migrate
 from services.cost.settings import CostSettings
 from shared.db import create_engine, session_factory
 
 pytestmark = pytest.mark.integration
-
-
-def _not_version_table(obj, name, type_, reflected, compare_to) -> bool:
-    return not (type_ == "table" and name == "alembic_version")
-
-
-async def test_cost_migrations_match_its_tables(database_url):
-    url = database_url("cost")
-    await asyncio.to_thread(migrate, CostSettings(database_url=url))
-    engine = create_async_engine(url)
-    async with engine.connect() as connection:
-
-        def compare(sync_connection):
-            context = MigrationContext.configure(
-                sync_connection, opts={"include_object": _not_version_table, "version_table_schema": "cost"}
-            )
-            return compare_metadata(context, metadata)
-
-        diff = await connection.run_sync(compare)
-    await engine.dispose()
-    assert diff == []
 
 
 async def test_catalogue_is_seeded_with_the_defaults(database_url):
