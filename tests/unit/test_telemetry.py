@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
@@ -37,3 +38,10 @@ def test_a_given_exporter_wins_and_spans_carry_their_context_into_headers(monkey
     assert headers["traceparent"].split("-")[1] == trace_id
     assert headers["content-type"] == "application/json"
     assert [s.name for s in memory.get_finished_spans()] == ["dispatch"]
+
+
+def test_the_standard_sampler_variables_choose_sampling(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OTEL_TRACES_SAMPLER", "parentbased_traceidratio")
+    monkeypatch.setenv("OTEL_TRACES_SAMPLER_ARG", "0.25")
+    description = create_tracer_provider("sampled").sampler.get_description()
+    assert description.startswith("ParentBased{root:TraceIdRatioBased{0.25}")
