@@ -78,6 +78,11 @@ async def _apply(handler: Handler, event: Event, policy: RetryPolicy) -> Excepti
     return None
 
 
+def topic_group(group_id: str, topic_name: str) -> str:
+    """The Kafka consumer group in which a service's replicas read one topic."""
+    return f"{group_id}.{topic_name}"
+
+
 def subscribe(
     broker: KafkaBroker, topic: Topic, group_id: str, handler: Handler, source: str, retry: RetryPolicy = RetryPolicy()
 ) -> None:
@@ -88,13 +93,17 @@ def subscribe(
     transient failure (database down) leaves the offset uncommitted, so the message comes again.
     """
     adapter = topic.adapter()
+    # One Kafka group per topic (`<group>.<topic>`): a service's subscribers are separate
+    # consumers, and in one shared group every subscriber that joins rebalances all the others
+    # (about 13 s for five subscribers). Replicas still share each topic's partitions.
+    kafka_group = topic_group(group_id, topic.name)
 
     async def dead_letter(raw: Any, reason: str) -> None:
         letter = dead_letter_for(raw, group_id, reason, source)
         log.warning("dead-lettered %s[%s]@%s: %s", raw.topic, raw.partition, raw.offset, letter.reason)
         await publish_event(broker, DEADLETTER, letter, key=letter.source_topic)
 
-    @broker.subscriber(topic.name, **at_least_once(group_id))  # type: ignore[untyped-decorator]
+    @broker.subscriber(topic.name, **at_least_once(kafka_group))  # type: ignore[untyped-decorator]
     async def consume(message: KafkaMessage) -> None:
         try:
             event: Event = adapter.validate_json(message.body)

@@ -17,7 +17,10 @@ class ServiceSettings(BaseSettings):
         default="postgresql+asyncpg://service:service@127.0.0.1:5432/llmfleet",
         description="SQLAlchemy URL of the service's own role; its schema is the service name",
     )
-    consumer_group: str = Field(default="", description="Kafka group id; the service name when empty")
+    consumer_group: str = Field(
+        default="",
+        description="Kafka group of the service (llmfleet-<service> when empty); a topic is read in <group>.<topic>",
+    )
     db_pool_size: int = Field(default=5, description="database connections the service keeps open")
     metrics_port: int = Field(default=0, ge=0, le=65535, description="Prometheus /metrics port; 0: not served")
     metrics_host: str = Field(default="127.0.0.1", description="address /metrics binds (0.0.0.0 in containers)")

@@ -12,6 +12,8 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
+from shared.deadletter import topic_group
+
 
 async def produce_raw(bootstrap: str, topic: str, values: list[bytes], key: bytes = b"k") -> None:
     """Send raw bytes, as any plain Kafka producer would."""
@@ -78,11 +80,13 @@ async def start_group_at_end(bootstrap: str, group_id: str, *topics: str) -> Non
     partitions = [TopicPartition(d["topic"], p["partition"]) for d in described for p in d["partitions"]]
     if not partitions:
         raise LookupError(f"no partitions for {topics}: create the topics first (ensure_topics)")
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=group_id, enable_auto_commit=False)
-    await consumer.start()
-    try:
-        consumer.assign(partitions)
-        ends = await consumer.end_offsets(partitions)
-        await consumer.commit(dict(ends))
-    finally:
-        await consumer.stop()
+    # The service's group itself, and the per-topic groups its subscribers use (topic_group).
+    for group in [group_id, *(topic_group(group_id, topic) for topic in topics)]:
+        consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False)
+        await consumer.start()
+        try:
+            consumer.assign(partitions)
+            ends = await consumer.end_offsets(partitions)
+            await consumer.commit(dict(ends))
+        finally:
+            await consumer.stop()
