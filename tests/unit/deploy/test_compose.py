@@ -16,9 +16,9 @@ import pytest
 import yaml
 
 from deploy.local.postgres import SERVICES
+from deploy.settings_table import settings_class
 from shared import events
 from shared.metrics import new_registry
-from shared.settings import ServiceSettings
 
 ROOT = Path(__file__).resolve().parents[3]
 DEPLOY = ROOT / "deploy"
@@ -34,17 +34,6 @@ def compose_errors(document: dict[str, Any]) -> list[str]:
     schema = json.loads(files("check_jsonschema.builtin_schemas.vendor").joinpath("compose-spec.json").read_text())
     validator = jsonschema.validators.validator_for(schema)(schema)
     return [f"{list(e.absolute_path)}: {e.message}" for e in validator.iter_errors(document)]
-
-
-def settings_class(service: str) -> type[ServiceSettings]:
-    module = importlib.import_module(f"services.{service}.settings")
-    found = [
-        value
-        for value in vars(module).values()
-        if isinstance(value, type) and issubclass(value, ServiceSettings) and value is not ServiceSettings
-    ]
-    assert len(found) == 1, f"services/{service}/settings.py should define one settings class, found {found}"
-    return found[0]
 
 
 def test_the_compose_file_follows_the_compose_specification(compose: dict[str, Any]) -> None:
