@@ -7,7 +7,6 @@ from typing import Any, TypeVar
 
 import aiohttp
 from sqlalchemy import func, select
-from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, create_async_engine
 from sqlalchemy.pool import NullPool
 
@@ -30,14 +29,14 @@ async def read_service(
     try:
         async with engine.connect() as connection:
             return await read(connection)
-    except SQLAlchemyError as exc:
-        orig = getattr(exc, "orig", None)
+    # A diagnostic must outlive what it diagnoses: any failure of one service's read (refused,
+    # wrong password, no schema yet) becomes a note and an empty section, never a crash.
+    except Exception as exc:
+        orig = getattr(exc, "orig", None) or exc
         if getattr(orig, "sqlstate", None) == UNDEFINED_TABLE:
             notes.append(f"{service}: tables not migrated yet")
         else:
-            notes.append(f"{service}: database unavailable ({type(orig or exc).__name__})")
-    except OSError as exc:
-        notes.append(f"{service}: database unreachable ({exc.__class__.__name__})")
+            notes.append(f"{service}: database unavailable ({type(orig).__name__}: {str(orig)[:120]})")
     finally:
         await engine.dispose()
     return None
@@ -93,6 +92,6 @@ async def read_metrics(url: str, notes: list[str], timeout_s: float = 3.0) -> st
         ):
             response.raise_for_status()
             return await response.text()
-    except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+    except Exception as exc:  # refused, timed out, HTTP error, a malformed URL: all mean "no queues"
         notes.append(f"router metrics at {url} did not answer ({exc.__class__.__name__})")
         return None

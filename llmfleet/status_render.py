@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 
@@ -15,9 +16,9 @@ def render_platform_status(console: Console, status: dict[str, Any]) -> None:
     console.print(_models(status["models"]))
     console.print(_table("Router queues", ("model", "waiting or in flight"), _queue_rows(status["queues"])))
     console.print(_table("Firing alerts", ("rule", "severity", "scope", "value", "fired at"), _alert_rows(status)))
-    console.print(cost_line(status["cost"]))
-    for note in status["notes"]:
-        console.print(f"[yellow]note:[/yellow] {note}", highlight=False)
+    console.print(cost_line(status["cost"]), markup=False)
+    for note in status["notes"]:  # notes quote error messages: "[Errno 111]" is text, not markup
+        console.print(f"[yellow]note:[/yellow] {escape(note)}", highlight=False)
 
 
 def _table(title: str, columns: tuple[str, ...], rows: Sequence[Sequence[str]]) -> Table:
@@ -25,7 +26,7 @@ def _table(title: str, columns: tuple[str, ...], rows: Sequence[Sequence[str]]) 
     for column in columns:
         table.add_column(column, overflow="fold")
     for row in rows:
-        table.add_row(*row)
+        table.add_row(*(escape(cell) for cell in row))  # ids and scopes are data, not markup
     if not rows:
         table.add_row("[dim]none[/dim]", *([""] * (len(columns) - 1)))
     return table

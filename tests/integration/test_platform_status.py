@@ -219,6 +219,13 @@ async def test_an_unreachable_router_endpoint_is_a_note(database_url) -> None:
     assert any(url in note and "did not answer" in note for note in status["notes"])
 
 
+async def test_a_database_that_refuses_is_a_note_per_service(database_url) -> None:
+    status = await platform_status(lambda service: database_url(service).replace(f":{service}-local@", ":wrong@"))
+    assert status["servers"] == status["models"] == status["alerts"] == []
+    for service in SEEDED:
+        assert any(n.startswith(f"{service}: database unavailable (InvalidPasswordError") for n in status["notes"])
+
+
 def _admin_url(postgres_info: dict[str, Any], database: str) -> str:
     if admin := os.environ.get("LLMFLEET_TEST_POSTGRES_ADMIN_URL"):
         from sqlalchemy.engine import make_url

@@ -126,3 +126,22 @@ def test_instances_total_is_the_placements_on_live_servers(rows: list, live: set
     result = instances_by_model(servers, [placement(s, m, n) for (s, m), n in placements.items()])
     expected = sum(n for (s, _), n in placements.items() if s in live)
     assert sum(sum(by_region.values()) for by_region in result.values()) == expected
+
+
+def test_render_keeps_bracketed_text_as_text() -> None:
+    from rich.console import Console
+
+    from llmfleet.status_render import render_platform_status
+
+    status = {
+        "servers": [servers_section([server("srv-[x]")], [placement("srv-[x]", "m", 1)])[0]],
+        "models": [],
+        "queues": [{"model_id": "m", "depth": 2}],
+        "alerts": [],
+        "cost": cost_section(None, 0, None),
+        "notes": ["monitor: database unavailable ([Errno 111] refused)"],
+    }
+    console = Console(record=True, width=160)
+    render_platform_status(console, status)
+    out = console.export_text()
+    assert "srv-[x]" in out and "[Errno 111] refused" in out and "m x1" in out
