@@ -13,12 +13,14 @@ from llmfleet.report_fleet import capacity_steps
 from llmfleet.report_stats import percentile, unique_events
 from shared.events import (
     AlertChanged,
+    AlertState,
     CostRecommended,
     DemandWindowReported,
     ModelUnloaded,
     ScalingActionOverdue,
     ServerMetricsReported,
     ServerReleased,
+    Severity,
 )
 from tests.unit.test_report_support import action, allocated, loaded, record, run, seen
 
@@ -160,8 +162,8 @@ def test_recommendations_are_deduplicated_by_id() -> None:
 
 def test_alerts_fired_resolved_and_still_firing() -> None:
     def alert(alert_id: str, state: str) -> AlertChanged:
-        return AlertChanged(source="monitor", alert_id=alert_id, rule=f"rule-{alert_id}", severity="high",
-                            state=state, value=1.0, threshold=0.5, scope={"model_id": "code"})  # type: ignore[arg-type]  # fmt: skip
+        return AlertChanged(source="monitor", alert_id=alert_id, rule=f"rule-{alert_id}", severity=Severity.HIGH,
+                            state=AlertState(state), value=1.0, threshold=0.5, scope={"model_id": "code"})  # fmt: skip
 
     events = [seen(10, alert("a1", "firing")), seen(20, alert("a1", "resolved")), seen(30, alert("a2", "firing"))]
     alerts = build_summary(run([record("a")], events))["alerts"]
