@@ -7,13 +7,22 @@ from typing import Any
 
 from llmfleet.report_render import fmt
 
+MAX_ROWS = 100  # longer lists stay complete in summary.json
+
+
+def cell(value: Any) -> str:
+    """A table cell: floats exactly as summary.json holds them (already rounded), '—' when unmeasured."""
+    text = f"{value:,}" if isinstance(value, float) else fmt(value)
+    return text.replace("|", "\\|").replace("\n", " ")
+
 
 def table(headers: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
-    """A markdown table; '—' for unmeasured cells, pipes in cells escaped."""
+    """A markdown table of at most MAX_ROWS rows; pipes in cells escaped."""
     lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
-    for row in rows:
-        cells = [fmt(v, digits=3 if isinstance(v, float) else 1).replace("|", "\\|").replace("\n", " ") for v in row]
-        lines.append("| " + " | ".join(cells) + " |")
+    all_rows = list(rows)
+    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in all_rows[:MAX_ROWS]]
+    if len(all_rows) > MAX_ROWS:
+        lines.append(f"\n({len(all_rows) - MAX_ROWS} more rows in summary.json)")
     return "\n".join(lines)
 
 
@@ -65,7 +74,7 @@ def _scaling_allocations(s: dict[str, Any]) -> list[str]:
     keys = ("at_s", "model", "region", "kind", "current", "target", "rule", "policy", "priority", "reason")
     out = [
         "## Scaling actions",
-        f"{sc['count']} actions ({', '.join(f'{k}: {n}' for k, n in sc['by_kind'].items()) or 'none'}); "
+        f"Actions: {sc['count']} ({', '.join(f'{k}: {n}' for k, n in sc['by_kind'].items()) or 'none'}); "
         f"overdue: {sc['overdue']}.",
         table(keys, ([a[k] for k in keys] for a in sc["actions"])),
         "## Allocations",

@@ -12,6 +12,7 @@ from typing import Any
 
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 from llmfleet.report_stats import bin_counts, percentile, plot_bin_s, run_end_s
 from llmfleet.report_traffic import TARGET_MS
@@ -130,6 +131,7 @@ def plot_latency(run: ReplayRun, path: Path) -> None:
                 for k in keys:
                     bottom[k] += counts[k]
         bars.set_ylabel("requests not ok per bin")
+        bars.yaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_title(f"End-to-end latency over time ({width:g} s bins by send time)")
     ax.set_xlabel("replay time (s)")
     ax.set_ylabel("latency (ms)")

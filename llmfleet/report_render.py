@@ -25,7 +25,7 @@ def fmt(value: Any, unit: str = "", digits: int = 1) -> str:
 
 
 def _table(title: str, *columns: str) -> Table:
-    table = Table(title=title, title_justify="left", title_style="bold", show_edge=False, pad_edge=False)
+    table = Table(title=title, title_justify="left", title_style="bold", show_header=False, box=None)
     for column in columns:
         table.add_column(column)
     return table

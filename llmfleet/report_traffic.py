@@ -83,6 +83,8 @@ def latency_section(records: Sequence[RequestRecord], notes: list[str]) -> dict[
         "p50_ms": rounded(percentile(router, 50), 1),
         "p95_ms": rounded(percentile(router, 95), 1),
     }
+    if ok and not router:
+        notes.append("No ok result carried the router's own timings: router_total_ms is null.")
     return section
 
 

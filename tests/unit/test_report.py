@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from llmfleet.report import build_summary
 from llmfleet.report_fleet import capacity_steps
-from llmfleet.report_stats import percentile, unique_events
+from llmfleet.report_stats import percentile, plot_bin_s, run_end_s, unique_events
 from shared.events import (
     AlertChanged,
     AlertState,
@@ -218,3 +218,22 @@ def test_a_run_with_no_ok_request_and_no_event_has_nulls_and_notes() -> None:
     assert summary["requests"]["counts_add_up"] is True
     assert len(summary["notes"]) >= 5
     assert summary["notes"][0] == "emulated GPUs"
+
+
+@given(st.lists(st.sampled_from(["ok", "rejected", "failed", None]), max_size=60))
+def test_known_statuses_always_add_up(statuses: list[str | None]) -> None:
+    records = [record(f"r{i}", status) for i, status in enumerate(statuses)]
+    req = build_summary(run(records))["requests"]
+    assert req["counts_add_up"] is True
+    assert req["sent"] == len(statuses)
+    assert req["missing"] == statuses.count(None)
+    assert sum(m["sent"] for m in req["by_model"].values()) == len(statuses)
+
+
+def test_the_run_ends_at_its_last_measured_instant() -> None:
+    late = run([record("a", sent=5.0, latency=200.0)], [seen(150, allocated("s1", 1.0))])
+    assert run_end_s(late) == 205.0  # the last result, after 5 + 60 + 40 s of send and drain
+    assert run_end_s(run([], [seen(3, allocated("s1", 1.0))], send_wall_s=0, drain_wall_s=0)) == 3.0
+    assert plot_bin_s(600) == 10.0
+    assert plot_bin_s(60) == 3.0
+    assert plot_bin_s(0) == 1.0

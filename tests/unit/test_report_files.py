@@ -10,6 +10,7 @@ from pathlib import Path
 from rich.console import Console
 
 from llmfleet.report import build_summary, print_summary, write_report
+from llmfleet.report_markdown import MAX_ROWS, cell, table
 from llmfleet.run_data import ReplayRun
 from shared.events import (
     AlertChanged,
@@ -167,3 +168,10 @@ def test_zero_ok_requests_and_no_events(tmp_path: Path) -> None:
     assert (summary["requests"]["failed"], summary["requests"]["missing"]) == (1, 1)
     assert summary["latency"]["p50_ms"] is None
     assert "No ok request" in (tmp_path / "report.md").read_text()
+
+
+def test_long_markdown_tables_are_capped_and_say_so() -> None:
+    text = table(("n",), ([i] for i in range(MAX_ROWS + 5)))
+    assert text.count("\n| ") == MAX_ROWS
+    assert "(5 more rows in summary.json)" in text
+    assert cell(None) == "—" and cell(2302.5) == "2,302.5" and cell("a|b") == "a\\|b"
