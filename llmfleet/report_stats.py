@@ -40,6 +40,17 @@ def bin_counts(times: Iterable[float], width_s: float) -> dict[int, int]:
     return counts
 
 
+def peak_in_window(times: Iterable[float], window_s: float) -> int:
+    """The most times that fall in any window [t, t + window_s) (sliding, not fixed bins)."""
+    ordered = sorted(times)
+    best = start = 0
+    for end, t in enumerate(ordered):
+        while ordered[start] + window_s <= t:  # t lies past [ordered[start], ordered[start] + window)
+            start += 1
+        best = max(best, end - start + 1)
+    return best
+
+
 def plot_bin_s(span_s: float) -> float:
     """Bin width for the plots: 10 s on runs of 200 s or more, about 20 bins on shorter ones."""
     if span_s >= 200.0:

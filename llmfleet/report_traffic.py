@@ -6,7 +6,7 @@ from collections import Counter, defaultdict
 from collections.abc import Sequence
 from typing import Any
 
-from llmfleet.report_stats import PEAK_BIN_S, bin_counts, percentile, rounded
+from llmfleet.report_stats import PEAK_BIN_S, peak_in_window, percentile, rounded
 from llmfleet.run_data import ObservedEvent, ReplayRun, RequestRecord
 from shared.events import DemandWindowReported
 
@@ -95,7 +95,7 @@ def throughput_section(run: ReplayRun, notes: list[str]) -> dict[str, Any]:
     output_tokens = sum(r.tokens_out for r in ok)
     prompt_tokens = sum(r.prompt_tokens for r in ok)
     sent_times = [r.sent_s for r in run.records if r.sent_s is not None]
-    peak = max(bin_counts(sent_times, PEAK_BIN_S).values(), default=0)
+    peak = peak_in_window(sent_times, PEAK_BIN_S)
     section: dict[str, Any] = {
         "wall_s": rounded(wall, 2),
         "send_wall_s": rounded(run.send_wall_s, 2),

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from llmfleet.report import build_summary
 from llmfleet.report_fleet import capacity_steps
-from llmfleet.report_stats import percentile, plot_bin_s, run_end_s, unique_events
+from llmfleet.report_stats import peak_in_window, percentile, plot_bin_s, run_end_s, unique_events
 from shared.events import (
     AlertChanged,
     AlertState,
@@ -92,7 +92,15 @@ def test_throughput_over_send_and_drain_wall_time() -> None:
     assert thr["ok_requests_per_s"] == 0.2
     assert thr["output_tokens_per_s"] == 10.0  # 20 x 50 / 100 s
     assert thr["prompt_tokens_per_s"] == 20.0
-    assert thr["peak_10s_sent_per_s"] == 1.0  # 10 sends in [0, 10) and 10 in [10, 20)
+    assert thr["peak_10s_sent_per_s"] == 1.0  # any 10 s window holds 10 of the sends, one a second
+
+
+def test_the_peak_rate_is_over_a_sliding_window() -> None:
+    # Fixed 10 s bins would see 2 + 2; the window [8, 18) holds all four.
+    records = [record(f"r{t}", sent=t) for t in (8.0, 9.0, 10.0, 11.0, 30.0)]
+    assert build_summary(run(records))["throughput"]["peak_10s_sent_per_s"] == 0.4
+    assert peak_in_window([0.0, 10.0, 20.0], 10.0) == 1
+    assert peak_in_window([], 10.0) == 0
 
 
 def test_batch_size_from_the_routers_windows() -> None:
@@ -237,3 +245,9 @@ def test_the_run_ends_at_its_last_measured_instant() -> None:
     assert plot_bin_s(600) == 10.0
     assert plot_bin_s(60) == 3.0
     assert plot_bin_s(0) == 1.0
+
+
+@given(st.lists(st.floats(0, 100, allow_nan=False), max_size=40), st.floats(0.5, 30))
+def test_sliding_peak_matches_counting_every_window(times: list[float], window: float) -> None:
+    brute = max((sum(1 for u in times if t <= u < t + window) for t in times), default=0)
+    assert peak_in_window(times, window) == brute

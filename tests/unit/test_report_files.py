@@ -175,3 +175,10 @@ def test_long_markdown_tables_are_capped_and_say_so() -> None:
     assert text.count("\n| ") == MAX_ROWS
     assert "(5 more rows in summary.json)" in text
     assert cell(None) == "—" and cell(2302.5) == "2,302.5" and cell("a|b") == "a\\|b"
+
+
+def test_without_a_per_instance_rate_capacity_is_drawn_in_instances(tmp_path: Path) -> None:
+    replay = run([record("a", sent=1.0)], [seen(0.5, loaded("s1", "code", 2))], requests_per_instance_hour=0.0)
+    summary = write_report(replay, tmp_path)
+    assert summary["allocations"]["peak_instances"] == {"code": 2}
+    assert (tmp_path / "demand_vs_capacity.png").read_bytes().startswith(PNG_MAGIC)
