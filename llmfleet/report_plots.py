@@ -60,9 +60,11 @@ def plot_demand_vs_capacity(run: ReplayRun, summary: dict[str, Any], path: Path)
         if model in steps:
             cx, cy = _capacity_xy(steps[model], end_s, per_instance)
             cap_ax.plot(cx, cy, drawstyle="steps-post", color=color, linestyle="--", label=f"{model} capacity")
+    colour_of = {model: COLORS[i % len(COLORS)] for i, model in enumerate(models)}
     for n, action in enumerate(summary["scaling"]["actions"]):
-        label = "scaling action" if n == 0 else None
-        ax.axvline(action["at_s"], color="gray", alpha=0.5, linestyle=":", linewidth=1, label=label)
+        label = "scaling action (model's colour)" if n == 0 else None
+        colour = colour_of.get(action["model"], "gray")
+        ax.axvline(action["at_s"], color=colour, alpha=0.5, linestyle=":", linewidth=1, label=label)
     if not models:
         _empty_note(ax, "no requests and no capacity observed")
     ax.set_title(f"Demand vs capacity ({width:g} s bins)")
