@@ -71,7 +71,9 @@ def _fleet(summary: dict[str, Any]) -> Table:
     if batching is None:
         table.add_row("batching", "—")
     for model, b in (batching or {}).items():
-        table.add_row(f"batching {model}", f"{b['batches']} batches, mean size {fmt(b['mean_batch_size'], '', 2)}")
+        table.add_row(
+            escape(f"batching {model}"), f"{b['batches']} batches, mean size {fmt(b['mean_batch_size'], '', 2)}"
+        )
     kinds = ", ".join(f"{k} {n}" for k, n in scaling["by_kind"].items()) or "none"
     table.add_row("scaling actions", f"{scaling['count']} ({kinds}), overdue {scaling['overdue']}")
     for a in scaling["actions"][:FIRST_ACTIONS]:
@@ -79,14 +81,14 @@ def _fleet(summary: dict[str, Any]) -> Table:
             f"  {a['at_s']:.0f} s",
             escape(f"{a['model']} {a['region']} {a['kind']} {a['current']}→{a['target']} ({a['rule']})"),
         )
-    peaks = ", ".join(f"{m} {n}" for m, n in alloc["peak_instances"].items()) or "—"
+    peaks = escape(", ".join(f"{m} {n}" for m, n in alloc["peak_instances"].items()) or "—")
     table.add_row(
         "allocations",
         f"servers started {alloc['servers_started']}, released {alloc['servers_released']}, "
         f"failed {alloc['allocations_failed']}, peak servers {alloc['peak_servers']}; peak instances {peaks}",
     )
     alerts = summary["alerts"]
-    still = ", ".join(a["rule"] for a in alerts["still_firing"]) or "none"
+    still = escape(", ".join(a["rule"] for a in alerts["still_firing"]) or "none")
     table.add_row("alerts", f"fired {alerts['fired']}, resolved {alerts['resolved']}, still firing: {still}")
     util = summary["utilization"]
     if util is None:
@@ -107,7 +109,7 @@ def _cost(summary: dict[str, Any]) -> Table:
     if reported is None:
         table.add_row("cost service", "—")
     else:
-        per_1k = ", ".join(f"{m} ${v:.4f}" for m, v in reported["per_1k_tokens"].items()) or "—"
+        per_1k = escape(", ".join(f"{m} ${v:.4f}" for m, v in reported["per_1k_tokens"].items()) or "—")
         table.add_row("cost service (last)", f"${reported['total_per_hour']:.2f}/h, per 1k tokens: {per_1k}")
     measured = cost["measured"]
     table.add_row(
