@@ -1,20 +1,33 @@
-"""`llmfleet`: bring the local stack up and down, see its status, run the demo."""
+"""`llmfleet`: run the platform locally, see its state, replay traces, run the demo."""
 
 from __future__ import annotations
 
 import asyncio
 import json
-from typing import Any
+import signal
+from dataclasses import replace
+from datetime import UTC, datetime
+from pathlib import Path
+from types import FrameType
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.live import Live
 from rich.table import Table
 
 from deploy.local import stack
+from deploy.local.common import stack_paths
+from llmfleet import platform
+from llmfleet.demo import DemoOptions, DemoSession
+from llmfleet.replay import Progress
+from shared.events import RoutingStrategy
 
-app = typer.Typer(no_args_is_help=True, help="llmfleet: control plane for LLM serving fleets (local stack).")
-# Wide enough for the demo table when output goes to a file or CI log (rich assumes 80 there).
+app = typer.Typer(no_args_is_help=True, help="llmfleet: control plane for LLM serving fleets (local platform).")
+# Wide enough for the tables when output goes to a file or CI log (rich assumes 80 there).
 console = Console(width=None if Console().is_terminal else 140)
+
+TRACE_HELP = "azure-llm-2023 (built in: code and conversation as two models), a CSV file or a folder of CSVs"
 
 
 @app.command()
@@ -25,39 +38,76 @@ def install() -> None:
 
 
 @app.command()
-def up() -> None:
-    """Start PostgreSQL, Kafka (with topics) and the Triton servers; idempotent."""
+def up(
+    stack_only: bool = typer.Option(
+        False, "--stack-only", help="only PostgreSQL, Kafka and two Triton servers (for development)"
+    ),
+) -> None:
+    """Start the platform: PostgreSQL, Kafka (with topics) and the five services; idempotent.
+
+    Triton servers are started by the allocator when the scaler asks for capacity.
+    """
     stack.install()
-    info = stack.up()
-    _print_status(stack.status())
-    console.print(f"Kafka at [bold]{info['kafka']['bootstrap']}[/bold]; `llmfleet down` stops everything")
+    if stack_only:
+        stack.up()
+    else:
+        from llmfleet.demo import DEMO_MODELS, platform_settings
+
+        folder = stack_paths().run
+        fleet = platform.fleet_with_models(DEMO_MODELS, folder)
+        platform.up(platform_settings(DemoOptions(), fleet, "local"))
+    _print_stack(stack.status())
+    console.print("`llmfleet status` shows the platform's state; `llmfleet down` stops everything")
 
 
 @app.command()
 def down() -> None:
-    """Stop everything the stack started (data and logs stay)."""
-    stack.down()
+    """Stop the services, their Triton servers, Kafka and PostgreSQL (data and logs stay)."""
+    clean = platform.down()
+    if clean:
+        console.print("services: " + ", ".join(f"{s} {'stopped' if ok else 'killed'}" for s, ok in clean.items()))
     console.print("[green]stopped[/green]")
 
 
 @app.command()
 def status(output: str = typer.Option("table", "-o", "--output", help="table or json")) -> None:
-    """Show what runs where."""
+    """The platform's state: servers, models and tiers, queues, firing alerts, cost per hour."""
     current = stack.status()
+    fleet = _platform_status(current)
     if output == "json":
-        console.print_json(json.dumps(current, default=str))
-    else:
-        _print_status(current)
+        console.print_json(json.dumps({"stack": current, "platform": fleet}, default=str))
+        return
+    _print_stack(current)
+    if fleet is not None:
+        from llmfleet.status import render_platform_status
+
+        render_platform_status(console, fleet)
 
 
-def _print_status(current: dict[str, Any]) -> None:
-    table = Table(title="llmfleet local stack")
+def _platform_status(current: dict[str, Any]) -> dict[str, Any] | None:
+    if not current["postgres"].get("running"):
+        return None
+    from deploy.local import postgres, services
+    from llmfleet.status import platform_status
+
+    router = services.status().get("router", {})
+    metrics_url = router.get("metrics_url") if router.get("running") else None
+    info = current["postgres"]
+    return asyncio.run(platform_status(lambda svc: postgres.database_url(svc, info), metrics_url))
+
+
+def _print_stack(current: dict[str, Any]) -> None:
+    from deploy.local import services
+
+    table = Table(title="llmfleet local platform")
     for column in ("component", "running", "address", "what"):
         table.add_column(column, no_wrap=True)
     pg, kf = current["postgres"], current["kafka"]
     pg_version = pg.get("version", "").removeprefix("postgres (PostgreSQL) ").split(" ")[0]
     table.add_row("postgres", _yes(pg.get("running")), f"127.0.0.1:{pg.get('port', '-')}", f"PostgreSQL {pg_version}")
     table.add_row("kafka", _yes(kf.get("running")), kf.get("bootstrap", "-"), f"Kafka {kf.get('version', '')} (KRaft)")
+    for name, svc in services.status().items():
+        table.add_row(name, _yes(svc.get("running")), svc.get("metrics_url", "-"), f"service (pid {svc.get('pid')})")
     for name, server in sorted(current["triton"].items()):
         gpu = f"emulated {server.get('gpu_type')} (speed x{server.get('relative_speed')})"
         table.add_row(
@@ -71,42 +121,169 @@ def _yes(flag: object) -> str:
     return "[green]yes[/green]" if flag else "[red]no[/red]"
 
 
-@app.command()
-def demo(keep: bool = typer.Option(False, "--keep", help="leave the stack running afterwards")) -> None:
-    """Bring the stack up, send prompts through Kafka to Triton, print what came back, stop."""
-    from llmfleet.demo import run_demo
-
-    stack.install()
+def _regions(text: str) -> dict[str, float]:
     try:
-        console.print("[bold]Starting the local stack[/bold] (PostgreSQL, Kafka, Triton x2 as emulated GPUs)...")
-        info = stack.up()
-        servers = [(name, server["http_url"]) for name, server in info["triton"].items()]
-        run = asyncio.run(run_demo(info["kafka"]["bootstrap"], servers))
-        table = Table(title=f"{len(run.results)}/{run.sent} requests came back through Kafka in {run.wall_s:.1f}s")
-        for column in ("prompt", "status", "server", "tokens", "ms"):
-            table.add_column(column, no_wrap=True)
-        table.add_column("generated text (random weights: gibberish by design)", overflow="fold")
-        for request_id, prompt in run.prompts.items():
-            result = run.results.get(request_id)
-            if result is None:
-                table.add_row(prompt, "[red]no result[/red]", "", "", "", "")
-                continue
-            table.add_row(
-                prompt,
-                result.status,
-                result.server_id or "",
-                str(result.tokens_out),
-                f"{result.timings.total_ms:.0f}",
-                repr(result.text),
-            )
-        console.print(table)
-        console.print("The model is a small random-weight LM on CPU; the Triton servers emulate GPUs.")
-        if len(run.results) != run.sent or any(r.status != "ok" for r in run.results.values()):
-            raise typer.Exit(1)
+        pairs = [part.split("=", 1) for part in text.split(",") if part.strip()]
+        return {region.strip(): float(share) for region, share in pairs}
+    except ValueError as error:
+        raise typer.BadParameter(f"regions look like us-east-1=0.65,eu-west-1=0.35 ({error})") from error
+
+
+@app.command()
+def demo(
+    trace: str = typer.Option("azure-llm-2023", help=TRACE_HELP),
+    compression: float = typer.Option(DemoOptions.compression, help="trace seconds per wall second"),
+    duration: float = typer.Option(DemoOptions.duration_s, help="wall seconds of sending"),
+    start: float = typer.Option(0.0, help="offset into the trace, seconds"),
+    sample: float = typer.Option(DemoOptions.sample, help="share of the trace's requests replayed"),
+    max_tokens_cap: int = typer.Option(DemoOptions.max_tokens_cap, help="cap on max_tokens (the emulated fleet)"),
+    regions: str = typer.Option("us-east-1=0.65,eu-west-1=0.35", help="users' regions and their shares"),
+    scaling: str = typer.Option(DemoOptions.scaling_policy, help="aggressive, conservative or cost_optimized"),
+    batching: str = typer.Option(DemoOptions.batching, help="latency_optimized, throughput_optimized, cost_optimized"),
+    routing: Annotated[RoutingStrategy, typer.Option(help="the requests' routing strategy")] = DemoOptions.routing,
+    folder: Annotated[Path | None, typer.Option(help="report folder (default reports/demo-<time>)")] = None,
+    keep: bool = typer.Option(False, "--keep", help="leave the platform running afterwards"),
+) -> None:
+    """Bring the platform up, replay a real trace through it, report what happened, stop."""
+    options = DemoOptions(
+        trace=trace,
+        compression=compression,
+        duration_s=duration,
+        start_s=start,
+        sample=sample,
+        max_tokens_cap=max_tokens_cap,
+        regions=_regions(regions),
+        scaling_policy=scaling,
+        batching=batching,
+        routing=routing,
+        folder=folder,
+    )
+    session = DemoSession(options, log=lambda text: console.print(f"[bold]{text}[/bold]"))
+    summary = _run_session(session, keep)
+    if summary is None or summary["requests"]["missing"] or not summary["requests"]["counts_add_up"]:
+        raise typer.Exit(1)
+
+
+def _run_session(session: DemoSession, keep: bool) -> dict[str, Any] | None:
+    from llmfleet.report import print_summary, write_report
+
+    previous = signal.signal(signal.SIGTERM, _interrupt)  # `kill` stops it as cleanly as Ctrl-C
+    summary = None
+    try:
+        with Live(_progress_table(None), console=console, refresh_per_second=2, transient=False) as live:
+            run = session.run(on_progress=lambda progress: live.update(_progress_table(progress)))
+        summary = write_report(run, session.folder)
+        print_summary(console, summary)
+        console.print(f"report: [bold]{session.folder}[/bold] (report.md, summary.json, plots, logs in stack/logs)")
+    except KeyboardInterrupt:
+        console.print("[yellow]interrupted: stopping the platform[/yellow]")
     finally:
-        if not keep:
-            stack.down()
-            console.print("stack stopped; logs stay in .cache/stack/logs")
+        signal.signal(signal.SIGTERM, previous)
+        if keep:
+            console.print(f"platform left running: LLMFLEET_RUN_DIR={session.paths.run} llmfleet status | down")
+        else:
+            clean = session.down()
+            console.print(
+                "stopped: "
+                + ", ".join(f"{s} {'clean' if ok else 'killed'}" for s, ok in clean.items())
+                + f"; logs stay in {session.paths.logs}"
+            )
+    return summary
+
+
+def _interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
+
+
+def _progress_table(progress: Progress | None) -> Table:
+    table = Table(title="replay", show_header=True)
+    for column in (
+        "elapsed",
+        "sent",
+        "completed",
+        "in flight",
+        "ok",
+        "rejected",
+        "failed",
+        "p95 e2e",
+        "servers",
+        "alerts",
+    ):
+        table.add_column(column, justify="right")
+    if progress is None:
+        table.add_row(*["-"] * 10)
+        return table
+    p95 = "-" if progress.p95_ms is None else f"{progress.p95_ms:,.0f} ms"
+    table.add_row(
+        f"{progress.elapsed_s:.0f} s",
+        f"{progress.sent:,}/{progress.planned:,}",
+        f"{progress.completed:,}",
+        f"{progress.in_flight:,}",
+        f"{progress.ok:,}",
+        f"{progress.rejected:,}",
+        f"{progress.failed:,}",
+        p95,
+        str(progress.servers),
+        str(progress.alerts_firing),
+    )
+    return table
+
+
+@app.command("replay")
+def replay_command(
+    trace: str = typer.Argument(..., help=TRACE_HELP),
+    compression: float = typer.Option(DemoOptions.compression, help="trace seconds per wall second"),
+    duration: float = typer.Option(DemoOptions.duration_s, help="wall seconds of sending"),
+    start: float = typer.Option(0.0, help="offset into the trace, seconds"),
+    sample: float = typer.Option(DemoOptions.sample, help="share of the trace's requests replayed"),
+    max_tokens_cap: int = typer.Option(DemoOptions.max_tokens_cap, help="cap on max_tokens"),
+    regions: str = typer.Option("us-east-1=0.65,eu-west-1=0.35", help="users' regions and their shares"),
+    routing: Annotated[RoutingStrategy, typer.Option(help="the requests' routing strategy")] = DemoOptions.routing,
+    folder: Annotated[Path | None, typer.Option(help="report folder (default reports/replay-<time>)")] = None,
+) -> None:
+    """Replay a trace into the running platform (`llmfleet up`) and write its report."""
+    from llmfleet.demo import plan_requests, run_replay
+    from llmfleet.events_recorder import EventRecorder
+    from llmfleet.report import print_summary, write_report
+
+    kafka = stack.status()["kafka"]
+    if not kafka.get("running"):
+        console.print("[red]the platform is not running: `llmfleet up` first[/red]")
+        raise typer.Exit(2)
+    options = replace(
+        DemoOptions(),
+        trace=trace,
+        compression=compression,
+        duration_s=duration,
+        start_s=start,
+        sample=sample,
+        max_tokens_cap=max_tokens_cap,
+        regions=_regions(regions),
+        routing=routing,
+    )
+    out = folder or Path("reports") / f"replay-{datetime.now(UTC):%Y%m%d-%H%M%S}"
+    planned, config = plan_requests(options)
+
+    async def go() -> Any:
+        recorder = EventRecorder(kafka["bootstrap"])
+        await recorder.start()
+        try:
+            with Live(_progress_table(None), console=console, refresh_per_second=2) as live:
+                return await run_replay(
+                    kafka["bootstrap"],
+                    options,
+                    planned,
+                    config,
+                    recorder,
+                    out.name,
+                    lambda progress: live.update(_progress_table(progress)),
+                )
+        finally:
+            await recorder.stop()
+
+    summary = write_report(asyncio.run(go()), out)
+    print_summary(console, summary)
+    console.print(f"report: [bold]{out}[/bold]")
 
 
 if __name__ == "__main__":

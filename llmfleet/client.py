@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from types import TracebackType
 from typing import Any
 
@@ -23,8 +23,16 @@ from shared.telemetry import inject_trace_headers
 class FleetClient:
     """Produces `InferenceRequested` events and matches `InferenceCompleted` results by request id."""
 
-    def __init__(self, bootstrap: str, results_topic: str = INFERENCE_RESULTS.name, source: str = "client") -> None:
+    def __init__(
+        self,
+        bootstrap: str,
+        results_topic: str = INFERENCE_RESULTS.name,
+        source: str = "client",
+        on_result: Callable[[InferenceCompleted], None] | None = None,
+    ) -> None:
+        """`on_result`, when given, sees every result read (also of requests sent untracked)."""
         self._bootstrap = bootstrap
+        self._on_result = on_result
         self._results_topic = results_topic
         self._source = source
         self._producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=2)
@@ -73,9 +81,14 @@ class FleetClient:
         )
         return await self.send_request(request)
 
-    async def send_request(self, request: InferenceRequested) -> str:
-        """Send a prepared request; its result can then be awaited with `result`."""
-        self._waiting.setdefault(request.request_id, asyncio.get_running_loop().create_future())
+    async def send_request(self, request: InferenceRequested, track: bool = True) -> str:
+        """Send a prepared request; its result can then be awaited with `result`.
+
+        `track=False`: nothing is kept for `result` (a stream of many requests whose results the
+        caller takes from `on_result`).
+        """
+        if track:
+            self._waiting.setdefault(request.request_id, asyncio.get_running_loop().create_future())
         headers = [(k, v.encode()) for k, v in inject_trace_headers({"content-type": "application/json"}).items()]
         await self._producer.send(
             INFERENCE_REQUESTS.name,
@@ -110,6 +123,8 @@ class FleetClient:
                 result = InferenceCompleted.model_validate_json(record.value or b"")
             except ValidationError:
                 continue  # not ours to judge: the platform dead-letters what it cannot read
+            if self._on_result is not None:
+                self._on_result(result)
             future = self._waiting.get(result.request_id)
             if future and not future.done():
                 future.set_result(result)

@@ -1,59 +1,256 @@
-"""The foundation demo: prompts go through Kafka to Triton and the generated text comes back."""
+"""The main job: bring the platform up, replay a real trace through it, report what happened, stop.
+
+Every demo runs in a folder of its own (`reports/demo-<time>/`): its own Kafka and PostgreSQL
+(`stack/`), the services' and Triton servers' logs (`stack/logs/`), and the report. A run therefore
+starts from an empty platform: no server holds the trace's models, so the first requests are a
+cold start and every server in the run is one the allocator started because the scaler asked.
+"""
 
 from __future__ import annotations
 
 import asyncio
-import time
-from collections.abc import Sequence
-from dataclasses import dataclass
+import platform as host
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
-from llmfleet.client import FleetClient
-from llmfleet.passthrough import register_passthrough
-from shared.broker import create_broker
-from shared.events import InferenceCompleted
-from shared.telemetry import create_tracer_provider
+from aiokafka import AIOKafkaProducer
 
-PROMPTS = (
-    "The GPU fleet in us-east-1 is",
-    "Route this request to the cheapest server",
-    "def fibonacci(n):",
-    "Kafka, Postgres and Triton walk into a bar",
-    "p95 latency under two seconds means",
-    "Once upon a time, a batch of eight prompts",
-)
+from deploy.local import services, stack
+from deploy.local.common import REPO_ROOT, StackPaths, stack_paths
+from llmfleet import platform, trace
+from llmfleet.events_recorder import EventRecorder
+from llmfleet.replay import Progress, replay
+from llmfleet.run_data import ReplayRun, RunConfig
+from shared.events import COST_REPORTS, CostReported, CostReportRequested, RoutingStrategy
+
+# The trace's two models on the emulated fleet: tinylm serves both (1 GB, one instance per GPU, so
+# that each instance the scaler asks for is a server the allocator starts). Code prefers the
+# older, cheaper V100 type, conversation the A100: the run shows two GPU types in two regions.
+DEMO_MODELS: dict[str, dict[str, Any]] = {
+    "azure-code": {"min_memory_gb": 1, "preferred_gpu": "v100_32gb", "instances_per_gpu": 1, "triton_model": "tinylm"},
+    "azure-conversation": {
+        "min_memory_gb": 1,
+        "preferred_gpu": "a100_80gb",
+        "instances_per_gpu": 1,
+        "triton_model": "tinylm",
+    },
+}
 
 
 @dataclass(frozen=True)
-class DemoRun:
-    sent: int
-    results: dict[str, InferenceCompleted]
-    prompts: dict[str, str]
-    wall_s: float
+class DemoOptions:
+    """What to replay, how fast, and the platform's policies (defaults: `make demo`)."""
+
+    trace: str = "azure-llm-2023"
+    compression: float = 15.0  # trace seconds per wall second
+    duration_s: float = 240.0  # wall seconds of sending: replays duration x compression of trace
+    start_s: float = 0.0  # offset into the trace
+    sample: float = 0.2  # share of the trace's requests replayed (by a hash of their index)
+    max_tokens_cap: int = 16
+    regions: dict[str, float] = field(default_factory=lambda: {"us-east-1": 0.65, "eu-west-1": 0.35})
+    scaling_policy: str = "aggressive"
+    batching: str = "latency_optimized"
+    routing: RoutingStrategy = RoutingStrategy.BALANCED
+    requests_per_instance_hour: float = 15_000.0  # ~4 requests/s: a V100 emulated here serving code prompts
+    max_servers: int = 6
+    drain_timeout_s: float = 90.0
+    folder: Path | None = None
 
 
-async def run_demo(
-    bootstrap: str,
-    servers: Sequence[tuple[str, str]],
-    prompts: Sequence[str] = PROMPTS,
-    max_tokens: int = 24,
-    timeout: float = 120.0,
-) -> DemoRun:
-    """Send `prompts` as Kafka requests, serve them on Triton, and collect every result."""
-    provider = create_tracer_provider("demo")
-    broker = create_broker(bootstrap, "llmfleet-demo", provider)
-    clients = register_passthrough(broker, servers, group_id="llmfleet-demo-passthrough")
-    started = time.perf_counter()
+def platform_settings(options: DemoOptions, fleet: Path, run_id: str) -> dict[str, str]:
+    """The services' settings for a time-compressed run (windows and cooldowns in wall seconds)."""
+    return {
+        "LLMFLEET_ROUTER_DEFAULT_BATCH_STRATEGY": options.batching,
+        "LLMFLEET_ROUTER_DEMAND_WINDOW_S": "5",
+        "LLMFLEET_ALLOCATOR_FLEET_CONFIG": str(fleet),
+        "LLMFLEET_ALLOCATOR_SERVER_PREFIX": f"demo{run_id[:4]}",
+        "LLMFLEET_ALLOCATOR_MAX_SERVERS": str(options.max_servers),
+        "LLMFLEET_ALLOCATOR_MAX_GPUS_PER_SERVER": "1",
+        "LLMFLEET_SCALER_POLICY": options.scaling_policy,
+        "LLMFLEET_SCALER_BUCKET_S": "10",
+        "LLMFLEET_SCALER_EVALUATION_INTERVAL_S": "5",
+        "LLMFLEET_SCALER_COOLDOWN_S": "20",
+        "LLMFLEET_SCALER_REQUESTS_PER_INSTANCE_HOUR": str(options.requests_per_instance_hour),
+        "LLMFLEET_SCALER_UTILIZATION_MAX_AGE_S": "30",
+        "LLMFLEET_SCALER_SIGNAL_MAX_AGE_S": "30",
+        "LLMFLEET_MONITOR_SCRAPE_INTERVAL_S": "5",
+        "LLMFLEET_MONITOR_WINDOW_S": "20",
+        "LLMFLEET_MONITOR_REPORT_INTERVAL_S": "5",
+        "LLMFLEET_MONITOR_SIGNAL_COOLDOWN_S": "20",
+        "LLMFLEET_COST_REPORT_INTERVAL_S": "30",
+        "LLMFLEET_COST_DEMAND_LOOKBACK_S": "600",
+    }
+
+
+def machine() -> str:
+    """The machine a run's figures come from, in words."""
+    import os
+
+    cpu = next(
+        (line.split(":", 1)[1].strip() for line in _read("/proc/cpuinfo").splitlines() if "model name" in line), "?"
+    )
+    memory_kb = next((int(line.split()[1]) for line in _read("/proc/meminfo").splitlines() if "MemTotal" in line), 0)
+    return f"{os.cpu_count()} cores ({cpu}), {memory_kb / 2**20:.0f} GiB, {host.system()} {host.release()}"
+
+
+def _read(path: str) -> str:
     try:
-        async with broker:
-            await broker.start()
-            async with FleetClient(bootstrap, source="demo") as fleet:
-                sent = {}
-                for i, prompt in enumerate(prompts):
-                    # Alternate greedy and sampled decoding to show both.
-                    fields: dict[str, Any] = {"temperature": 0.0} if i % 2 == 0 else {"temperature": 0.8, "top_p": 0.9}
-                    sent[await fleet.send("tinylm", prompt, max_tokens=max_tokens, **fields)] = prompt
-                results = await fleet.collect(sent, timeout=timeout)
+        return Path(path).read_text()
+    except OSError:
+        return ""
+
+
+def plan_requests(options: DemoOptions) -> tuple[list[trace.PlannedRequest], RunConfig]:
+    """The requests of the run and the config that describes it."""
+    files = trace.resolve(options.trace)
+    rows = trace.read(files)
+    window = options.duration_s * options.compression
+    planned = trace.plan(
+        rows, options.start_s, window, options.compression, options.max_tokens_cap, options.regions, options.sample
+    )
+    config = RunConfig(
+        trace=options.trace,
+        models={model: str(path.relative_to(REPO_ROOT)) for model, path in files.items()},
+        window_start_s=options.start_s,
+        trace_span_s=min(window, trace.span_s(rows) - options.start_s),
+        compression=options.compression,
+        duration_s=options.duration_s,
+        max_tokens_cap=options.max_tokens_cap,
+        regions=dict(options.regions),
+        policies={"scaling": options.scaling_policy, "batching": options.batching, "routing": options.routing.value},
+        requests_per_instance_hour=options.requests_per_instance_hour,
+        machine=machine(),
+        extra={
+            "sample": options.sample,
+            "trace_requests_in_window": sum(1 for r in rows if 0 <= r.offset_s - options.start_s < window),
+            "max_servers": options.max_servers,
+            "gpus": "emulated: tinylm on CPU Triton servers, slowed to each GPU type's relative speed",
+        },
+    )
+    return planned, config
+
+
+def run_folder(options: DemoOptions) -> Path:
+    """`reports/demo-<UTC time>` unless the options name one."""
+    if options.folder is not None:
+        return options.folder
+    return REPO_ROOT / "reports" / f"demo-{datetime.now(UTC):%Y%m%d-%H%M%S}"
+
+
+def demo_paths(folder: Path) -> StackPaths:
+    """The run's own stack under `folder/stack`, sharing the downloads cache."""
+    folder.mkdir(parents=True, exist_ok=True)
+    default = stack_paths()
+    (folder / "stack" / "logs").mkdir(parents=True, exist_ok=True)
+    return StackPaths(cache=default.cache, run=(folder / "stack").resolve())
+
+
+async def run_replay(
+    bootstrap: str,
+    options: DemoOptions,
+    planned: list[trace.PlannedRequest],
+    config: RunConfig,
+    recorder: EventRecorder,
+    run_id: str,
+    on_progress: Callable[[Progress], None] | None = None,
+) -> ReplayRun:
+    """Replay, then ask the cost service for a closing report so the run ends with a fresh price."""
+    outcome = await replay(
+        bootstrap,
+        planned,
+        run_id,
+        routing=options.routing,
+        drain_timeout_s=options.drain_timeout_s,
+        recorder=recorder,
+        on_progress=on_progress,
+    )
+    notes = [
+        f"max_tokens capped at {options.max_tokens_cap} (the trace's generated tokens above it were cut)",
+        "prompts have the trace's context length in bytes; tinylm reads only their last 255 bytes",
+    ]
+    if options.sample < 1:
+        notes.append(f"{options.sample:.0%} of the trace's requests replayed, chosen by a hash of their index")
+    if not await _closing_cost_report(bootstrap, recorder, run_id):
+        notes.append("the cost service did not answer the closing report request within 20 s")
+    if recorder.unreadable:
+        notes.append(f"{recorder.unreadable} platform events could not be read")
+    return ReplayRun(
+        config=config,
+        started_at=outcome.started_at,
+        records=outcome.records,
+        events=list(recorder.events),
+        send_wall_s=outcome.send_wall_s,
+        drain_wall_s=outcome.drain_wall_s,
+        notes=notes,
+    )
+
+
+async def _closing_cost_report(bootstrap: str, recorder: EventRecorder, run_id: str) -> bool:
+    request = CostReportRequested(source="demo", request_id=f"{run_id}-closing")
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
+    await producer.start()
+    try:
+        await producer.send_and_wait(COST_REPORTS.name, request.model_dump_json().encode(), key=b"demo")
     finally:
-        await asyncio.gather(*(client.close() for client in clients))
-    return DemoRun(sent=len(sent), results=results, prompts=sent, wall_s=time.perf_counter() - started)
+        await producer.stop()
+    answer = await recorder.wait_for(
+        lambda e: isinstance(e, CostReported) and e.requested_by == request.request_id, timeout=20
+    )
+    return answer is not None
+
+
+@dataclass
+class DemoSession:
+    """One demo run: its folder, stack and settings; `run()` does up, replay, report."""
+
+    options: DemoOptions
+    log: Callable[[str], None] = print
+    run_id: str = field(default_factory=lambda: uuid.uuid4().hex[:8])
+
+    def __post_init__(self) -> None:
+        self.folder = run_folder(self.options)
+        self.paths = demo_paths(self.folder)
+
+    def run(self, on_progress: Callable[[Progress], None] | None = None) -> ReplayRun:
+        """Start the platform and replay; the caller stops it (`down`), also after an error or Ctrl-C."""
+        planned, config = plan_requests(self.options)
+        if not planned:
+            raise ValueError("the chosen window of the trace has no requests")
+        fleet = platform.fleet_with_models(DEMO_MODELS, self.folder)
+        settings = platform_settings(self.options, fleet, self.run_id)
+        self.log(f"{len(planned):,} requests planned over {self.options.duration_s:.0f} s; run folder {self.folder}")
+        self.log("starting PostgreSQL and Kafka (a stack of this run's own)...")
+        stack.install(self.paths)
+        info = stack.up(servers=(), paths=self.paths)
+        return asyncio.run(self._serve(info, settings, planned, config, on_progress))
+
+    async def _serve(
+        self,
+        info: dict[str, Any],
+        settings: Mapping[str, str],
+        planned: list[trace.PlannedRequest],
+        config: RunConfig,
+        on_progress: Callable[[Progress], None] | None,
+    ) -> ReplayRun:
+        bootstrap = info["kafka"]["bootstrap"]
+        recorder = EventRecorder(bootstrap)
+        await recorder.start()  # before the services: their first events are part of the run
+        try:
+            self.log("starting the five services (router, allocator, scaler, cost, monitor)...")
+            await asyncio.to_thread(
+                services.start, info, settings, group_prefix=f"demo-{self.run_id}", paths=self.paths
+            )
+            self.log("replaying; no server holds the models yet, so the first requests are a cold start")
+            return await run_replay(bootstrap, self.options, planned, config, recorder, self.run_id, on_progress)
+        finally:
+            await recorder.stop()
+
+    def down(self) -> dict[str, bool]:
+        """Stop everything this run started; remove its Kafka and PostgreSQL data, keep the logs."""
+        clean = platform.down(self.paths)
+        platform.remove_data(self.paths)
+        return clean

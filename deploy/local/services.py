@@ -1,0 +1,137 @@
+"""The five platform services as local processes (`python -m services.<name>`), recorded in the state file.
+
+Each service migrates its schema, then runs until SIGTERM. The local stack's addresses and each
+service's own database role are passed as `LLMFLEET_<SERVICE>_*` settings; a service gets a free
+port for its Prometheus `/metrics`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import sys
+import time
+import urllib.request
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from deploy.local import postgres
+from deploy.local.common import (
+    REPO_ROOT,
+    StackPaths,
+    free_port,
+    kill_pid,
+    locked_state,
+    pid_alive,
+    read_state,
+    spawn,
+    stack_paths,
+    wait_until,
+)
+
+SERVICES: tuple[str, ...] = ("router", "allocator", "scaler", "cost", "monitor")
+METRICS_BASE_PORT = 9300
+READY_TIMEOUT = 90.0  # migrations of five schemas on a busy 2-core machine
+STOP_TIMEOUT = 45.0  # the router drains open batches on SIGTERM
+
+
+def service_env(
+    service: str, stack: Mapping[str, Any], group_prefix: str, metrics_port: int, settings: Mapping[str, str]
+) -> dict[str, str]:
+    """The environment of one service: where Kafka and its database are, its group, its metrics port."""
+    prefix = f"LLMFLEET_{service.upper()}_"
+    env = {
+        prefix + "KAFKA_BOOTSTRAP": stack["kafka"]["bootstrap"],
+        prefix + "DATABASE_URL": postgres.database_url(service, stack["postgres"]),
+        prefix + "CONSUMER_GROUP": f"{group_prefix}-{service}",
+        prefix + "METRICS_PORT": str(metrics_port),
+    }
+    env.update({k: v for k, v in settings.items() if k.startswith(prefix)})
+    return env
+
+
+def start(
+    stack: Mapping[str, Any],
+    settings: Mapping[str, str] | None = None,
+    group_prefix: str = "llmfleet",
+    services: Sequence[str] = SERVICES,
+    paths: StackPaths | None = None,
+) -> dict[str, dict[str, Any]]:
+    """Start the services not running yet (idempotent) and wait until each serves its metrics."""
+    paths = paths or stack_paths()
+    started: dict[str, dict[str, Any]] = {}
+    with locked_state(paths) as state:
+        recorded: dict[str, Any] = state.setdefault("services", {})
+        taken = [int(info["metrics_port"]) for info in recorded.values()]
+        for service in services:
+            current = recorded.get(service)
+            if current is not None and pid_alive(int(current["pid"])):
+                started[service] = current
+                continue
+            port = free_port(METRICS_BASE_PORT + SERVICES.index(service), taken)
+            taken.append(port)
+            log = paths.logs / f"{service}.log"
+            env = service_env(service, stack, group_prefix, port, settings or {})
+            env["LLMFLEET_RUN_DIR"] = str(paths.run)  # the allocator's Triton servers join this stack
+            env["LLMFLEET_CACHE"] = str(paths.cache)
+            pid = spawn([sys.executable, "-m", f"services.{service}"], log, env=env, cwd=REPO_ROOT)
+            recorded[service] = started[service] = {
+                "pid": pid,
+                "metrics_port": port,
+                "metrics_url": f"http://127.0.0.1:{port}/metrics",
+                "log": str(log),
+            }
+    for service, info in started.items():
+        wait_until(lambda info=info: _serving(info), READY_TIMEOUT, f"service {service}", Path(info["log"]))  # type: ignore[misc]
+        if not pid_alive(int(info["pid"])):
+            raise RuntimeError(f"service {service} exited during start-up; see {info['log']}")
+    return started
+
+
+def _serving(info: Mapping[str, Any]) -> bool:
+    """Ready once it serves /metrics (after its migrations), or dead."""
+    if not pid_alive(int(info["pid"])):
+        return True
+    try:
+        with urllib.request.urlopen(info["metrics_url"], timeout=1) as response:  # noqa: S310 - our own localhost URL
+            return bool(response.status == 200)
+    except OSError:
+        return False
+
+
+def stop(paths: StackPaths | None = None, timeout: float = STOP_TIMEOUT) -> dict[str, bool]:
+    """SIGTERM every recorded service (SIGKILL after `timeout`); say which stopped by themselves."""
+    paths = paths or stack_paths()
+    with locked_state(paths) as state:
+        recorded = state.pop("services", {})
+    clean: dict[str, bool] = {}
+    # The router first: it drains its open batches while the rest still run.
+    for service in sorted(recorded, key=lambda s: SERVICES.index(s) if s in SERVICES else len(SERVICES)):
+        pid = int(recorded[service]["pid"])
+        clean[service] = _stop_one(pid, timeout)
+    return clean
+
+
+def _stop_one(pid: int, timeout: float) -> bool:
+    """SIGTERM, wait, SIGKILL if it did not stop: True when it stopped by itself."""
+    if not pid_alive(pid):
+        return True
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with contextlib.suppress(ChildProcessError, OSError):
+            os.waitpid(pid, os.WNOHANG)
+        if not pid_alive(pid):
+            return True
+        time.sleep(0.1)
+    kill_pid(pid)
+    return False
+
+
+def status(paths: StackPaths | None = None) -> dict[str, dict[str, Any]]:
+    """Every recorded service with a "running" flag."""
+    recorded = read_state(paths or stack_paths()).get("services", {})
+    return {name: {**info, "running": pid_alive(int(info["pid"]))} for name, info in recorded.items()}
