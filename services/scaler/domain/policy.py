@@ -76,11 +76,14 @@ def decide(policy: Policy, inputs: CapacityInputs) -> CapacityDecision | None:
     if current < 1:
         return None  # placing a first instance is a preload or a cold start, not a scaling step
     required = required_capacity(inputs.predicted_rph, inputs.requests_per_instance_hour)
-    if inputs.confidence < policy.min_confidence:
-        return None
     utilization = inputs.utilization
     hot = (utilization is not None and utilization > policy.scale_up_utilization) or inputs.pressure > 0
-    if hot or required > UP_BAND * current:
+    # Measured overload is acted on whatever the forecast's confidence (the seed gated it too, so
+    # a model without history stayed saturated); the confidence gates what rests on the forecast.
+    if inputs.confidence < policy.min_confidence and not hot:
+        return None
+    forecast_high = inputs.confidence >= policy.min_confidence and required > UP_BAND * current
+    if hot or forecast_high:
         target = min(inputs.max_instances, max(math.ceil(current * policy.up_factor), math.ceil(required)))
         rule = "utilization_high" if hot else "forecast_above_capacity"
         return CapacityDecision(target, rule, required) if target > current else None

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from services.scaler.domain.policy import POLICIES, CapacityInputs, PolicyName, decide, required_capacity
@@ -61,9 +63,21 @@ def test_scale_up_reaches_required_capacity_when_the_factor_is_not_enough():
 @pytest.mark.parametrize(
     ("policy", "below", "at"), [(AGGRESSIVE, 0.59, 0.6), (CONSERVATIVE, 0.79, 0.8), (COST, 0.89, 0.9)]
 )
-def test_confidence_must_clear_the_policy_threshold(policy, below, at):
-    assert decide(policy, inputs(utilization=0.95, confidence=below)) is None
-    assert decide(policy, inputs(utilization=0.95, confidence=at)) is not None
+def test_confidence_must_clear_the_policy_threshold_for_forecast_driven_changes(policy, below, at):
+    forecast_up = inputs(current=2, rph=5000.0, utilization=0.5)  # required 5 > 1.2 x 2, not hot
+    assert decide(policy, replace(forecast_up, confidence=below)) is None
+    assert decide(policy, replace(forecast_up, confidence=at)) is not None
+    forecast_down = inputs(current=4, rph=1000.0, utilization=0.1)
+    assert decide(policy, replace(forecast_down, confidence=below)) is None
+    assert decide(policy, replace(forecast_down, confidence=at)) is not None
+
+
+@pytest.mark.parametrize("policy", [AGGRESSIVE, CONSERVATIVE, COST])
+def test_measured_overload_scales_up_without_a_confident_forecast(policy):
+    saturated = decide(policy, inputs(current=1, rph=0.0, utilization=0.95, confidence=0.0))
+    signalled = decide(policy, inputs(current=1, rph=0.0, utilization=None, confidence=0.0, pressure=1))
+    assert saturated is not None and saturated.rule == "utilization_high" and saturated.target >= 2
+    assert signalled is not None and signalled.rule == "utilization_high" and signalled.target >= 2
 
 
 def test_low_utilization_and_low_forecast_scale_down_by_the_factor():
