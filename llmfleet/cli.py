@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import logging
 import signal
+from collections.abc import Callable, Iterator
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -26,6 +29,9 @@ from shared.events import RoutingStrategy
 app = typer.Typer(no_args_is_help=True, help="llmfleet: control plane for LLM serving fleets (local platform).")
 # Wide enough for the tables when output goes to a file or CI log (rich assumes 80 there).
 console = Console(width=None if Console().is_terminal else 140)
+
+# aiokafka logs a warning per partition while a just-created topic elects its leader; it retries.
+logging.getLogger("aiokafka").setLevel(logging.ERROR)
 
 TRACE_HELP = "azure-llm-2023 (built in: code and conversation as two models), a CSV file or a folder of CSVs"
 
@@ -170,8 +176,8 @@ def _run_session(session: DemoSession, keep: bool) -> dict[str, Any] | None:
     previous = signal.signal(signal.SIGTERM, _interrupt)  # `kill` stops it as cleanly as Ctrl-C
     summary = None
     try:
-        with Live(_progress_table(None), console=console, refresh_per_second=2, transient=False) as live:
-            run = session.run(on_progress=lambda progress: live.update(_progress_table(progress)))
+        with _progress_display() as show:
+            run = session.run(on_progress=show)
         summary = write_report(run, session.folder)
         print_summary(console, summary)
         console.print(f"report: [bold]{session.folder}[/bold] (report.md, summary.json, plots, logs in stack/logs)")
@@ -189,6 +195,30 @@ def _run_session(session: DemoSession, keep: bool) -> dict[str, Any] | None:
                 + f"; logs stay in {session.paths.logs}"
             )
     return summary
+
+
+@contextlib.contextmanager
+def _progress_display(every_s: float = 15.0) -> Iterator[Callable[[Progress], None]]:
+    """A live table on a terminal; otherwise (a log, CI) one line every `every_s` and the last one."""
+    if console.is_terminal:
+        with Live(_progress_table(None), console=console, refresh_per_second=2) as live:
+            yield lambda progress: live.update(_progress_table(progress))
+        return
+    shown = {"at": -every_s}
+
+    def line(progress: Progress) -> None:
+        final = progress.sending_done and progress.in_flight == 0
+        if progress.elapsed_s - shown["at"] >= every_s or final:
+            shown["at"] = progress.elapsed_s
+            p95 = "-" if progress.p95_ms is None else f"{progress.p95_ms:,.0f} ms"
+            console.print(
+                f"{progress.elapsed_s:5.0f} s  sent {progress.sent:,}/{progress.planned:,}  "
+                f"completed {progress.completed:,}  in flight {progress.in_flight:,}  ok {progress.ok:,}  "
+                f"rejected {progress.rejected:,}  failed {progress.failed:,}  p95 {p95}  "
+                f"servers {progress.servers}  alerts {progress.alerts_firing}"
+            )
+
+    yield line
 
 
 def _interrupt(signum: int, frame: FrameType | None) -> None:
@@ -268,16 +298,8 @@ def replay_command(
         recorder = EventRecorder(kafka["bootstrap"])
         await recorder.start()
         try:
-            with Live(_progress_table(None), console=console, refresh_per_second=2) as live:
-                return await run_replay(
-                    kafka["bootstrap"],
-                    options,
-                    planned,
-                    config,
-                    recorder,
-                    out.name,
-                    lambda progress: live.update(_progress_table(progress)),
-                )
+            with _progress_display() as show:
+                return await run_replay(kafka["bootstrap"], options, planned, config, recorder, out.name, show)
         finally:
             await recorder.stop()
 

@@ -28,10 +28,10 @@ from llmfleet.run_data import ReplayRun, RunConfig
 from shared.events import COST_REPORTS, CostReported, CostReportRequested, RoutingStrategy
 
 # The trace's two models on the emulated fleet: tinylm serves both (1 GB, one instance per GPU, so
-# that each instance the scaler asks for is a server the allocator starts). Code prefers the
-# older, cheaper V100 type, conversation the A100: the run shows two GPU types in two regions.
+# that each instance the scaler asks for is a server the allocator starts). Code (long prompts)
+# prefers the H100, conversation the cheaper A100: the run shows two GPU types in two regions.
 DEMO_MODELS: dict[str, dict[str, Any]] = {
-    "azure-code": {"min_memory_gb": 1, "preferred_gpu": "v100_32gb", "instances_per_gpu": 1, "triton_model": "tinylm"},
+    "azure-code": {"min_memory_gb": 1, "preferred_gpu": "h100_80gb", "instances_per_gpu": 1, "triton_model": "tinylm"},
     "azure-conversation": {
         "min_memory_gb": 1,
         "preferred_gpu": "a100_80gb",
@@ -39,6 +39,7 @@ DEMO_MODELS: dict[str, dict[str, Any]] = {
         "triton_model": "tinylm",
     },
 }
+SCALER_BUCKET_S = 10
 
 
 @dataclass(frozen=True)
@@ -71,7 +72,10 @@ def platform_settings(options: DemoOptions, fleet: Path, run_id: str) -> dict[st
         "LLMFLEET_ALLOCATOR_MAX_SERVERS": str(options.max_servers),
         "LLMFLEET_ALLOCATOR_MAX_GPUS_PER_SERVER": "1",
         "LLMFLEET_SCALER_POLICY": options.scaling_policy,
-        "LLMFLEET_SCALER_BUCKET_S": "10",
+        "LLMFLEET_SCALER_BUCKET_S": str(SCALER_BUCKET_S),
+        # A day of the trace in wall-clock buckets: the forecast's confidence counts how much of
+        # its daily season it has seen, so a few minutes of history stay (honestly) unsure.
+        "LLMFLEET_SCALER_DAY_BUCKETS": str(max(1, round(86400 / options.compression / SCALER_BUCKET_S))),
         "LLMFLEET_SCALER_EVALUATION_INTERVAL_S": "5",
         "LLMFLEET_SCALER_COOLDOWN_S": "20",
         "LLMFLEET_SCALER_REQUESTS_PER_INSTANCE_HOUR": str(options.requests_per_instance_hour),
@@ -176,6 +180,8 @@ async def run_replay(
         notes.append(f"{options.sample:.0%} of the trace's requests replayed, chosen by a hash of their index")
     if not await _closing_cost_report(bootstrap, recorder, run_id):
         notes.append("the cost service did not answer the closing report request within 20 s")
+    if outcome.duplicate_results:
+        notes.append(f"{outcome.duplicate_results} duplicate results arrived (at-least-once); the first counted")
     if recorder.unreadable:
         notes.append(f"{recorder.unreadable} platform events could not be read")
     return ReplayRun(
@@ -186,6 +192,7 @@ async def run_replay(
         send_wall_s=outcome.send_wall_s,
         drain_wall_s=outcome.drain_wall_s,
         notes=notes,
+        duplicate_results=outcome.duplicate_results,
     )
 
 

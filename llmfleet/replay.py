@@ -48,6 +48,7 @@ class ReplayOutcome:
     records: list[RequestRecord]
     send_wall_s: float
     drain_wall_s: float
+    duplicate_results: int
 
 
 class _Tracker:
@@ -127,7 +128,8 @@ async def replay(
             await asyncio.gather(reporter, return_exceptions=True)
     if on_progress is not None:
         on_progress(_snapshot(tracker, len(planned), recorder))
-    return ReplayOutcome(started_at, list(tracker.records.values()), send_wall_s, drain_wall_s)
+    records = list(tracker.records.values())
+    return ReplayOutcome(started_at, records, send_wall_s, drain_wall_s, tracker.duplicates)
 
 
 async def _send_all(

@@ -79,3 +79,4 @@ class ReplayRun:
     send_wall_s: float  # from the first send to the last
     drain_wall_s: float  # from the last send until the last result (or the drain timeout)
     notes: list[str] = field(default_factory=list)  # what the run wants the reader to know
+    duplicate_results: int = 0  # second results for a request (at-least-once delivery); the first counts

@@ -1,0 +1,82 @@
+"""`llmfleet demo`, short: a minute of the compressed Azure trace through the five services on a stack of
+the run's own (Kafka, PostgreSQL, Triton servers the allocator starts), then the report's invariants.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from deploy.local.common import StackPaths, read_state
+
+pytestmark = pytest.mark.timeout(600)
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def demo_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, subprocess.CompletedProcess[str]]:
+    folder = tmp_path_factory.mktemp("demo") / "run"
+    command = [sys.executable, "-m", "llmfleet.cli", "demo", "--duration", "45", "--folder", str(folder)]
+    done = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=540, check=False)
+    print(done.stdout[-6000:], done.stderr[-3000:])
+    return folder, done
+
+
+def test_the_demo_finishes_and_says_where_its_report_is(demo_run):
+    folder, done = demo_run
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert str(folder) in done.stdout and "p95" in done.stdout
+
+
+def test_every_request_sent_has_exactly_one_result_and_the_counts_add_up(demo_run):
+    folder, _ = demo_run
+    summary = json.loads((folder / "summary.json").read_text())
+    requests = summary["requests"]
+    with (folder / "requests.csv").open(newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert requests["sent"] == len(rows) > 100
+    assert len({row["request_id"] for row in rows}) == len(rows)
+    assert requests["missing"] == 0 and all(row["status"] in {"ok", "rejected", "failed"} for row in rows)
+    assert requests["ok"] + requests["rejected"] + requests["failed"] == requests["sent"]
+    assert requests["counts_add_up"] is True
+    assert requests["ok"] == sum(1 for row in rows if row["status"] == "ok") > 0
+    assert not any("duplicate results" in note for note in summary["notes"])
+
+
+def test_the_run_scaled_and_allocated_because_it_started_cold(demo_run):
+    folder, _ = demo_run
+    summary = json.loads((folder / "summary.json").read_text())
+    assert summary["scaling"]["count"] >= 1
+    assert summary["allocations"]["servers_started"] >= 1
+    served_by = {row["server_id"] for row in csv.DictReader((folder / "requests.csv").open()) if row["status"] == "ok"}
+    started = {e["server"] for e in summary["allocations"]["timeline"] if e["type"] == "server_allocated"}
+    assert served_by <= started  # every ok request was served by a server this run's allocator started
+
+
+def test_the_report_files_exist_and_parse(demo_run):
+    folder, _ = demo_run
+    events = [json.loads(line) for line in (folder / "events.jsonl").read_text().splitlines()]
+    assert {"scaling_action_requested", "server_allocated", "model_loaded", "cost_reported"} <= {
+        e["type"] for e in events
+    }
+    report = (folder / "report.md").read_text()
+    assert "p95" in report and "azure-code" in report
+    for plot in ("demand_vs_capacity.png", "latency.png"):
+        data = (folder / plot).read_bytes()
+        assert data.startswith(b"\x89PNG\r\n\x1a\n") and len(data) > 10_000
+
+
+def test_everything_the_demo_started_is_stopped_and_the_logs_stay(demo_run):
+    folder, done = demo_run
+    paths = StackPaths(cache=REPO / ".cache", run=folder / "stack")
+    state = read_state(paths)
+    assert not state.get("services") and not state.get("triton") and "kafka" not in state
+    assert "router clean" in done.stdout and "killed" not in done.stdout
+    for log in ("router.log", "allocator.log", "scaler.log", "cost.log", "monitor.log", "kafka.log"):
+        assert (paths.logs / log).stat().st_size > 0
