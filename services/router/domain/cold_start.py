@@ -9,19 +9,24 @@ from services.router.domain.requests import Pending
 
 @dataclass
 class ColdStartHold:
-    """Held requests per model; asks for a model at most once per cooldown."""
+    """Held requests per model; asks for a model at most once per cooldown in each users' region.
+
+    Asking per region lets the scaler place the first instance near every region whose users are
+    waiting, not only near whoever came first.
+    """
 
     timeout_s: float
     cooldown_s: float
     held: dict[str, list[Pending]] = field(default_factory=dict)
-    asked_at: dict[str, float] = field(default_factory=dict)
+    asked_at: dict[tuple[str, str], float] = field(default_factory=dict)
 
     def hold(self, request: Pending, now: float) -> bool:
         """Hold the request; True when the model should be asked for now (first ask or cooldown over)."""
         self.held.setdefault(request.model_id, []).append(request)
-        last = self.asked_at.get(request.model_id)
+        key = (request.model_id, request.region)
+        last = self.asked_at.get(key)
         if last is None or now - last >= self.cooldown_s:
-            self.asked_at[request.model_id] = now
+            self.asked_at[key] = now
             return True
         return False
 
@@ -31,7 +36,7 @@ class ColdStartHold:
 
     def release(self, model_id: str) -> list[Pending]:
         """Hand back every request held for the model (a server now has it)."""
-        self.asked_at.pop(model_id, None)
+        self._forget_asks(model_id)
         return self.held.pop(model_id, [])
 
     def reject(self, model_id: str, region: str | None = None) -> list[Pending]:
@@ -44,8 +49,12 @@ class ColdStartHold:
             self.held[model_id] = keep
         else:
             self.held.pop(model_id, None)
-            self.asked_at.pop(model_id, None)
+            self._forget_asks(model_id)
         return out
+
+    def _forget_asks(self, model_id: str) -> None:
+        for key in [k for k in self.asked_at if k[0] == model_id]:
+            del self.asked_at[key]
 
     def give_up_at(self, request: Pending) -> float:
         """When a held request stops waiting: its deadline or the cold-start timeout, whichever first."""

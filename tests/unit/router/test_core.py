@@ -71,6 +71,16 @@ def test_cold_start_asks_once_per_cooldown_and_releases_or_expires():
     assert [r.request_id for r in hold.release("m")] == ["r3"] and hold.count("m") == 0
 
 
+def test_cold_start_asks_once_per_users_region_and_again_after_a_release():
+    hold = ColdStartHold(timeout_s=10.0, cooldown_s=5.0)
+    assert hold.hold(req(1, region="us-east-1"), 0.0) is True
+    assert hold.hold(req(2, region="eu-west-1"), 0.5) is True  # its users wait too: ask near them
+    assert hold.hold(req(3, region="eu-west-1"), 1.0) is False
+    assert hold.hold(req(4, model="other", region="eu-west-1"), 1.0) is True
+    assert len(hold.release("m")) == 3
+    assert hold.hold(req(5, region="eu-west-1", arrived=2.0), 2.0) is True  # a release forgets the asks
+
+
 def test_allocation_failure_rejects_only_the_region_it_was_for():
     hold = ColdStartHold(timeout_s=10.0, cooldown_s=5.0)
     hold.hold(req(1, region="us-east-1"), 0.0)
