@@ -37,16 +37,16 @@ lint: setup ## ruff, mypy and the import contracts
 	$(VENV)/bin/mypy shared services deploy/local deploy/init.py deploy/settings_table.py llmfleet benchmarks
 	$(VENV)/bin/lint-imports
 
-demo: install ## the platform end to end: requests through Kafka to Triton and back
+demo: install ## the main job: replay the Azure LLM trace through the five services, write the report (reports/)
 	$(PY) -m llmfleet.cli demo
 
-up: install
+up: install ## the platform: PostgreSQL, Kafka and the five services (Triton servers on demand)
 	$(PY) -m llmfleet.cli up
 
-down: setup
+down: setup ## stop the services, their Triton servers, Kafka and PostgreSQL
 	$(PY) -m llmfleet.cli down
 
-status: setup
+status: setup ## servers, models and tiers, queues, firing alerts, cost per hour
 	$(PY) -m llmfleet.cli status
 
 clean: down ## remove runtime data and logs (keeps downloads)

@@ -61,7 +61,7 @@ def up(
 
         folder = stack_paths().run
         fleet = platform.fleet_with_models(DEMO_MODELS, folder)
-        platform.up(platform_settings(DemoOptions(), fleet, "local"))
+        platform.up(platform_settings(DemoOptions(), fleet, "fleet"))
     _print_stack(stack.status())
     console.print("`llmfleet status` shows the platform's state; `llmfleet down` stops everything")
 

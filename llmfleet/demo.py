@@ -62,13 +62,13 @@ class DemoOptions:
     folder: Path | None = None
 
 
-def platform_settings(options: DemoOptions, fleet: Path, run_id: str) -> dict[str, str]:
+def platform_settings(options: DemoOptions, fleet: Path, server_prefix: str) -> dict[str, str]:
     """The services' settings for a time-compressed run (windows and cooldowns in wall seconds)."""
     return {
         "LLMFLEET_ROUTER_DEFAULT_BATCH_STRATEGY": options.batching,
         "LLMFLEET_ROUTER_DEMAND_WINDOW_S": "5",
         "LLMFLEET_ALLOCATOR_FLEET_CONFIG": str(fleet),
-        "LLMFLEET_ALLOCATOR_SERVER_PREFIX": f"demo{run_id[:4]}",
+        "LLMFLEET_ALLOCATOR_SERVER_PREFIX": server_prefix,
         "LLMFLEET_ALLOCATOR_MAX_SERVERS": str(options.max_servers),
         "LLMFLEET_ALLOCATOR_MAX_GPUS_PER_SERVER": "1",
         "LLMFLEET_SCALER_POLICY": options.scaling_policy,
@@ -228,7 +228,7 @@ class DemoSession:
         if not planned:
             raise ValueError("the chosen window of the trace has no requests")
         fleet = platform.fleet_with_models(DEMO_MODELS, self.folder)
-        settings = platform_settings(self.options, fleet, self.run_id)
+        settings = platform_settings(self.options, fleet, f"demo{self.run_id[:4]}")
         self.log(f"{len(planned):,} requests planned over {self.options.duration_s:.0f} s; run folder {self.folder}")
         self.log("starting PostgreSQL and Kafka (a stack of this run's own)...")
         stack.install(self.paths)

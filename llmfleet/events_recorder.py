@@ -78,17 +78,31 @@ class EventRecorder:
     async def start(self) -> None:
         """Assign every partition of the observed topics at its current end."""
         await self._consumer.start()
-        await self._consumer._client.force_metadata_update()
-        partitions = [
-            TopicPartition(name, p)
-            for name in self._topics
-            for p in sorted(self._consumer.partitions_for_topic(name) or ())
-        ]
+        partitions = await self._partitions_with_leaders()
         self._consumer.assign(partitions)
         await self._consumer.seek_to_end(*partitions)
         for tp in partitions:
             await self._consumer.position(tp)
         self._reader = asyncio.create_task(self._read())
+
+    async def _partitions_with_leaders(self, timeout_s: float = 30.0) -> list[TopicPartition]:
+        """Every partition of the observed topics, once each has a leader (a fresh broker elects them
+        just after the topics are created; asking for offsets before that only logs errors)."""
+        client = self._consumer._client
+        deadline = time.monotonic() + timeout_s
+        while True:
+            await client.force_metadata_update()
+            partitions = [
+                TopicPartition(name, p)
+                for name in self._topics
+                for p in sorted(self._consumer.partitions_for_topic(name) or ())
+            ]
+            leaders = [client.cluster.leader_for_partition(tp) for tp in partitions]
+            if partitions and all(leader is not None and leader >= 0 for leader in leaders):
+                return partitions
+            if time.monotonic() > deadline:
+                return partitions  # the consumer retries on its own; this only keeps the log quiet
+            await asyncio.sleep(0.2)
 
     async def stop(self) -> None:
         if self._reader:
