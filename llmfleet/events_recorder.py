@@ -7,6 +7,7 @@ the end as they were when it started, so it sees exactly what the platform did d
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -78,31 +79,25 @@ class EventRecorder:
     async def start(self) -> None:
         """Assign every partition of the observed topics at its current end."""
         await self._consumer.start()
-        partitions = await self._partitions_with_leaders()
+        await self._consumer._client.force_metadata_update()
+        partitions = [
+            TopicPartition(name, p)
+            for name in self._topics
+            for p in sorted(self._consumer.partitions_for_topic(name) or ())
+        ]
         self._consumer.assign(partitions)
-        await self._consumer.seek_to_end(*partitions)
-        for tp in partitions:
-            await self._consumer.position(tp)
+        # On a broker started seconds ago, a partition's new leader can refuse the first offset
+        # request; aiokafka retries it but logs an error per partition. Not an error for a reader.
+        fetcher_log = logging.getLogger("aiokafka.consumer.fetcher")
+        level = fetcher_log.level
+        fetcher_log.setLevel(logging.CRITICAL)
+        try:
+            await self._consumer.seek_to_end(*partitions)
+            for tp in partitions:
+                await self._consumer.position(tp)
+        finally:
+            fetcher_log.setLevel(level)
         self._reader = asyncio.create_task(self._read())
-
-    async def _partitions_with_leaders(self, timeout_s: float = 30.0) -> list[TopicPartition]:
-        """Every partition of the observed topics, once each has a leader (a fresh broker elects them
-        just after the topics are created; asking for offsets before that only logs errors)."""
-        client = self._consumer._client
-        deadline = time.monotonic() + timeout_s
-        while True:
-            await client.force_metadata_update()
-            partitions = [
-                TopicPartition(name, p)
-                for name in self._topics
-                for p in sorted(self._consumer.partitions_for_topic(name) or ())
-            ]
-            leaders = [client.cluster.leader_for_partition(tp) for tp in partitions]
-            if partitions and all(leader is not None and leader >= 0 for leader in leaders):
-                return partitions
-            if time.monotonic() > deadline:
-                return partitions  # the consumer retries on its own; this only keeps the log quiet
-            await asyncio.sleep(0.2)
 
     async def stop(self) -> None:
         if self._reader:

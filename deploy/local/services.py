@@ -102,33 +102,37 @@ def _serving(info: Mapping[str, Any]) -> bool:
 
 
 def stop(paths: StackPaths | None = None, timeout: float = STOP_TIMEOUT) -> dict[str, bool]:
-    """SIGTERM every recorded service (SIGKILL after `timeout`); say which stopped by themselves."""
+    """SIGTERM every recorded service (SIGKILL after `timeout`); say which stopped by themselves.
+
+    The router goes first and alone (it drains its open batches and commits); the rest together.
+    """
     paths = paths or stack_paths()
     with locked_state(paths) as state:
         recorded = state.pop("services", {})
+    pids = {service: int(info["pid"]) for service, info in recorded.items()}
     clean: dict[str, bool] = {}
-    # The router first: it drains its open batches while the rest still run.
-    for service in sorted(recorded, key=lambda s: SERVICES.index(s) if s in SERVICES else len(SERVICES)):
-        pid = int(recorded[service]["pid"])
-        clean[service] = _stop_one(pid, timeout)
-    return clean
+    if "router" in pids:
+        clean |= _stop_together({"router": pids.pop("router")}, timeout)
+    return clean | _stop_together(pids, timeout)
 
 
-def _stop_one(pid: int, timeout: float) -> bool:
-    """SIGTERM, wait, SIGKILL if it did not stop: True when it stopped by itself."""
-    if not pid_alive(pid):
-        return True
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(pid, signal.SIGTERM)
+def _stop_together(pids: Mapping[str, int], timeout: float) -> dict[str, bool]:
+    """SIGTERM all, wait for all, SIGKILL the late: True for each that stopped by itself."""
+    for pid in pids.values():
+        if pid_alive(pid):
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(pid, signal.SIGTERM)
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        with contextlib.suppress(ChildProcessError, OSError):
-            os.waitpid(pid, os.WNOHANG)
-        if not pid_alive(pid):
-            return True
+    while time.monotonic() < deadline and any(pid_alive(pid) for pid in pids.values()):
+        for pid in pids.values():
+            with contextlib.suppress(ChildProcessError, OSError):
+                os.waitpid(pid, os.WNOHANG)
         time.sleep(0.1)
-    kill_pid(pid)
-    return False
+    clean = {service: not pid_alive(pid) for service, pid in pids.items()}
+    for service, pid in pids.items():
+        if not clean[service]:
+            kill_pid(pid)
+    return clean
 
 
 def status(paths: StackPaths | None = None) -> dict[str, dict[str, Any]]:
