@@ -24,6 +24,8 @@ from deploy.local.common import stack_paths
 from llmfleet import platform
 from llmfleet.demo import DemoOptions, DemoSession
 from llmfleet.replay import Progress
+from services.router.domain.batching import BatchStrategy
+from services.scaler.domain.policy import PolicyName
 from shared.events import RoutingStrategy
 
 app = typer.Typer(no_args_is_help=True, help="llmfleet: control plane for LLM serving fleets (local platform).")
@@ -34,6 +36,42 @@ console = Console(width=None if Console().is_terminal else 140)
 logging.getLogger("aiokafka").setLevel(logging.ERROR)
 
 TRACE_HELP = "azure-llm-2023 (built in: code and conversation as two models), a CSV file or a folder of CSVs"
+DEFAULT_REGIONS = "us-east-1=0.65,eu-west-1=0.35"
+
+TraceOption = Annotated[str, typer.Option(help=TRACE_HELP)]
+Compression = Annotated[float, typer.Option(help="trace seconds per wall second")]
+Duration = Annotated[float, typer.Option(help="wall seconds of sending")]
+Start = Annotated[float, typer.Option(help="offset into the trace, seconds")]
+Sample = Annotated[float, typer.Option(help="share of the trace's requests replayed")]
+Cap = Annotated[int, typer.Option(help="cap on max_tokens (what the emulated fleet can serve)")]
+Regions = Annotated[str, typer.Option(help="users' regions and their shares")]
+Scaling = Annotated[PolicyName, typer.Option(help="the scaler's policy")]
+Batching = Annotated[BatchStrategy, typer.Option(help="the router's batching strategy")]
+Routing = Annotated[RoutingStrategy, typer.Option(help="the requests' routing strategy")]
+Folder = Annotated[Path | None, typer.Option(help="report folder (default reports/<command>-<time>)")]
+
+
+def _replay_options(
+    trace: str,
+    compression: float,
+    duration: float,
+    start: float,
+    sample: float,
+    max_tokens_cap: int,
+    regions: str,
+    routing: RoutingStrategy,
+) -> DemoOptions:
+    return replace(
+        DemoOptions(),
+        trace=trace,
+        compression=compression,
+        duration_s=duration,
+        start_s=start,
+        sample=sample,
+        max_tokens_cap=max_tokens_cap,
+        regions=_regions(regions),
+        routing=routing,
+    )
 
 
 @app.command()
@@ -137,31 +175,24 @@ def _regions(text: str) -> dict[str, float]:
 
 @app.command()
 def demo(
-    trace: str = typer.Option("azure-llm-2023", help=TRACE_HELP),
-    compression: float = typer.Option(DemoOptions.compression, help="trace seconds per wall second"),
-    duration: float = typer.Option(DemoOptions.duration_s, help="wall seconds of sending"),
-    start: float = typer.Option(0.0, help="offset into the trace, seconds"),
-    sample: float = typer.Option(DemoOptions.sample, help="share of the trace's requests replayed"),
-    max_tokens_cap: int = typer.Option(DemoOptions.max_tokens_cap, help="cap on max_tokens (the emulated fleet)"),
-    regions: str = typer.Option("us-east-1=0.65,eu-west-1=0.35", help="users' regions and their shares"),
-    scaling: str = typer.Option(DemoOptions.scaling_policy, help="aggressive, conservative or cost_optimized"),
-    batching: str = typer.Option(DemoOptions.batching, help="latency_optimized, throughput_optimized, cost_optimized"),
-    routing: Annotated[RoutingStrategy, typer.Option(help="the requests' routing strategy")] = DemoOptions.routing,
-    folder: Annotated[Path | None, typer.Option(help="report folder (default reports/demo-<time>)")] = None,
-    keep: bool = typer.Option(False, "--keep", help="leave the platform running afterwards"),
+    trace: TraceOption = "azure-llm-2023",
+    compression: Compression = DemoOptions.compression,
+    duration: Duration = DemoOptions.duration_s,
+    start: Start = 0.0,
+    sample: Sample = DemoOptions.sample,
+    max_tokens_cap: Cap = DemoOptions.max_tokens_cap,
+    regions: Regions = DEFAULT_REGIONS,
+    scaling: Scaling = DemoOptions.scaling_policy,
+    batching: Batching = DemoOptions.batching,
+    routing: Routing = DemoOptions.routing,
+    folder: Folder = None,
+    keep: Annotated[bool, typer.Option("--keep", help="leave the platform running afterwards")] = False,
 ) -> None:
     """Bring the platform up, replay a real trace through it, report what happened, stop."""
-    options = DemoOptions(
-        trace=trace,
-        compression=compression,
-        duration_s=duration,
-        start_s=start,
-        sample=sample,
-        max_tokens_cap=max_tokens_cap,
-        regions=_regions(regions),
+    options = replace(
+        _replay_options(trace, compression, duration, start, sample, max_tokens_cap, regions, routing),
         scaling_policy=scaling,
         batching=batching,
-        routing=routing,
         folder=folder,
     )
     session = DemoSession(options, log=lambda text: console.print(f"[bold]{text}[/bold]"))
@@ -261,15 +292,15 @@ def _progress_table(progress: Progress | None) -> Table:
 
 @app.command("replay")
 def replay_command(
-    trace: str = typer.Argument(..., help=TRACE_HELP),
-    compression: float = typer.Option(DemoOptions.compression, help="trace seconds per wall second"),
-    duration: float = typer.Option(DemoOptions.duration_s, help="wall seconds of sending"),
-    start: float = typer.Option(0.0, help="offset into the trace, seconds"),
-    sample: float = typer.Option(DemoOptions.sample, help="share of the trace's requests replayed"),
-    max_tokens_cap: int = typer.Option(DemoOptions.max_tokens_cap, help="cap on max_tokens"),
-    regions: str = typer.Option("us-east-1=0.65,eu-west-1=0.35", help="users' regions and their shares"),
-    routing: Annotated[RoutingStrategy, typer.Option(help="the requests' routing strategy")] = DemoOptions.routing,
-    folder: Annotated[Path | None, typer.Option(help="report folder (default reports/replay-<time>)")] = None,
+    trace: Annotated[str, typer.Argument(help=TRACE_HELP)],
+    compression: Compression = DemoOptions.compression,
+    duration: Duration = DemoOptions.duration_s,
+    start: Start = 0.0,
+    sample: Sample = DemoOptions.sample,
+    max_tokens_cap: Cap = DemoOptions.max_tokens_cap,
+    regions: Regions = DEFAULT_REGIONS,
+    routing: Routing = DemoOptions.routing,
+    folder: Folder = None,
 ) -> None:
     """Replay a trace into the running platform (`llmfleet up`) and write its report."""
     from llmfleet.demo import plan_requests, run_replay
@@ -280,17 +311,7 @@ def replay_command(
     if not kafka.get("running"):
         console.print("[red]the platform is not running: `llmfleet up` first[/red]")
         raise typer.Exit(2)
-    options = replace(
-        DemoOptions(),
-        trace=trace,
-        compression=compression,
-        duration_s=duration,
-        start_s=start,
-        sample=sample,
-        max_tokens_cap=max_tokens_cap,
-        regions=_regions(regions),
-        routing=routing,
-    )
+    options = _replay_options(trace, compression, duration, start, sample, max_tokens_cap, regions, routing)
     out = folder or Path("reports") / f"replay-{datetime.now(UTC):%Y%m%d-%H%M%S}"
     planned, config = plan_requests(options)
 

@@ -25,6 +25,8 @@ from llmfleet import platform, trace
 from llmfleet.events_recorder import EventRecorder
 from llmfleet.replay import Progress, replay
 from llmfleet.run_data import ReplayRun, RunConfig
+from services.router.domain.batching import BatchStrategy
+from services.scaler.domain.policy import PolicyName
 from shared.events import COST_REPORTS, CostReported, CostReportRequested, RoutingStrategy
 
 # The trace's two models on the emulated fleet: tinylm serves both (1 GB, one instance per GPU, so
@@ -53,8 +55,8 @@ class DemoOptions:
     sample: float = 0.2  # share of the trace's requests replayed (by a hash of their index)
     max_tokens_cap: int = 16
     regions: dict[str, float] = field(default_factory=lambda: {"us-east-1": 0.65, "eu-west-1": 0.35})
-    scaling_policy: str = "aggressive"
-    batching: str = "latency_optimized"
+    scaling_policy: PolicyName = PolicyName.AGGRESSIVE
+    batching: BatchStrategy = BatchStrategy.LATENCY_OPTIMIZED
     routing: RoutingStrategy = RoutingStrategy.BALANCED
     requests_per_instance_hour: float = 15_000.0  # ~4 requests/s: a V100 emulated here serving code prompts
     max_servers: int = 6
@@ -65,13 +67,13 @@ class DemoOptions:
 def platform_settings(options: DemoOptions, fleet: Path, server_prefix: str) -> dict[str, str]:
     """The services' settings for a time-compressed run (windows and cooldowns in wall seconds)."""
     return {
-        "LLMFLEET_ROUTER_DEFAULT_BATCH_STRATEGY": options.batching,
+        "LLMFLEET_ROUTER_DEFAULT_BATCH_STRATEGY": options.batching.value,
         "LLMFLEET_ROUTER_DEMAND_WINDOW_S": "5",
         "LLMFLEET_ALLOCATOR_FLEET_CONFIG": str(fleet),
         "LLMFLEET_ALLOCATOR_SERVER_PREFIX": server_prefix,
         "LLMFLEET_ALLOCATOR_MAX_SERVERS": str(options.max_servers),
         "LLMFLEET_ALLOCATOR_MAX_GPUS_PER_SERVER": "1",
-        "LLMFLEET_SCALER_POLICY": options.scaling_policy,
+        "LLMFLEET_SCALER_POLICY": options.scaling_policy.value,
         "LLMFLEET_SCALER_BUCKET_S": str(SCALER_BUCKET_S),
         # A day of the trace in wall-clock buckets: the forecast's confidence counts how much of
         # its daily season it has seen, so a few minutes of history stay (honestly) unsure.
@@ -125,7 +127,11 @@ def plan_requests(options: DemoOptions) -> tuple[list[trace.PlannedRequest], Run
         duration_s=options.duration_s,
         max_tokens_cap=options.max_tokens_cap,
         regions=dict(options.regions),
-        policies={"scaling": options.scaling_policy, "batching": options.batching, "routing": options.routing.value},
+        policies={
+            "scaling": options.scaling_policy.value,
+            "batching": options.batching.value,
+            "routing": options.routing.value,
+        },
         requests_per_instance_hour=options.requests_per_instance_hour,
         machine=machine(),
         extra={

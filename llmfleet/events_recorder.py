@@ -17,17 +17,9 @@ from pydantic import ValidationError
 
 from llmfleet.run_data import ObservedEvent
 from shared.events import (
-    ALERTS,
-    ALLOCATIONS,
-    COST_RECOMMENDATIONS,
-    COST_REPORTS,
-    DEADLETTER,
-    DEMAND,
-    FORECASTS,
-    MODEL_REQUESTS,
-    SCALING_ACTIONS,
-    SCALING_SIGNALS,
-    SERVER_METRICS,
+    ALL_TOPICS,
+    INFERENCE_REQUESTS,
+    INFERENCE_RESULTS,
     AlertChanged,
     AlertState,
     ServerAllocated,
@@ -35,19 +27,8 @@ from shared.events import (
     Topic,
 )
 
-OBSERVED_TOPICS: tuple[Topic, ...] = (
-    DEMAND,
-    SERVER_METRICS,
-    ALERTS,
-    SCALING_SIGNALS,
-    FORECASTS,
-    SCALING_ACTIONS,
-    MODEL_REQUESTS,
-    ALLOCATIONS,
-    COST_REPORTS,
-    COST_RECOMMENDATIONS,
-    DEADLETTER,
-)
+# Every control-plane topic; requests and results are the replay's own business.
+OBSERVED_TOPICS: tuple[Topic, ...] = tuple(t for t in ALL_TOPICS if t not in (INFERENCE_REQUESTS, INFERENCE_RESULTS))
 
 
 class EventRecorder:
