@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import csv
 import json
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -80,3 +82,26 @@ def test_everything_the_demo_started_is_stopped_and_the_logs_stay(demo_run):
     assert "router clean" in done.stdout and "killed" not in done.stdout
     for log in ("router.log", "allocator.log", "scaler.log", "cost.log", "monitor.log", "kafka.log"):
         assert (paths.logs / log).stat().st_size > 0
+
+
+def test_ctrl_c_stops_everything_the_demo_started(tmp_path: Path):
+    folder, out = tmp_path / "run", tmp_path / "out.txt"
+    command = [sys.executable, "-m", "llmfleet.cli", "demo", "--duration", "60", "--folder", str(folder)]
+    with out.open("w") as sink:
+        process = subprocess.Popen(command, cwd=REPO, stdout=sink, stderr=subprocess.STDOUT, text=True)
+        try:
+            deadline = time.monotonic() + 240
+            while "replaying" not in out.read_text() and time.monotonic() < deadline and process.poll() is None:
+                time.sleep(0.5)
+            time.sleep(5)  # mid-replay, with the allocator's servers starting or running
+            process.send_signal(signal.SIGINT)
+            code = process.wait(timeout=180)
+        finally:
+            if process.poll() is None:
+                process.kill()
+    text = out.read_text()
+    assert "replaying" in text, text[-3000:]
+    assert code != 0 and "interrupted: stopping the platform" in text
+    state = read_state(StackPaths(cache=REPO / ".cache", run=folder / "stack"))
+    assert not state.get("services") and not state.get("triton") and "kafka" not in state and "postgres" not in state
+    assert (folder / "stack" / "logs" / "router.log").exists()
