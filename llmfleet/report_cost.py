@@ -78,11 +78,18 @@ def cost_section(
 
 
 def recommendations_section(events: Sequence[ObservedEvent]) -> dict[str, Any]:
-    """The cost service's recommendations, one per recommendation id (its latest), and their total savings."""
-    latest: dict[str, CostRecommended] = {}
+    """The cost service's standing recommendations and their total savings.
+
+    The service re-evaluates every cycle; a changed recommendation about the same thing (its kind,
+    pool or model) gets a new id and supersedes the earlier one, so only the latest of each counts.
+    """
+    latest: dict[tuple[str | None, ...], CostRecommended] = {}
+    seen: set[str] = set()
     for observed in events:
         if isinstance(observed.event, CostRecommended):
-            latest[observed.event.recommendation_id] = observed.event
+            r = observed.event
+            seen.add(r.recommendation_id)
+            latest[(r.kind, r.region, r.gpu_type, r.model_id)] = r
     items: list[dict[str, Any]] = [
         {
             "recommendation_id": r.recommendation_id,
@@ -97,4 +104,9 @@ def recommendations_section(events: Sequence[ObservedEvent]) -> dict[str, Any]:
     ]
     items.sort(key=lambda item: -(item["savings_per_month"] or 0.0))
     total = sum(r.savings_per_month for r in latest.values())
-    return {"items": items, "count": len(items), "total_savings_per_month": rounded(total, 2)}
+    return {
+        "items": items,
+        "count": len(items),
+        "superseded": len(seen) - len(latest),
+        "total_savings_per_month": rounded(total, 2),
+    }

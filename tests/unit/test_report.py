@@ -156,16 +156,21 @@ def test_a_server_never_released_is_priced_until_the_run_ends() -> None:
     assert measured["server_hours"] == pytest.approx(150 / 3600, abs=1e-5)
 
 
-def test_recommendations_are_deduplicated_by_id() -> None:
-    def rec(rid: str, savings: float) -> CostRecommended:
-        return CostRecommended(source="cost", recommendation_id=rid, kind="spot", summary=f"{rid} to spot",
-                               savings_per_month=savings)  # fmt: skip
+def test_recommendations_count_once_and_a_newer_one_about_the_same_pool_supersedes() -> None:
+    def rec(rid: str, region: str, savings: float) -> CostRecommended:
+        return CostRecommended(source="cost", recommendation_id=rid, kind="spot", region=region,
+                               gpu_type="a100_80gb", summary=f"{rid} to spot", savings_per_month=savings)  # fmt: skip
 
-    events = [seen(1, rec("r1", 100.0)), seen(2, rec("r1", 120.0)), seen(3, rec("r2", 30.0))]
+    events = [
+        seen(1, rec("r1", "us-east-1", 100.0)),
+        seen(2, rec("r1", "us-east-1", 100.0)),  # delivered twice
+        seen(3, rec("r2", "eu-west-1", 30.0)),
+        seen(4, rec("r3", "us-east-1", 120.0)),  # the next cycle's figure for the same pool
+    ]
     recs = build_summary(run([record("a")], events))["recommendations"]
-    assert recs["count"] == 2
+    assert recs["count"] == 2 and recs["superseded"] == 1
     assert recs["total_savings_per_month"] == 150.0
-    assert [r["recommendation_id"] for r in recs["items"]] == ["r1", "r2"]
+    assert [r["recommendation_id"] for r in recs["items"]] == ["r3", "r2"]
 
 
 def test_alerts_fired_resolved_and_still_firing() -> None:
