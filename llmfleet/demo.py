@@ -13,7 +13,7 @@ import platform as host
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -23,11 +23,11 @@ from deploy.local import services, stack
 from deploy.local.common import REPO_ROOT, StackPaths, stack_paths
 from llmfleet import platform, trace
 from llmfleet.events_recorder import EventRecorder
-from llmfleet.replay import Progress, replay
+from llmfleet.replay import Progress, ReplayOutcome, replay
 from llmfleet.run_data import ReplayRun, RunConfig
 from services.router.domain.batching import BatchStrategy
 from services.scaler.domain.policy import PolicyName
-from shared.events import COST_REPORTS, CostReported, CostReportRequested, RoutingStrategy
+from shared.events import COST_REPORTS, CostReported, CostReportRequested, DemandWindowReported, RoutingStrategy
 
 # The trace's two models on the emulated fleet: tinylm serves both (1 GB, one instance per GPU, so
 # that each instance the scaler asks for is a server the allocator starts). Code (long prompts)
@@ -42,6 +42,7 @@ DEMO_MODELS: dict[str, dict[str, Any]] = {
     },
 }
 SCALER_BUCKET_S = 10
+DEMAND_WINDOW_S = 5
 
 
 @dataclass(frozen=True)
@@ -70,7 +71,7 @@ def platform_settings(options: DemoOptions, fleet: Path, server_prefix: str) -> 
     """The services' settings for a time-compressed run (windows and cooldowns in wall seconds)."""
     return {
         "LLMFLEET_ROUTER_DEFAULT_BATCH_STRATEGY": options.batching.value,
-        "LLMFLEET_ROUTER_DEMAND_WINDOW_S": "5",
+        "LLMFLEET_ROUTER_DEMAND_WINDOW_S": str(DEMAND_WINDOW_S),
         "LLMFLEET_ALLOCATOR_FLEET_CONFIG": str(fleet),
         "LLMFLEET_ALLOCATOR_SERVER_PREFIX": server_prefix,
         "LLMFLEET_ALLOCATOR_MAX_SERVERS": str(options.max_servers),
@@ -186,6 +187,8 @@ async def run_replay(
     ]
     if options.sample < 1:
         notes.append(f"{options.sample:.0%} of the trace's requests replayed, chosen by a hash of their index")
+    if not await _last_demand_windows(outcome, recorder):
+        notes.append("the router's last demand windows did not arrive: batch counts miss the run's last seconds")
     if not await _closing_cost_report(bootstrap, recorder, run_id):
         notes.append("the cost service did not answer the closing report request within 20 s")
     if outcome.duplicate_results:
@@ -202,6 +205,28 @@ async def run_replay(
         notes=notes,
         duplicate_results=outcome.duplicate_results,
     )
+
+
+async def _last_demand_windows(outcome: ReplayOutcome, recorder: EventRecorder) -> bool:
+    """Wait until the router's demand windows cover each model's last result (they close every few
+    seconds), so that the report's batch counts include the whole run."""
+    last: dict[str, datetime] = {}
+    for record in outcome.records:
+        if record.completed_s is not None:
+            # The client reads a result a few ms after the router counted it.
+            at = outcome.started_at + timedelta(seconds=record.completed_s - 0.2)
+            last[record.model_id] = max(last.get(record.model_id, at), at)
+    for model_id, at in last.items():
+        if await recorder.wait_for(_window_covering(model_id, at), timeout=DEMAND_WINDOW_S + 5) is None:
+            return False
+    return True
+
+
+def _window_covering(model_id: str, at: datetime) -> Callable[[Any], bool]:
+    def covers(event: Any) -> bool:
+        return isinstance(event, DemandWindowReported) and event.model_id == model_id and event.window_end >= at
+
+    return covers
 
 
 async def _closing_cost_report(bootstrap: str, recorder: EventRecorder, run_id: str) -> bool:

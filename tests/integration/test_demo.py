@@ -49,6 +49,8 @@ def test_every_request_sent_has_exactly_one_result_and_the_counts_add_up(demo_ru
     assert requests["counts_add_up"] is True
     assert requests["ok"] == sum(1 for row in rows if row["status"] == "ok") > 0
     assert not any("duplicate results" in note for note in summary["notes"])
+    for model, counted in requests["by_model"].items():  # the router's own count agrees with the client's
+        assert summary["batching"][model]["requests"] == counted["sent"], model
 
 
 def test_the_run_scaled_and_allocated_because_it_started_cold(demo_run):
