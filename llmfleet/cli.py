@@ -18,6 +18,7 @@ import typer
 from rich.console import Console
 from rich.live import Live
 from rich.table import Table
+from rich.text import Text
 
 from deploy.local import stack
 from deploy.local.common import stack_paths
@@ -230,10 +231,10 @@ def _run_session(session: DemoSession, keep: bool) -> dict[str, Any] | None:
 
 @contextlib.contextmanager
 def _progress_display(every_s: float = 15.0) -> Iterator[Callable[[Progress], None]]:
-    """A live table on a terminal; otherwise (a log, CI) one line every `every_s` and the last one."""
+    """A live line on a terminal; otherwise (a log, CI) one line every `every_s`, and the last one."""
     if console.is_terminal:
-        with Live(_progress_table(None), console=console, refresh_per_second=2) as live:
-            yield lambda progress: live.update(_progress_table(progress))
+        with Live(Text("starting the replay..."), console=console, refresh_per_second=2) as live:
+            yield lambda progress: live.update(_progress_text(progress))
         return
     shown = {"at": -every_s}
 
@@ -241,53 +242,36 @@ def _progress_display(every_s: float = 15.0) -> Iterator[Callable[[Progress], No
         final = progress.sending_done and progress.in_flight == 0
         if progress.elapsed_s - shown["at"] >= every_s or final:
             shown["at"] = progress.elapsed_s
-            p95 = "-" if progress.p95_ms is None else f"{progress.p95_ms:,.0f} ms"
-            console.print(
-                f"{progress.elapsed_s:5.0f} s  sent {progress.sent:,}/{progress.planned:,}  "
-                f"completed {progress.completed:,}  in flight {progress.in_flight:,}  ok {progress.ok:,}  "
-                f"rejected {progress.rejected:,}  failed {progress.failed:,}  p95 {p95}  "
-                f"servers {progress.servers}  alerts {progress.alerts_firing}"
-            )
+            console.print(_progress_text(progress))
 
     yield line
 
 
+def _progress_text(progress: Progress) -> Text:
+    """One line (it wraps on a narrow terminal) with the figures in bold."""
+    p95 = "-" if progress.p95_ms is None else f"{progress.p95_ms:,.0f} ms"
+    figures = [
+        ("", f"{progress.elapsed_s:4.0f} s"),
+        ("sent", f"{progress.sent:,}/{progress.planned:,}"),
+        ("completed", f"{progress.completed:,}"),
+        ("in flight", f"{progress.in_flight:,}"),
+        ("ok", f"{progress.ok:,}"),
+        ("rejected", f"{progress.rejected:,}"),
+        ("failed", f"{progress.failed:,}"),
+        ("p95", p95),
+        ("servers", str(progress.servers)),
+        ("alerts", str(progress.alerts_firing)),
+    ]
+    text = Text()
+    for label, value in figures:
+        text.append(f"{label} " if label else "")
+        text.append(value, style="bold")
+        text.append("  ")
+    return text
+
+
 def _interrupt(signum: int, frame: FrameType | None) -> None:
     raise KeyboardInterrupt
-
-
-def _progress_table(progress: Progress | None) -> Table:
-    table = Table(title="replay", show_header=True)
-    for column in (
-        "elapsed",
-        "sent",
-        "completed",
-        "in flight",
-        "ok",
-        "rejected",
-        "failed",
-        "p95 e2e",
-        "servers",
-        "alerts",
-    ):
-        table.add_column(column, justify="right")
-    if progress is None:
-        table.add_row(*["-"] * 10)
-        return table
-    p95 = "-" if progress.p95_ms is None else f"{progress.p95_ms:,.0f} ms"
-    table.add_row(
-        f"{progress.elapsed_s:.0f} s",
-        f"{progress.sent:,}/{progress.planned:,}",
-        f"{progress.completed:,}",
-        f"{progress.in_flight:,}",
-        f"{progress.ok:,}",
-        f"{progress.rejected:,}",
-        f"{progress.failed:,}",
-        p95,
-        str(progress.servers),
-        str(progress.alerts_firing),
-    )
-    return table
 
 
 @app.command("replay")
