@@ -147,7 +147,7 @@ def render_markdown(summary: dict[str, Any]) -> str:
     """The whole report as markdown."""
     config = summary["config"]
     parts = [
-        f"# llmfleet demo report — {config.get('trace')}",
+        f"# llmfleet replay report — {config.get('trace')}",
         f"Started {config.get('started_at')} on {config.get('machine')}. Every figure below was measured in this run; "
         "'—' marks one that could not be (see Notes).",
         "## Configuration",

@@ -131,5 +131,5 @@ def print_summary(console: Console, summary: dict[str, Any], folder: Path | str 
     if folder is not None:
         parts += ["", f"Full report: [cyan]{escape(str(folder))}[/]"]
     config = summary["config"]
-    title = f"llmfleet demo — {config.get('trace', '?')}, compression {config.get('compression', '?')}x"
+    title = f"llmfleet replay — {config.get('trace', '?')}, compression {config.get('compression', '?')}x"
     console.print(Panel(Group(*parts), title=title, subtitle=str(config.get("machine", ""))))
