@@ -9,6 +9,7 @@ cold start and every server in the run is one the allocator started because the 
 from __future__ import annotations
 
 import asyncio
+import os
 import platform as host
 import uuid
 from collections.abc import Callable, Mapping
@@ -19,7 +20,7 @@ from typing import Any
 
 from aiokafka import AIOKafkaProducer
 
-from deploy.local import services, stack
+from deploy.local import services
 from deploy.local.common import REPO_ROOT, StackPaths, stack_paths
 from llmfleet import platform, trace
 from llmfleet.events_recorder import EventRecorder
@@ -97,8 +98,6 @@ def platform_settings(options: DemoOptions, fleet: Path, server_prefix: str) -> 
 
 def machine() -> str:
     """The machine a run's figures come from, in words."""
-    import os
-
     cpu = next(
         (line.split(":", 1)[1].strip() for line in _read("/proc/cpuinfo").splitlines() if "model name" in line), "?"
     )
@@ -264,8 +263,7 @@ class DemoSession:
         settings = platform_settings(self.options, fleet, f"demo{self.run_id[:4]}")
         self.log(f"{len(planned):,} requests planned over {self.options.duration_s:.0f} s; run folder {self.folder}")
         self.log("starting PostgreSQL and Kafka (a stack of this run's own)...")
-        stack.install(self.paths)
-        info = stack.up(servers=(), paths=self.paths)
+        info = platform.start_stack(self.paths)
         return asyncio.run(self._serve(info, settings, planned, config, on_progress))
 
     async def _serve(

@@ -27,11 +27,16 @@ def fleet_with_models(models: Mapping[str, Mapping[str, Any]], folder: Path) -> 
     return path
 
 
+def start_stack(paths: StackPaths) -> dict[str, Any]:
+    """PostgreSQL and Kafka (with topics), no Triton server: the allocator starts those."""
+    stack.install(paths)
+    return stack.up(servers=(), paths=paths)
+
+
 def up(settings: Mapping[str, str], group_prefix: str = "llmfleet", paths: StackPaths | None = None) -> dict[str, Any]:
     """Start PostgreSQL, Kafka (with topics) and the five services; return their addresses."""
     paths = paths or stack_paths()
-    stack.install(paths)
-    info = stack.up(servers=(), paths=paths)
+    info = start_stack(paths)
     info["services"] = services.start(info, settings, group_prefix=group_prefix, paths=paths)
     return info
 

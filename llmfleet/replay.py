@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -58,6 +59,7 @@ class _Tracker:
         self.clock = clock
         self.records: dict[str, RequestRecord] = {}
         self.completed = 0
+        self.by_status: Counter[str] = Counter()
         self.duplicates = 0
         self.all_done = asyncio.Event()
         self.sending_done = False
@@ -77,6 +79,7 @@ class _Tracker:
         record.tokens_out = result.tokens_out
         record.router_total_ms = result.timings.total_ms
         self.completed += 1
+        self.by_status[record.status] += 1
         if record.status == "ok" and record.latency_s is not None:
             self._latencies_ms.append(record.latency_s * 1000)
         if self.sending_done and self.completed == len(self.records):
@@ -87,9 +90,6 @@ class _Tracker:
             return None
         ordered = sorted(self._latencies_ms)
         return ordered[min(len(ordered) - 1, int(0.95 * len(ordered)))]
-
-    def count(self, status: str) -> int:
-        return sum(1 for r in self.records.values() if r.status == status)
 
 
 async def replay(
@@ -187,9 +187,9 @@ def _snapshot(tracker: _Tracker, planned: int, recorder: EventRecorder | None) -
         planned=planned,
         sent=len(tracker.records),
         completed=tracker.completed,
-        ok=tracker.count("ok"),
-        rejected=tracker.count("rejected"),
-        failed=tracker.count("failed"),
+        ok=tracker.by_status["ok"],
+        rejected=tracker.by_status["rejected"],
+        failed=tracker.by_status["failed"],
         p95_ms=tracker.p95_ms(),
         servers=recorder.live_servers() if recorder else 0,
         alerts_firing=recorder.alerts_firing() if recorder else 0,

@@ -8,6 +8,7 @@ port for its Prometheus `/metrics`.
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import signal
 import sys
@@ -84,7 +85,7 @@ def start(
                 "log": str(log),
             }
     for service, info in started.items():
-        wait_until(lambda info=info: _serving(info), READY_TIMEOUT, f"service {service}", Path(info["log"]))  # type: ignore[misc]
+        wait_until(functools.partial(_serving, info), READY_TIMEOUT, f"service {service}", Path(info["log"]))
         if not pid_alive(int(info["pid"])):
             raise RuntimeError(f"service {service} exited during start-up; see {info['log']}")
     return started
