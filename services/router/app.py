@@ -12,6 +12,7 @@ from opentelemetry.sdk.trace.export import SpanExporter
 from prometheus_client import CollectorRegistry
 
 from services.router import handlers, service
+from services.router.adapters.allocation_feed import Fed
 from services.router.adapters.metrics import router_metrics
 from services.router.core import RouterCore
 from services.router.dispatch import Dispatcher
@@ -19,6 +20,7 @@ from services.router.domain.demand import DemandWindow
 from services.router.domain.offsets import OffsetTracker
 from services.router.domain.registry import Registry
 from services.router.lifecycle import HotPath
+from services.router.registry_feed import OnTaskFailed, RegistryFollower, exit_on_task_failure
 from services.router.results import ResultSink
 from services.router.settings import RouterSettings
 from shared.metrics import new_registry, serve_metrics
@@ -31,9 +33,10 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 
 @dataclass
 class RouterRuntime(Runtime):
-    """The shared runtime plus the router's hot path and metrics registry."""
+    """The shared runtime plus the router's hot path, registry follower and metrics registry."""
 
     hot_path: HotPath | None = None
+    registry_follower: RegistryFollower | None = None
     metrics_registry: CollectorRegistry = field(default_factory=new_registry)
     metrics_server: Any = None
 
@@ -43,8 +46,15 @@ def migrate(settings: RouterSettings) -> None:
     upgrade(MIGRATIONS, settings.database_url, settings.db_schema)
 
 
-def create_app(settings: RouterSettings, span_exporter: SpanExporter | None = None) -> tuple[FastStream, RouterRuntime]:
-    """The router as a FastStream application, and the runtime it owns (for tests)."""
+def create_app(
+    settings: RouterSettings,
+    span_exporter: SpanExporter | None = None,
+    on_task_failed: OnTaskFailed = exit_on_task_failure,
+) -> tuple[FastStream, RouterRuntime]:
+    """The router as a FastStream application, and the runtime it owns (for tests).
+
+    `on_task_failed` is told when a background task dies of an unexpected exception.
+    """
     base = create_runtime(settings, span_exporter)
     runtime = RouterRuntime(**vars(base))
     metrics = router_metrics(runtime.metrics_registry)
@@ -54,20 +64,28 @@ def create_app(settings: RouterSettings, span_exporter: SpanExporter | None = No
     sink = ResultSink(router_tracer, metrics, tracker, demand, "router")
     core = RouterCore(settings, dispatcher, sink)
     runtime.hot_path = HotPath(core, tracker, demand, metrics)
+
+    async def apply(fed: Fed) -> None:
+        """One allocation event into the registry and the held requests."""
+        await handlers.on_allocation(core, fed.event, fed.replayed)
+
     if settings.follow_allocations:
-        handlers.register(runtime, core, settings.instance_id)
+        runtime.registry_follower = RegistryFollower(
+            settings.kafka_bootstrap, f"llmfleet-router-{settings.instance_id}", apply, runtime.sessions, on_task_failed
+        )
 
     async def start_hot_path() -> None:
-        """Load the registry, check servers, serve metrics, start the hot path."""
-        # The registry comes from the router's tables, so a restart needs no replay of allocations.
-        loaded = await service.load_registry(
-            runtime.sessions if settings.follow_allocations else None, settings.static_servers
-        )
-        for server in loaded.servers.values():
+        """Build the registry (static servers, then the allocation replay), check servers, serve metrics, start."""
+        static = await service.load_registry(None, settings.static_servers)
+        for server in static.servers.values():
             dispatcher.registry.add_server(server)
-        for server_id, models in loaded.placements.items():
+        for server_id, models in static.placements.items():
             for model_id, triton_model in models.items():
                 dispatcher.registry.load_model(server_id, model_id, triton_model)
+        if runtime.registry_follower is not None:
+            # Requests are routed only once the registry has every allocation made before this start.
+            await runtime.registry_follower.start()
+            await runtime.registry_follower.wait_caught_up(settings.registry_catchup_timeout_s)
         await dispatcher.check_health()
         runtime.metrics_server = serve_metrics(runtime.metrics_registry, settings.metrics_port, settings.metrics_host)
         assert runtime.hot_path is not None
@@ -79,9 +97,11 @@ def create_app(settings: RouterSettings, span_exporter: SpanExporter | None = No
         gc.set_threshold(*settings.gc_thresholds)
 
     async def stop_hot_path() -> None:
-        """Drain and stop the hot path, then the metrics server."""
+        """Drain and stop the hot path, then the registry follower and the metrics server."""
         assert runtime.hot_path is not None
         await runtime.hot_path.stop()
+        if runtime.registry_follower is not None:
+            await runtime.registry_follower.stop()
         if runtime.metrics_server is not None:
             runtime.metrics_server[0].shutdown()
 

@@ -1,28 +1,20 @@
-"""Kafka handlers of the router's control plane: allocation events update the server registry."""
+"""What an allocation event does to a running router: the registry changes, held requests move on."""
 
 from __future__ import annotations
 
 from services.router import service
 from services.router.core import RouterCore
-from shared.deadletter import subscribe
-from shared.events import ALLOCATIONS, AllocationFailed, Event
-from shared.runtime import Runtime
+from shared.events import AllocationFailed, Event
 
 
-def register(runtime: Runtime, core: RouterCore, instance_id: str) -> None:
-    """Subscribe to allocation events; every replica reads them all (its own group) to know every server."""
-    group = f"{runtime.settings.group_id}-registry-{instance_id}"
-    consumer = f"router-{instance_id}.on_allocation_changed"[:100]
-
-    async def on_allocation_changed(event: Event) -> None:
-        """Persist the registry change once, apply it in memory, release or reject held requests."""
-        await service.record_allocation(runtime.sessions, consumer, event)
-        service.apply_allocation(core.dispatcher.registry, event)
-        if isinstance(event, AllocationFailed):
-            await core.reject_held(event.model_id, event.region, f"allocation failed: {event.reason}")
-        # A placement and its server may arrive in either order: release once both are known.
-        for model_id in list(core.hold.held):
-            if core.dispatcher.registry.knows_model(model_id):
-                core.release(model_id)
-
-    subscribe(runtime.broker, ALLOCATIONS, group, on_allocation_changed, source=runtime.settings.service_name)
+async def on_allocation(core: RouterCore, event: Event, replayed: bool) -> None:
+    """Apply the event to the in-memory registry, reject or release the held requests it concerns."""
+    service.apply_allocation(core.dispatcher.registry, event)
+    # A failure already in the log when this process started answered an earlier process's requests:
+    # held requests here asked again (or will), so only a live failure rejects them.
+    if isinstance(event, AllocationFailed) and not replayed:
+        await core.reject_held(event.model_id, event.region, f"allocation failed: {event.reason}")
+    # A placement and its server may arrive in either order: release once both are known.
+    for model_id in list(core.hold.held):
+        if core.dispatcher.registry.knows_model(model_id):
+            core.release(model_id)

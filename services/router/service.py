@@ -14,18 +14,31 @@ from shared.inbox import first_delivery
 
 async def record_allocation(sessions: async_sessionmaker[AsyncSession], consumer: str, event: Event) -> bool:
     """Persist one allocation event's registry change; False when it was already applied."""
+    return await record_allocations(sessions, consumer, [event]) == 1
+
+
+async def record_allocations(sessions: async_sessionmaker[AsyncSession], consumer: str, events: list[Event]) -> int:
+    """Persist the events' registry changes in order, in one transaction; how many were new to the inbox."""
+    applied = 0
     async with sessions.begin() as session:
-        if not await first_delivery(session, inbox, consumer, event.event_id):
-            return False
-        if isinstance(event, ServerAllocated):
-            await repository.upsert_server(session, event)
-        elif isinstance(event, ServerReleased):
-            await repository.delete_server(session, event.server_id)
-        elif isinstance(event, ModelLoaded):
-            await repository.upsert_placement(session, event)
-        elif isinstance(event, ModelUnloaded):
-            await repository.delete_placement(session, event.server_id, event.model_id)
-        return True
+        for event in events:
+            applied += await _record(session, consumer, event)
+    return applied
+
+
+async def _record(session: AsyncSession, consumer: str, event: Event) -> bool:
+    """One event's change inside the caller's transaction, unless the inbox has it already."""
+    if not await first_delivery(session, inbox, consumer, event.event_id):
+        return False
+    if isinstance(event, ServerAllocated):
+        await repository.upsert_server(session, event)
+    elif isinstance(event, ServerReleased):
+        await repository.delete_server(session, event.server_id)
+    elif isinstance(event, ModelLoaded):
+        await repository.upsert_placement(session, event)
+    elif isinstance(event, ModelUnloaded):
+        await repository.delete_placement(session, event.server_id, event.model_id)
+    return True
 
 
 def apply_allocation(registry: Registry, event: Event) -> None:

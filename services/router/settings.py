@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import socket
+
 from pydantic import BaseModel, Field
 from pydantic_settings import SettingsConfigDict
 
@@ -21,6 +24,13 @@ class StaticServer(BaseModel):
     models: dict[str, str] = Field(default_factory=dict, description="model id -> name in Triton's repository")
 
 
+def default_instance_id() -> str:
+    """POD_NAME where Kubernetes sets it; elsewhere host name and process id, so local replicas differ too."""
+    if pod := os.environ.get("POD_NAME"):
+        return pod
+    return f"{os.environ.get('HOSTNAME') or socket.gethostname()}-{os.getpid()}"
+
+
 class RouterSettings(ServiceSettings):
     """Settings of the router service."""
 
@@ -29,7 +39,14 @@ class RouterSettings(ServiceSettings):
     service_name: str = Field(
         default="router", description="the service's name: its schema, role and default consumer group"
     )
-    instance_id: str = Field(default="0", description="this replica; every replica reads all allocation events")
+    instance_id: str = Field(
+        default_factory=default_instance_id,
+        min_length=1,
+        description="this replica (client ids, logs); default POD_NAME, else host name and process id",
+    )
+    registry_catchup_timeout_s: float = Field(
+        default=30.0, ge=0.0, description="at start, how long serving waits for the allocation replay to catch up"
+    )
     requests_topic: str = Field(
         default="inference.requests.v1", description="another topic with the same events (benchmarks, canaries)"
     )
