@@ -5,9 +5,10 @@ UV := .cache/uv/bin/uv
 VENV := .venv
 PY := $(VENV)/bin/python
 PYTEST_ARGS ?=
+CHAOS_ARGS ?=
 
 .PHONY: setup install test test-unit test-integration lint demo up down status clean bench bench-triton \
-	bench-router bench-allocator bench-scaler bench-monitor
+	bench-router bench-allocator bench-scaler bench-monitor chaos
 
 $(UV):
 	python3 -m venv .cache/uv
@@ -67,5 +68,8 @@ bench-scaler: setup ## forecasting 50 models, back-test on the Azure traces (las
 
 bench-monitor: install ## metrics event -> alert event delay, scrape targets sustained (last line: JSON)
 	$(PY) -m benchmarks.monitor
+
+chaos: install ## kills, rebalances, outages, poison records and overload against the request path (<= 15 min; last line: JSON)
+	$(PY) -m benchmarks.chaos $(CHAOS_ARGS)
 
 bench: bench-triton bench-router bench-allocator bench-scaler bench-monitor ## every benchmark
