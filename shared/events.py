@@ -48,7 +48,13 @@ class ResultStatus(StrEnum):
 
 
 class InferenceRequested(Event):
-    """A client asks for a completion; keyed by request id."""
+    """A client asks for a completion; keyed by request id.
+
+    Forward compatible: fields this version does not know are ignored (a newer producer's optional
+    fields), so the request is served; every other invalid request gets a `rejected` result.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
 
     type: Literal["inference_requested"] = "inference_requested"
     request_id: str = Field(min_length=1, max_length=200)
@@ -61,7 +67,10 @@ class InferenceRequested(Event):
     user_region: str = "us-east-1"
     routing_strategy: RoutingStrategy = RoutingStrategy.BALANCED
     deadline: datetime | None = None
-    reply_topic: str | None = None
+    reply_topic: str | None = Field(default=None, min_length=1, max_length=249)
+    fail_fast: bool = Field(
+        default=False, description="reject at once when the model's queue is full, instead of waiting in Kafka"
+    )
 
 
 class Timings(BaseModel):

@@ -1,4 +1,11 @@
-"""The router's hot path: read requests, admit, batch on a timer, dispatch, publish, commit."""
+"""The router's hot path: read requests, admit, batch on a timer, dispatch, publish.
+
+Every record read ends in exactly one outcome, whatever it holds: a result (ok, rejected with
+the reason, failed with the reason), or, for a record with no readable request id, a dead
+letter. Nothing one record raises stops the loop. Work the core starts in the background is
+supervised: a task that dies unexpectedly is a bug, reported through `on_failure` (the process
+then ends loudly and its supervisor restarts it; uncommitted requests come again).
+"""
 
 from __future__ import annotations
 
@@ -7,85 +14,183 @@ import contextlib
 import logging
 import random
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
-from pydantic import ValidationError
-
+from services.router.adapters.metrics import LabelBudget
 from services.router.dispatch import Dispatcher, NotServed, Served
-from services.router.domain.admission import Verdict, admit
+from services.router.domain.admission import (
+    AdmissionLimits,
+    ModelLoad,
+    ServiceRate,
+    Verdict,
+    admit,
+    reply_topic_refusal,
+)
 from services.router.domain.batching import Batch, Batcher
 from services.router.domain.cold_start import ColdStartHold
+from services.router.domain.offsets import Partition
 from services.router.domain.requests import Pending
-from services.router.intake import read_request, ticket
+from services.router.intake import Unreadable, read_request, ticket, unreadable
 from services.router.results import ResultSink
 from services.router.settings import RouterSettings
-from shared.deadletter import reason_for
-from shared.events import MODEL_REQUESTS, ModelRequested, ResultStatus
+from shared.events import ALL_TOPICS, INFERENCE_RESULTS, MODEL_REQUESTS, ModelRequested, ResultStatus
 
 log = logging.getLogger(__name__)
+
+# Results may never be written to the platform's own topics, except the shared results topic.
+RESERVED_TOPICS = {t.name for t in ALL_TOPICS} - {INFERENCE_RESULTS.name}
+
+
+def fail_loudly(error: BaseException) -> None:
+    """The default for a dead background task: say so; the owner of the process decides to exit."""
+    log.critical("a router task died", exc_info=error)
 
 
 class RouterCore:
     """One per process. Everything runs on one event loop, so the core's state needs no locks."""
 
-    def __init__(self, settings: RouterSettings, dispatcher: Dispatcher, sink: ResultSink) -> None:
+    def __init__(
+        self,
+        settings: RouterSettings,
+        dispatcher: Dispatcher,
+        sink: ResultSink,
+        on_failure: Callable[[BaseException], None] = fail_loudly,
+    ) -> None:
         self.settings = settings
         self.dispatcher = dispatcher
         self.sink = sink
+        self.on_failure = on_failure
+        sink.labels = LabelBudget(settings.max_metric_models)
+        sink.delivery._on_failure = lambda error: self.on_failure(error)
         self.batcher = Batcher(settings.limits, settings.deadline_margin_s)
         self.hold = ColdStartHold(settings.cold_start_timeout_s, settings.model_request_cooldown_s)
+        self.rates = ServiceRate()
+        self.admission = AdmissionLimits(
+            settings.max_queue_per_model, tuple(settings.cold_start_models), settings.max_cold_start_models
+        )
+        self.reply_reserved = RESERVED_TOPICS | {settings.requests_topic}
         self.inflight_rows: dict[str, int] = {}
+        self.held_requests = 0  # admitted and not answered: open batches, cold-start hold, in flight
+        self.held_bytes = 0
         self._tasks: set[asyncio.Task[None]] = set()
         self._wake = asyncio.Event()
         self._seq = 0
+
+    # ------------------------------------------------------------------ load
 
     def queued(self, model_id: str) -> int:
         """The model's requests in the router: in open batches, held, or in flight."""
         return self.batcher.depth(model_id) + self.hold.count(model_id) + self.inflight_rows.get(model_id, 0)
 
-    async def intake(self, records: list[Any]) -> None:
-        """Handle one poll's records in order."""
+    def room(self) -> int:
+        """How many more requests may be read now; 0 (stop fetching) from 80% of a limit on.
+
+        A poll reads at most `room()` records and `fetch_max_bytes`, so neither limit is passed by
+        more than one fetch.
+        """
+        s = self.settings
+        if self.held_bytes >= s.max_queued_bytes * 0.8 or self.held_requests >= s.max_queued_requests * 0.8:
+            return 0
+        return s.max_queued_requests - self.held_requests
+
+    def _max_tokens(self, model_id: str) -> int | None:
+        """The strictest max_tokens limit among the Triton models serving `model_id` (None: unknown)."""
+        registry = self.dispatcher.registry
+        names = {registry.triton_name(s, model_id) for s in registry.by_model.get(model_id, ())}
+        limits = [self.settings.model_max_tokens[n] for n in names if n in self.settings.model_max_tokens]
+        if model_id in self.settings.model_max_tokens:
+            limits.append(self.settings.model_max_tokens[model_id])
+        return min(limits, default=None)
+
+    # ------------------------------------------------------------------ intake
+
+    async def intake(self, records: list[Any], owns: Callable[[Partition], bool] = lambda _: True) -> None:
+        """Handle one poll's records in order; each ends in an outcome and none can stop the loop."""
         now, wall = time.monotonic(), time.time()
         for number, record in enumerate(records, 1):
             if number % 64 == 0:  # let batches that came back publish between chunks of a large poll
                 await asyncio.sleep(0)
-            self.sink.tracker_received(record)
-            self._seq += 1
+            if not owns((record.topic, record.partition)):
+                continue  # revoked while this poll was handled: the new owner reads it
             try:
-                sampled = self.settings.trace_root_ratio >= 1.0 or random.random() < self.settings.trace_root_ratio
-                request = read_request(record, self.sink.tracer, now, wall, self._seq, sampled)
-            except ValidationError as error:
-                await self.sink.dead_letter(record, reason_for(error))
-                continue
-            try:
-                await self.admit(request, request.arrived)
-            except Exception:  # keep consuming; the record's offset stays open, so it comes again
-                log.exception("request %s could not be admitted", request.request_id)
+                await self._read_one(record, now, wall)
+            except Exception as error:  # a router bug on one record: it still gets an outcome
+                log.exception("record %s@%s:%s", record.topic, record.partition, record.offset)
+                self._spawn(self.sink.refuse(record, unreadable(record.value, f"router error: {error!r}"), None))
+
+    async def _read_one(self, record: Any, now: float, wall: float) -> None:
+        if not self.sink.received(record):
+            return  # answered by this partition's previous owner (commit metadata)
+        self._seq += 1
+        try:
+            sampled = self.settings.trace_root_ratio >= 1.0 or random.random() < self.settings.trace_root_ratio
+            request = read_request(record, self.sink.tracer, now, wall, self._seq, sampled)
+        except Unreadable as bad:
+            reply = bad.reply_topic if bad.reply_topic and self._reply_refusal(bad.reply_topic) is None else None
+            self._spawn(self.sink.refuse(record, bad, reply))
+            return
+        ticket(request).epoch = self.sink.epoch(record)
+        self.held_requests += 1
+        self.held_bytes += len(request.prompt)
+        refusal = self._reply_refusal(ticket(request).reply_topic) or self._size_refusal(request)
+        if refusal:
+            if refusal.startswith("reply_topic"):
+                ticket(request).reply_topic = None  # the result goes to the shared results topic
+            self._spawn(self.answer(request, ResultStatus.REJECTED, reason=refusal))
+            return
+        await self.admit(request, request.arrived)
+
+    def _reply_refusal(self, topic: str | None) -> str | None:
+        if topic is None:
+            return None
+        s = self.settings
+        return reply_topic_refusal(topic, s.reply_topic_prefixes, set(s.reply_topics), self.reply_reserved)
+
+    def _size_refusal(self, request: Pending) -> str | None:
+        size = len(request.prompt.encode())
+        limit = self.settings.max_prompt_bytes
+        return f"prompt of {size} bytes exceeds the limit of {limit}" if size > limit else None
 
     async def admit(self, request: Pending, now: float) -> None:
         """Batch, hold or reject one request."""
         model = request.model_id
-        verdict = admit(
-            request,
-            now,
-            self.queued(model),
-            self.settings.max_queue_per_model,
-            self.dispatcher.registry.knows_model(model),
-            self.settings.cold_start_models,
+        load = ModelLoad(
+            queued=self.queued(model),
+            known=self.dispatcher.registry.knows_model(model),
+            rate=self.rates.rate(model, now),
+            max_tokens=self._max_tokens(model),
+            held_models=len(self.hold.held),
+            held=model in self.hold.held,
         )
+        verdict = admit(request, now, load, self.admission)
         if verdict.verdict is Verdict.REJECT:
-            await self.sink.publish(request, ResultStatus.REJECTED, reason=verdict.reason)
+            self._spawn(self.answer(request, ResultStatus.REJECTED, reason=verdict.reason))
         elif verdict.verdict is Verdict.HOLD:
-            if self.hold.hold(request, now):
-                held = self.hold.count(model)
-                event = ModelRequested(source="router", model_id=model, region=request.region, pending_requests=held)
-                await self.sink.event(MODEL_REQUESTS.name, event, model)
-            self._wake.set()
+            self._hold(request, now)
         else:
             self.start_batches(self.batcher.add(request, now))
             self._wake.set()
+
+    def _hold(self, request: Pending, now: float) -> None:
+        """Wait for a server with the model, asking the fleet for one (once per cooldown and region)."""
+        if self.hold.hold(request, now):
+            held = self.hold.count(request.model_id)
+            event = ModelRequested(
+                source="router", model_id=request.model_id, region=request.region, pending_requests=held
+            )
+            self._spawn(self.sink.event(MODEL_REQUESTS.name, event, request.model_id))
+        self._wake.set()
+
+    async def answer(self, request: Pending, status: ResultStatus, **result: Any) -> None:
+        """Publish the request's one result and give its place in the process back."""
+        try:
+            await self.sink.publish(request, status, **result)
+        finally:
+            self.held_requests -= 1
+            self.held_bytes -= len(request.prompt)
+
+    # ------------------------------------------------------------------ batches
 
     def start_batches(self, batches: list[Batch]) -> None:
         """Dispatch each closed batch in its own task."""
@@ -93,13 +198,18 @@ class RouterCore:
             self.inflight_rows[batch.model_id] = self.inflight_rows.get(batch.model_id, 0) + len(batch.requests)
             self._spawn(self.run_batch(batch))
 
-    def _spawn(self, work: Awaitable[None]) -> None:
+    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
         task = asyncio.ensure_future(work)
         self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        task.add_done_callback(self._task_done)
+
+    def _task_done(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and (error := task.exception()) is not None:
+            self.on_failure(error)
 
     async def run_batch(self, batch: Batch) -> None:
-        """Serve one batch and publish a result for every row, whatever happens."""
+        """Serve one batch and settle every row: a result, or back to waiting for a server."""
         rows = len(batch.requests)
         try:
             live = await self._drop_expired(batch)
@@ -111,9 +221,11 @@ class RouterCore:
             except Exception as error:  # a bug must still end in one result per request
                 log.exception("batch of %s failed in the router", live.model_id)
                 outcome = NotServed(f"router error: {type(error).__name__}: {error}"[:500])
-            await self._publish(live, outcome)
+            await self._settle(live, outcome)
         finally:
             self.inflight_rows[batch.model_id] -= rows
+            if not self.inflight_rows[batch.model_id]:
+                del self.inflight_rows[batch.model_id]  # bounded: model ids come from producers
 
     async def _drop_expired(self, batch: Batch) -> Batch | None:
         """Reject rows whose deadline passed while batching; the rest, or None when none is left."""
@@ -122,45 +234,81 @@ class RouterCore:
             # The wait for the batch to form ends when it closes; task start-up after that is overhead.
             ticket(request).batched_ms = max(0.0, batch.closed_at - request.arrived) * 1000
             if request.expired(now):
-                await self.sink.publish(request, ResultStatus.REJECTED, reason="deadline passed while batching")
+                await self.answer(request, ResultStatus.REJECTED, reason="deadline passed while batching")
             else:
                 live.append(request)
         return Batch(batch.key, tuple(live), batch.reason, batch.closed_at) if live else None
 
-    async def _publish(self, batch: Batch, outcome: Served | NotServed) -> None:
-        if isinstance(outcome, NotServed):
+    async def _settle(self, batch: Batch, outcome: Served | NotServed) -> None:
+        if isinstance(outcome, Served):
+            self.rates.record(batch.model_id, len(batch.requests), time.monotonic())
+            for request, done in zip(batch.requests, outcome.result.completions, strict=True):
+                await self.answer(
+                    request,
+                    ResultStatus.OK,
+                    text=done.text,
+                    server_id=outcome.server_id,
+                    tokens=(done.tokens_in, done.tokens_out),
+                    inference_ms=outcome.result.inference_ms,
+                )
+        elif outcome.no_server:  # losing servers is a wait, as in a cold start, within the deadline
+            now = time.monotonic()
             for request in batch.requests:
-                await self.sink.publish(request, ResultStatus.FAILED, reason=outcome.reason)
-            return
-        for request, done in zip(batch.requests, outcome.result.completions, strict=True):
-            await self.sink.publish(
-                request,
-                ResultStatus.OK,
-                text=done.text,
-                server_id=outcome.server_id,
-                tokens=(done.tokens_in, done.tokens_out),
-                inference_ms=outcome.result.inference_ms,
-            )
+                self._hold(request, now)
+        elif outcome.model_error and len(batch.requests) > 1:  # one bad row must not fail the others
+            self.start_batches([Batch(batch.key, (r,), "split", batch.closed_at) for r in batch.requests])
+        else:
+            for request in batch.requests:
+                await self.answer(request, ResultStatus.FAILED, reason=outcome.reason)
 
     def release(self, model_id: str) -> None:
-        """A server now has the model: held requests join batches."""
+        """A server now has the model: held requests join batches (or are rejected if over its limit)."""
         now = time.monotonic()
         for request in self.hold.release(model_id):
-            self.start_batches(self.batcher.add(request, now))
+            limit = self._max_tokens(model_id)
+            if limit is not None and request.max_tokens > limit:
+                reason = f"max_tokens {request.max_tokens} exceeds {model_id}'s limit of {limit}"
+                self._spawn(self.answer(request, ResultStatus.REJECTED, reason=reason))
+            else:
+                self.start_batches(self.batcher.add(request, now))
         self._wake.set()
+
+    def release_servable(self) -> None:
+        """Release the held models that a healthy server has again (after a health check)."""
+        for model_id in list(self.hold.held):
+            if self.dispatcher.registry.candidates(model_id):
+                self.release(model_id)
 
     async def reject_held(self, model_id: str, region: str | None, reason: str) -> None:
         """The model cannot come: reject its held requests with the reason."""
         for request in self.hold.reject(model_id, region):
-            await self.sink.publish(request, ResultStatus.REJECTED, reason=reason)
+            await self.answer(request, ResultStatus.REJECTED, reason=reason)
+
+    def abandon(self, partitions: set[Partition]) -> int:
+        """The partitions moved to another replica: forget their held requests, answer none of theirs.
+
+        Requests in open batches or in flight are flagged, so their results are not sent; the new
+        owner reads them again from the committed offset.
+        """
+        mine = lambda r: ticket(r).partition in partitions  # noqa: E731
+        dropped = self.hold.take_where(mine)
+        for request in dropped:
+            ticket(request).abandoned = True
+            ticket(request).span.end()
+            self.held_requests -= 1
+            self.held_bytes -= len(request.prompt)
+        return len(dropped)
+
+    def flush_open_batches(self) -> None:
+        """Close every open batch now (a rebalance or shutdown is waiting for their results)."""
+        self.start_batches(self.batcher.drain(time.monotonic()))
+
+    # ------------------------------------------------------------------ timer and shutdown
 
     async def timer_loop(self) -> None:
         """Close batches when their wait is up and expire held requests, without waiting for arrivals."""
         while True:
-            try:
-                await self._tick(time.monotonic())
-            except Exception:  # the timer must keep running, or batches would wait for arrivals
-                log.exception("timer round failed")
+            await self._tick(time.monotonic())
             due = min((t for t in (self.batcher.next_due(), self.hold.next_expiry()) if t is not None), default=None)
             self._wake.clear()
             timeout = None if due is None else max(0.0, due - time.monotonic())
@@ -170,33 +318,11 @@ class RouterCore:
     async def _tick(self, now: float) -> None:
         self.start_batches(self.batcher.due(now))
         for request in self.hold.expire(now):
-            await self.sink.publish(request, ResultStatus.REJECTED, reason=f"no server for {request.model_id} in time")
+            self._spawn(self.answer(request, ResultStatus.REJECTED, reason=f"no server for {request.model_id} in time"))
+        self.rates.forget_idle(now)
 
     async def drain(self, timeout_s: float) -> None:
         """Shutdown: close every open batch and wait for all batches to publish their results."""
-        self.start_batches(self.batcher.drain(time.monotonic()))
+        self.flush_open_batches()
         if self._tasks:
             await asyncio.wait(set(self._tasks), timeout=timeout_s)
-
-
-async def consume_loop(consumer: AIOKafkaConsumer, core: RouterCore, stopping: asyncio.Event, poll_ms: int) -> None:
-    """Read requests until `stopping` is set (records already read are all handled)."""
-    while not stopping.is_set():
-        polled = await consumer.getmany(timeout_ms=poll_ms, max_records=core.settings.max_poll_records)
-        for records in polled.values():
-            await core.intake(records)
-
-
-async def every(interval_s: float, work: Callable[[], Awaitable[None]]) -> None:
-    """Run `work` every interval until cancelled; a failed round is logged, the next one tries again."""
-    while True:
-        await asyncio.sleep(interval_s)
-        try:
-            await work()
-        except Exception as error:  # a background round must never end its loop; the next round retries
-            log.warning("%s failed: %r", getattr(work, "__name__", work), error)
-
-
-def partitions(offsets: dict[tuple[str, int], int]) -> dict[TopicPartition, int]:
-    """Offsets keyed the way aiokafka wants them."""
-    return {TopicPartition(topic, partition): offset for (topic, partition), offset in offsets.items()}

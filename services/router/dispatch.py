@@ -32,9 +32,11 @@ class Served:
 
 @dataclass(frozen=True)
 class NotServed:
-    """Why a batch could not be served after its attempts."""
+    """Why a batch could not be served after its attempts, and whether waiting or splitting may help."""
 
     reason: str
+    no_server: bool = False  # no healthy server had the model: wait for one, as in a cold start
+    model_error: bool = False  # the server refused the batch (one row may be at fault): split it
 
 
 class Dispatcher:
@@ -88,17 +90,33 @@ class Dispatcher:
 
     async def _attempts(self, batch: Batch) -> Served | NotServed:
         tried: set[str] = set()
-        last_error = "no healthy server has the model"
+        last: NotServed | None = None
         for _ in range(self._settings.max_attempts):
+            if all(r.expired(time.monotonic()) for r in batch.requests):
+                break  # nobody waits for this answer any more
             server = await self.choose(batch, tried)
             if server is None:
+                if last is None or not last.model_error:
+                    return NotServed("no healthy server has the model", no_server=True)
                 break
             tried.add(server.server_id)
             outcome = await self._attempt(server, batch)
             if isinstance(outcome, Served):
                 return outcome
-            last_error = outcome.reason
-        return NotServed(f"failed after trying {sorted(tried) or 'no server'}: {last_error}"[:500])
+            last = outcome
+        reason = last.reason if last is not None else "deadline passed before a server answered"
+        return NotServed(
+            f"failed after trying {sorted(tried) or 'no server'}: {reason}"[:500],
+            model_error=last is not None and last.model_error,
+        )
+
+    def _time_left(self, batch: Batch) -> float:
+        """How long a Triton call may take: the configured limit, or less if a row's deadline is sooner."""
+        deadlines = [r.deadline for r in batch.requests if r.deadline is not None]
+        limit = self._settings.triton_timeout_s
+        if deadlines:
+            limit = min(limit, max(0.001, max(deadlines) - time.monotonic()))
+        return limit
 
     async def _attempt(self, server: Server, batch: Batch) -> Served | NotServed:
         prompts = [Prompt(r.prompt, r.max_tokens, r.temperature, r.top_p) for r in batch.requests]
@@ -110,16 +128,20 @@ class Dispatcher:
         span.set_attribute("llmfleet.server_id", server.server_id)
         try:
             with use_span(span, end_on_exit=True):  # the Triton call carries this span's traceparent
-                result = await self.client(server.endpoint).infer(model, prompts)
+                call = self.client(server.endpoint).infer(model, prompts)
+                result = await asyncio.wait_for(call, self._time_left(batch))
             server.ok += 1
             return Served(server.server_id, result)
         except Exception as error:  # any failure: try elsewhere; the batch's result says why at the end
             server.failed += 1
             self._metrics.triton_failures.labels(server.server_id).inc()
-            if not isinstance(error, InferenceServerException):
-                server.healthy = False  # transport failure: out until the health check sees it ready
+            refused = isinstance(error, InferenceServerException)
+            if not refused:
+                # Transport failure or no answer in time (a hung server): out at once, until the
+                # health check sees it ready again.
+                server.healthy = False
             log.warning("batch of %s on %s failed: %r", batch.model_id, server.server_id, error)
-            return NotServed(f"{server.server_id}: {type(error).__name__}: {error}")
+            return NotServed(f"{server.server_id}: {type(error).__name__}: {error}", model_error=refused)
         finally:
             server.inflight -= 1
             self._metrics.inflight_batches.dec()

@@ -1,23 +1,55 @@
-"""Start and stop the hot path: clients, loops, periodic commits, demand windows, health checks."""
+"""Start and stop the hot path: clients, supervised loops, commits, rebalances, liveness.
+
+Every loop runs under supervision: one that ends while the router is not stopping (an
+exception, or a return) is reported to `on_failure`, which by default logs the traceback and
+ends the process non-zero, so its supervisor restarts it. The consume loop's heartbeat is the
+liveness check: a loop stuck in one record fails `/live`.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import logging
+import os
+import time
+from collections.abc import Awaitable, Callable, Coroutine
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import KafkaError
 
-from services.router.adapters.kafka_io import request_consumer, result_producer, subscribe_requests
+from services.router.adapters.kafka_io import committed_offsets, request_consumer, result_producer, subscribe_requests
 from services.router.adapters.metrics import RouterMetrics
-from services.router.core import RouterCore, consume_loop, every, partitions
+from services.router.core import RouterCore
 from services.router.domain.demand import DemandWindow, percentile
-from services.router.domain.offsets import OffsetTracker
+from services.router.domain.offsets import OffsetTracker, Partition
 from shared.events import DEMAND, DemandWindowReported
 
 log = logging.getLogger(__name__)
+
+
+def exit_loudly(error: BaseException) -> None:
+    """A supervised task died: log its traceback and end the process (uncommitted work comes again)."""
+    log.critical("router task died; exiting so the supervisor restarts the router", exc_info=error)
+    logging.shutdown()
+    os._exit(70)
+
+
+async def every(interval_s: float, work: Callable[[], Awaitable[None]]) -> None:
+    """Run `work` every interval until cancelled; a failed round is logged, the next one tries again."""
+    while True:
+        await asyncio.sleep(interval_s)
+        try:
+            await work()
+        except Exception as error:  # a background round must never end its loop; the next round retries
+            log.warning("%s failed: %r", getattr(work, "__name__", work), error)
+
+
+def partitions(offsets: dict[Partition, tuple[int, str]]) -> dict[TopicPartition, tuple[int, str]]:
+    """Offsets keyed the way aiokafka wants them."""
+    return {TopicPartition(topic, partition): point for (topic, partition), point in offsets.items()}
 
 
 class HotPath:
@@ -25,65 +57,136 @@ class HotPath:
 
     consumer: AIOKafkaConsumer
 
-    def __init__(self, core: RouterCore, tracker: OffsetTracker, demand: DemandWindow, metrics: RouterMetrics) -> None:
+    def __init__(
+        self,
+        core: RouterCore,
+        tracker: OffsetTracker,
+        demand: DemandWindow,
+        metrics: RouterMetrics,
+        on_failure: Callable[[BaseException], None] = exit_loudly,
+    ) -> None:
         self.core = core
         self.tracker = tracker
         self.demand = demand
         self.metrics = metrics
+        self.on_failure = on_failure
+        self.heartbeat = time.monotonic()
         self._stopping = asyncio.Event()
-        self._consuming: asyncio.Task[None] | None = None
-        self._background: list[asyncio.Task[None]] = []
+        self._tasks: list[asyncio.Task[None]] = []
         self._window_start = datetime.now(UTC)
 
     async def start(self) -> None:
         """Connect the producer and consumer and start every loop."""
         # aiokafka clients bind to the running loop, so they are made here, not in create_app.
         s = self.core.settings
+        self.core.on_failure = self.on_failure
         client_id = f"llmfleet-router-{s.instance_id}"
         self.core.sink.producer = result_producer(s.kafka_bootstrap, client_id)
-        self.consumer = request_consumer(s.kafka_bootstrap, s.group_id, client_id, s.max_poll_records)
+        self.consumer = request_consumer(
+            s.kafka_bootstrap, s.group_id, client_id, s.max_poll_records, s.fetch_max_bytes
+        )
         await self.core.sink.producer.start()
-        subscribe_requests(self.consumer, self.on_revoked, self.core.settings.requests_topic)
+        subscribe_requests(self.consumer, self.on_revoked, self.on_assigned, s.requests_topic)
         await self.consumer.start()
-        self._consuming = asyncio.create_task(consume_loop(self.consumer, self.core, self._stopping, 50))
-        self._background = [
-            asyncio.create_task(self.core.timer_loop()),
-            asyncio.create_task(every(s.commit_interval_s, self.commit)),
-            asyncio.create_task(every(s.demand_window_s, self.report_demand)),
-            asyncio.create_task(every(s.health_interval_s, self.check_health)),
-        ]
+        self.heartbeat = time.monotonic()
+        self._supervise("consume", self.consume())
+        self._supervise("timer", self.core.timer_loop())
+        self._supervise("commit", every(s.commit_interval_s, self.commit))
+        self._supervise("demand", every(s.demand_window_s, self.report_demand))
+        self._supervise("health", every(s.health_interval_s, self.check_health))
+
+    def _supervise(self, name: str, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.create_task(work, name=f"router.{name}")
+        task.add_done_callback(self._ended)
+        self._tasks.append(task)
+
+    def _ended(self, task: asyncio.Task[None]) -> None:
+        if self._stopping.is_set() or task.cancelled():
+            return
+        error = task.exception() or RuntimeError(f"{task.get_name()} returned while the router runs")
+        self.on_failure(error)
+
+    def live(self) -> tuple[bool, str]:
+        """Whether the consume loop turns (it polls at least every 50 ms, also while paused)."""
+        age = time.monotonic() - self.heartbeat
+        ok = age < self.core.settings.liveness_stall_s
+        return ok, f"consume loop last turned {age:.1f} s ago"
+
+    async def consume(self) -> None:
+        """Read requests until stopping; a full router stops fetching (Kafka holds the rest)."""
+        while not self._stopping.is_set():
+            self.heartbeat = time.monotonic()
+            room = self.core.room()
+            if room == 0:
+                self.consumer.pause(*self.consumer.assignment())
+            elif paused := self.consumer.paused():
+                self.consumer.resume(*paused)
+            self.metrics.paused.set(1 if room == 0 else 0)
+            max_records = max(1, min(room, self.core.settings.max_poll_records))
+            polled = await self.consumer.getmany(timeout_ms=50, max_records=max_records)
+            for records in polled.values():
+                await self.core.intake(records, self.tracker.owns)
 
     async def stop(self) -> None:
         """Graceful stop: no new requests, finish open and in-flight batches, publish, commit."""
         self._stopping.set()
-        if self._consuming is not None:
-            with contextlib.suppress(asyncio.CancelledError, KafkaError):
-                await asyncio.wait_for(self._consuming, 5.0)
-        await self.core.drain(self.core.settings.shutdown_timeout_s)
-        for task in self._background:
+        s = self.core.settings
+        consuming = self._tasks[0] if self._tasks else None
+        if consuming is not None:
+            with contextlib.suppress(asyncio.CancelledError, KafkaError, TimeoutError):
+                await asyncio.wait_for(consuming, 5.0)
+        await self.core.drain(s.shutdown_timeout_s)
+        for task in self._tasks[1:]:
             task.cancel()
-        await asyncio.gather(*self._background, return_exceptions=True)
-        await self.core.sink.producer.flush()
-        await self.report_demand()
-        await self.core.sink.producer.flush()
+        await asyncio.gather(*self._tasks[1:], return_exceptions=True)
+        with contextlib.suppress(TimeoutError):
+            await self.core.sink.delivery.settle(s.shutdown_timeout_s)
+        self.core.sink.delivery.cancel()
+        with contextlib.suppress(Exception):  # the demand window is a report; losing the last one is tolerable
+            await self.report_demand()
+            await self.core.sink.producer.flush()
         with contextlib.suppress(KafkaError):
             await self.commit()
         await self.consumer.stop()
         await self.core.sink.producer.stop()
         await self.core.dispatcher.close()
 
-    async def commit(self) -> None:
-        """Commit every partition up to its first request whose result is not acknowledged yet."""
+    async def commit(self, only: set[Partition] | None = None) -> None:
+        """Commit each partition up to its first unanswered request, with the answered ones after it."""
         offsets = self.tracker.committable()
+        if only is not None:
+            offsets = {p: point for p, point in offsets.items() if p in only}
         if offsets:
             await self.consumer.commit(partitions(offsets))
             self.tracker.mark_committed(offsets)
 
     async def on_revoked(self, revoked: list[TopicPartition]) -> None:
-        """Before partitions move to another replica, commit what is done; open requests come again there."""
-        with contextlib.suppress(KafkaError):
-            await self.commit()
-        self.tracker.forget([(tp.topic, tp.partition) for tp in revoked])
+        """Before partitions move: finish their in-flight results (bounded), commit, let go of the rest.
+
+        Held (cold-start) requests are not waited for: the new owner reads them again, and the
+        commit's metadata tells it which later requests are answered already.
+        """
+        moving = {(tp.topic, tp.partition) for tp in revoked}
+        self.core.flush_open_batches()
+        left_behind = self.core.abandon(moving)
+        give_up = time.monotonic() + self.core.settings.rebalance_drain_s
+        while self.tracker.pending(list(moving)) > left_behind and time.monotonic() < give_up:  # noqa: ASYNC110
+            await asyncio.sleep(0.02)  # acks arrive as callbacks; polling the count is the simple way
+        with contextlib.suppress(KafkaError, TimeoutError):
+            await asyncio.wait_for(self.core.sink.producer.flush(), 5.0)
+        try:
+            await self.commit(moving)
+        except KafkaError as error:  # the new owner re-runs what is uncommitted: duplicates, not losses
+            log.warning("commit on revocation failed: %r", error)
+        self.tracker.forget(list(moving))
+
+    async def on_assigned(self, assigned: list[TopicPartition]) -> None:
+        """Own the partitions; learn from each commit's metadata which later requests are answered."""
+        committed = await committed_offsets(self.consumer, assigned) if assigned else {}
+        for tp in assigned:
+            point = committed.get(tp)
+            offset = point.offset if point is not None and point.offset >= 0 else None
+            self.tracker.assigned((tp.topic, tp.partition), offset, point.metadata if point is not None else None)
 
     async def report_demand(self) -> None:
         """Publish the window's demand per model and region, and refresh the gauges."""
@@ -111,15 +214,21 @@ class HotPath:
         self.refresh_gauges()
 
     def refresh_gauges(self) -> None:
-        """Queue depth per model and servers by state."""
+        """Queue depth per model (bounded labels), held requests, servers by state."""
         models = set(self.core.inflight_rows) | set(self.core.hold.held)
         models |= {m for placements in self.core.dispatcher.registry.placements.values() for m in placements}
+        depth: dict[str, int] = {}
         for model_id in models:
-            self.metrics.queue_depth.labels(model_id).set(self.core.queued(model_id))
+            label = self.core.sink.labels.label(model_id)
+            depth[label] = depth.get(label, 0) + self.core.queued(model_id)
+        for label, count in depth.items():
+            self.metrics.queue_depth.labels(label).set(count)
+        self.metrics.held.set(self.core.held_requests)
         for state, count in self.core.dispatcher.registry.count_by_state().items():
             self.metrics.servers.labels(state).set(count)
 
     async def check_health(self) -> None:
-        """Readiness of every server; refresh gauges (cheap) at the same pace."""
+        """Readiness of every server; release requests waiting for a server that is back."""
         await self.core.dispatcher.check_health()
+        self.core.release_servable()
         self.refresh_gauges()

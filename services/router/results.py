@@ -1,33 +1,48 @@
-"""Publishing results: one per request, traced, appended without waiting; its ack frees the offset."""
+"""Publishing results: one per request, traced, appended without waiting; its ack frees the offset.
+
+A result is retried until Kafka acknowledges it (with backoff, through broker outages), so a
+partition's commits never freeze on a failed send. A result that can never be sent as it is
+turns into one that can: too large -> `failed` without the text; refused topic -> the shared
+results topic with the reason. Results carry an event id derived from the request id, so a
+consumer that dedupes by `event_id` or `request_id` is safe even against a crash's re-run.
+"""
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import logging
 import time
+import uuid
+from collections.abc import Callable
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
 from opentelemetry import propagate
 from opentelemetry.trace import SpanKind, Tracer
 
-from services.router.adapters.metrics import RouterMetrics
+from services.router.adapters.delivery import Delivery, Outgoing
+from services.router.adapters.metrics import LabelBudget, RouterMetrics
 from services.router.adapters.reply_topics import ReplyTopics
 from services.router.domain.batching import Batch
 from services.router.domain.demand import DemandWindow
-from services.router.domain.offsets import OffsetTracker, Partition
+from services.router.domain.offsets import OffsetTracker
 from services.router.domain.requests import Pending
-from services.router.intake import context_of, ticket
+from services.router.intake import Ticket, Unreadable, context_of, ticket
 from shared.events import DEADLETTER, INFERENCE_RESULTS, DeadLettered, Event, InferenceCompleted, ResultStatus, Timings
 
 log = logging.getLogger(__name__)
 
+RESULT_IDS = uuid.UUID("5b0c1d4e-8a43-4c55-9a7e-3f1f3f0e2a10")  # namespace of result event ids
+DEADLETTER_PAYLOAD_MAX = 256 * 1024  # bytes of the record kept in its dead letter
+
+
+def result_event_id(request_id: str) -> uuid.UUID:
+    """The same event id for every result of one request id (re-runs are recognisable)."""
+    return uuid.uuid5(RESULT_IDS, request_id)
+
 
 class ResultSink:
     """Builds and sends results, dead letters and other events on the router's producer."""
-
-    producer: AIOKafkaProducer  # set when the hot path starts (aiokafka needs the running loop)
 
     def __init__(
         self,
@@ -36,6 +51,7 @@ class ResultSink:
         tracker: OffsetTracker,
         demand: DemandWindow,
         source: str,
+        on_failure: Callable[[BaseException], None] | None = None,
     ) -> None:
         self.tracer = tracer
         self._metrics = metrics
@@ -43,7 +59,18 @@ class ResultSink:
         self._demand = demand
         self._source = source
         self._counters: dict[tuple[str, str], Any] = {}
+        self.labels = LabelBudget(1_000)
         self._reply_topics = ReplyTopics()
+        self.delivery = Delivery(tracker, on_failure)
+
+    @property
+    def producer(self) -> AIOKafkaProducer:
+        """The producer results go out on."""
+        return self.delivery.producer
+
+    @producer.setter
+    def producer(self, producer: AIOKafkaProducer) -> None:
+        self.delivery.producer = producer
 
     async def publish(
         self,
@@ -56,8 +83,11 @@ class ResultSink:
         tokens: tuple[int, int] = (0, 0),
         inference_ms: float = 0.0,
     ) -> None:
-        """Send the request's one result and close its trace."""
+        """Send the request's one result and close its trace (nothing when another replica owns it now)."""
         t = ticket(request)
+        if t.abandoned:
+            t.span.end()
+            return
         topic = INFERENCE_RESULTS.name
         if t.reply_topic:
             if await self._reply_topics.exists(self.producer, t.reply_topic):
@@ -67,6 +97,7 @@ class ResultSink:
                 reason = f"{reason}; {missing}" if reason else missing
         total_ms = (time.time() - t.occurred_at) * 1000
         result = InferenceCompleted(
+            event_id=result_event_id(request.request_id),
             source=self._source,
             request_id=request.request_id,
             model_id=request.model_id,
@@ -91,7 +122,7 @@ class ResultSink:
                 attributes={"llmfleet.status": status.value},
             )
             propagate.inject(headers, context=context_of(span))
-        await self._send(topic, result, request.request_id, headers, t.partition, t.offset)
+        await self.delivery.send(Outgoing(topic, result, request.request_id, headers, t))
         if span is not None:
             span.end()
         if reason:
@@ -99,62 +130,88 @@ class ResultSink:
         t.span.end()
         self._account(request, status, tokens, inference_ms, result.timings)
 
-    def _account(
-        self, request: Pending, status: ResultStatus, tokens: tuple[int, int], inf_ms: float, t: Timings
-    ) -> None:
-        key = (request.model_id, status.value)
-        counter = self._counters.get(key)
-        if counter is None:  # labels() resolves the child each call; rows of one model reuse it
-            counter = self._counters[key] = self._metrics.requests.labels(*key)
-        counter.inc()
-        self._demand.record(request.model_id, request.region, status.value, tokens[0], tokens[1], t.total_ms)
-        if status is ResultStatus.OK:
-            self._metrics.latency.observe(t.total_ms / 1000)
-            overhead_ms = t.total_ms - t.queued_ms - t.batched_ms - inf_ms
-            self._metrics.overhead.observe(max(0.0, overhead_ms) / 1000)
+    async def refuse(self, record: Any, unreadable: Unreadable, reply_topic: str | None) -> None:
+        """An invalid request: keep the record as a dead letter and, when its id is readable, reject it.
 
-    def tracker_received(self, record: Any) -> None:
-        """A request record was read: its offset stays open until its result is acknowledged."""
-        self._tracker.received((record.topic, record.partition), record.offset)
+        The request's offset is freed by its outcome's acknowledgement: the result when there is
+        one (the letter is a copy for operators), else the letter.
+        """
+        partition = (record.topic, record.partition)
+        letter_ticket = Ticket(partition, record.offset, _no_span(), None, time.time(), time.monotonic(), 0.0)
+        letter_ticket.epoch = self._tracker.epoch(partition)
+        if unreadable.request_id is None:
+            await self.delivery.send(
+                Outgoing(DEADLETTER.name, self._letter(record, unreadable.reason), record.topic, {}, letter_ticket)
+            )
+            return
+        await self.delivery.send(
+            Outgoing(DEADLETTER.name, self._letter(record, unreadable.reason), record.topic, {}, None)
+        )
+        result = InferenceCompleted(
+            event_id=result_event_id(unreadable.request_id),
+            source=self._source,
+            request_id=unreadable.request_id,
+            model_id=unreadable.model_id or "",
+            status=ResultStatus.REJECTED,
+            reason=f"invalid request: {unreadable.reason}"[:2000],
+        )
+        topic = INFERENCE_RESULTS.name
+        if reply_topic and await self._reply_topics.exists(self.producer, reply_topic):
+            topic = reply_topic
+        await self.delivery.send(Outgoing(topic, result, unreadable.request_id, {}, letter_ticket))
+        self._count(unreadable.model_id or "_unknown", ResultStatus.REJECTED)
 
-    def batch_sent(self, batch: Batch) -> None:
-        """Count a batch going out (metrics and the demand window)."""
-        self._metrics.batch_size.observe(len(batch.requests))
-        self._demand.record_batch(batch.model_id, batch.requests[0].region)
-
-    async def dead_letter(self, record: Any, reason: str) -> None:
-        """Keep an unreadable request on the dead-letter topic; its offset is freed once that is acked."""
-        letter = DeadLettered(
+    def _letter(self, record: Any, reason: str) -> DeadLettered:
+        payload = record.value or b""
+        if len(payload) > DEADLETTER_PAYLOAD_MAX:
+            reason = f"{reason[:1500]} (payload truncated to {DEADLETTER_PAYLOAD_MAX} of {len(payload)} bytes)"
+            payload = payload[:DEADLETTER_PAYLOAD_MAX]
+        return DeadLettered(
             source=self._source,
             reason=reason[:2000],
             consumer=self._source,
             source_topic=record.topic,
             source_partition=record.partition,
             source_offset=record.offset,
-            payload_b64=base64.b64encode(record.value or b"").decode(),
+            payload_b64=base64.b64encode(payload).decode(),
         )
-        await self._send(DEADLETTER.name, letter, record.topic, {}, (record.topic, record.partition), record.offset)
+
+    def _count(self, model_id: str, status: ResultStatus) -> None:
+        key = (self.labels.label(model_id), status.value)
+        counter = self._counters.get(key)
+        if counter is None:  # labels() resolves the child each call; rows of one model reuse it
+            counter = self._counters[key] = self._metrics.requests.labels(*key)
+        counter.inc()
+
+    def _account(
+        self, request: Pending, status: ResultStatus, tokens: tuple[int, int], inf_ms: float, t: Timings
+    ) -> None:
+        self._count(request.model_id, status)
+        self._demand.record(request.model_id, request.region, status.value, tokens[0], tokens[1], t.total_ms)
+        if status is ResultStatus.OK:
+            self._metrics.latency.observe(t.total_ms / 1000)
+            overhead_ms = t.total_ms - t.queued_ms - t.batched_ms - inf_ms
+            self._metrics.overhead.observe(max(0.0, overhead_ms) / 1000)
+
+    def epoch(self, record: Any) -> int:
+        """The assignment of the record's partition it was read under."""
+        return self._tracker.epoch((record.topic, record.partition))
+
+    def received(self, record: Any) -> bool:
+        """A request record was read: False when an earlier owner already answered it (skip it)."""
+        return self._tracker.received((record.topic, record.partition), record.offset)
+
+    def batch_sent(self, batch: Batch) -> None:
+        """Count a batch going out (metrics and the demand window)."""
+        self._metrics.batch_size.observe(len(batch.requests))
+        self._demand.record_batch(batch.model_id, batch.requests[0].region)
 
     async def event(self, topic: str, event: Event, key: str) -> None:
         """Send any other event (demand windows, model requests); not tied to a request offset."""
-        await self._send(topic, event, key, {}, None, 0)
+        await self.delivery.send(Outgoing(topic, event, key, {}, None))
 
-    async def _send(
-        self, topic: str, event: Event, key: str, headers: dict[str, str], partition: Partition | None, offset: int
-    ) -> None:
-        wire = [("content-type", b"application/json"), ("event-type", type(event).__name__.encode())]
-        wire += [(k, v.encode()) for k, v in headers.items()]
-        try:
-            delivery = await self.producer.send(topic, event.model_dump_json().encode(), key=key.encode(), headers=wire)
-        except Exception as error:  # never end a batch or the consume loop; the offset stays open
-            log.error("could not send %s to %s: %r", type(event).__name__, topic, error)
-            return
-        if partition is not None:
-            delivery.add_done_callback(lambda f: self._delivered(f, partition, offset))
 
-    def _delivered(self, future: asyncio.Future[Any], partition: Partition, offset: int) -> None:
-        if future.cancelled() or future.exception() is not None:
-            # The offset stays open, so it is never committed: a restart delivers the request again.
-            log.error("result for %s@%s not delivered: %r", partition, offset, future.exception())
-            return
-        self._tracker.done(partition, offset)
+def _no_span() -> Any:
+    from opentelemetry import trace
+
+    return trace.INVALID_SPAN

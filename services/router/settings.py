@@ -62,7 +62,37 @@ class RouterSettings(ServiceSettings):
     )
     token_budgets: dict[str, int] = Field(default_factory=dict, description="model id -> tokens per batch")
     deadline_margin_s: float = Field(default=0.05, ge=0.0, description="close a batch this long before a deadline")
-    max_queue_per_model: int = Field(default=2_000, ge=1, description="requests waiting or in flight per model")
+    max_queue_per_model: int = Field(
+        default=2_000, ge=1, description="a fail_fast request is rejected when its model has this many queued"
+    )
+    max_queued_requests: int = Field(
+        default=5_000, ge=1, description="requests held in the process; above it the router stops fetching from Kafka"
+    )
+    max_queued_bytes: int = Field(
+        default=64 << 20, ge=1 << 20, description="prompt bytes held in the process; above it the router stops fetching"
+    )
+    max_prompt_bytes: int = Field(default=200_000, ge=1, description="longer prompts are rejected")
+    max_cold_start_models: int = Field(
+        default=50, ge=1, description="distinct models that may wait for a cold start at once; more are rejected"
+    )
+    max_metric_models: int = Field(
+        default=200, ge=1, description="models with metric labels of their own; the rest are counted as _other"
+    )
+    model_max_tokens: dict[str, int] = Field(
+        default_factory=lambda: {"tinylm": 512},
+        description="Triton model name -> largest max_tokens it accepts (checked before batching)",
+    )
+    reply_topic_prefixes: list[str] = Field(
+        default_factory=lambda: ["inference.results.", "inference.replies."],
+        description="a request's reply_topic must start with one of these (or be in reply_topics)",
+    )
+    reply_topics: list[str] = Field(default_factory=list, description="reply topics allowed by exact name")
+    liveness_stall_s: float = Field(
+        default=30.0, description="/live answers 503 when the consume loop has not turned for this long"
+    )
+    rebalance_drain_s: float = Field(
+        default=20.0, description="on partition revocation, how long in-flight results of those partitions may take"
+    )
     cold_start_models: list[str] = Field(default_factory=lambda: ["*"], description='"*": ask for any model')
     cold_start_timeout_s: float = Field(
         default=120.0,
@@ -79,7 +109,9 @@ class RouterSettings(ServiceSettings):
         default=True, description="build the registry from allocation events and its tables; False: static servers only"
     )
     max_attempts: int = Field(default=3, ge=1, description="servers a batch is tried on before it fails")
-    no_server_wait_s: float = Field(default=10.0, description="how long a batch waits for a healthy server")
+    no_server_wait_s: float = Field(
+        default=2.0, description="how long a batch waits for a healthy server before its rows wait as in a cold start"
+    )
     triton_timeout_s: float = Field(default=60.0, description="limit on one Triton call")
     health_interval_s: float = Field(default=1.0, description="readiness check interval per server")
     health_backoff_max_s: float = Field(default=30.0, description="longest pause between checks of a server not ready")
@@ -92,8 +124,11 @@ class RouterSettings(ServiceSettings):
         le=1.0,
         description="share of requests without a producer trace that the router starts a trace for",
     )
-    commit_interval_s: float = Field(default=0.2, description="how often offsets of answered requests are committed")
-    max_poll_records: int = Field(default=1_000, description="records read from Kafka per poll")
+    commit_interval_s: float = Field(
+        default=0.1, description="how often offsets (and which later requests are answered) are committed"
+    )
+    max_poll_records: int = Field(default=1_000, ge=1, description="records read from Kafka per poll")
+    fetch_max_bytes: int = Field(default=16 << 20, ge=1 << 20, description="bytes one fetch from Kafka may return")
     shutdown_timeout_s: float = Field(
         default=30.0, description="on SIGTERM, how long in-flight batches may take to finish"
     )

@@ -15,6 +15,7 @@ from shared.events import (
     ALLOCATIONS,
     INFERENCE_REQUESTS,
     AllocationFailed,
+    InferenceCompleted,
     InferenceRequested,
     ModelLoaded,
     RoutingStrategy,
@@ -52,12 +53,17 @@ def test_request_rejects_out_of_range_fields(field, value):
     assert field in str(error.value)
 
 
-def test_events_are_frozen_and_reject_unknown_fields():
+def test_events_are_frozen_and_reject_unknown_fields_but_requests_ignore_them():
     request = InferenceRequested(source="t", request_id="r", model_id="m", prompt="p")
     with pytest.raises(ValidationError):
         request.prompt = "changed"  # type: ignore[misc]
     with pytest.raises(ValidationError, match="extra"):
-        InferenceRequested(source="t", request_id="r", model_id="m", prompt="p", colour="blue")
+        InferenceCompleted(source="t", request_id="r", model_id="m", status="ok", colour="blue")
+    # Producers may be newer than the router: a request's unknown fields are ignored (forward compatible).
+    newer = InferenceRequested.model_validate(
+        {"source": "t", "request_id": "r", "model_id": "m", "prompt": "p", "x": 1}
+    )
+    assert newer.request_id == "r" and not hasattr(newer, "x")
 
 
 def test_a_topic_with_several_events_returns_the_right_class():

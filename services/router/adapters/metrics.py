@@ -22,6 +22,8 @@ class RouterMetrics:
     inflight_batches: Gauge
     servers: Gauge
     triton_failures: Counter
+    held: Gauge
+    paused: Gauge
 
 
 def router_metrics(registry: CollectorRegistry) -> RouterMetrics:
@@ -53,4 +55,28 @@ def router_metrics(registry: CollectorRegistry) -> RouterMetrics:
         triton_failures=Counter(
             "llmfleet_router_triton_failures", "Failed Triton calls, by server", ["server"], registry=registry
         ),
+        held=Gauge("llmfleet_router_held_requests", "Requests read and not yet answered", registry=registry),
+        paused=Gauge(
+            "llmfleet_router_fetch_paused", "1 while the router is full and has stopped fetching", registry=registry
+        ),
     )
+
+
+class LabelBudget:
+    """Model ids as metric labels, at most `limit` distinct ones (the rest are `_other`).
+
+    Model ids come from producers; without a cap every new id is a new time series forever.
+    """
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self._seen: set[str] = set()
+
+    def label(self, model_id: str) -> str:
+        """The label to record `model_id` under."""
+        if model_id in self._seen:
+            return model_id
+        if len(self._seen) < self.limit:
+            self._seen.add(model_id)
+            return model_id
+        return "_other"

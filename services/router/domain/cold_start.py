@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from services.router.domain.requests import Pending
@@ -70,6 +71,20 @@ class ColdStartHold:
             self.held[model_id] = [r for r in waiting if now < self.give_up_at(r)]
             if not self.held[model_id]:
                 del self.held[model_id]
+                self._forget_asks(model_id)  # bounded: model ids come from producers
+        return out
+
+    def take_where(self, belongs: Callable[[Pending], bool]) -> list[Pending]:
+        """Take out every held request for which `belongs` holds (their partition moved elsewhere)."""
+        out: list[Pending] = []
+        for model_id in list(self.held):
+            keep = [r for r in self.held[model_id] if not belongs(r)]
+            out.extend(r for r in self.held[model_id] if belongs(r))
+            if keep:
+                self.held[model_id] = keep
+            else:
+                del self.held[model_id]
+                self._forget_asks(model_id)
         return out
 
     def next_expiry(self) -> float | None:

@@ -1,54 +1,155 @@
-"""Which request offsets may be committed: only those whose results (and all earlier ones) are out.
+"""Which request offsets may be committed, and which records past the commit are already answered.
 
 Results finish out of order (batches of different models), so a partition's committable offset is
-its lowest still-open offset. A crash re-delivers the open ones: duplicates, never losses.
+its lowest still-open offset. Records after it may already have their results; re-reading them
+after a rebalance or restart would answer them twice. So every commit carries, in Kafka's offset
+metadata, a compressed bitmap of the answered offsets between the committed offset and the
+highest one read (`encode_done` / `decode_done`). Whoever owns the partition next reads it back
+and skips those records: a rebalance or graceful restart answers each request exactly once. The
+bitmap is capped to fit the broker's `offset.metadata.max.bytes` (4,096 by default); offsets
+beyond the cap are treated as unanswered (re-run: duplicates, never losses).
 """
 
 from __future__ import annotations
 
+import base64
+import zlib
 from dataclasses import dataclass, field
 
 Partition = tuple[str, int]
 
+METADATA_VERSION = "d1"
+METADATA_MAX_CHARS = 4_000  # under the broker's default offset.metadata.max.bytes (4,096)
+
+
+def encode_done(start: int, done: set[int], end: int, max_chars: int = METADATA_MAX_CHARS) -> str:
+    """Metadata for a commit at `start`: which offsets in [start, end) are answered ("" when none).
+
+    If the bitmap does not fit, the window is halved until it does: the tail is left unanswered.
+    """
+    while end > start:
+        bits = bytearray((end - start + 7) // 8)
+        for offset in done:
+            if start <= offset < end:
+                i = offset - start
+                bits[i // 8] |= 1 << (i % 8)
+        if not any(bits):
+            return ""
+        packed = base64.b64encode(zlib.compress(bytes(bits), 9)).decode()
+        text = f"{METADATA_VERSION}:{end - start}:{packed}"
+        if len(text) <= max_chars:
+            return text
+        end = start + (end - start) // 2
+    return ""
+
+
+def decode_done(start: int, metadata: str | None) -> set[int]:
+    """The answered offsets a commit at `start` recorded; empty for foreign or damaged metadata."""
+    if not metadata or not metadata.startswith(METADATA_VERSION + ":"):
+        return set()
+    try:
+        _, length, packed = metadata.split(":", 2)
+        bits = zlib.decompress(base64.b64decode(packed))
+    except (ValueError, zlib.error):
+        return set()
+    return {start + i for i in range(min(int(length), len(bits) * 8)) if bits[i // 8] >> (i % 8) & 1}
+
 
 @dataclass
 class OffsetTracker:
-    """Open offsets per partition, and the next offset after the highest one seen."""
+    """Per owned partition: open offsets, the next offset after the highest read, answered ones to skip."""
 
     open: dict[Partition, set[int]] = field(default_factory=dict)
     next_offset: dict[Partition, int] = field(default_factory=dict)
-    committed: dict[Partition, int] = field(default_factory=dict)
+    committed: dict[Partition, tuple[int, str]] = field(default_factory=dict)
+    # Offsets at or after the committed position whose results a previous owner already sent.
+    answered: dict[Partition, set[int]] = field(default_factory=dict)
+    owned: set[Partition] = field(default_factory=set)
+    # Bumped at each assignment: a result read under an earlier one belongs to another owner now.
+    epochs: dict[Partition, int] = field(default_factory=dict)
 
-    def received(self, partition: Partition, offset: int) -> None:
-        """A record was read; it stays open until `done`."""
-        self.open.setdefault(partition, set()).add(offset)
+    def assigned(self, partition: Partition, committed: int | None, metadata: str | None) -> None:
+        """This consumer owns the partition from now; skip what the commit's metadata says is answered."""
+        self.owned.add(partition)
+        self.epochs[partition] = self.epochs.get(partition, 0) + 1
+        self.open.pop(partition, None)
+        self.next_offset.pop(partition, None)
+        self.committed.pop(partition, None)
+        self.answered[partition] = decode_done(committed, metadata) if committed is not None else set()
+
+    def epoch(self, partition: Partition) -> int:
+        """The partition's current assignment number."""
+        return self.epochs.get(partition, 0)
+
+    def current(self, partition: Partition, epoch: int) -> bool:
+        """True when a record read in assignment `epoch` is still this consumer's to answer."""
+        return self.owns(partition) and self.epochs.get(partition, 0) == epoch
+
+    def owns(self, partition: Partition) -> bool:
+        """True while this consumer owns the partition (records of a revoked one are not ours to answer).
+
+        A partition never assigned (a consumer without a group, a test) is owned.
+        """
+        return partition in self.owned or partition not in self.epochs
+
+    def received(self, partition: Partition, offset: int) -> bool:
+        """A record was read; False when it was already answered (skip it), else it stays open until `done`."""
         self.next_offset[partition] = max(self.next_offset.get(partition, 0), offset + 1)
+        answered = self.answered.get(partition)
+        if answered and offset in answered:
+            answered.discard(offset)
+            return False
+        self.open.setdefault(partition, set()).add(offset)
+        return True
 
     def done(self, partition: Partition, offset: int) -> None:
         """The record's result was acknowledged by Kafka."""
-        self.open.get(partition, set()).discard(offset)
+        pending = self.open.get(partition)
+        if pending is not None:
+            pending.discard(offset)
 
-    def committable(self) -> dict[Partition, int]:
-        """Offsets to commit now (Kafka's "next to read"), only where they moved on."""
-        out: dict[Partition, int] = {}
-        for partition, end in self.next_offset.items():
-            pending = self.open.get(partition)
-            position = min(pending) if pending else end
-            if position > self.committed.get(partition, -1):
-                out[partition] = position
+    def is_open(self, partition: Partition, offset: int) -> bool:
+        """True while the record's result is owed."""
+        return offset in self.open.get(partition, ())
+
+    def commit_point(self, partition: Partition) -> tuple[int, str]:
+        """Offset to commit (Kafka's "next to read") and the metadata of answered offsets after it."""
+        read_to = self.next_offset[partition]
+        pending = self.open.get(partition) or set()
+        position = min(pending) if pending else read_to
+        done = {o for o in range(position, read_to) if o not in pending}
+        # Answered by a previous owner and not read yet: still answered, so keep saying so.
+        done |= self.answered.get(partition, set())
+        end = max(done, default=position - 1) + 1
+        if not done or end <= position:
+            return position, ""
+        return position, encode_done(position, done, end)
+
+    def committable(self) -> dict[Partition, tuple[int, str]]:
+        """Commit points that moved since the last commit (offset, metadata) of owned partitions."""
+        out: dict[Partition, tuple[int, str]] = {}
+        for partition in self.next_offset:
+            if not self.owns(partition):
+                continue
+            point = self.commit_point(partition)
+            if point != self.committed.get(partition):
+                out[partition] = point
         return out
 
-    def mark_committed(self, offsets: dict[Partition, int]) -> None:
+    def mark_committed(self, offsets: dict[Partition, tuple[int, str]]) -> None:
         """Remember what Kafka has accepted."""
         self.committed.update(offsets)
 
     def forget(self, partitions: list[Partition]) -> None:
         """Drop partitions this consumer no longer owns (after a rebalance)."""
         for partition in partitions:
+            self.owned.discard(partition)
             self.open.pop(partition, None)
             self.next_offset.pop(partition, None)
             self.committed.pop(partition, None)
+            self.answered.pop(partition, None)
 
-    def pending(self) -> int:
-        """Records read whose results are not acknowledged yet."""
-        return sum(len(offsets) for offsets in self.open.values())
+    def pending(self, partitions: list[Partition] | None = None) -> int:
+        """Records read whose results are not acknowledged yet (in `partitions`, or all)."""
+        keys = self.open if partitions is None else partitions
+        return sum(len(self.open.get(p, ())) for p in keys)

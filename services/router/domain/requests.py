@@ -24,6 +24,7 @@ class Pending:
     region: str = "us-east-1"
     strategy: RoutingStrategy = RoutingStrategy.BALANCED
     deadline: float | None = None
+    fail_fast: bool = False
     # The shell's handle (offset, span, reply topic); the core never looks inside.
     ticket: Any = field(default=None, compare=False, repr=False)
 

@@ -5,10 +5,17 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from services.router.domain.admission import Verdict, admit
+from services.router.domain.admission import (
+    AdmissionLimits,
+    ModelLoad,
+    ServiceRate,
+    Verdict,
+    admit,
+    reply_topic_refusal,
+)
 from services.router.domain.cold_start import ColdStartHold
 from services.router.domain.demand import DemandWindow, percentile
-from services.router.domain.offsets import OffsetTracker
+from services.router.domain.offsets import OffsetTracker, decode_done, encode_done
 from services.router.domain.registry import Registry, Server
 from services.router.domain.requests import Pending
 
@@ -49,15 +56,57 @@ def test_re_announcing_a_server_keeps_its_live_load():
     assert registry.servers["s1"].inflight == 2 and registry.servers["s1"].region == "eu-west-1"
 
 
+def limits(cold: tuple[str, ...] = (), max_models: int = 5) -> AdmissionLimits:
+    return AdmissionLimits(max_queue_per_model=10, cold_start_models=cold, max_cold_start_models=max_models)
+
+
 def test_admission_rejects_with_reasons_holds_and_batches():
-    assert admit(req(1, deadline=1.0), 1.0, 0, 10, True, []).reason.startswith("deadline passed")
-    over = admit(req(1), 0.0, 10, 10, True, [])
+    known = ModelLoad(queued=0, known=True)
+    assert admit(req(1, deadline=1.0), 1.0, known, limits()).reason.startswith("deadline passed")
+    # A full queue is backpressure (Kafka holds the rest), not a rejection, unless the producer asked to fail fast.
+    full = ModelLoad(queued=10, known=True)
+    assert admit(req(1), 0.0, full, limits()).verdict is Verdict.BATCH
+    fast = Pending("r", "m", "p", 8, arrived=0.0, seq=1, fail_fast=True)
+    over = admit(fast, 0.0, full, limits())
     assert over.verdict is Verdict.REJECT and over.reason.startswith("over capacity")
-    assert admit(req(1), 0.0, 9, 10, True, []).verdict is Verdict.BATCH
-    assert admit(req(1), 0.0, 0, 10, False, ["*"]).verdict is Verdict.HOLD
-    assert admit(req(1), 0.0, 0, 10, False, ["m"]).verdict is Verdict.HOLD
-    unknown = admit(req(1), 0.0, 0, 10, False, ["other"])
+    cold = ModelLoad(queued=0, known=False)
+    assert admit(req(1), 0.0, cold, limits(("*",))).verdict is Verdict.HOLD
+    assert admit(req(1), 0.0, cold, limits(("m",))).verdict is Verdict.HOLD
+    unknown = admit(req(1), 0.0, cold, limits(("other",)))
     assert unknown.verdict is Verdict.REJECT and unknown.reason.startswith("unknown model")
+
+
+def test_admission_checks_the_models_limit_the_deadline_estimate_and_cold_start_breadth():
+    too_long = Pending("r", "m", "p", 600, arrived=0.0, seq=1)
+    verdict = admit(too_long, 0.0, ModelLoad(queued=0, known=True, max_tokens=512), limits())
+    assert verdict.verdict is Verdict.REJECT and "limit of 512" in verdict.reason
+    # 100 ahead at 10/s is 10 s of work: a deadline 5 s away cannot be met, one 20 s away can.
+    busy = ModelLoad(queued=100, known=True, rate=10.0)
+    assert admit(req(1, deadline=5.0), 0.0, busy, limits()).reason.startswith("deadline cannot be met")
+    assert admit(req(1, deadline=20.0), 0.0, busy, limits()).verdict is Verdict.BATCH
+    crowded = ModelLoad(queued=0, known=False, held_models=5)
+    assert admit(req(1), 0.0, crowded, limits(("*",))).verdict is Verdict.REJECT
+    already = ModelLoad(queued=3, known=False, held_models=5, held=True)
+    assert admit(req(1), 0.0, already, limits(("*",))).verdict is Verdict.HOLD
+
+
+def test_service_rate_needs_a_second_of_history_and_forgets_idle_models():
+    rates = ServiceRate(window_s=10.0)
+    rates.record("m", 8, 0.0)
+    assert rates.rate("m", 0.5) is None
+    rates.record("m", 12, 2.0)
+    assert rates.rate("m", 2.0) == 10.0
+    rates.forget_idle(30.0)
+    assert rates.rate("m", 30.0) is None
+
+
+def test_reply_topics_must_be_allowed_and_never_internal():
+    reserved = {"fleet.allocations.v1"}
+    assert reply_topic_refusal("inference.results.team-a", ["inference.results."], set(), reserved) is None
+    assert reply_topic_refusal("mine", ["inference.results."], {"mine"}, reserved) is None
+    assert "internal" in (reply_topic_refusal("__consumer_offsets", ["_"], set(), reserved) or "")
+    assert "internal" in (reply_topic_refusal("fleet.allocations.v1", ["fleet."], set(), reserved) or "")
+    assert "not allowed" in (reply_topic_refusal("elsewhere", ["inference.results."], set(), reserved) or "")
 
 
 def test_cold_start_asks_once_per_cooldown_and_releases_or_expires():
@@ -95,13 +144,14 @@ def test_offsets_commit_only_past_results_that_are_out():
     for offset in (5, 6, 7):
         tracker.received(p, offset)
     tracker.done(p, 6)
-    assert tracker.committable() == {p: 5}
-    tracker.mark_committed({p: 5})
+    point = tracker.committable()[p]
+    assert point[0] == 5 and decode_done(5, point[1]) == {6}  # 6 is answered: whoever reads from 5 skips it
+    tracker.mark_committed({p: point})
     assert tracker.committable() == {}
     tracker.done(p, 5)
-    assert tracker.committable() == {p: 7}
+    assert tracker.committable() == {p: (7, "")}
     tracker.done(p, 7)
-    assert tracker.committable() == {p: 8} and tracker.pending() == 0
+    assert tracker.committable() == {p: (8, "")} and tracker.pending() == 0
 
 
 @given(st.permutations(list(range(30))), st.integers(0, 30))
@@ -112,9 +162,11 @@ def test_the_committed_offset_never_passes_an_open_record(order, finished):
         tracker.received(p, offset)
     for offset in order[:finished]:
         tracker.done(p, offset)
-    position = tracker.committable().get(p, 0)
+    position, metadata = tracker.committable().get(p, (0, ""))
     assert all(o in order[:finished] for o in range(position))
     assert position == 30 or position not in order[:finished]
+    # The metadata names exactly the answered offsets past the commit: a new owner skips those, runs the rest.
+    assert decode_done(position, metadata) == {o for o in order[:finished] if o >= position}
 
 
 def test_demand_window_counts_and_resets():
@@ -159,3 +211,41 @@ def test_the_model_index_always_agrees_with_the_placements(steps):
         )
         assert [c.server_id for c in registry.candidates(model_id)] == expected
         assert registry.knows_model(model_id) == bool(expected)
+
+
+def test_a_new_owner_skips_exactly_what_the_previous_one_answered():
+    before, after = OffsetTracker(), OffsetTracker()
+    p = ("t", 2)
+    before.assigned(p, None, None)
+    for offset in range(10):
+        before.received(p, offset)
+    for offset in (0, 1, 3, 4, 8):
+        before.done(p, offset)
+    commit = before.committable()[p]
+    assert commit[0] == 2
+    after.assigned(p, commit[0], commit[1])
+    reread = [o for o in range(2, 10) if after.received(p, o)]
+    assert reread == [2, 5, 6, 7, 9]
+
+
+def test_a_result_read_before_a_reassignment_is_not_ours_to_send():
+    tracker = OffsetTracker()
+    p = ("t", 0)
+    assert tracker.owns(p) and tracker.current(p, 0)  # never assigned: a consumer without a group
+    tracker.assigned(p, None, None)
+    epoch = tracker.epoch(p)
+    tracker.forget([p])
+    assert not tracker.owns(p) and not tracker.current(p, epoch)
+    tracker.assigned(p, None, None)
+    assert tracker.owns(p) and not tracker.current(p, epoch) and tracker.current(p, tracker.epoch(p))
+
+
+@given(st.sets(st.integers(0, 50_000), max_size=3_000))
+def test_done_offsets_round_trip_through_commit_metadata_within_its_size_limit(done):
+    metadata = encode_done(0, done, 50_001)
+    assert len(metadata) <= 4_000
+    decoded = decode_done(0, metadata)
+    # Whatever did not fit is left out (re-run: a duplicate at worst), never invented.
+    assert decoded <= done
+    if len(metadata) and decoded != done:
+        assert max(decoded, default=0) < max(done)
