@@ -54,6 +54,7 @@ async def _main(options: Options) -> dict[str, Any]:
 def main(argv: list[str] | None = None) -> int:
     """Plan, run, print the summary and the JSON line; 0 when the run passed."""
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("aiokafka").setLevel(logging.CRITICAL)  # it logs every failed reconnect while Kafka is down
     options, only_plan = parse(sys.argv[1:] if argv is None else argv)
     schedule = plan(options.seed, options.profile)
     print(f"seed {options.seed}; planned fault phase {schedule.phase_s:.0f} s:", flush=True)
@@ -66,7 +67,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         figures = asyncio.run(_main(options))
     except (Exception, KeyboardInterrupt, asyncio.CancelledError) as error:
-        figures = {"seed": options.seed, "quick": options.quick, "error": repr(error), "passed": False}
+        figures = {"seed": options.seed, "quick": options.quick, "error": repr(error)[:600], "passed": False}
     figures["elapsed_s"] = round(time.monotonic() - started, 1)
     if "error" not in figures:
         print(summary(figures), flush=True)

@@ -38,6 +38,8 @@ def figures(run: ChaosRun, injector: Injector, watch: OffsetWatch, drained_s: fl
         "stalls": stalls.seconds,
         "stall_watched_s": stalls.watched_s,
         "stall_windows": [[round(a, 1), round(b, 1)] for a, b in stalls.windows],
+        "duplicated_by_kind": counts.duplicated_by_kind,
+        "duplicate_examples": list(counts.duplicate_examples),
         "statuses": counts.statuses,
         "rejection_reasons": counts.rejection_reasons,
         "poison_outcomes": counts.poison_outcomes,
@@ -60,7 +62,8 @@ def summary(found: dict[str, Any]) -> str:
         f"{'PASSED' if found['passed'] else 'FAILED'}",
         f"  requests sent {found['sent']:,} (send failures {found['send_failed']}); results by status "
         f"{found['statuses']}",
-        f"  missing {found['missing']}, duplicated {found['duplicated']}, failed without a deadline {found['failed']}",
+        f"  missing {found['missing']}, duplicated {found['duplicated']} {found['duplicated_by_kind'] or ''}, "
+        f"failed without a deadline {found['failed']}",
         f"  poison: {found['poison_sent']} sent, {found['poison_answered']}/{found['poison_answerable']} answerable "
         f"answered, {found['poison_leaked']} results leaked to forbidden topics, "
         f"{found['unreadable_poison_deadlettered']}/{found['unreadable_poison_sent']} unreadable dead-lettered",

@@ -18,12 +18,13 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from benchmarks.chaos import poison
 from benchmarks.chaos.traffic import REPLY_PARTITIONS
 from deploy.local import kafka, postgres, triton
-from deploy.local.common import StackPaths, pid_alive, read_state, stack_paths, stop_pid
+from deploy.local.common import StackPaths, free_port, pid_alive, read_state, stack_paths, stop_pid
 
 TRITON_NAME = "chaos-triton-0"
 TRITON_PROFILE = "h100_80gb"
 TRITON_MODELS = ("echo", "tinylm")
-TRITON_BASE_PORT = 18100  # away from the default 8000s that the tests' and the demo's servers take
+TRITON_BASE_PORT = 18100
+KAFKA_BASE_PORT = 19092  # away from the default 8000s that the tests' and the demo's servers take
 
 
 def chaos_paths(folder: Path) -> StackPaths:
@@ -49,8 +50,27 @@ class ChaosStack:
         """PostgreSQL and Kafka (with the platform's topics), then the Triton server with its models."""
         from llmfleet import platform
 
-        self.info = platform.start_stack(self.paths)
+        for attempt in (1, 2):  # a stack starting beside this one can take a port between check and bind
+            self._seed_kafka_ports()
+            try:
+                self.info = platform.start_stack(self.paths)
+                break
+            except (RuntimeError, TimeoutError) as error:
+                if attempt == 2:
+                    raise
+                print(f"stack start failed ({str(error)[:200]}...); trying again", flush=True)
+                (self.paths.run / "kafka" / "server.properties").unlink(missing_ok=True)
         self.start_triton()
+
+    def _seed_kafka_ports(self) -> None:
+        """Make the broker's first start prefer free ports away from 9092/9093 (which other stacks take)."""
+        config = self.paths.run / "kafka" / "server.properties"
+        if config.exists():
+            return
+        config.parent.mkdir(parents=True, exist_ok=True)
+        port = free_port(KAFKA_BASE_PORT)
+        controller = free_port(port + 1, taken=[port])
+        config.write_text(f"listeners=PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller}\n")
 
     def start_triton(self) -> dict[str, Any]:
         """Start (or restart, at the same address) the Triton server and load its models."""

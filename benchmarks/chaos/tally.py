@@ -61,6 +61,8 @@ class Counts:
     unexpected_results: int
     poison_outcomes: dict[str, dict[str, int]] = field(default_factory=dict)
     rejection_reasons: dict[str, int] = field(default_factory=dict)
+    duplicated_by_kind: dict[str, int] = field(default_factory=dict)
+    duplicate_examples: tuple[str, ...] = ()
 
 
 def count_results(
@@ -83,6 +85,7 @@ def count_results(
     statuses: Counter[str] = Counter()
     reasons: Counter[str] = Counter()
     outcomes: dict[str, Counter[str]] = {}
+    doubled: list[Sent] = []
     missing = duplicated = failed = leaked = answered = 0
     for record in records:
         if not record.answerable:
@@ -90,7 +93,9 @@ def count_results(
         got = by_id.get(record.request_id, [])
         allowed = [r for r in got if r.topic not in forbidden_topics]
         leaked += len(got) - len(allowed)
-        duplicated += len(allowed) > 1
+        if len(allowed) > 1:
+            duplicated += 1
+            doubled.append(record)
         regular = record.kind in REGULAR_KINDS
         if not allowed:
             missing += regular
@@ -123,6 +128,8 @@ def count_results(
         unexpected_results=sum(len(rs) for rid, rs in by_id.items() if rid not in ids),
         poison_outcomes={kind: dict(c) for kind, c in sorted(outcomes.items())},
         rejection_reasons=dict(reasons.most_common(8)),
+        duplicated_by_kind=dict(Counter(s.kind for s in doubled)),
+        duplicate_examples=tuple(s.request_id for s in doubled[:5]),
     )
 
 
