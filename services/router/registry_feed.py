@@ -73,7 +73,7 @@ class RegistryFollower:
         backoff_max_s: float = 30.0,
     ) -> None:
         self.caught_up = asyncio.Event()
-        self.persisted = 0  # events the tables got from this process (tests, logs)
+        self.persisted = 0  # events this process has seen committed to the tables (by it or a peer)
         self._memory = AllocationFeed(bootstrap, f"{client_id}-registry")
         self._tables = AllocationFeed(bootstrap, f"{client_id}-registry-db")
         self._apply = apply
@@ -148,10 +148,11 @@ class RegistryFollower:
 
     async def _write(self, events: list[Event]) -> None:
         """Write one batch, retrying until it is in (the inbox makes a retry of a half-seen batch harmless)."""
-        pause = 0.5
+        pause = min(0.5, self._backoff_max_s)
         while True:
             try:
-                self.persisted += await service.record_allocations(self._sessions, INBOX_CONSUMER, events)
+                await service.record_allocations(self._sessions, INBOX_CONSUMER, events)
+                self.persisted += len(events)
                 return
             except Exception as error:  # any database failure: the copy waits, serving goes on
                 log.warning("registry tables not updated (retry in %.1f s): %r", pause, error)

@@ -7,10 +7,12 @@ partitions itself and never commits.
 
 from __future__ import annotations
 
+import heapq
 import logging
 from dataclasses import dataclass
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
 from pydantic import ValidationError
 
 from shared.events import ALLOCATIONS, Event, Topic
@@ -34,6 +36,7 @@ class AllocationFeed:
         self.targets: dict[TopicPartition, int] = {}
         self._adapter = topic.adapter()
         self._poll_ms = poll_ms
+        self._bootstrap, self._client_id = bootstrap, client_id
         self._consumer = AIOKafkaConsumer(
             bootstrap_servers=bootstrap,
             client_id=client_id,
@@ -44,13 +47,9 @@ class AllocationFeed:
 
     async def start(self) -> None:
         """Connect, take every partition, go to the beginning and note the end offsets to catch up to."""
+        partitions = await self._partitions()
         await self._consumer.start()
         try:
-            await self._consumer.topics()  # loads the cluster's metadata, so the partitions are known
-            numbers = self._consumer.partitions_for_topic(self.topic.name)
-            if not numbers:
-                raise RuntimeError(f"topic {self.topic.name} does not exist")
-            partitions = [TopicPartition(self.topic.name, n) for n in sorted(numbers)]
             self._consumer.assign(partitions)
             await self._consumer.seek_to_beginning(*partitions)
             self.targets = await self._consumer.end_offsets(partitions)
@@ -58,26 +57,42 @@ class AllocationFeed:
             await self._consumer.stop()
             raise
 
+    async def _partitions(self) -> list[TopicPartition]:
+        """Every partition of the topic, as the cluster has it now (not the count in shared.events)."""
+        admin = AIOKafkaAdminClient(bootstrap_servers=self._bootstrap, client_id=self._client_id)
+        await admin.start()
+        try:
+            described = await admin.describe_topics([self.topic.name])
+        finally:
+            await admin.close()
+        numbers = sorted(p["partition"] for d in described if d["topic"] == self.topic.name for p in d["partitions"])
+        if not numbers:
+            raise RuntimeError(f"topic {self.topic.name} does not exist (create the platform's topics first)")
+        return [TopicPartition(self.topic.name, n) for n in numbers]
+
     async def next_batch(self) -> list[Fed]:
-        """The next events (possibly none, after a poll interval), each partition's in order."""
+        """The next events (possibly none, after a poll interval): each partition's in order, merged by time."""
         batches = await self._consumer.getmany(timeout_ms=self._poll_ms)
+        # Events of one server may sit in different partitions (keys are model ids): a replay that
+        # took partition after partition could put a release before its allocation. Merging by
+        # record time keeps each partition's order and puts the fetched partitions in time order.
+        merged = heapq.merge(*batches.values(), key=lambda record: record.timestamp)
         fed: list[Fed] = []
-        for tp, records in batches.items():
-            target = self.targets.get(tp, 0)
-            for record in records:
-                try:
-                    event = self._adapter.validate_json(record.value or b"")
-                except ValidationError as error:
-                    # Replayed at every start, so it is logged, not dead-lettered again each time.
-                    log.warning(
-                        "skipping unreadable allocation event %s/%s@%s: %s",
-                        tp.topic,
-                        tp.partition,
-                        record.offset,
-                        error,
-                    )
-                    continue
-                fed.append(Fed(event, record.offset < target))
+        for record in merged:
+            try:
+                event = self._adapter.validate_json(record.value or b"")
+            except ValidationError as error:
+                # Replayed at every start, so it is logged, not dead-lettered again each time.
+                log.warning(
+                    "skipping unreadable allocation event %s/%s@%s: %s",
+                    record.topic,
+                    record.partition,
+                    record.offset,
+                    error,
+                )
+                continue
+            target = self.targets.get(TopicPartition(record.topic, record.partition), 0)
+            fed.append(Fed(event, record.offset < target))
         return fed
 
     async def replayed_all(self) -> bool:
