@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import itertools
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 STEADY = "steady"
@@ -181,9 +181,3 @@ def passed(counts: Counts, stalls: Stalls) -> bool:
         and counts.poison_leaked == 0
         and counts.unreadable_deadlettered == counts.unreadable_sent
     )
-
-
-def outstanding(sent: Mapping[str, float], answered: Iterable[str], before: float) -> int:
-    """Requests sent before `before` with no result yet (the "work pending" of a stall)."""
-    done = set(answered)
-    return sum(1 for request_id, at in sent.items() if at < before and request_id not in done)
