@@ -112,6 +112,7 @@ def make_settings(kafka_bootstrap: str, database_url: Any, requests_topic: str) 
             "demand_window_s": 1.0,
             "requests_topic": requests_topic,
             "cold_start_models": [],
+            "reply_topic_prefixes": ["inference.results.", "test."],
         }
         return RouterSettings(**(values | overrides))
 

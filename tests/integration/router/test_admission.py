@@ -91,7 +91,27 @@ async def test_results_go_to_the_reply_topic_or_say_why_not(
     assert results_for(shared.values, {there.request_id}) == []
 
 
-async def test_an_over_capacity_burst_is_rejected_at_once_and_the_rest_served(
+async def test_a_burst_beyond_the_routers_room_waits_in_kafka_and_is_all_served(
+    make_settings, router_tritons, kafka_bootstrap
+):
+    # Room for 20 requests: the router stops fetching (backpressure) instead of rejecting.
+    settings = make_settings(
+        static_servers=static(router_tritons), max_queued_requests=20, default_batch_strategy="cost_optimized"
+    )
+    tag = uuid.uuid4().hex[:6]
+    burst = [request("echo", f"{tag}-{i}", max_tokens=2) for i in range(200)]
+    wanted = {r.request_id for r in burst}
+    async with Topic(kafka_bootstrap) as results, router_app(settings) as runtime:
+        await send(kafka_bootstrap, burst, settings.requests_topic)
+        values = await results.until(lambda vs: len(results_for(vs, wanted)) >= len(wanted), timeout=60)
+        await asyncio.sleep(0.5)
+        values = results_for(results.values, wanted)
+        assert runtime.hot_path.core.held_requests == 0
+    assert Counter(v["request_id"] for v in values) == Counter(wanted)
+    assert {v["status"] for v in values} == {"ok"}
+
+
+async def test_a_fail_fast_burst_is_rejected_at_once_when_the_model_is_full(
     make_settings, router_tritons, kafka_bootstrap
 ):
     # cost_optimized waits up to 500 ms for a batch, so the burst finds the queue full.
@@ -99,7 +119,7 @@ async def test_an_over_capacity_burst_is_rejected_at_once_and_the_rest_served(
         static_servers=static(router_tritons), max_queue_per_model=10, default_batch_strategy="cost_optimized"
     )
     tag = uuid.uuid4().hex[:6]
-    burst = [request("echo", f"{tag}-{i}", max_tokens=2) for i in range(40)]
+    burst = [request("echo", f"{tag}-{i}", max_tokens=2, fail_fast=True) for i in range(40)]
     wanted = {r.request_id for r in burst}
     async with Topic(kafka_bootstrap) as results, router_app(settings):
         await send(kafka_bootstrap, burst, settings.requests_topic)
