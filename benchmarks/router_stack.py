@@ -66,7 +66,7 @@ def router_env(bootstrap: str, requests_topic: str, endpoint: str, group: str) -
         "BATCH_STRATEGIES": json.dumps(
             {"echo": os.environ.get("BENCH_ROUTER_ECHO_STRATEGY", "latency_optimized"), "tinylm": "cost_optimized"}
         ),
-        "MAX_QUEUE_PER_MODEL": "50000",
+        "REPLY_TOPIC_PREFIXES": json.dumps(["bench.router.results."]),
         "COLD_START_MODELS": "[]",
         "FOLLOW_ALLOCATIONS": "false",  # static server only: no allocator in the benchmark
         "TRACE_ROOT_RATIO": os.environ.get("BENCH_ROUTER_TRACE_RATIO", "1.0"),
