@@ -53,7 +53,7 @@ def create_app(
 ) -> tuple[FastStream, RouterRuntime]:
     """The router as a FastStream application, and the runtime it owns (for tests).
 
-    `on_task_failed` is told when a background task dies of an unexpected exception.
+    `on_task_failed` is told when any supervised task (hot path, registry follower) dies unexpectedly.
     """
     base = create_runtime(settings, span_exporter)
     runtime = RouterRuntime(**vars(base))
@@ -62,8 +62,8 @@ def create_app(
     router_tracer = tracer(runtime.tracer_provider, "llmfleet.router")
     dispatcher = Dispatcher(Registry(), settings, router_tracer, metrics)
     sink = ResultSink(router_tracer, metrics, tracker, demand, "router")
-    core = RouterCore(settings, dispatcher, sink)
-    runtime.hot_path = HotPath(core, tracker, demand, metrics)
+    core = RouterCore(settings, dispatcher, sink, on_task_failed)
+    runtime.hot_path = HotPath(core, tracker, demand, metrics, on_task_failed)
 
     async def apply(fed: Fed) -> None:
         """One allocation event into the registry and the held requests."""
@@ -87,8 +87,10 @@ def create_app(
             await runtime.registry_follower.start()
             await runtime.registry_follower.wait_caught_up(settings.registry_catchup_timeout_s)
         await dispatcher.check_health()
-        runtime.metrics_server = serve_metrics(runtime.metrics_registry, settings.metrics_port, settings.metrics_host)
         assert runtime.hot_path is not None
+        runtime.metrics_server = serve_metrics(
+            runtime.metrics_registry, settings.metrics_port, settings.metrics_host, runtime.hot_path.live
+        )
         await runtime.hot_path.start()
         # Start-up objects (modules, pydantic schemas) never die: freeze them out of the collector,
         # so a full collection scans only live request state (measured: gen2 pauses at start-up of
