@@ -155,10 +155,16 @@ class HotPath:
         """Commit each partition up to its first unanswered request, with the answered ones after it."""
         offsets = self.tracker.committable()
         if only is not None:
+            self.tracker.commit_failed({p: v for p, v in offsets.items() if p not in only})  # next round
             offsets = {p: point for p, point in offsets.items() if p in only}
-        if offsets:
+        if not offsets:
+            return
+        try:
             await self.consumer.commit(partitions(offsets))
-            self.tracker.mark_committed(offsets)
+        except BaseException:
+            self.tracker.commit_failed(offsets)
+            raise
+        self.tracker.mark_committed(offsets)
 
     async def on_revoked(self, revoked: list[TopicPartition]) -> None:
         """Before partitions move: finish their in-flight results (bounded), commit, let go of the rest.

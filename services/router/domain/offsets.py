@@ -67,6 +67,8 @@ class OffsetTracker:
     owned: set[Partition] = field(default_factory=set)
     # Bumped at each assignment: a result read under an earlier one belongs to another owner now.
     epochs: dict[Partition, int] = field(default_factory=dict)
+    # Changed since their last commit point was computed (so idle partitions cost nothing).
+    dirty: set[Partition] = field(default_factory=set)
 
     def assigned(self, partition: Partition, committed: int | None, metadata: str | None) -> None:
         """This consumer owns the partition from now; skip what the commit's metadata says is answered."""
@@ -95,6 +97,7 @@ class OffsetTracker:
     def received(self, partition: Partition, offset: int) -> bool:
         """A record was read; False when it was already answered (skip it), else it stays open until `done`."""
         self.next_offset[partition] = max(self.next_offset.get(partition, 0), offset + 1)
+        self.dirty.add(partition)
         answered = self.answered.get(partition)
         if answered and offset in answered:
             answered.discard(offset)
@@ -107,6 +110,7 @@ class OffsetTracker:
         pending = self.open.get(partition)
         if pending is not None:
             pending.discard(offset)
+            self.dirty.add(partition)
 
     def is_open(self, partition: Partition, offset: int) -> bool:
         """True while the record's result is owed."""
@@ -128,8 +132,9 @@ class OffsetTracker:
     def committable(self) -> dict[Partition, tuple[int, str]]:
         """Commit points that moved since the last commit (offset, metadata) of owned partitions."""
         out: dict[Partition, tuple[int, str]] = {}
-        for partition in self.next_offset:
-            if not self.owns(partition):
+        changed, self.dirty = self.dirty, set()
+        for partition in changed:
+            if not self.owns(partition) or partition not in self.next_offset:
                 continue
             point = self.commit_point(partition)
             if point != self.committed.get(partition):
@@ -140,6 +145,10 @@ class OffsetTracker:
         """Remember what Kafka has accepted."""
         self.committed.update(offsets)
 
+    def commit_failed(self, offsets: dict[Partition, tuple[int, str]]) -> None:
+        """Kafka did not take these: compute them again next time."""
+        self.dirty.update(offsets)
+
     def forget(self, partitions: list[Partition]) -> None:
         """Drop partitions this consumer no longer owns (after a rebalance)."""
         for partition in partitions:
@@ -148,6 +157,7 @@ class OffsetTracker:
             self.next_offset.pop(partition, None)
             self.committed.pop(partition, None)
             self.answered.pop(partition, None)
+            self.dirty.discard(partition)
 
     def pending(self, partitions: list[Partition] | None = None) -> int:
         """Records read whose results are not acknowledged yet (in `partitions`, or all)."""
