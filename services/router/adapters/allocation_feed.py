@@ -31,23 +31,26 @@ class Fed:
 class AllocationFeed:
     """Reads every event of the topic in partition order, from the oldest kept, then follows it."""
 
+    _consumer: AIOKafkaConsumer
+
     def __init__(self, bootstrap: str, client_id: str, topic: Topic = ALLOCATIONS, poll_ms: int = 500) -> None:
         self.topic = topic
         self.targets: dict[TopicPartition, int] = {}
         self._adapter = topic.adapter()
         self._poll_ms = poll_ms
         self._bootstrap, self._client_id = bootstrap, client_id
-        self._consumer = AIOKafkaConsumer(
-            bootstrap_servers=bootstrap,
-            client_id=client_id,
-            group_id=None,
-            enable_auto_commit=False,
-            auto_offset_reset="earliest",  # a position trimmed away by retention restarts at the oldest kept
-        )
 
     async def start(self) -> None:
         """Connect, take every partition, go to the beginning and note the end offsets to catch up to."""
         partitions = await self._partitions()
+        # aiokafka clients bind to the running loop, so the consumer is made here, not in __init__.
+        self._consumer = AIOKafkaConsumer(
+            bootstrap_servers=self._bootstrap,
+            client_id=self._client_id,
+            group_id=None,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",  # a position trimmed away by retention restarts at the oldest kept
+        )
         await self._consumer.start()
         try:
             self._consumer.assign(partitions)

@@ -7,6 +7,7 @@ its own servers at the end, so later replays drop them again.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import uuid
 from collections.abc import AsyncIterator
@@ -183,3 +184,9 @@ async def test_the_tables_catch_up_once_the_database_answers_again(make_settings
         await engine.dispose()
         await release(kafka_bootstrap, [server_id], tag)
     assert failures == []
+
+
+def test_the_app_is_built_outside_an_event_loop_as_main_builds_it(make_settings):
+    # `python -m services.router` calls create_app before asyncio.run: no Kafka client may be made there.
+    _app, runtime = create_app(make_settings(database_url=NO_DATABASE))
+    asyncio.run(runtime.close())
