@@ -39,12 +39,19 @@ def exit_loudly(error: BaseException) -> None:
 
 async def every(interval_s: float, work: Callable[[], Awaitable[None]]) -> None:
     """Run `work` every interval until cancelled; a failed round is logged, the next one tries again."""
+    failures = 0
     while True:
         await asyncio.sleep(interval_s)
         try:
             await work()
         except Exception as error:  # a background round must never end its loop; the next round retries
-            log.warning("%s failed: %r", getattr(work, "__name__", work), error)
+            failures += 1
+            if failures in (1, 10) or failures % 200 == 0:  # an outage logs a few lines, not one per round
+                log.warning("%s failed (%d in a row): %r", getattr(work, "__name__", work), failures, error)
+        else:
+            if failures:
+                log.info("%s works again after %d failed rounds", getattr(work, "__name__", work), failures)
+            failures = 0
 
 
 def partitions(offsets: dict[Partition, tuple[int, str]]) -> dict[TopicPartition, tuple[int, str]]:
