@@ -55,8 +55,12 @@ def rows() -> list[tuple[str, str, str]]:
         prefix = str(cls.model_config.get("env_prefix", ""))
         for name, field in cls.model_fields.items():
             what = (field.description or "").replace("|", "/").replace("\n", " ")
-            default = field.get_default(call_default_factory=True)
-            table.append((f"{prefix}{name.upper()}", _default(name, default), what))
+            extra = field.json_schema_extra if isinstance(field.json_schema_extra, dict) else {}
+            if "table_default" in extra:  # a default that depends on where it runs (host, process)
+                shown = str(extra["table_default"])
+            else:
+                shown = _default(name, field.get_default(call_default_factory=True))
+            table.append((f"{prefix}{name.upper()}", shown, what))
     return table
 
 

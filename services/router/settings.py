@@ -42,6 +42,7 @@ class RouterSettings(ServiceSettings):
     instance_id: str = Field(
         default_factory=default_instance_id,
         min_length=1,
+        json_schema_extra={"table_default": "$POD_NAME or <host>-<pid>"},
         description="this replica (client ids, logs); default POD_NAME, else host name and process id",
     )
     registry_catchup_timeout_s: float = Field(
