@@ -64,6 +64,7 @@ def main(argv: list[str] | None = None) -> int:
     if only_plan:
         return 0
     started = time.monotonic()
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # also when started as a background job
     try:
         figures = asyncio.run(_main(options))
     except (Exception, KeyboardInterrupt, asyncio.CancelledError) as error:

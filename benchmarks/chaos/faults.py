@@ -89,10 +89,11 @@ class Injector:
         }
         await handlers[fault.kind](fault, record)
 
-    async def _restarted_router(self, record: Injected, timeout: float = 90.0) -> None:
+    async def _restarted_router(self, record: Injected, since: str, timeout: float = 90.0) -> None:
         started = time.monotonic()
         ready = await self.routers.ready("a", timeout)
-        record.notes.append(f"router ready after {time.monotonic() - started:.1f} s" if ready else "router NOT ready")
+        waited = time.monotonic() - started
+        record.notes.append(f"router serving {waited:.1f} s after {since}" if ready else "router NOT serving")
 
     async def _router_kill(self, fault: Fault, record: Injected) -> None:
         slot = self.routers.slots["a"]
@@ -102,7 +103,7 @@ class Injector:
             self.routers.spawn("a")
         finally:
             slot.busy = False
-        await self._restarted_router(record)
+        await self._restarted_router(record, "its restart")
 
     async def _router_join(self, fault: Fault, record: Injected) -> None:
         self.routers.spawn("b")
@@ -139,7 +140,7 @@ class Injector:
             await asyncio.sleep(max(0.0, down_at + fault.duration_s - time.monotonic()))
         finally:
             await asyncio.to_thread(self.stack.postgres_up)
-        await self._restarted_router(record)
+        await self._restarted_router(record, "PostgreSQL was back")
 
     async def _triton_kill(self, fault: Fault, record: Injected) -> None:
         await asyncio.to_thread(self.stack.triton_kill)
