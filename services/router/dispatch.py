@@ -22,6 +22,12 @@ from services.router.settings import RouterSettings
 log = logging.getLogger(__name__)
 
 
+def lacks_model(error: Exception) -> bool:
+    """True when Triton says it does not have the model ready (a server problem, not the batch's)."""
+    text = str(error).lower()
+    return "unknown model" in text or "not ready" in text or "not found" in text
+
+
 @dataclass(frozen=True)
 class Served:
     """A batch's completions and the server that produced them."""
@@ -135,10 +141,10 @@ class Dispatcher:
         except Exception as error:  # any failure: try elsewhere; the batch's result says why at the end
             server.failed += 1
             self._metrics.triton_failures.labels(server.server_id).inc()
-            refused = isinstance(error, InferenceServerException)
+            refused = isinstance(error, InferenceServerException) and not lacks_model(error)
             if not refused:
-                # Transport failure or no answer in time (a hung server): out at once, until the
-                # health check sees it ready again.
+                # Transport failure, no answer in time (a hung server), or a restarted server that
+                # has not loaded the model yet: out at once, until the health check sees it ready.
                 server.healthy = False
             log.warning("batch of %s on %s failed: %r", batch.model_id, server.server_id, error)
             return NotServed(f"{server.server_id}: {type(error).__name__}: {error}", model_error=refused)
@@ -157,9 +163,18 @@ class Dispatcher:
         due = [s for s in self.registry.servers.values() if self._next_check.get(s.server_id, 0.0) <= now]
 
         async def ready(server: Server) -> bool | None:
-            """True / False as the server says; None when it did not answer in time."""
+            """True when the server and every model placed on it say ready; None when it did not answer in time.
+
+            A restarted server is ready before its models are loaded again; routing to it then
+            would fail every row, so its models are asked too.
+            """
+            client = self.client(server.endpoint)
+            models = sorted(set(self.registry.placements.get(server.server_id, {}).values()))
             try:
-                return await asyncio.wait_for(self.client(server.endpoint).is_ready(), timeout_s)
+                async with asyncio.timeout(timeout_s):
+                    if not await client.is_ready():
+                        return False
+                    return all([await client.is_ready(model) for model in models])
             except TimeoutError:
                 return None
 

@@ -67,6 +67,9 @@ class OffsetTracker:
     owned: set[Partition] = field(default_factory=set)
     # Bumped at each assignment: a result read under an earlier one belongs to another owner now.
     epochs: dict[Partition, int] = field(default_factory=dict)
+    # Offsets this consumer answered in partitions it lost: if one comes back (a rebalance after a
+    # broker outage often returns the same partitions, while its commit failed), they are skipped.
+    remembered: dict[Partition, set[int]] = field(default_factory=dict)
     # Changed since their last commit point was computed (so idle partitions cost nothing).
     dirty: set[Partition] = field(default_factory=set)
 
@@ -77,7 +80,10 @@ class OffsetTracker:
         self.open.pop(partition, None)
         self.next_offset.pop(partition, None)
         self.committed.pop(partition, None)
-        self.answered[partition] = decode_done(committed, metadata) if committed is not None else set()
+        answered = decode_done(committed, metadata) if committed is not None else set()
+        mine = self.remembered.pop(partition, set())
+        answered |= {o for o in mine if committed is None or o >= committed}
+        self.answered[partition] = answered
 
     def epoch(self, partition: Partition) -> int:
         """The partition's current assignment number."""
@@ -152,6 +158,13 @@ class OffsetTracker:
     def forget(self, partitions: list[Partition]) -> None:
         """Drop partitions this consumer no longer owns (after a rebalance)."""
         for partition in partitions:
+            if partition in self.next_offset:
+                position, _ = self.commit_point(partition)
+                pending = self.open.get(partition, set())
+                answered = self.answered.get(partition, set())
+                self.remembered[partition] = {
+                    o for o in range(position, self.next_offset[partition]) if o not in pending
+                } | answered
             self.owned.discard(partition)
             self.open.pop(partition, None)
             self.next_offset.pop(partition, None)

@@ -249,3 +249,16 @@ def test_done_offsets_round_trip_through_commit_metadata_within_its_size_limit(d
     assert decoded <= done
     if len(metadata) and decoded != done:
         assert max(decoded, default=0) < max(done)
+
+
+def test_a_partition_that_comes_back_after_a_failed_commit_skips_what_this_consumer_answered():
+    tracker = OffsetTracker()
+    p = ("t", 3)
+    tracker.assigned(p, 0, "")
+    for offset in range(6):
+        tracker.received(p, offset)
+    for offset in (0, 2, 3):
+        tracker.done(p, offset)
+    tracker.forget([p])  # revoked; suppose its commit failed (a broker just back from an outage)
+    tracker.assigned(p, 0, "")  # the group gives it back, from the last commit that did succeed
+    assert [o for o in range(6) if tracker.received(p, o)] == [1, 4, 5]
