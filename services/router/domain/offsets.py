@@ -70,6 +70,7 @@ class OffsetTracker:
     # Offsets this consumer answered in partitions it lost: if one comes back (a rebalance after a
     # broker outage often returns the same partitions, while its commit failed), they are skipped.
     remembered: dict[Partition, set[int]] = field(default_factory=dict)
+    first_read: dict[Partition, int] = field(default_factory=dict)
     # Changed since their last commit point was computed (so idle partitions cost nothing).
     dirty: set[Partition] = field(default_factory=set)
 
@@ -80,6 +81,7 @@ class OffsetTracker:
         self.open.pop(partition, None)
         self.next_offset.pop(partition, None)
         self.committed.pop(partition, None)
+        self.first_read.pop(partition, None)
         answered = decode_done(committed, metadata) if committed is not None else set()
         mine = self.remembered.pop(partition, set())
         answered |= {o for o in mine if committed is None or o >= committed}
@@ -103,6 +105,7 @@ class OffsetTracker:
     def received(self, partition: Partition, offset: int) -> bool:
         """A record was read; False when it was already answered (skip it), else it stays open until `done`."""
         self.next_offset[partition] = max(self.next_offset.get(partition, 0), offset + 1)
+        self.first_read.setdefault(partition, offset)
         self.dirty.add(partition)
         answered = self.answered.get(partition)
         if answered and offset in answered:
@@ -159,7 +162,9 @@ class OffsetTracker:
         """Drop partitions this consumer no longer owns (after a rebalance)."""
         for partition in partitions:
             if partition in self.next_offset:
-                position, _ = self.commit_point(partition)
+                # From the last commit Kafka took (or the first record read): what a re-read covers.
+                last = self.committed.get(partition)
+                position = last[0] if last is not None else self.first_read.get(partition, 0)
                 pending = self.open.get(partition, set())
                 answered = self.answered.get(partition, set())
                 self.remembered[partition] = {
@@ -170,6 +175,7 @@ class OffsetTracker:
             self.next_offset.pop(partition, None)
             self.committed.pop(partition, None)
             self.answered.pop(partition, None)
+            self.first_read.pop(partition, None)
             self.dirty.discard(partition)
 
     def pending(self, partitions: list[Partition] | None = None) -> int:
