@@ -9,19 +9,17 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select, text, update
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-
-from services.cost.adapters import repository
-from services.cost.adapters.orm import cost_report, outbox, recommendation
+from services.cost.adapters.repository import CostRepository, Database, cost_store
+from services.cost.domain.applying import requests_for
 from services.cost.domain.pricing import GpuRate, RegionRate
-from services.cost.requests import RecommendationRow, requests_for
 from shared.events import PRICES, SCALING_ACTIONS, Event, GpuPrice, PricesPublished
-from shared.outbox import add_to_outbox
+
+# Applying waits this long for a cycle holding the recommendation's row: a stuck cycle fails the CLI, not hangs it.
+APPLY_LOCK_TIMEOUT_S = 10.0
 
 
-async def _queue_prices(session: AsyncSession, source: str, now: datetime) -> PricesPublished:
-    catalogue = await repository.load_catalogue(session)
+async def _queue_prices(repo: CostRepository, source: str, now: datetime) -> PricesPublished:
+    catalogue = await repo.load_catalogue()
     event = PricesPublished(
         source=source,
         occurred_at=now,
@@ -36,67 +34,51 @@ async def _queue_prices(session: AsyncSession, source: str, now: datetime) -> Pr
             for p in catalogue.price_list()
         ],
     )
-    await add_to_outbox(session, outbox, PRICES, event, key="prices")
+    await repo.announce(PRICES, event, key="prices")
     return event
 
 
-async def publish_prices(sessions: async_sessionmaker[AsyncSession], source: str, now: datetime) -> PricesPublished:
+async def publish_prices(sessions: Database, source: str, now: datetime) -> PricesPublished:
     """Announce the current price list (on start)."""
-    async with sessions.begin() as session:
-        return await _queue_prices(session, source, now)
+    async with cost_store(sessions).transaction() as repo:
+        return await _queue_prices(repo, source, now)
 
 
-async def set_gpu_rate(
-    sessions: async_sessionmaker[AsyncSession], rate: GpuRate, source: str, now: datetime
-) -> PricesPublished:
+async def set_gpu_rate(sessions: Database, rate: GpuRate, source: str, now: datetime) -> PricesPublished:
     """Edit one GPU type's base prices and announce the new price list in the same transaction."""
-    async with sessions.begin() as session:
-        await repository.save_gpu_rate(session, rate, now)
-        return await _queue_prices(session, source, now)
+    async with cost_store(sessions).transaction() as repo:
+        await repo.save_gpu_rate(rate, now)
+        return await _queue_prices(repo, source, now)
 
 
-async def set_region_rate(
-    sessions: async_sessionmaker[AsyncSession], rate: RegionRate, source: str, now: datetime
-) -> PricesPublished:
+async def set_region_rate(sessions: Database, rate: RegionRate, source: str, now: datetime) -> PricesPublished:
     """Edit one region's multiplier or egress price and announce the new price list."""
-    async with sessions.begin() as session:
-        await repository.save_region_rate(session, rate, now)
-        return await _queue_prices(session, source, now)
+    async with cost_store(sessions).transaction() as repo:
+        await repo.save_region_rate(rate, now)
+        return await _queue_prices(repo, source, now)
 
 
 async def apply_recommendation(
-    sessions: async_sessionmaker[AsyncSession], recommendation_id: str, request_id: str, source: str, now: datetime
+    sessions: Database, recommendation_id: str, request_id: str, source: str, now: datetime
 ) -> list[Event]:
     """Turn a recommendation into the scaling or allocation requests it stands for, and queue them.
 
     Applying twice returns the first application's requests and sends nothing again.
     Raises LookupError for an unknown id and ValueError for one that is no longer open.
     """
-    async with sessions.begin() as session:
-        await session.execute(text("set local lock_timeout = '10s'"))  # a stuck cycle fails the CLI, not hangs it
-        row = (
-            await session.execute(
-                select(recommendation).where(recommendation.c.recommendation_id == recommendation_id).with_for_update()
-            )
-        ).first()
-        if row is None:
+    async with cost_store(sessions).transaction() as repo:
+        rec = await repo.recommendation_for_update(recommendation_id, APPLY_LOCK_TIMEOUT_S)
+        if rec is None:
             raise LookupError(f"no recommendation {recommendation_id}")
-        if row.status == "applied":
-            return [_parse(body) for body in row.applied_request or []]
-        if row.status != "open":
-            raise ValueError(f"recommendation {recommendation_id} is {row.status}, not open")
-        rec = RecommendationRow(
-            row.recommendation_id, row.kind, row.region, row.gpu_type, row.model_id, row.action, row.evidence
-        )
+        if rec.status == "applied":
+            return [_parse(body) for body in rec.applied_request or []]
+        if rec.status != "open":
+            raise ValueError(f"recommendation {recommendation_id} is {rec.status}, not open")
         events = requests_for(rec, request_id, source, now)
         for event in events:
             key = event.model_id if hasattr(event, "model_id") else f"{rec.region}:{rec.gpu_type}"
-            await add_to_outbox(session, outbox, SCALING_ACTIONS, event, key=str(key))
-        await session.execute(
-            update(recommendation)
-            .where(recommendation.c.recommendation_id == recommendation_id)
-            .values(status="applied", updated_at=now, applied_request=[e.model_dump(mode="json") for e in events])
-        )
+            await repo.announce(SCALING_ACTIONS, event, key=str(key))
+        await repo.mark_applied(recommendation_id, [e.model_dump(mode="json") for e in events], now)
         return events
 
 
@@ -105,19 +87,13 @@ def _parse(body: dict[str, object]) -> Event:
     return parsed
 
 
-async def latest_report(sessions: async_sessionmaker[AsyncSession]) -> dict[str, Any] | None:
+async def latest_report(sessions: Database) -> dict[str, Any] | None:
     """The last report with its fleet snapshot and every model's regional plans, or None."""
-    async with sessions() as session:
-        body = await session.scalar(select(cost_report.c.body).order_by(cost_report.c.created_at.desc()).limit(1))
-    return dict(body) if body is not None else None
+    async with cost_store(sessions).transaction() as repo:
+        return await repo.latest_report_body()
 
 
-async def open_recommendations(sessions: async_sessionmaker[AsyncSession]) -> list[dict[str, Any]]:
+async def open_recommendations(sessions: Database) -> list[dict[str, Any]]:
     """Recommendations an operator may apply, largest savings first."""
-    async with sessions() as session:
-        rows = await session.execute(
-            select(recommendation)
-            .where(recommendation.c.status == "open")
-            .order_by(recommendation.c.savings_per_month.desc())
-        )
-        return [dict(row._mapping) for row in rows.all()]
+    async with cost_store(sessions).transaction() as repo:
+        return await repo.open_recommendations()

@@ -1,92 +1,154 @@
-"""Reading the cost service's state into domain objects, and writing the catalogue."""
+"""The cost service's repository: the Protocol the use cases depend on, and its SQLAlchemy implementation.
+
+A use case opens one transaction (`store.transaction()`) and gets a repository bound to it; every
+read and write of that message or cycle goes through it, and it commits when the block ends.
+"""
 
 from __future__ import annotations
 
-from collections import defaultdict
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from dataclasses import dataclass
 from datetime import datetime
+from typing import Any, Protocol
 
-from sqlalchemy import select
-from sqlalchemy.dialects.postgresql import insert
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from services.cost.adapters.orm import (
-    demand_window,
-    fleet_server,
-    forecast,
-    gpu_price,
-    region_price,
-    server_model,
-    server_utilization,
-)
+from services.cost.adapters.advice_tables import AdviceTables
+from services.cost.adapters.fleet_tables import FleetTables
+from services.cost.domain.applying import RecommendationRow
 from services.cost.domain.cycle import Forecast
 from services.cost.domain.fleet import DemandWindow, Server
-from services.cost.domain.pricing import Catalogue, GpuRate, PricingClass, RegionRate
+from services.cost.domain.pricing import Catalogue, GpuRate, RegionRate
+from services.cost.domain.recommendation import Recommendation
+from shared.events import DemandForecasted, DemandWindowReported, Event, ServerAllocated, ServerMetricsReported, Topic
 
 
-async def load_catalogue(session: AsyncSession) -> Catalogue:
-    """The pricing catalogue as the tables hold it now."""
-    gpus = (await session.execute(select(gpu_price).order_by(gpu_price.c.gpu_type))).all()
-    regions = (await session.execute(select(region_price).order_by(region_price.c.region))).all()
-    return Catalogue(
-        gpus=tuple(GpuRate(r.gpu_type, r.on_demand, r.spot, r.reserved) for r in gpus),
-        regions=tuple(RegionRate(r.region, r.multiplier, r.egress_per_gb) for r in regions),
-    )
+class CostRepository(Protocol):
+    """Everything the cost use cases read and write, inside one transaction."""
+
+    async def first_delivery(self, consumer: str, event_id: uuid.UUID) -> bool:
+        """Record the event in the inbox; False when this consumer has applied it already."""
+
+    async def announce(self, topic: Topic, event: Event, key: str) -> None:
+        """Queue an event to publish after the commit (the outbox)."""
+
+    async def try_lead_cycle(self) -> bool:
+        """Take the cycle's turn for this transaction; False when another replica holds it."""
+
+    async def wait_to_lead_cycle(self, timeout_s: float) -> None:
+        """Wait for the turn (a running cycle to end); raises after `timeout_s`."""
+
+    async def record_allocation(self, event: ServerAllocated) -> None:
+        """Insert or revive a server; a late duplicate of an old allocation keeps its release."""
+
+    async def add_model(self, server_id: str, model_id: str) -> None:
+        """Record that a server holds a model."""
+
+    async def remove_model(self, server_id: str, model_id: str) -> None:
+        """Record that a server no longer holds a model."""
+
+    async def release_server(self, server_id: str, at: datetime) -> None:
+        """Mark a server released and forget its models."""
+
+    async def record_utilization(self, event: ServerMetricsReported) -> None:
+        """Keep a server's latest utilisation; an older report arriving late loses."""
+
+    async def add_demand_window(self, event: DemandWindowReported) -> None:
+        """Store one demand window (once per event id)."""
+
+    async def save_forecast(self, event: DemandForecasted) -> None:
+        """Keep the newest forecast per model and region."""
+
+    async def prune_inputs(self, windows_ended_before: datetime, forecasts_before: datetime) -> None:
+        """Drop demand windows and forecasts older than the cutoffs."""
+
+    async def load_servers(self) -> list[Server]:
+        """Servers not released, with their models and latest utilisation."""
+
+    async def load_windows(self, since: datetime) -> list[DemandWindow]:
+        """Demand windows that ended after `since`."""
+
+    async def load_forecasts(self) -> list[Forecast]:
+        """The latest forecast per model and region."""
+
+    async def load_catalogue(self) -> Catalogue:
+        """The pricing catalogue."""
+
+    async def save_gpu_rate(self, rate: GpuRate, now: datetime) -> None:
+        """Insert or replace one GPU type's base prices."""
+
+    async def save_region_rate(self, rate: RegionRate, now: datetime) -> None:
+        """Insert or replace one region's multiplier and egress price."""
+
+    async def add_report(self, report_id: str, trigger: str, at: datetime, total: float, body: dict[str, Any]) -> None:
+        """Keep a report with the fleet snapshot it priced."""
+
+    async def latest_report_body(self) -> dict[str, Any] | None:
+        """The body of the newest report, or None."""
+
+    async def add_recommendation(self, rec: Recommendation, now: datetime) -> bool:
+        """Store a recommendation as open; False when its id is known already."""
+
+    async def reopen_recommendation(self, rec: Recommendation, now: datetime) -> bool:
+        """Open a superseded or withdrawn recommendation again; False if it was neither."""
+
+    async def refresh_recommendation(self, rec: Recommendation, now: datetime) -> None:
+        """Keep a known recommendation's evidence current."""
+
+    async def supersede_others(self, rec: Recommendation, now: datetime) -> None:
+        """Open recommendations with the same key but another id are replaced by this one."""
+
+    async def withdraw_open_except(self, keys: set[str], now: datetime) -> None:
+        """Open recommendations whose key is not in `keys` are withdrawn."""
+
+    async def open_savings_by_kind(self) -> dict[str, float]:
+        """Monthly savings of the open recommendations, per kind."""
+
+    async def open_recommendations(self) -> list[dict[str, Any]]:
+        """Open recommendations as rows, largest savings first."""
+
+    async def recommendation_for_update(
+        self, recommendation_id: str, lock_timeout_s: float
+    ) -> RecommendationRow | None:
+        """A recommendation locked until commit, or None."""
+
+    async def mark_applied(self, recommendation_id: str, requests: list[dict[str, Any]], now: datetime) -> None:
+        """Record that a recommendation was applied, with the requests that went out."""
 
 
-async def save_gpu_rate(session: AsyncSession, rate: GpuRate, now: datetime) -> None:
-    """Insert or replace one GPU type's base prices."""
-    values = {"on_demand": rate.on_demand, "spot": rate.spot, "reserved": rate.reserved, "updated_at": now}
-    statement = insert(gpu_price).values(gpu_type=rate.gpu_type, **values)
-    await session.execute(statement.on_conflict_do_update(index_elements=["gpu_type"], set_=values))
+class CostStore(Protocol):
+    """Opens transactions on the cost service's state (the unit of work)."""
+
+    def transaction(self) -> AbstractAsyncContextManager[CostRepository]:
+        """A repository bound to a new transaction: committed when the block ends, rolled back on error."""
 
 
-async def save_region_rate(session: AsyncSession, rate: RegionRate, now: datetime) -> None:
-    """Insert or replace one region's multiplier and egress price."""
-    values = {"multiplier": rate.multiplier, "egress_per_gb": rate.egress_per_gb, "updated_at": now}
-    statement = insert(region_price).values(region=rate.region, **values)
-    await session.execute(statement.on_conflict_do_update(index_elements=["region"], set_=values))
+class SqlCostRepository(FleetTables, AdviceTables):
+    """The repository on the service's Postgres schema, bound to one session."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self._session = session
 
 
-async def load_servers(session: AsyncSession) -> list[Server]:
-    """Servers not released, with the models they hold and their latest utilisation."""
-    models: defaultdict[str, list[str]] = defaultdict(list)
-    for row in (await session.execute(select(server_model).order_by(server_model.c.model_id))).all():
-        models[row.server_id].append(row.model_id)
-    query = (
-        select(fleet_server, server_utilization.c.utilization, server_utilization.c.throughput_rps)
-        .outerjoin(server_utilization, server_utilization.c.server_id == fleet_server.c.server_id)
-        .where(fleet_server.c.released_at.is_(None))
-        .order_by(fleet_server.c.server_id)
-    )
-    return [
-        Server(
-            server_id=r.server_id,
-            region=r.region,
-            gpu_type=r.gpu_type,
-            gpu_count=r.gpu_count,
-            pricing_class=PricingClass(r.pricing_class),
-            reported_cost_per_hour=r.cost_per_hour,
-            models=tuple(models[r.server_id]),
-            utilization=r.utilization,
-            throughput_rps=r.throughput_rps,
-        )
-        for r in (await session.execute(query)).all()
-    ]
+@dataclass(frozen=True)
+class SqlCostStore:
+    """Transactions from the service's session factory."""
+
+    sessions: async_sessionmaker[AsyncSession]
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[CostRepository]:
+        """A repository bound to a new transaction: committed when the block ends, rolled back on error."""
+        async with self.sessions.begin() as session:
+            yield SqlCostRepository(session)
 
 
-async def load_windows(session: AsyncSession, since: datetime) -> list[DemandWindow]:
-    """Demand windows that ended after `since`."""
-    rows = (await session.execute(select(demand_window).where(demand_window.c.window_end > since))).all()
-    return [
-        DemandWindow(r.model_id, r.region, r.window_start, r.window_end, r.requests, r.tokens, r.latency_p50_ms)
-        for r in rows
-    ]
+# What the use cases accept: the app's session factory, or any store (a fake in unit tests).
+Database = async_sessionmaker[AsyncSession] | CostStore
 
 
-async def load_forecasts(session: AsyncSession) -> list[Forecast]:
-    """The latest forecast per model and region."""
-    rows = (await session.execute(select(forecast).order_by(forecast.c.model_id, forecast.c.region))).all()
-    return [
-        Forecast(r.model_id, r.region or None, r.horizon_start, tuple(float(v) for v in r.requests_per_hour))
-        for r in rows
-    ]
+def cost_store(database: Database) -> CostStore:
+    """The store for a session factory, or the store itself."""
+    return SqlCostStore(database) if isinstance(database, async_sessionmaker) else database

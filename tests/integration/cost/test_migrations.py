@@ -19,7 +19,7 @@ async def test_catalogue_is_seeded_with_the_defaults(database_url):
     await asyncio.to_thread(migrate, CostSettings(database_url=url))
     engine = create_engine(url, "cost")
     async with session_factory(engine)() as session:
-        catalogue = await repository.load_catalogue(session)
+        catalogue = await repository.SqlCostRepository(session).load_catalogue()
     await engine.dispose()
     price = catalogue.price("eu-west-1", "a100_80gb")
     assert price is not None and price.on_demand == pytest.approx(4.715)

@@ -6,11 +6,11 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from services.cost.domain.applying import RecommendationRow, requests_for
 from services.cost.domain.cycle import Forecast, Params, evaluate, measured_requests_per_gpu_hour, pool_forecast
 from services.cost.domain.fleet import DemandWindow, Server
 from services.cost.domain.pricing import Catalogue, PricingClass
 from services.cost.domain.rules import pools
-from services.cost.requests import RecommendationRow, requests_for
 from services.cost.settings import CostSettings, RecommendationSource
 from shared.events import (
     COST_REPORTS,

@@ -11,7 +11,7 @@ from shared.events import ActionKind, CapacityChangeRequested, Event, ScalingAct
 
 @dataclass(frozen=True)
 class RecommendationRow:
-    """A stored recommendation, as much of it as its requests need."""
+    """A stored recommendation, as much of it as applying it needs."""
 
     recommendation_id: str
     kind: str
@@ -20,6 +20,8 @@ class RecommendationRow:
     model_id: str | None
     action: dict[str, Any]
     evidence: dict[str, Any]
+    status: str = "open"  # open | superseded | withdrawn | applied
+    applied_request: list[dict[str, Any]] | None = None  # the requests sent when it was applied
 
 
 def _changes(rec: RecommendationRow) -> dict[str, int]:
