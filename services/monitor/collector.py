@@ -5,13 +5,11 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from datetime import datetime
-
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from datetime import datetime, timedelta
 
 from services.monitor import reports
-from services.monitor.adapters import alert_store, repository
 from services.monitor.adapters.metrics import MonitorMetrics
+from services.monitor.adapters.repository import Database, monitor_store
 from services.monitor.adapters.scraper import ScrapeError, Scraper
 from services.monitor.domain.cost import server_per_hour
 from services.monitor.domain.fleet import Target, next_failures
@@ -32,14 +30,14 @@ class Collector:
 
     def __init__(
         self,
-        sessions: async_sessionmaker[AsyncSession],
+        sessions: Database,
         settings: MonitorSettings,
         scraper: Scraper,
         metrics: MonitorMetrics,
         publish: Publish,
         clock: Callable[[], datetime],
     ) -> None:
-        self._sessions = sessions
+        self._store = monitor_store(sessions)
         self._settings = settings
         self._scraper = scraper
         self._metrics = metrics
@@ -51,10 +49,10 @@ class Collector:
     async def run_round(self) -> Verdict:
         """One round over every known target; returns the alerts and signals it queued."""
         started, now = time.perf_counter(), self._clock()
-        async with self._sessions() as session:
-            targets = await repository.load_targets(session)
-            prices = await repository.load_prices(session)
-            latest = await reports.latest_demand(session, now, self._settings.window_s)
+        async with self._store.transaction() as repo:
+            targets = await repo.load_targets()
+            prices = await repo.load_prices()
+            latest = await repo.latest_demand(now - timedelta(seconds=self._settings.window_s))
         fetched = await self._scraper.fetch_all((t.server_id, t.metrics_url) for t in targets)
         rounds = [self._advance(t, fetched[t.server_id], now) for t in targets]
         self._histories = {t.server_id: self._histories[t.server_id] for t in targets if t.server_id in self._histories}
@@ -62,21 +60,20 @@ class Collector:
         report = (
             self._last_report is None or (now - self._last_report).total_seconds() >= self._settings.report_interval_s
         )
-        async with self._sessions.begin() as session:
-            await repository.record_scrapes(
-                session,
+        async with self._store.transaction() as repo:
+            await repo.record_scrapes(
                 {r.target.server_id: r.failures for r in rounds},
                 {r.target.server_id: r.error for r in rounds},
                 now,
             )
             if report:
-                await reports.store_windows(session, rounds, per_server, now)
-            rules = await rules_in_force(session, self._settings)
+                await repo.store_windows(rounds, per_server, now)
+            rules = await rules_in_force(repo, self._settings)
             verdict = await judge(
-                session, rules, alert_observations(rounds), now, self._settings.service_name,
+                repo, rules, alert_observations(rounds), now, self._settings.service_name,
                 signal_inputs(rounds), self._settings.signal_cooldown_s,
             )  # fmt: skip
-            firing = await alert_store.firing_counts(session)
+            firing = await repo.firing_counts()
         if report:
             self._last_report = now
             if self._settings.publish_server_metrics:

@@ -6,17 +6,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlalchemy.ext.asyncio import AsyncSession
-
-from services.monitor.adapters import alert_store, repository
-from services.monitor.adapters.orm import outbox
+from services.monitor.adapters.alert_tables import state_row
+from services.monitor.adapters.repository import MonitorRepository
 from services.monitor.domain.alerts import AlertStatus, alert_id, evaluate, scope_key
 from services.monitor.domain.fleet import Observation
 from services.monitor.domain.rules import AlertRule, control_plane_rules
 from services.monitor.domain.signals import Signal, due, signals_for
 from services.monitor.settings import MonitorSettings
 from shared.events import ALERTS, SCALING_SIGNALS, AlertChanged, ScalingSignalRaised
-from shared.outbox import add_to_outbox
 
 
 @dataclass
@@ -28,7 +25,7 @@ class Verdict:
 
 
 async def judge(
-    session: AsyncSession,
+    repo: MonitorRepository,
     rules: Sequence[AlertRule],
     observations: Sequence[Observation],
     now: datetime,
@@ -37,25 +34,25 @@ async def judge(
     signal_cooldown_s: float = 0.0,
 ) -> Verdict:
     """Evaluate the rules on `observations` and the signal rules on `signal_inputs`; queue what changed."""
-    verdict = Verdict(alerts=await _alerts(session, rules, observations, now, source))
+    verdict = Verdict(alerts=await _alerts(repo, rules, observations, now, source))
     if signal_inputs:
-        verdict.signals = await _signals(session, signal_inputs, now, source, signal_cooldown_s)
+        verdict.signals = await _signals(repo, signal_inputs, now, source, signal_cooldown_s)
     return verdict
 
 
 async def _alerts(
-    session: AsyncSession, rules: Sequence[AlertRule], observations: Sequence[Observation], now: datetime, source: str
+    repo: MonitorRepository, rules: Sequence[AlertRule], observations: Sequence[Observation], now: datetime, source: str
 ) -> list[AlertChanged]:
     pairs = [(r, o) for o in observations if o.value is not None for r in rules if r.metric is o.metric]
     keys = [(r.name, scope_key(o.scope)) for r, o in pairs]
-    states = await alert_store.load_states(session, keys)
+    states = await repo.load_alert_states(keys)
     rows, events = [], []
     for (rule, observation), key in zip(pairs, keys, strict=True):
         previous = states.get(key, AlertStatus())
         status, change = evaluate(rule, observation.value, now, previous)
         states[key] = status  # two observations of one scope in a batch see each other
         if (status.phase, status.since) != (previous.phase, previous.since) or change is not None:
-            rows.append(alert_store.state_row(rule, key[1], dict(observation.scope), status, now))
+            rows.append(state_row(rule, key[1], dict(observation.scope), status, now))
         if change is not None:
             event = AlertChanged(
                 source=source,
@@ -70,9 +67,9 @@ async def _alerts(
                 message=f"{rule.metric.value}={change.value:g} ({rule.direction.value} {rule.threshold:g})",
             )
             events.append(event)
-            await add_to_outbox(session, outbox, ALERTS, event, key=event.alert_id[:200])
-    await alert_store.save_states(session, _last_per_key(rows))
-    await alert_store.add_history(session, events)
+            await repo.announce(ALERTS, event, key=event.alert_id[:200])
+    await repo.save_alert_states(_last_per_key(rows))
+    await repo.add_alert_history(events)
     return events
 
 
@@ -82,12 +79,12 @@ def _last_per_key(rows: list[dict[str, object]]) -> list[dict[str, object]]:
 
 
 async def _signals(
-    session: AsyncSession, observations: Sequence[Observation], now: datetime, source: str, cooldown_s: float
+    repo: MonitorRepository, observations: Sequence[Observation], now: datetime, source: str, cooldown_s: float
 ) -> list[ScalingSignalRaised]:
     found: list[tuple[Signal, Observation, str]] = [
         (s, o, scope_key(o.scope)) for o in observations for s in signals_for(o.metric, o.value)
     ]
-    last = await repository.signals_raised_at(session, [(s.kind.value, key) for s, _, key in found])
+    last = await repo.signals_raised_at([(s.kind.value, key) for s, _, key in found])
     events = []
     for signal, observation, key in found:
         if not due(last.get((signal.kind.value, key)), now, cooldown_s):
@@ -107,13 +104,13 @@ async def _signals(
             factor=signal.factor,
             target=signal.target,
         )
-        await repository.mark_signal(session, signal.kind.value, key, now)
-        await add_to_outbox(session, outbox, SCALING_SIGNALS, event, key=scope.get("model_id") or key[:200])
+        await repo.mark_signal(signal.kind.value, key, now)
+        await repo.announce(SCALING_SIGNALS, event, key=scope.get("model_id") or key[:200])
         events.append(event)
     return events
 
 
-async def rules_in_force(session: AsyncSession, settings: MonitorSettings) -> list[AlertRule]:
+async def rules_in_force(repo: MonitorRepository, settings: MonitorSettings) -> list[AlertRule]:
     """The operators' rules table plus the control-plane rules whose thresholds are settings."""
-    from_table = await repository.load_rules(session)
+    from_table = await repo.load_rules()
     return [*from_table, *control_plane_rules(settings.target_down_after, settings.lag_threshold)]

@@ -1,154 +1,133 @@
-"""Reads and writes of the monitor's tables (SQLAlchemy Core; the caller owns the transaction)."""
+"""The monitor's repository: the Protocol the use cases depend on, and its SQLAlchemy implementation.
+
+A use case opens one transaction (`store.transaction()`) and gets a repository bound to it; every
+read and write of that message or round goes through it, and it commits when the block ends.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import uuid
+from collections.abc import AsyncIterator, Sequence
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from dataclasses import dataclass
 from datetime import datetime
+from typing import Any, Protocol
 
-from sqlalchemy import bindparam, delete, select, update
-from sqlalchemy.dialects.postgresql import insert
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from services.monitor.adapters.orm import alert_rule, price, scrape_target, server_model, signal_state
-from services.monitor.adapters.sql import in_text_array
-from services.monitor.domain.cost import Price
+from services.monitor.adapters.alert_tables import AlertTables
+from services.monitor.adapters.fleet_tables import FleetTables
+from services.monitor.adapters.window_tables import WindowTables
+from services.monitor.domain.alerts import AlertStatus
+from services.monitor.domain.cost import Price, ServerCost
+from services.monitor.domain.demand import DemandFigures
 from services.monitor.domain.fleet import Target
-from services.monitor.domain.rules import AlertRule, Direction, Metric
-from shared.events import PricesPublished, ServerAllocated, Severity
+from services.monitor.domain.rounds import TargetRound
+from services.monitor.domain.rules import AlertRule
+from shared.events import AlertChanged, DemandWindowReported, Event, PricesPublished, ServerAllocated, Topic
 
 
-async def upsert_target(session: AsyncSession, event: ServerAllocated) -> None:
-    """Start (or keep) scraping a server; a re-allocation updates its address and price."""
-    values = {
-        "endpoint": event.endpoint,
-        "metrics_url": event.metrics_url,
-        "region": event.region,
-        "gpu_type": event.gpu_type,
-        "gpu_count": event.gpu_count,
-        "cost_per_hour": event.cost_per_hour,
-        "pricing_class": event.pricing_class,
-        "allocated_at": event.occurred_at,
-    }
-    statement = insert(scrape_target).values(server_id=event.server_id, consecutive_failures=0, **values)
-    await session.execute(statement.on_conflict_do_update(index_elements=["server_id"], set_=values))
+class MonitorRepository(Protocol):
+    """Everything the monitor's use cases read and write, inside one transaction."""
+
+    async def first_delivery(self, consumer: str, event_id: uuid.UUID) -> bool:
+        """Record the event in the inbox; False when this consumer has applied it already."""
+
+    async def announce(self, topic: Topic, event: Event, key: str) -> None:
+        """Queue an event to publish after the commit (the outbox)."""
+
+    async def upsert_target(self, event: ServerAllocated) -> None:
+        """Start (or keep) scraping a server; a re-allocation updates its address and price."""
+
+    async def remove_target(self, server_id: str) -> None:
+        """Stop scraping a released server and forget its models."""
+
+    async def set_model(self, server_id: str, model_id: str, triton_model: str, region: str) -> None:
+        """Record that a server holds a model."""
+
+    async def unset_model(self, server_id: str, model_id: str) -> None:
+        """Record that a server no longer holds a model."""
+
+    async def load_targets(self) -> list[Target]:
+        """Every known server with the models it holds."""
+
+    async def record_scrapes(self, failures: dict[str, int], errors: dict[str, str | None], at: datetime) -> None:
+        """Store each target's failed-in-a-row count and last error."""
+
+    async def upsert_prices(self, event: PricesPublished) -> None:
+        """Replace the prices the event lists (others stay as they were)."""
+
+    async def load_prices(self) -> dict[tuple[str, str], Price]:
+        """The latest price list, by (region, gpu type)."""
+
+    async def load_rules(self) -> list[AlertRule]:
+        """The operators' rules table."""
+
+    async def signals_raised_at(self, keys: Sequence[tuple[str, str]]) -> dict[tuple[str, str], datetime]:
+        """When each (signal kind, scope) was last raised, locked for this transaction."""
+
+    async def mark_signal(self, kind: str, key: str, at: datetime) -> None:
+        """Remember that a signal was raised (its cooldown starts)."""
+
+    async def load_alert_states(self, keys: Sequence[tuple[str, str]]) -> dict[tuple[str, str], AlertStatus]:
+        """The states of (rule, scope key) pairs, locked for this transaction."""
+
+    async def save_alert_states(self, rows: list[dict[str, Any]]) -> None:
+        """Upsert changed states (rows from `alert_tables.state_row`)."""
+
+    async def add_alert_history(self, events: list[AlertChanged]) -> None:
+        """Append firings and resolutions to the alert history."""
+
+    async def firing_counts(self) -> dict[tuple[str, str], int]:
+        """How many alerts fire now, per (rule, severity)."""
+
+    async def model_servers(self, model_id: str, region: str) -> list[ServerCost]:
+        """The price facts of the servers holding a model in a region."""
+
+    async def add_demand_window(self, event: DemandWindowReported, cost_per_token: float | None) -> None:
+        """Store the router's window with the cost per token derived on arrival."""
+
+    async def latest_demand(self, since: datetime) -> dict[tuple[str, str], DemandFigures]:
+        """The newest demand window per (model, region) that ended at or after `since`."""
+
+    async def store_windows(self, rounds: Sequence[TargetRound], per_server: dict[str, float], now: datetime) -> None:
+        """Keep a round's windows: one per server and one per model it serves."""
+
+    async def prune(self, cutoff: datetime) -> int:
+        """Delete windows, inbox entries and sent outbox rows older than `cutoff`; how many went."""
 
 
-async def remove_target(session: AsyncSession, server_id: str) -> None:
-    """Stop scraping a released server and forget its models."""
-    await session.execute(delete(server_model).where(server_model.c.server_id == server_id))
-    await session.execute(delete(scrape_target).where(scrape_target.c.server_id == server_id))
+class MonitorStore(Protocol):
+    """Opens transactions on the monitor's state (the unit of work)."""
+
+    def transaction(self) -> AbstractAsyncContextManager[MonitorRepository]:
+        """A repository bound to a new transaction: committed when the block ends, rolled back on error."""
 
 
-async def set_model(session: AsyncSession, server_id: str, model_id: str, triton_model: str, region: str) -> None:
-    """Record that a server holds a model."""
-    statement = insert(server_model).values(
-        server_id=server_id, model_id=model_id, triton_model=triton_model, region=region
-    )
-    await session.execute(
-        statement.on_conflict_do_update(index_elements=["server_id", "model_id"], set_={"triton_model": triton_model})
-    )
+class SqlMonitorRepository(FleetTables, AlertTables, WindowTables):
+    """The repository on the monitor's Postgres schema, bound to one session."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self._session = session
 
 
-async def unset_model(session: AsyncSession, server_id: str, model_id: str) -> None:
-    """Record that a server no longer holds a model."""
-    await session.execute(
-        delete(server_model).where(server_model.c.server_id == server_id, server_model.c.model_id == model_id)
-    )
+@dataclass(frozen=True)
+class SqlMonitorStore:
+    """Transactions from the service's session factory."""
+
+    sessions: async_sessionmaker[AsyncSession]
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[MonitorRepository]:
+        """A repository bound to a new transaction: committed when the block ends, rolled back on error."""
+        async with self.sessions.begin() as session:
+            yield SqlMonitorRepository(session)
 
 
-async def load_targets(session: AsyncSession) -> list[Target]:
-    """Every known server with the models it holds."""
-    models: dict[str, dict[str, str]] = {}
-    for row in await session.execute(select(server_model)):
-        models.setdefault(row.server_id, {})[row.triton_model] = row.model_id
-    rows = await session.execute(select(scrape_target).order_by(scrape_target.c.server_id))
-    return [
-        Target(
-            server_id=r.server_id,
-            metrics_url=r.metrics_url,
-            region=r.region,
-            gpu_type=r.gpu_type,
-            gpu_count=r.gpu_count,
-            cost_per_hour=r.cost_per_hour,
-            pricing_class=r.pricing_class,
-            consecutive_failures=r.consecutive_failures,
-            models=models.get(r.server_id, {}),
-        )
-        for r in rows
-    ]
+# What the use cases accept: the app's session factory, or any store (a fake in unit tests).
+Database = async_sessionmaker[AsyncSession] | MonitorStore
 
 
-async def record_scrapes(
-    session: AsyncSession, failures: dict[str, int], errors: dict[str, str | None], at: datetime
-) -> None:
-    """Store each target's failed-in-a-row count and last error (one statement for all)."""
-    if not failures:
-        return
-    statement = (
-        update(scrape_target)
-        .where(scrape_target.c.server_id == bindparam("sid"))
-        .values(consecutive_failures=bindparam("failures"), last_error=bindparam("error"), last_scraped_at=at)
-    )
-    rows = [{"sid": s, "failures": n, "error": (errors.get(s) or None)} for s, n in failures.items()]
-    connection = await session.connection()
-    await connection.execute(statement, rows)  # executemany: one round trip for every target
-
-
-async def upsert_prices(session: AsyncSession, event: PricesPublished) -> None:
-    """Replace the prices the event lists (others stay as they were)."""
-    for p in event.prices:
-        values = {
-            "on_demand_per_hour": p.on_demand_per_hour,
-            "spot_per_hour": p.spot_per_hour,
-            "reserved_per_hour": p.reserved_per_hour,
-            "published_at": event.occurred_at,
-        }
-        statement = insert(price).values(region=p.region, gpu_type=p.gpu_type, **values)
-        await session.execute(statement.on_conflict_do_update(index_elements=["region", "gpu_type"], set_=values))
-
-
-async def load_prices(session: AsyncSession) -> dict[tuple[str, str], Price]:
-    """The latest price list, by (region, gpu type)."""
-    rows = await session.execute(select(price))
-    return {(r.region, r.gpu_type): Price(r.on_demand_per_hour, r.spot_per_hour, r.reserved_per_hour) for r in rows}
-
-
-async def load_rules(session: AsyncSession) -> list[AlertRule]:
-    """The operators' rules table."""
-    rows = await session.execute(select(alert_rule).order_by(alert_rule.c.name))
-    return [
-        AlertRule(
-            r.name,
-            Metric(r.metric),
-            Direction(r.direction),
-            r.threshold,
-            Severity(r.severity),
-            r.for_s,
-            r.hysteresis,
-            r.enabled,
-        )
-        for r in rows
-    ]
-
-
-async def signals_raised_at(session: AsyncSession, keys: Sequence[tuple[str, str]]) -> dict[tuple[str, str], datetime]:
-    """When each (signal kind, scope) was last raised, locking the rows for this transaction."""
-    if not keys:
-        return {}
-    query = (
-        select(signal_state)
-        .where(
-            in_text_array(signal_state.c.kind, (k[0] for k in keys)),
-            in_text_array(signal_state.c.scope_key, (k[1] for k in keys)),
-        )
-        .with_for_update()
-    )
-    wanted = set(keys)
-    rows = await session.execute(query)
-    return {(r.kind, r.scope_key): r.raised_at for r in rows if (r.kind, r.scope_key) in wanted}
-
-
-async def mark_signal(session: AsyncSession, kind: str, key: str, at: datetime) -> None:
-    """Remember that a signal was raised (its cooldown starts)."""
-    statement = insert(signal_state).values(kind=kind, scope_key=key, raised_at=at)
-    await session.execute(statement.on_conflict_do_update(index_elements=["kind", "scope_key"], set_={"raised_at": at}))
+def monitor_store(database: Database) -> MonitorStore:
+    """The store for a session factory, or the store itself."""
+    return SqlMonitorStore(database) if isinstance(database, async_sessionmaker) else database
