@@ -1,231 +1,290 @@
-"""Inventory in Postgres: seeding, locking a region's pools, taking and returning GPUs."""
+"""The allocator's repository: what its use cases read and write, as a Protocol and in Postgres.
+
+The use cases see only `UnitOfWork` (one transaction per `transaction()`) and the
+`AllocatorRepository` it yields; `SqlUnitOfWork` implements them with SQLAlchemy, the unit tests
+with an in-memory fake. Events are queued in the outbox through the same repository, so they go
+out only when the transaction commits. The pool and GPU queries live in `inventory`.
+"""
 
 from __future__ import annotations
 
-from collections import defaultdict
-from collections.abc import Iterable
+import uuid
+from collections.abc import AsyncIterator, Iterable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from typing import Protocol
 
-from sqlalchemy import and_, func, select, text
+from sqlalchemy import and_, func, select
 from sqlalchemy.dialects.postgresql import insert
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from services.allocator.adapters.orm import (
-    deployment_plan,
-    gpu,
-    gpu_pool,
-    gpu_price,
-    model_requirement,
-    placement,
-    server,
-)
-from services.allocator.domain.allocation import PoolKey, gpu_ids_for
-from services.allocator.domain.fleet import FleetConfig, ModelRequirement, Pool, PricingClass
-from services.allocator.domain.planner import best_plan
-from services.allocator.domain.scaling import Server
+from services.allocator.adapters import inventory
+from services.allocator.adapters.inventory import InsufficientGpus, seed
+from services.allocator.adapters.metrics import AllocatorMetrics
+from services.allocator.adapters.orm import gpu_price, inbox, outbox, placement, scaling_action, server
+from services.allocator.domain.allocation import PoolKey
+from services.allocator.domain.fleet import FleetConfig, ModelRequirement, Pool
+from services.allocator.domain.records import ActionRecord, PendingSteps, PlacementRecord, ServerRecord
+from services.allocator.domain.scaling import Server, StartServer
+from shared.events import ALLOCATIONS, Event, GpuPrice, ScalingActionRequested
+from shared.inbox import first_delivery
+from shared.outbox import add_to_outbox
 
-LIVE = ("starting", "running", "stopping")
-# One lock for "which servers run": the server cap spans regions, so planning is serialised.
-SERVERS_LOCK = 0x616C6C6F63  # "alloc"
+__all__ = ["AllocatorRepository", "InsufficientGpus", "SqlAllocatorRepository", "SqlUnitOfWork", "UnitOfWork", "seed"]
 
 
-class InsufficientGpus(RuntimeError):
-    """The pool has fewer free GPUs than asked for (the conditional update matched no row)."""
+class AllocatorRepository(Protocol):
+    """The allocator's state, inside one transaction."""
+
+    async def first_delivery(self, consumer: str, event_id: uuid.UUID) -> bool:
+        """Record the event in the inbox; False when this consumer has already applied it."""
+
+    async def record_action(self, event: ScalingActionRequested) -> bool:
+        """Record the action as in progress; False when its id is already on record."""
+
+    async def action_state(self, action_id: str) -> str:
+        """in_progress, done or failed."""
+
+    async def action(self, action_id: str) -> ActionRecord:
+        """The recorded action."""
+
+    async def finish_action(self, action_id: str, state: str, reason: str | None = None) -> None:
+        """Set the action's final state, unless it is no longer in progress."""
+
+    async def fail_action(self, action_id: str, reason: str) -> None:
+        """Mark the action failed with the reason (the latest failure's reason wins)."""
+
+    async def lock_region(self, region: str) -> dict[PoolKey, Pool]:
+        """The region's pools, locked until the transaction ends (planning is serialised)."""
+
+    async def requirements(self) -> dict[str, ModelRequirement]:
+        """Every model's requirements as stored."""
+
+    async def live_servers(self, prefix: str) -> tuple[list[Server], int]:
+        """Servers of this deployment that can take instances, and how many run in all."""
+
+    async def price_per_gpu(self, fleet: FleetConfig, pool: Pool) -> float:
+        """$/h of one GPU of the pool under its pricing class."""
+
+    async def take_gpus(self, region: str, gpu_type: str, count: int, server_id: str) -> list[str]:
+        """Allocate GPUs of the pool to the server; InsufficientGpus rather than over-allocate."""
+
+    async def return_gpus(self, server_ids: Iterable[str]) -> int:
+        """Give the servers' GPUs back to their pools; how many came back."""
+
+    async def add_server(self, step: StartServer, cost_per_hour: float, pricing_class: str, action_id: str) -> None:
+        """Record a server to start."""
+
+    async def mark_server(self, server_id: str, state: str, **values: str | None) -> None:
+        """Set a server's state and the given columns (endpoint, metrics_url, reason, action_id)."""
+
+    async def add_placement(
+        self, server_id: str, model_id: str, triton_model: str, instances: int, action_id: str
+    ) -> None:
+        """Record a model to load on a server."""
+
+    async def resize_placement(self, server_id: str, model_id: str, change: int) -> int:
+        """Add (or take off) instances of a loaded model; the new count."""
+
+    async def mark_placement(self, server_id: str, model_id: str, state: str, action_id: str | None = None) -> None:
+        """Set a placement's state (and the action that set it)."""
+
+    async def forget_placements(self, server_id: str, model_id: str | None = None) -> None:
+        """Delete the server's placements (of one model, or all) and their deployment plans."""
+
+    async def record_plan(self, fleet: FleetConfig, server_id: str, requirement: ModelRequirement) -> None:
+        """Keep the best deployment plan for the model on the server's GPUs."""
+
+    async def pending(self, action_id: str) -> PendingSteps:
+        """The action's servers and placements still to make real."""
+
+    async def record_price(self, price: GpuPrice) -> None:
+        """Store (or replace) a pool's published prices."""
+
+    async def announce(self, event: Event, key: str) -> None:
+        """Queue an allocation event; it goes out only if the transaction commits."""
 
 
-async def seed(session: AsyncSession, fleet: FleetConfig) -> int:
-    """Insert the seed's pools (with their GPU ids), prices and requirements that are missing."""
-    added = 0
-    for pool in fleet.pools:
-        values = {"region": pool.region, "gpu_type": pool.gpu_type, "total": pool.total, "available": pool.available}
-        values |= {"reserved": pool.reserved, "pricing_class": pool.pricing_class.value}
-        inserted = await session.execute(
-            insert(gpu_pool).values(values).on_conflict_do_nothing().returning(gpu_pool.c.region)
+class UnitOfWork(Protocol):
+    """Opens transactions over the allocator's repository."""
+
+    def transaction(self) -> AbstractAsyncContextManager[AllocatorRepository]:
+        """A repository in one transaction: committed on a clean exit, rolled back on an error."""
+
+    async def refresh_metrics(self, metrics: AllocatorMetrics) -> None:
+        """Set the metrics' gauges from the committed state."""
+
+
+class SqlAllocatorRepository:
+    """`AllocatorRepository` over one SQLAlchemy session (the caller owns its transaction)."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def first_delivery(self, consumer: str, event_id: uuid.UUID) -> bool:
+        """Record the event in the inbox; False when this consumer has already applied it."""
+        return await first_delivery(self.session, inbox, consumer, event_id)
+
+    async def record_action(self, event: ScalingActionRequested) -> bool:
+        """Record the action as in progress; False when its id is already on record."""
+        values: dict[str, object] = {"action_id": event.action_id, "model_id": event.model_id}
+        values |= {"region": event.region, "kind": event.kind.value, "target_instances": event.target_instances}
+        values["state"] = "in_progress"
+        recorded = await self.session.execute(
+            insert(scaling_action).values(values).on_conflict_do_nothing().returning(scaling_action.c.action_id)
         )
-        if inserted.first() is None:
-            continue  # live counters are never overwritten by the seed
-        added += 1
-        ids = gpu_ids_for(pool)
-        held = set(ids[len(ids) - pool.reserved :]) if pool.reserved else set()
-        # GPUs neither free nor reserved in the seed are allocated outside this allocator.
-        free = set(ids[: pool.available])
-        rows = [
-            {"gpu_id": i, "region": pool.region, "gpu_type": pool.gpu_type, "state": _seed_state(i, free, held)}
-            for i in ids
-        ]
-        await session.execute(insert(gpu).on_conflict_do_nothing(), rows)
-        prices = {c: fleet.price(pool.region, pool.gpu_type, c) for c in PricingClass}
-        await session.execute(
-            insert(gpu_price)
-            .values(region=pool.region, gpu_type=pool.gpu_type, on_demand_per_hour=prices[PricingClass.ON_DEMAND])
-            .values(spot_per_hour=prices[PricingClass.SPOT], reserved_per_hour=prices[PricingClass.RESERVED])
-            .on_conflict_do_nothing()
+        return recorded.first() is not None
+
+    async def action_state(self, action_id: str) -> str:
+        """in_progress, done or failed."""
+        query = select(scaling_action.c.state).where(scaling_action.c.action_id == action_id)
+        return str((await self.session.execute(query)).scalar_one())
+
+    async def action(self, action_id: str) -> ActionRecord:
+        """The recorded action."""
+        query = select(scaling_action).where(scaling_action.c.action_id == action_id)
+        row = (await self.session.execute(query)).one()
+        return ActionRecord(row.action_id, row.model_id, row.region)
+
+    async def finish_action(self, action_id: str, state: str, reason: str | None = None) -> None:
+        """Set the action's final state, unless it is no longer in progress."""
+        where = and_(scaling_action.c.action_id == action_id, scaling_action.c.state == "in_progress")
+        await self.session.execute(
+            scaling_action.update().where(where).values(state=state, reason=reason, updated_at=func.now())
         )
-    for requirement in fleet.models.values():
-        await session.execute(insert(model_requirement).values(_requirement_row(requirement)).on_conflict_do_nothing())
-    return added
 
-
-def _seed_state(gpu_id: str, free: set[str], held: set[str]) -> str:
-    return "free" if gpu_id in free else "reserved" if gpu_id in held else "allocated"
-
-
-def _requirement_row(r: ModelRequirement) -> dict[str, object]:
-    return {
-        "model_id": r.model_id,
-        "min_memory_gb": r.min_memory_gb,
-        "preferred_gpu": r.preferred_gpu,
-        "instances_per_gpu": r.instances_per_gpu,
-        "triton_model": r.triton_model,
-        "latency_ms": r.latency_ms,
-        "latency_target_ms": r.latency_target_ms,
-        "quantisations": ",".join(r.quantisations),
-    }
-
-
-async def requirements(session: AsyncSession) -> dict[str, ModelRequirement]:
-    """Every model's requirements as stored (operators may edit them)."""
-    rows = (await session.execute(select(model_requirement))).mappings()
-    return {
-        row["model_id"]: ModelRequirement(
-            model_id=row["model_id"],
-            min_memory_gb=row["min_memory_gb"],
-            preferred_gpu=row["preferred_gpu"],
-            instances_per_gpu=row["instances_per_gpu"],
-            triton_model=row["triton_model"],
-            latency_ms=row["latency_ms"],
-            latency_target_ms=row["latency_target_ms"],
-            quantisations=tuple(row["quantisations"].split(",")),
+    async def fail_action(self, action_id: str, reason: str) -> None:
+        """Mark the action failed with the reason (the latest failure's reason wins)."""
+        await self.session.execute(
+            scaling_action.update()
+            .where(scaling_action.c.action_id == action_id)
+            .values(state="failed", reason=reason, updated_at=func.now())
         )
-        for row in rows
-    }
 
+    async def lock_region(self, region: str) -> dict[PoolKey, Pool]:
+        """The region's pools, locked until the transaction ends (planning is serialised)."""
+        return await inventory.lock_region(self.session, region)
 
-async def lock_region(session: AsyncSession, region: str) -> dict[PoolKey, Pool]:
-    """The region's pools, row-locked (FOR UPDATE) until the transaction ends; serialises planning."""
-    await session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": SERVERS_LOCK})
-    rows = await session.execute(
-        select(gpu_pool).where(gpu_pool.c.region == region).order_by(gpu_pool.c.gpu_type).with_for_update()
-    )
-    return {
-        (r.region, r.gpu_type): Pool(
-            r.region, r.gpu_type, r.total, r.available, r.reserved, PricingClass(r.pricing_class)
-        )
-        for r in rows
-    }
+    async def requirements(self) -> dict[str, ModelRequirement]:
+        """Every model's requirements as stored."""
+        return await inventory.requirements(self.session)
 
+    async def live_servers(self, prefix: str) -> tuple[list[Server], int]:
+        """Servers of this deployment that can take instances, and how many run in all."""
+        return await inventory.live_servers(self.session, prefix)
 
-async def live_servers(session: AsyncSession, prefix: str) -> tuple[list[Server], int]:
-    """Servers of this deployment that can take instances, with their placements, and how many run."""
-    rows = (
-        await session.execute(
-            select(server.c.server_id, server.c.region, server.c.gpu_type, server.c.gpu_count, server.c.state).where(
-                server.c.state.in_(LIVE), server.c.server_id.startswith(f"{prefix}-")
+    async def price_per_gpu(self, fleet: FleetConfig, pool: Pool) -> float:
+        """$/h of one GPU of the pool under its pricing class."""
+        return await inventory.price_per_gpu(self.session, fleet, pool)
+
+    async def take_gpus(self, region: str, gpu_type: str, count: int, server_id: str) -> list[str]:
+        """Allocate GPUs of the pool to the server; InsufficientGpus rather than over-allocate."""
+        return await inventory.take_gpus(self.session, region, gpu_type, count, server_id)
+
+    async def return_gpus(self, server_ids: Iterable[str]) -> int:
+        """Give the servers' GPUs back to their pools; how many came back."""
+        return await inventory.return_gpus(self.session, server_ids)
+
+    async def add_server(self, step: StartServer, cost_per_hour: float, pricing_class: str, action_id: str) -> None:
+        """Record a server to start."""
+        await self.session.execute(
+            server.insert().values(
+                server_id=step.server_id, region=step.region, gpu_type=step.gpu_type, gpu_count=step.gpu_count,
+                state="starting", cost_per_hour=cost_per_hour, pricing_class=pricing_class, action_id=action_id,
             )
+        )  # fmt: skip
+
+    async def mark_server(self, server_id: str, state: str, **values: str | None) -> None:
+        """Set a server's state and the given columns (endpoint, metrics_url, reason, action_id)."""
+        await self.session.execute(
+            server.update().where(server.c.server_id == server_id).values(state=state, updated_at=func.now(), **values)
         )
-    ).all()
-    ids = [r.server_id for r in rows]
-    counts: dict[str, dict[str, int]] = defaultdict(dict)
-    placed = await session.execute(
-        select(placement.c.server_id, placement.c.model_id, placement.c.instances).where(
-            placement.c.server_id.in_(ids), placement.c.state != "unloading"
+
+    async def add_placement(
+        self, server_id: str, model_id: str, triton_model: str, instances: int, action_id: str
+    ) -> None:
+        """Record a model to load on a server."""
+        await self.session.execute(
+            placement.insert().values(
+                server_id=server_id, model_id=model_id, triton_model=triton_model, instances=instances,
+                state="loading", action_id=action_id,
+            )
+        )  # fmt: skip
+
+    async def resize_placement(self, server_id: str, model_id: str, change: int) -> int:
+        """Add (or take off) instances of a loaded model; the new count."""
+        where = (placement.c.server_id == server_id) & (placement.c.model_id == model_id)
+        now = await self.session.execute(
+            placement.update()
+            .where(where)
+            .values(instances=placement.c.instances + change)
+            .returning(placement.c.instances)
         )
-    )
-    for p in placed:
-        counts[p.server_id][p.model_id] = p.instances
-    servers = [
-        Server(r.server_id, r.region, r.gpu_type, r.gpu_count, counts[r.server_id])
-        for r in rows
-        if r.state != "stopping"
-    ]
-    return servers, len(rows)
+        return int(now.scalar_one())
 
+    async def mark_placement(self, server_id: str, model_id: str, state: str, action_id: str | None = None) -> None:
+        """Set a placement's state (and the action that set it)."""
+        where = (placement.c.server_id == server_id) & (placement.c.model_id == model_id)
+        values = {"state": state} if action_id is None else {"state": state, "action_id": action_id}
+        await self.session.execute(placement.update().where(where).values(values))
 
-async def take_gpus(session: AsyncSession, region: str, gpu_type: str, count: int, server_id: str) -> list[str]:
-    """Allocate `count` GPUs of the pool to `server_id`; InsufficientGpus rather than over-allocate."""
-    taken = await session.execute(
-        gpu_pool.update()
-        .where(gpu_pool.c.region == region, gpu_pool.c.gpu_type == gpu_type, gpu_pool.c.available >= count)
-        .values(available=gpu_pool.c.available - count, updated_at=func.now())
-        .returning(gpu_pool.c.available)
-    )
-    if taken.first() is None:
-        raise InsufficientGpus(f"fewer than {count} free {gpu_type} GPUs in {region}")
-    free = and_(gpu.c.region == region, gpu.c.gpu_type == gpu_type, gpu.c.state == "free")
-    ids = list(
-        (await session.execute(select(gpu.c.gpu_id).where(free).order_by(gpu.c.gpu_id).limit(count).with_for_update()))
-        .scalars()
-        .all()
-    )
-    if len(ids) < count:
-        raise InsufficientGpus(f"pool {region}/{gpu_type} counts more free GPUs than it has ids for")
-    await session.execute(gpu.update().where(gpu.c.gpu_id.in_(ids)).values(state="allocated", server_id=server_id))
-    return ids
+    async def forget_placements(self, server_id: str, model_id: str | None = None) -> None:
+        """Delete the server's placements (of one model, or all) and their deployment plans."""
+        await inventory.forget_placements(self.session, server_id, model_id)
 
+    async def record_plan(self, fleet: FleetConfig, server_id: str, requirement: ModelRequirement) -> None:
+        """Keep the best deployment plan for the model on the server's GPUs."""
+        await inventory.record_plan(self.session, fleet, server_id, requirement)
 
-async def return_gpus(session: AsyncSession, server_ids: Iterable[str]) -> int:
-    """Give the servers' GPUs back to their pools; how many came back."""
-    rows = (
-        await session.execute(
-            gpu.update()
-            .where(gpu.c.server_id.in_(list(server_ids)))
-            .values(state="free", server_id=None)
-            .returning(gpu.c.region, gpu.c.gpu_type)
+    async def pending(self, action_id: str) -> PendingSteps:
+        """The action's servers and placements still to make real."""
+        rows = (await self.session.execute(select(server).where(server.c.action_id == action_id))).all()
+        servers = [
+            (r.state, ServerRecord(r.server_id, r.region, r.gpu_type, r.gpu_count, r.cost_per_hour, r.pricing_class))
+            for r in rows
+        ]
+        query = (
+            select(placement, server.c.endpoint, server.c.state.label("server_state"))
+            .join(server, server.c.server_id == placement.c.server_id)
+            .where(placement.c.action_id == action_id)
         )
-    ).all()
-    per_pool: dict[PoolKey, int] = defaultdict(int)
-    for row in rows:
-        per_pool[(row.region, row.gpu_type)] += 1
-    for (region, gpu_type), n in sorted(per_pool.items()):
-        await session.execute(
-            gpu_pool.update()
-            .where(gpu_pool.c.region == region, gpu_pool.c.gpu_type == gpu_type)
-            .values(available=gpu_pool.c.available + n, updated_at=func.now())
+        placements = [
+            (p.state, PlacementRecord(p.server_id, p.model_id, p.triton_model, p.instances, p.endpoint, p.server_state))
+            for p in (await self.session.execute(query)).all()
+        ]
+        return PendingSteps(
+            starting=[s for state, s in servers if state == "starting"],
+            stopping=[s for state, s in servers if state == "stopping"],
+            loading=[p for state, p in placements if state == "loading"],
+            unloading=[p for state, p in placements if state == "unloading"],
         )
-    return len(rows)
 
-
-async def price_per_gpu(session: AsyncSession, fleet: FleetConfig, pool: Pool) -> float:
-    """$/h of one GPU of the pool under its pricing class (the latest published price, else the seed's)."""
-    row = (
-        await session.execute(
-            select(gpu_price).where(gpu_price.c.region == pool.region, gpu_price.c.gpu_type == pool.gpu_type)
+    async def record_price(self, price: GpuPrice) -> None:
+        """Store (or replace) a pool's published prices."""
+        values = {"on_demand_per_hour": price.on_demand_per_hour, "spot_per_hour": price.spot_per_hour}
+        values |= {"reserved_per_hour": price.reserved_per_hour}
+        await self.session.execute(
+            insert(gpu_price)
+            .values(region=price.region, gpu_type=price.gpu_type, **values)
+            .on_conflict_do_update(index_elements=["region", "gpu_type"], set_=values)
         )
-    ).first()
-    if row is None:
-        return fleet.price(pool.region, pool.gpu_type, pool.pricing_class)
-    column = {"on_demand": "on_demand_per_hour", "spot": "spot_per_hour", "reserved": "reserved_per_hour"}
-    return float(getattr(row, column[pool.pricing_class.value]))
+
+    async def announce(self, event: Event, key: str) -> None:
+        """Queue an allocation event; it goes out only if the transaction commits."""
+        await add_to_outbox(self.session, outbox, ALLOCATIONS, event, key=key)
 
 
-async def record_plan(session: AsyncSession, fleet: FleetConfig, server_id: str, requirement: ModelRequirement) -> None:
-    """Keep the best deployment plan for the model on the server's GPUs (none when no plan fits)."""
-    row = (await session.execute(select(server).where(server.c.server_id == server_id))).one()
-    if row.gpu_type not in fleet.gpus:
-        return
-    target = requirement.latency_target_ms if requirement.latency_target_ms is not None else float("inf")
-    plan = best_plan(requirement, fleet.gpus[row.gpu_type], row.cost_per_hour / row.gpu_count, target, row.gpu_count)
-    if plan is None:
-        return
-    values = {
-        "strategy": plan.strategy,
-        "quantisation": plan.quantisation,
-        "gpus": plan.gpus,
-        "memory_per_gpu_gb": plan.memory_per_gpu_gb,
-        "latency_ms": plan.latency_ms,
-        "throughput": plan.throughput,
-        "cost_per_hour": plan.cost_per_hour,
-    }
-    await session.execute(
-        insert(deployment_plan)
-        .values(server_id=server_id, model_id=requirement.model_id, **values)
-        .on_conflict_do_update(index_elements=["server_id", "model_id"], set_=values)
-    )
+class SqlUnitOfWork:
+    """`UnitOfWork` over a session factory: one session and transaction per `transaction()`."""
 
+    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
+        self.sessions = sessions
 
-async def forget_placements(session: AsyncSession, server_id: str, model_id: str | None = None) -> None:
-    """Delete the server's placements (of one model, or all) and their deployment plans."""
-    for table in (placement, deployment_plan):
-        where = table.c.server_id == server_id
-        if model_id is not None:
-            where = where & (table.c.model_id == model_id)
-        await session.execute(table.delete().where(where))
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[AllocatorRepository]:
+        """A repository in one transaction: committed on a clean exit, rolled back on an error."""
+        async with self.sessions.begin() as session:
+            yield SqlAllocatorRepository(session)
+
+    async def refresh_metrics(self, metrics: AllocatorMetrics) -> None:
+        """Set the metrics' gauges from the committed state."""
+        await metrics.refresh(self.sessions)

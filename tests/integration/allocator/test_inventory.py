@@ -8,7 +8,7 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
-from services.allocator.adapters import repository as repo
+from services.allocator.adapters import inventory
 from services.allocator.adapters.orm import gpu, gpu_pool
 from shared.db import create_engine, session_factory
 
@@ -34,12 +34,12 @@ async def test_concurrent_allocations_never_take_more_than_is_free(test_fleet):
     async def claim(n: int) -> bool:
         try:
             async with sessions.begin() as session:
-                pools = await repo.lock_region(session, test_fleet.region)
+                pools = await inventory.lock_region(session, test_fleet.region)
                 assert pools[(test_fleet.region, "a100_80gb")].available >= 0
-                await repo.take_gpus(session, test_fleet.region, "a100_80gb", 1, f"claim-{test_fleet.region}-{n}")
+                await inventory.take_gpus(session, test_fleet.region, "a100_80gb", 1, f"claim-{test_fleet.region}-{n}")
                 await asyncio.sleep(0.01)  # widen the window a race would need
             return True
-        except repo.InsufficientGpus:
+        except inventory.InsufficientGpus:
             return False
 
     results = await asyncio.gather(*(claim(n) for n in range(10)))
@@ -59,7 +59,7 @@ async def test_concurrent_allocations_never_take_more_than_is_free(test_fleet):
                 .values(available=gpu_pool.c.available - 1)
             )
     async with sessions.begin() as session:
-        assert await repo.return_gpus(session, [f"claim-{test_fleet.region}-{n}" for n in range(10)]) == 3
+        assert await inventory.return_gpus(session, [f"claim-{test_fleet.region}-{n}" for n in range(10)]) == 3
         available = (
             await session.execute(select(gpu_pool.c.available).where(gpu_pool.c.region == test_fleet.region))
         ).scalar_one()

@@ -1,0 +1,294 @@
+"""In-memory fakes of the allocator's adapters: the repository and unit of work, a provisioner, a relay.
+
+`FakeUnitOfWork` works on a copy of its state and keeps the copy only when the transaction ends
+cleanly, so a use case that raises midway leaves nothing behind, as with Postgres. Events queued
+with `announce` count as published once committed (`uow.events`).
+"""
+
+from __future__ import annotations
+
+import copy
+import uuid
+from collections.abc import AsyncIterator, Iterable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from services.allocator.adapters.inventory import LIVE, InsufficientGpus
+from services.allocator.adapters.metrics import AllocatorMetrics
+from services.allocator.adapters.provisioner import ProvisioningError, ServerEndpoint
+from services.allocator.adapters.repository import AllocatorRepository
+from services.allocator.domain.allocation import PoolKey, gpu_ids_for
+from services.allocator.domain.fleet import FleetConfig, ModelRequirement, Pool, PricingClass
+from services.allocator.domain.planner import DeploymentPlan, best_plan
+from services.allocator.domain.records import ActionRecord, PendingSteps, PlacementRecord, ServerRecord
+from services.allocator.domain.scaling import Server, StartServer
+from shared.events import Event, GpuPrice, ScalingActionRequested
+
+
+@dataclass
+class FakeState:
+    """Everything the allocator's tables hold, as plain dicts."""
+
+    pools: dict[PoolKey, Pool] = field(default_factory=dict)
+    gpus: dict[str, dict[str, Any]] = field(default_factory=dict)  # gpu_id -> region, gpu_type, state, server_id
+    prices: dict[PoolKey, dict[PricingClass, float]] = field(default_factory=dict)
+    requirements: dict[str, ModelRequirement] = field(default_factory=dict)
+    actions: dict[str, dict[str, Any]] = field(default_factory=dict)
+    servers: dict[str, dict[str, Any]] = field(default_factory=dict)
+    placements: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
+    plans: dict[tuple[str, str], DeploymentPlan] = field(default_factory=dict)
+    inbox: set[tuple[str, uuid.UUID]] = field(default_factory=set)
+    outbox: list[tuple[Event, str]] = field(default_factory=list)
+
+
+def seeded(fleet: FleetConfig) -> FakeState:
+    """The state `inventory.seed` writes for the fleet: pools, GPU ids, prices, requirements."""
+    state = FakeState(requirements=dict(fleet.models))
+    for pool in fleet.pools:
+        key = (pool.region, pool.gpu_type)
+        state.pools[key] = pool
+        ids = gpu_ids_for(pool)
+        held = set(ids[len(ids) - pool.reserved :]) if pool.reserved else set()
+        for n, gpu_id in enumerate(ids):
+            status = "free" if n < pool.available else "reserved" if gpu_id in held else "allocated"
+            state.gpus[gpu_id] = {"region": pool.region, "gpu_type": pool.gpu_type, "state": status, "server_id": None}
+        state.prices[key] = {c: fleet.price(pool.region, pool.gpu_type, c) for c in PricingClass}
+    return state
+
+
+class FakeRepository:
+    """`AllocatorRepository` over a `FakeState`."""
+
+    def __init__(self, state: FakeState) -> None:
+        self.state = state
+
+    async def first_delivery(self, consumer: str, event_id: uuid.UUID) -> bool:
+        seen = (consumer, event_id) in self.state.inbox
+        self.state.inbox.add((consumer, event_id))
+        return not seen
+
+    async def record_action(self, event: ScalingActionRequested) -> bool:
+        if event.action_id in self.state.actions:
+            return False
+        self.state.actions[event.action_id] = {
+            "model_id": event.model_id, "region": event.region, "kind": event.kind.value,
+            "target_instances": event.target_instances, "state": "in_progress", "reason": None,
+        }  # fmt: skip
+        return True
+
+    async def action_state(self, action_id: str) -> str:
+        return str(self.state.actions[action_id]["state"])
+
+    async def action(self, action_id: str) -> ActionRecord:
+        row = self.state.actions[action_id]
+        return ActionRecord(action_id, row["model_id"], row["region"])
+
+    async def finish_action(self, action_id: str, state: str, reason: str | None = None) -> None:
+        if self.state.actions[action_id]["state"] == "in_progress":
+            self.state.actions[action_id] |= {"state": state, "reason": reason}
+
+    async def fail_action(self, action_id: str, reason: str) -> None:
+        self.state.actions[action_id] |= {"state": "failed", "reason": reason}
+
+    async def lock_region(self, region: str) -> dict[PoolKey, Pool]:
+        return {key: pool for key, pool in sorted(self.state.pools.items()) if key[0] == region}
+
+    async def requirements(self) -> dict[str, ModelRequirement]:
+        return dict(self.state.requirements)
+
+    async def live_servers(self, prefix: str) -> tuple[list[Server], int]:
+        rows = {
+            sid: row for sid, row in self.state.servers.items() if row["state"] in LIVE and sid.startswith(f"{prefix}-")
+        }
+        counts: dict[str, dict[str, int]] = {sid: {} for sid in rows}
+        for (sid, model_id), p in self.state.placements.items():
+            if sid in rows and p["state"] != "unloading":
+                counts[sid][model_id] = p["instances"]
+        servers = [
+            Server(sid, row["region"], row["gpu_type"], row["gpu_count"], counts[sid])
+            for sid, row in rows.items()
+            if row["state"] != "stopping"
+        ]
+        return servers, len(rows)
+
+    async def price_per_gpu(self, fleet: FleetConfig, pool: Pool) -> float:
+        prices = self.state.prices.get((pool.region, pool.gpu_type))
+        return (
+            fleet.price(pool.region, pool.gpu_type, pool.pricing_class)
+            if prices is None
+            else prices[pool.pricing_class]
+        )
+
+    async def take_gpus(self, region: str, gpu_type: str, count: int, server_id: str) -> list[str]:
+        pool = self.state.pools[(region, gpu_type)]
+        if pool.available < count:
+            raise InsufficientGpus(f"fewer than {count} free {gpu_type} GPUs in {region}")
+        self.state.pools[(region, gpu_type)] = replace(pool, available=pool.available - count)
+        free = sorted(
+            gid for gid, g in self.state.gpus.items()
+            if (g["region"], g["gpu_type"], g["state"]) == (region, gpu_type, "free")
+        )[:count]  # fmt: skip
+        for gpu_id in free:
+            self.state.gpus[gpu_id] |= {"state": "allocated", "server_id": server_id}
+        return free
+
+    async def return_gpus(self, server_ids: Iterable[str]) -> int:
+        wanted = set(server_ids)
+        back = [g for g in self.state.gpus.values() if g["server_id"] in wanted]
+        for g in back:
+            g |= {"state": "free", "server_id": None}
+            pool = self.state.pools[(g["region"], g["gpu_type"])]
+            self.state.pools[(g["region"], g["gpu_type"])] = replace(pool, available=pool.available + 1)
+        return len(back)
+
+    async def add_server(self, step: StartServer, cost_per_hour: float, pricing_class: str, action_id: str) -> None:
+        assert step.server_id not in self.state.servers, "server ids are primary keys"
+        self.state.servers[step.server_id] = {
+            "region": step.region, "gpu_type": step.gpu_type, "gpu_count": step.gpu_count, "state": "starting",
+            "cost_per_hour": cost_per_hour, "pricing_class": pricing_class, "action_id": action_id,
+            "endpoint": None, "metrics_url": None, "reason": None,
+        }  # fmt: skip
+
+    async def mark_server(self, server_id: str, state: str, **values: str | None) -> None:
+        self.state.servers[server_id] |= {"state": state, **values}
+
+    async def add_placement(
+        self, server_id: str, model_id: str, triton_model: str, instances: int, action_id: str
+    ) -> None:
+        assert (server_id, model_id) not in self.state.placements, "placements are keyed by server and model"
+        self.state.placements[(server_id, model_id)] = {
+            "triton_model": triton_model, "instances": instances, "state": "loading", "action_id": action_id,
+        }  # fmt: skip
+
+    async def resize_placement(self, server_id: str, model_id: str, change: int) -> int:
+        row = self.state.placements[(server_id, model_id)]
+        row["instances"] += change
+        assert row["instances"] >= 0, "CHECK instances_not_negative"
+        return int(row["instances"])
+
+    async def mark_placement(self, server_id: str, model_id: str, state: str, action_id: str | None = None) -> None:
+        row = self.state.placements[(server_id, model_id)]
+        row |= {"state": state} if action_id is None else {"state": state, "action_id": action_id}
+
+    async def forget_placements(self, server_id: str, model_id: str | None = None) -> None:
+        for table in (self.state.placements, self.state.plans):
+            for key in [k for k in table if k[0] == server_id and model_id in (None, k[1])]:
+                del table[key]
+
+    async def record_plan(self, fleet: FleetConfig, server_id: str, requirement: ModelRequirement) -> None:
+        row = self.state.servers[server_id]
+        if row["gpu_type"] not in fleet.gpus:
+            return
+        target = requirement.latency_target_ms if requirement.latency_target_ms is not None else float("inf")
+        gpu, per_gpu = fleet.gpus[row["gpu_type"]], row["cost_per_hour"] / row["gpu_count"]
+        plan = best_plan(requirement, gpu, per_gpu, target, row["gpu_count"])
+        if plan is not None:
+            self.state.plans[(server_id, requirement.model_id)] = plan
+
+    async def pending(self, action_id: str) -> PendingSteps:
+        servers = {sid: row for sid, row in self.state.servers.items() if row["action_id"] == action_id}
+        placements = [(k, p) for k, p in self.state.placements.items() if p["action_id"] == action_id]
+
+        def server(sid: str) -> ServerRecord:
+            row = self.state.servers[sid]
+            fields = ("region", "gpu_type", "gpu_count", "cost_per_hour", "pricing_class")
+            return ServerRecord(sid, *(row[f] for f in fields))
+
+        def placed(key: tuple[str, str], p: dict[str, Any]) -> PlacementRecord:
+            host = self.state.servers[key[0]]
+            return PlacementRecord(key[0], key[1], p["triton_model"], p["instances"], host["endpoint"], host["state"])
+
+        return PendingSteps(
+            starting=[server(sid) for sid, row in servers.items() if row["state"] == "starting"],
+            stopping=[server(sid) for sid, row in servers.items() if row["state"] == "stopping"],
+            loading=[placed(k, p) for k, p in placements if p["state"] == "loading"],
+            unloading=[placed(k, p) for k, p in placements if p["state"] == "unloading"],
+        )
+
+    async def record_price(self, price: GpuPrice) -> None:
+        self.state.prices[(price.region, price.gpu_type)] = {
+            PricingClass.ON_DEMAND: price.on_demand_per_hour,
+            PricingClass.SPOT: price.spot_per_hour,
+            PricingClass.RESERVED: price.reserved_per_hour,
+        }
+
+    async def announce(self, event: Event, key: str) -> None:
+        self.state.outbox.append((event, key))
+
+
+class FakeUnitOfWork:
+    """`UnitOfWork` whose transactions work on a copy and keep it only on a clean exit."""
+
+    def __init__(self, state: FakeState) -> None:
+        self.state = state
+        self.commits = 0
+        self.metric_refreshes = 0
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[AllocatorRepository]:
+        working = copy.deepcopy(self.state)
+        yield FakeRepository(working)
+        self.state = working  # only reached without an exception: a commit
+        self.commits += 1
+
+    async def refresh_metrics(self, metrics: AllocatorMetrics) -> None:
+        self.metric_refreshes += 1
+
+    @property
+    def events(self) -> list[Event]:
+        """The committed allocation events, in order."""
+        return [event for event, _ in self.state.outbox]
+
+
+class FakeProvisioner:
+    """Servers that start at once; models load when the repository has them."""
+
+    def __init__(self, repository: Iterable[str] = ("echo",), broken_gpu_types: Iterable[str] = ()) -> None:
+        self.repository = set(repository)
+        self.broken_gpu_types = set(broken_gpu_types)
+        self.running: dict[str, ServerEndpoint] = {}
+        self.loaded: dict[str, set[str]] = {}  # endpoint -> ready models
+        self.stopped: list[str] = []
+
+    async def start_server(self, server_id: str, region: str, gpu_type: str, gpu_count: int) -> ServerEndpoint:
+        if gpu_type in self.broken_gpu_types:
+            raise ProvisioningError(f"no local emulation profile for GPU type {gpu_type}")
+        endpoint = self.running.setdefault(server_id, ServerEndpoint(f"{server_id}:8000", f"http://{server_id}:8002"))
+        self.loaded.setdefault(endpoint.endpoint, set())
+        return endpoint
+
+    async def load_model(self, endpoint: str, triton_model: str) -> None:
+        if triton_model not in self.repository:
+            raise ProvisioningError(f"model {triton_model} is not in the repository of {endpoint}")
+        self.loaded[endpoint].add(triton_model)
+
+    async def model_ready(self, endpoint: str, triton_model: str) -> bool:
+        return triton_model in self.loaded.get(endpoint, set())
+
+    async def unload_model(self, endpoint: str, triton_model: str) -> None:
+        self.loaded[endpoint].discard(triton_model)
+
+    async def stop_server(self, server_id: str) -> None:
+        endpoint = self.running.pop(server_id, None)
+        if endpoint is not None:
+            self.loaded.pop(endpoint.endpoint, None)
+            self.stopped.append(server_id)
+
+
+class FakeRelay:
+    """Counts how often the use cases asked for a publish."""
+
+    def __init__(self) -> None:
+        self.rounds = 0
+        self.notified = 0
+
+    async def publish_pending(self, limit: int = 500) -> int:
+        self.rounds += 1
+        return 0
+
+    def notify(self) -> None:
+        self.notified += 1
+
+    async def run(self, poll_interval_s: float = 1.0) -> None:
+        return None
