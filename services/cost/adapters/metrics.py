@@ -2,9 +2,29 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
+from typing import Protocol
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-from services.cost.reporting import CycleResult
+from services.cost.domain.cycle import Evaluation
+from shared.events import CostRecommended, CostReported
+
+
+class ObservedCycle(Protocol):
+    """What the metrics read of a cycle's result (reporting.CycleResult); adapters do not import use cases."""
+
+    @property
+    def report(self) -> CostReported: ...
+
+    @property
+    def evaluation(self) -> Evaluation: ...
+
+    @property
+    def announced(self) -> Sequence[CostRecommended]: ...
+
+    @property
+    def open_savings_by_kind(self) -> Mapping[str, float]: ...
 
 
 class CostMetrics:
@@ -34,7 +54,7 @@ class CostMetrics:
             "llmfleet_cost_cycle_seconds", "Time of one report and recommendation cycle", registry=registry
         )
 
-    def observe(self, result: CycleResult, seconds: float) -> None:
+    def observe(self, result: ObservedCycle, seconds: float) -> None:
         """Reflect one cycle: gauges show the latest report only (labels that vanished are dropped)."""
         self.fleet_per_hour.clear()
         for (region, gpu_type, pricing_class), value in result.evaluation.cost.by_pool.items():
