@@ -22,8 +22,14 @@ class ServiceSettings(BaseSettings):
         description="Kafka group of the service (llmfleet-<service> when empty); a topic is read in <group>.<topic>",
     )
     db_pool_size: int = Field(default=5, description="database connections the service keeps open")
-    metrics_port: int = Field(default=0, ge=0, le=65535, description="Prometheus /metrics port; 0: not served")
+    metrics_port: int = Field(
+        default=0, ge=0, le=65535, description="Prometheus /metrics and the /health, /ready probes port; 0: not served"
+    )
     metrics_host: str = Field(default="127.0.0.1", description="address /metrics binds (0.0.0.0 in containers)")
+    migrate_on_start: bool = Field(
+        default=False,
+        description="migrate the schema at start (under an advisory lock); off: the deploy's migrate job does it",
+    )
 
     @property
     def group_id(self) -> str:

@@ -1,8 +1,10 @@
 """The five platform services as local processes (`python -m services.<name>`), recorded in the state file.
 
-Each service migrates its schema, then runs until SIGTERM. The local stack's addresses and each
-service's own database role are passed as `LLMFLEET_<SERVICE>_*` settings; a service gets a free
-port for its Prometheus `/metrics`.
+First each service's migration job runs (`python -m services.<name> migrate`, all at once, each
+waited for), then the services start and run until SIGTERM; a service does not migrate at start.
+The local stack's addresses and each service's own database role are passed as
+`LLMFLEET_<SERVICE>_*` settings; a service gets a free port for its Prometheus `/metrics` and
+its `/health` and `/ready` probes, and counts as started once `/ready` answers 200.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import contextlib
 import functools
 import os
 import signal
+import subprocess
 import sys
 import time
 import urllib.request
@@ -34,7 +37,8 @@ from deploy.local.common import (
 
 SERVICES: tuple[str, ...] = ("router", "allocator", "scaler", "cost", "monitor")
 METRICS_BASE_PORT = 9300
-READY_TIMEOUT = 90.0  # migrations of five schemas on a busy 2-core machine
+READY_TIMEOUT = 90.0  # five services starting on a busy 2-core machine
+MIGRATE_TIMEOUT = 120.0  # migrations of five schemas at once on the same machine
 STOP_TIMEOUT = 45.0  # the router drains open batches on SIGTERM
 
 
@@ -60,12 +64,13 @@ def start(
     services: Sequence[str] = SERVICES,
     paths: StackPaths | None = None,
 ) -> dict[str, dict[str, Any]]:
-    """Start the services not running yet (idempotent) and wait until each serves its metrics."""
+    """Migrate, then start the services not running yet (idempotent); wait until each answers /ready."""
     paths = paths or stack_paths()
     started: dict[str, dict[str, Any]] = {}
     with locked_state(paths) as state:
         recorded: dict[str, Any] = state.setdefault("services", {})
         taken = [int(info["metrics_port"]) for info in recorded.values()]
+        envs: dict[str, dict[str, str]] = {}
         for service in services:
             current = recorded.get(service)
             if current is not None and pid_alive(int(current["pid"])):
@@ -73,15 +78,19 @@ def start(
                 continue
             port = free_port(METRICS_BASE_PORT + SERVICES.index(service), taken)
             taken.append(port)
+            envs[service] = service_env(service, stack, group_prefix, port, settings or {})
+            envs[service]["LLMFLEET_RUN_DIR"] = str(paths.run)  # the allocator's Triton servers join this stack
+            envs[service]["LLMFLEET_CACHE"] = str(paths.cache)
+        migrate(envs, paths)
+        for service, env in envs.items():
             log = paths.logs / f"{service}.log"
-            env = service_env(service, stack, group_prefix, port, settings or {})
-            env["LLMFLEET_RUN_DIR"] = str(paths.run)  # the allocator's Triton servers join this stack
-            env["LLMFLEET_CACHE"] = str(paths.cache)
             pid = spawn([sys.executable, "-m", f"services.{service}"], log, env=env, cwd=REPO_ROOT)
+            port = int(env[f"LLMFLEET_{service.upper()}_METRICS_PORT"])
             recorded[service] = started[service] = {
                 "pid": pid,
                 "metrics_port": port,
                 "metrics_url": f"http://127.0.0.1:{port}/metrics",
+                "ready_url": f"http://127.0.0.1:{port}/ready",
                 "log": str(log),
             }
     for service, info in started.items():
@@ -91,14 +100,47 @@ def start(
     return started
 
 
+def migrate(envs: Mapping[str, Mapping[str, str]], paths: StackPaths, timeout: float = MIGRATE_TIMEOUT) -> None:
+    """Run each service's migration job (`python -m services.<name> migrate`) at once; wait for all to succeed."""
+    jobs: dict[str, tuple[subprocess.Popen[bytes], Path]] = {}
+    for service, env in envs.items():
+        log = paths.logs / f"{service}.log"
+        log.parent.mkdir(parents=True, exist_ok=True)
+        with log.open("ab") as out:
+            jobs[service] = (
+                subprocess.Popen(
+                    [sys.executable, "-m", f"services.{service}", "migrate"],
+                    stdout=out,
+                    stderr=subprocess.STDOUT,
+                    stdin=subprocess.DEVNULL,
+                    env={**os.environ, **env},
+                    cwd=REPO_ROOT,
+                ),
+                log,
+            )
+    deadline = time.monotonic() + timeout
+    failed = []
+    for service, (job, log) in jobs.items():
+        try:
+            code = job.wait(max(0.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            job.kill()
+            code = job.wait()
+        if code != 0:
+            failed.append(f"{service} (exit {code}; see {log})")
+    if failed:
+        raise RuntimeError(f"migrations failed: {', '.join(failed)}")
+
+
 def _serving(info: Mapping[str, Any]) -> bool:
-    """Ready once it serves /metrics (after its migrations), or dead."""
+    """Ready once it answers /ready with 200 (started, broker connected), or dead."""
     if not pid_alive(int(info["pid"])):
         return True
+    url = info.get("ready_url") or info["metrics_url"]  # a service recorded before /ready existed
     try:
-        with urllib.request.urlopen(info["metrics_url"], timeout=1) as response:  # noqa: S310 - our own localhost URL
+        with urllib.request.urlopen(url, timeout=1) as response:  # noqa: S310 - our own localhost URL
             return bool(response.status == 200)
-    except OSError:
+    except OSError:  # also HTTPError: 503 while it starts
         return False
 
 

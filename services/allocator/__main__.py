@@ -1,15 +1,7 @@
-"""`python -m services.allocator [migrate]`: run migrations, then the service until SIGTERM."""
-
-import asyncio
-import logging
-import sys
+"""`python -m services.allocator [migrate]`: serve until SIGTERM, or migrate the schema and exit (the deploy's job)."""
 
 from services.allocator.app import create_app, migrate
 from services.allocator.settings import AllocatorSettings
+from shared.main import main
 
-logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-settings = AllocatorSettings()
-migrate(settings)
-if sys.argv[1:] != ["migrate"]:
-    app, _ = create_app(settings)
-    asyncio.run(app.run())
+main(create_app, AllocatorSettings, migrate)

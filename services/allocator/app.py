@@ -4,7 +4,6 @@ the provisioner, the outbox relay and the metrics."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import uuid
 from pathlib import Path
 
@@ -21,10 +20,11 @@ from services.allocator.adapters.repository import seed
 from services.allocator.service import Allocator
 from services.allocator.settings import AllocatorSettings, ProvisionerKind
 from shared.db import create_engine, session_factory
-from shared.metrics import new_registry, serve_metrics
+from shared.jobs import Jobs, loop
+from shared.metrics import new_registry
 from shared.migrations import upgrade
 from shared.outbox import OutboxRelay
-from shared.runtime import Runtime, create_runtime
+from shared.runtime import Runtime, create_runtime, service_app
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -71,18 +71,10 @@ def create_app(
     runtime = create_runtime(settings, span_exporter)
     allocator = build_allocator(settings, runtime, provisioner)
     handlers.register(runtime.broker, allocator, settings.group_id)
-    relay_task: list[asyncio.Task[None]] = []
+    background = Jobs()
 
     async def start() -> None:
         await allocator.metrics.refresh(allocator.sessions)
-        serve_metrics(allocator.metrics.registry, settings.metrics_port, settings.metrics_host)
-        relay_task.append(asyncio.create_task(allocator.relay.run(settings.relay_poll_interval_s)))
+        background.start(loop("allocator outbox relay", lambda: allocator.relay.run(settings.relay_poll_interval_s)))
 
-    async def stop() -> None:
-        for task in relay_task:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        await runtime.close()
-
-    return FastStream(runtime.broker, on_startup=[start], on_shutdown=[stop]), runtime
+    return service_app(runtime, start, background.stop, allocator.metrics.registry), runtime

@@ -1,31 +1,21 @@
-"""Composition root of the cost service: `create_app(settings)` wires telemetry, database and broker."""
+"""Composition root of the cost service: `create_app(settings)` wires the shared runtime, handlers and worker."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 from faststream import FastStream
 from opentelemetry.sdk.trace.export import SpanExporter
-from prometheus_client import CollectorRegistry
 
 from services.cost import handlers
 from services.cost.adapters.metrics import CostMetrics
 from services.cost.settings import CostSettings
 from services.cost.worker import Worker
-from shared.metrics import new_registry, serve_metrics
 from shared.migrations import upgrade
-from shared.runtime import Runtime, create_runtime
+from shared.runtime import Runtime, WorkerRuntime, worker_app
 
 MIGRATIONS = Path(__file__).parent / "migrations"
-
-
-@dataclass
-class CostRuntime(Runtime):
-    """The runtime plus what the cost service holds: its metrics registry and background worker."""
-
-    registry: CollectorRegistry | None = None
-    worker: Worker | None = None
+CostRuntime = WorkerRuntime[Worker]
 
 
 def migrate(settings: CostSettings) -> None:
@@ -35,17 +25,8 @@ def migrate(settings: CostSettings) -> None:
 
 def create_app(settings: CostSettings, span_exporter: SpanExporter | None = None) -> tuple[FastStream, CostRuntime]:
     """The cost service as a FastStream application, and the runtime it owns (for tests)."""
-    base = create_runtime(settings, span_exporter)
-    registry = new_registry()
-    runtime = CostRuntime(**vars(base), registry=registry)
-    worker = Worker(runtime, settings, CostMetrics(registry))
-    runtime.worker = worker
-    handlers.register(worker)
 
-    def serve() -> None:
-        serve_metrics(registry, settings.metrics_port, settings.metrics_host)
+    def make_worker(runtime: Runtime) -> Worker:
+        return Worker(runtime, settings, CostMetrics(runtime.registry))
 
-    app = FastStream(
-        runtime.broker, on_startup=[serve], after_startup=[worker.start], on_shutdown=[worker.stop, runtime.close]
-    )
-    return app, runtime
+    return worker_app(settings, span_exporter, make_worker, handlers.register)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -15,15 +16,14 @@ from services.monitor import handlers, housekeeping
 from services.monitor.adapters.metrics import MonitorMetrics
 from services.monitor.adapters.orm import outbox
 from services.monitor.adapters.scraper import Scraper
-from services.monitor.background import Background, every
 from services.monitor.collector import Collector
 from services.monitor.settings import MonitorSettings
 from shared.broker import publish_event
 from shared.events import SERVER_METRICS, ServerMetricsReported
-from shared.metrics import new_registry, serve_metrics
+from shared.jobs import Job, Jobs, loop, periodic
 from shared.migrations import upgrade
 from shared.outbox import OutboxRelay
-from shared.runtime import Runtime, create_runtime
+from shared.runtime import Runtime, create_runtime, service_app
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 RETENTION_EVERY_S = 600.0
@@ -50,24 +50,26 @@ class Monitor:
     scraper: Scraper
     collector: Collector
     relay: OutboxRelay
-    background: Background = field(default_factory=Background)
+    background: Jobs = field(default_factory=Jobs)
 
-    async def start_loops(self) -> None:
-        """Start scraping, lag checks, retention and the outbox relay (after the broker is up)."""
+    def jobs(self) -> Sequence[Job]:
+        """The outbox relay, scrape rounds, lag checks and retention; the first rounds run at once."""
         s = self.settings
-        serve_metrics(self.registry, s.metrics_port, s.metrics_host)
-        self.background.start(
-            self.relay.run(poll_interval_s=0.5),
-            every(s.scrape_interval_s, self._round, "scrape round"),
-            every(s.lag_check_interval_s, self._lag, "consumer lag check"),
-            every(RETENTION_EVERY_S, self._prune, "retention"),
+        return (
+            loop("monitor outbox relay", lambda: self.relay.run(poll_interval_s=0.5)),
+            periodic("scrape round", s.scrape_interval_s, self._round, immediately=True),
+            periodic("consumer lag check", s.lag_check_interval_s, self._lag, immediately=True),
+            periodic("retention", RETENTION_EVERY_S, self._prune, immediately=True),
         )
 
+    async def start_loops(self) -> None:
+        """Start the monitor's jobs (after the broker is up)."""
+        self.background.start(*self.jobs())
+
     async def stop(self) -> None:
-        """Stop the loops and the HTTP pool, then release the runtime."""
+        """Stop the jobs, then close the HTTP pool (the shared app releases the runtime)."""
         await self.background.stop()
         await self.scraper.close()
-        await self.runtime.close()
 
     async def _round(self) -> None:
         if (await self.collector.run_round()).alerts:
@@ -85,7 +87,7 @@ class Monitor:
 def create_monitor(settings: MonitorSettings, span_exporter: SpanExporter | None = None) -> Monitor:
     """Build the monitor's parts without starting anything."""
     runtime = create_runtime(settings, span_exporter)
-    registry = new_registry()
+    registry = runtime.registry
     metrics = MonitorMetrics(registry)
     scraper = Scraper(settings.scrape_concurrency, settings.scrape_timeout_s)
     relay = OutboxRelay(runtime.sessions, outbox, runtime.broker)
@@ -102,5 +104,4 @@ def create_monitor(settings: MonitorSettings, span_exporter: SpanExporter | None
 def create_app(settings: MonitorSettings, span_exporter: SpanExporter | None = None) -> tuple[FastStream, Runtime]:
     """The monitor as a FastStream application, and the runtime it owns (for tests)."""
     monitor = create_monitor(settings, span_exporter)
-    app = FastStream(monitor.runtime.broker, after_startup=[monitor.start_loops], on_shutdown=[monitor.stop])
-    return app, monitor.runtime
+    return service_app(monitor.runtime, monitor.start_loops, monitor.stop), monitor.runtime

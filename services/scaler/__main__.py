@@ -1,15 +1,7 @@
-"""`python -m services.scaler [migrate]`: run migrations, then the service until SIGTERM."""
-
-import asyncio
-import logging
-import sys
+"""`python -m services.scaler [migrate]`: serve until SIGTERM, or migrate the schema and exit (the deploy's job)."""
 
 from services.scaler.app import create_app, migrate
 from services.scaler.settings import ScalerSettings
+from shared.main import main
 
-logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-settings = ScalerSettings()
-migrate(settings)
-if sys.argv[1:] != ["migrate"]:
-    app, _ = create_app(settings)
-    asyncio.run(app.run())
+main(create_app, ScalerSettings, migrate)

@@ -1,9 +1,11 @@
-"""Pure parts of the plumbing: dead-letter reasons, settings, ports, provisioning statements."""
+"""Pure parts of the plumbing: dead-letter reasons, settings, ports, provisioning statements, probes."""
 
 from __future__ import annotations
 
 import base64
 import socket
+import urllib.error
+import urllib.request
 from types import SimpleNamespace
 
 import pytest
@@ -14,6 +16,8 @@ from deploy.local.postgres import SERVICES, provisioning_sql
 from services.scaler.settings import ScalerSettings
 from shared.deadletter import dead_letter_for, reason_for
 from shared.events import DemandWindowReported
+from shared.metrics import new_registry, serve_metrics
+from shared.runtime import create_runtime
 
 
 def validation_error(raw: bytes) -> ValidationError:
@@ -62,3 +66,53 @@ def test_every_service_gets_a_role_owning_its_schema():
     for service in SERVICES:
         assert f"create schema if not exists {service} authorization {service}" in sql
     assert "revoke all on schema public from public" in sql
+
+
+def get(port: int, path: str) -> tuple[int, str]:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as response:
+            return response.status, response.read().decode()
+    except urllib.error.HTTPError as error:
+        return error.code, error.read().decode()
+
+
+def test_the_metrics_port_answers_health_ready_live_and_metrics():
+    ready = {"ok": False}
+    port = free_port(19400)
+    served = serve_metrics(new_registry(), port, ready=lambda: (ready["ok"], "why not"), live=lambda: (True, "turns"))
+    assert served is not None
+    try:
+        assert get(port, "/health") == (200, "up")
+        assert get(port, "/ready") == (503, "why not")
+        ready["ok"] = True
+        assert get(port, "/ready") == (200, "why not")
+        assert get(port, "/live") == (200, "turns")
+        assert get(port, "/metrics")[0] == 200
+    finally:
+        served[0].shutdown()
+        served[0].server_close()
+
+
+def test_without_checks_serving_means_ready():
+    port = free_port(19450)
+    served = serve_metrics(new_registry(), port)
+    assert served is not None
+    try:
+        assert get(port, "/health")[0] == get(port, "/ready")[0] == 200
+        assert get(port, "/live")[0] == 200  # no /live check: the metrics answer
+    finally:
+        served[0].shutdown()
+        served[0].server_close()
+
+
+def test_a_service_is_ready_once_started_with_its_broker_connected():
+    runtime = create_runtime(ScalerSettings())  # builds clients, connects nothing
+    assert runtime.ready() == (False, "starting")
+    runtime.started = True
+    assert runtime.ready() == (False, "broker not connected")
+
+
+def test_services_migrate_at_start_only_when_told(monkeypatch):
+    assert ScalerSettings().migrate_on_start is False
+    monkeypatch.setenv("LLMFLEET_SCALER_MIGRATE_ON_START", "true")
+    assert ScalerSettings().migrate_on_start is True
