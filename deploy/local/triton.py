@@ -11,16 +11,20 @@ A server is told which GPU it stands for through LLMFLEET_GPU_* variables; the m
 (tinylm slows itself down by 1/relative_speed). Every server is recorded under "triton" in the
 stack's state file, so `status`, `stop_all` and a second `start_server` work from any shell.
 
-Installing lives in `triton_install`, the HTTP repository API in `triton_repository`; the names
-callers use from there are re-exported here.
+Installing lives in `triton_install`, the HTTP repository API in `shared.triton` (which running
+services use too); the names callers use from there are re-exported here. `python -m
+deploy.local.triton start|stop` is how the allocator's local provisioner starts and stops servers
+without importing the development stack.
 """
 
 from __future__ import annotations
 
 import contextlib
 import glob
+import json
 import os
 import re
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,14 +46,7 @@ from deploy.local.common import (
     wait_until,
 )
 from deploy.local.triton_install import PYTRITON_VERSION, STUB_NUMPY, backends_dir, ensure_installed, server_env
-from deploy.local.triton_repository import (
-    READY_TIMEOUT,
-    load_model,
-    model_ready,
-    repository_index,
-    server_ready,
-    unload_model,
-)
+from shared.triton import READY_TIMEOUT, load_model, model_ready, repository_index, server_ready, unload_model
 
 __all__ = [
     "EXIT_TIMEOUT_SECS",
@@ -269,3 +266,31 @@ def status(paths: StackPaths | None = None) -> dict[str, dict[str, Any]]:
         running = _ours(info)
         result[name] = {**info, "running": running, "ready": running and server_ready(info["http_url"])}
     return result
+
+
+def main(argv: Sequence[str]) -> int:
+    """`start NAME GPU_TYPE REGION BASE_PORT` or `stop NAME`; the answer is one JSON line on stdout."""
+    if len(argv) == 5 and argv[0] == "start":
+        name, gpu_type, region, base_port = argv[1:]
+        if gpu_type not in PROFILES:
+            print(json.dumps({"error": f"no local emulation profile for GPU type {gpu_type}"}))
+            return 1
+        try:
+            info = start_server(name, PROFILES[gpu_type], region=region, base_port=int(base_port))
+        except (RuntimeError, TimeoutError, OSError, ValueError) as error:
+            print(json.dumps({"error": f"starting {name} failed: {error}"}))
+            return 1
+        print(json.dumps({"http_url": info["http_url"], "metrics_url": info["metrics_url"]}))
+        return 0
+    if len(argv) == 2 and argv[0] == "stop":
+        stop_server(argv[1])
+        print(json.dumps({"stopped": argv[1]}))
+        return 0
+    print(
+        json.dumps({"error": "usage: python -m deploy.local.triton start NAME GPU_TYPE REGION BASE_PORT | stop NAME"})
+    )
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

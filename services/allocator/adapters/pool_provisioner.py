@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import asyncio
 
-from deploy.local import triton
 from services.allocator.adapters.provisioner import LocalProvisioner, ProvisioningError, ServerEndpoint
 from services.allocator.settings import PoolServer
+from shared import triton
 
 
 class PoolProvisioner(LocalProvisioner):

@@ -1,17 +1,28 @@
 """Provisioners make a placement real: start a server, load and unload models, stop it.
 
 `LocalProvisioner` runs one Triton process per server on this machine, each one emulating a GPU
-of the server's type (deploy/local/triton.py), and loads models through Triton's repository API.
+of the server's type, and loads models through Triton's repository API (`shared.triton`). The
+processes are started and stopped by the local stack's launcher, run as a program
+(`python -m deploy.local.triton start|stop`): the service does not import the development stack,
+and the stack keeps its records of every server, so `status` and `down` see these too.
 A cloud or Kubernetes provisioner implements the same protocol.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
+import sys
+from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Protocol
 
-from deploy.local import triton
+from shared import triton
+
+# The local stack's launcher, run from the repository root (where `deploy/` lives in development).
+LOCAL_LAUNCHER = (sys.executable, "-m", "deploy.local.triton")
+REPO_ROOT = Path(__file__).resolve().parents[3]
 
 
 @dataclass(frozen=True)
@@ -53,21 +64,35 @@ class Provisioner(Protocol):
 class LocalProvisioner:
     """Local Triton processes named after the server id, in EXPLICIT model-control mode."""
 
-    def __init__(self, base_port: int = 8100, load_timeout_s: float = 120.0) -> None:
+    def __init__(
+        self, base_port: int = 8100, load_timeout_s: float = 120.0, launcher: Sequence[str] = LOCAL_LAUNCHER
+    ) -> None:
         self._base_port = base_port
         self._load_timeout_s = load_timeout_s
+        self._launcher = tuple(launcher)
 
     async def start_server(self, server_id: str, region: str, gpu_type: str, gpu_count: int) -> ServerEndpoint:
         """Start a Triton process emulating one GPU of `gpu_type` (the count is bookkeeping locally)."""
-        if gpu_type not in triton.PROFILES:
-            raise ProvisioningError(f"no local emulation profile for GPU type {gpu_type}")
+        info = await self._launch("start", server_id, gpu_type, region, str(self._base_port))
+        return ServerEndpoint(info["http_url"], info["metrics_url"])
+
+    async def _launch(self, *args: str) -> dict[str, str]:
+        """Run the launcher; its JSON answer, or ProvisioningError with the reason it gives."""
         try:
-            info = await asyncio.to_thread(
-                triton.start_server, server_id, triton.PROFILES[gpu_type], region=region, base_port=self._base_port
+            process = await asyncio.create_subprocess_exec(
+                *self._launcher, *args, stdout=asyncio.subprocess.PIPE, cwd=REPO_ROOT
             )
-        except (RuntimeError, TimeoutError, OSError) as error:
-            raise ProvisioningError(f"starting {server_id} failed: {error}") from error
-        return ServerEndpoint(str(info["http_url"]), str(info["metrics_url"]))
+            out, _ = await process.communicate()  # its stderr (install progress, errors) joins ours
+        except OSError as error:
+            raise ProvisioningError(f"{args[0]} {args[1]} failed: {error}") from error
+        try:
+            answer = dict(json.loads(out.decode().strip().splitlines()[-1]))
+        except (ValueError, IndexError):
+            answer = {}
+        if process.returncode != 0 or "error" in answer:
+            reason = answer.get("error") or f"the launcher exited with {process.returncode} (see the log)"
+            raise ProvisioningError(str(reason))
+        return {key: str(value) for key, value in answer.items()}
 
     async def load_model(self, endpoint: str, triton_model: str) -> None:
         """Load through the repository API; a name the repository lacks fails with that reason."""
@@ -94,4 +119,4 @@ class LocalProvisioner:
 
     async def stop_server(self, server_id: str) -> None:
         """SIGTERM the process group, SIGKILL after a grace period; forget the server."""
-        await asyncio.to_thread(triton.stop_server, server_id)
+        await self._launch("stop", server_id)

@@ -1,15 +1,29 @@
-"""Triton's HTTP health and repository API: readiness checks, loading and unloading models."""
+"""Triton's HTTP health and repository API: readiness checks, loading and unloading models.
+
+Blocking calls over urllib (no client library: `tritonclient` pins clash with ours); async callers
+run them in a thread. Used by the allocator's provisioners and by the local stack (deploy/local).
+"""
 
 from __future__ import annotations
 
 import json
+import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from typing import Any
 
-from deploy.local.common import wait_until
-
 READY_TIMEOUT = 120.0
+
+
+def poll_until(check: Callable[[], bool], timeout: float, what: str) -> None:
+    """Poll `check` every 0.2 s until it is true; TimeoutError after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return
+        time.sleep(0.2)
+    raise TimeoutError(f"{what} not ready after {timeout:.0f}s")
 
 
 def _base_url(http_url: str) -> str:
@@ -21,7 +35,7 @@ def _request(http_url: str, path: str, method: str = "GET", timeout: float = 5.0
     data = b"" if method == "POST" else None
     req = urllib.request.Request(_base_url(http_url) + path, data=data, method=method)  # noqa: S310
     try:
-        with urllib.request.urlopen(req, timeout=timeout) as resp:  # noqa: S310 - local URL built here
+        with urllib.request.urlopen(req, timeout=timeout) as resp:  # noqa: S310 - http(s) URL built here
             return int(resp.status), resp.read()
     except urllib.error.HTTPError as err:
         return int(err.code), err.read()
@@ -46,7 +60,7 @@ def load_model(http_url: str, model: str, timeout: float = READY_TIMEOUT) -> Non
     status, body = _request(http_url, f"/v2/repository/models/{model}/load", "POST", timeout=timeout)
     if status != 200:
         raise RuntimeError(f"loading {model} on {http_url} failed ({status}): {body.decode(errors='replace')}")
-    wait_until(lambda: model_ready(http_url, model), timeout, f"model {model} on {http_url}")
+    poll_until(lambda: model_ready(http_url, model), timeout, f"model {model} on {http_url}")
 
 
 def unload_model(http_url: str, model: str, timeout: float = 30.0) -> None:
@@ -59,7 +73,7 @@ def unload_model(http_url: str, model: str, timeout: float = 30.0) -> None:
         states = {entry.get("state") for entry in repository_index(http_url) if entry.get("name") == model}
         return not states & {"READY", "LOADING", "UNLOADING"}
 
-    wait_until(unloaded, timeout, f"unload of {model} on {http_url}")
+    poll_until(unloaded, timeout, f"unload of {model} on {http_url}")
 
 
 def repository_index(http_url: str) -> list[dict[str, Any]]:
