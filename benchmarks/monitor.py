@@ -27,6 +27,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from sqlalchemy import func, select
 
 from benchmarks import monitor_targets
+from benchmarks.local_stack import kafka_and_postgres
 from deploy.local import kafka, postgres
 from services.monitor.adapters.orm import alert_state, scrape_target
 from services.monitor.app import Monitor, create_monitor, migrate
@@ -233,7 +234,8 @@ def _figures(delays: list[float], levels: list[dict[str, float]]) -> dict[str, o
 
 def main() -> None:
     """Run the benchmark and print its figures; the last line is JSON."""
-    figures = asyncio.run(run())
+    with kafka_and_postgres():
+        figures = asyncio.run(run())
     print(f"alert latency over {figures['breaches']} breaches: p50 {figures['alert_latency_p50_ms']} ms, "
           f"p99 {figures['alert_latency_p99_ms']} ms, max {figures['alert_latency_max_ms']} ms")  # fmt: skip
     for level in figures["levels"]:  # type: ignore[attr-defined]

@@ -21,11 +21,11 @@ import time
 import uuid
 from typing import Any
 
+from benchmarks.local_stack import kafka_and_postgres
 from benchmarks.router_driver import Driver, percentiles
 from benchmarks.router_stack import ROOT, private_topics, router_env, router_process, triton_server
 from services.router.adapters.triton_client import Prompt, TritonClient
 
-BOOTSTRAP = "127.0.0.1:9092"
 RPS_REQUESTS = 20_000
 PACED_RPS, PACED_SECONDS = 1_000, 5
 LM_REQUESTS, LM_BASELINE, LM_TOKENS = 128, 24, 32
@@ -93,13 +93,13 @@ async def batching_gain(driver: Driver, endpoint: str, rounds: int = 3) -> dict[
     }
 
 
-async def run(profile_to: str | None) -> dict[str, Any]:
+async def run(bootstrap: str, profile_to: str | None) -> dict[str, Any]:
     """Set up, measure the three figures, tear down."""
-    async with private_topics(BOOTSTRAP) as (requests_topic, results_topic):
+    async with private_topics(bootstrap) as (requests_topic, results_topic):
         with triton_server() as endpoint:
-            env = router_env(BOOTSTRAP, requests_topic, endpoint, f"bench-router-{uuid.uuid4().hex[:6]}")
+            env = router_env(bootstrap, requests_topic, endpoint, f"bench-router-{uuid.uuid4().hex[:6]}")
             with router_process(env, profile_to):
-                async with Driver(BOOTSTRAP, requests_topic, results_topic) as driver:
+                async with Driver(bootstrap, requests_topic, results_topic) as driver:
                     await driver.warm_up()
                     figures = await sustained_rps(driver)
                     print(f"(a) echo burst of {RPS_REQUESTS}: {figures['rps']} requests/s end to end", flush=True)
@@ -118,7 +118,8 @@ async def run(profile_to: str | None) -> dict[str, Any]:
 def main() -> None:
     """Run the benchmark and print its figures, then one JSON line."""
     profile_to = str(ROOT / ".cache" / "bench-router.prof") if "--profile" in sys.argv else None
-    figures = asyncio.run(run(profile_to))
+    with kafka_and_postgres() as stack:
+        figures = asyncio.run(run(stack["kafka"]["bootstrap"], profile_to))
     if profile_to:
         pstats.Stats(profile_to).sort_stats("tottime").print_stats(25)
     for key, value in figures.items():

@@ -30,6 +30,7 @@ from services.router.domain.admission import (
 from services.router.domain.batching import Batch, Batcher
 from services.router.domain.cold_start import ColdStartHold
 from services.router.domain.offsets import Partition
+from services.router.domain.repeats import Repeats
 from services.router.domain.requests import Pending
 from services.router.intake import Unreadable, read_request, ticket, unreadable
 from services.router.results import ResultSink
@@ -70,6 +71,7 @@ class RouterCore:
             settings.max_queue_per_model, tuple(settings.cold_start_models), settings.max_cold_start_models
         )
         self.reply_reserved = RESERVED_TOPICS | {settings.requests_topic}
+        self.repeats = Repeats()
         self.inflight_rows: dict[str, int] = {}
         self.held_requests = 0  # admitted and not answered: open batches, cold-start hold, in flight
         self.held_bytes = 0
@@ -127,8 +129,13 @@ class RouterCore:
             sampled = self.settings.trace_root_ratio >= 1.0 or random.random() < self.settings.trace_root_ratio
             request = read_request(record, self.sink.tracer, now, wall, self._seq, sampled)
         except Unreadable as bad:
+            if self.repeats.check_until and self._repeat(record, bad.request_id):
+                return
             reply = bad.reply_topic if bad.reply_topic and self._reply_refusal(bad.reply_topic) is None else None
             self._spawn(self.sink.refuse(record, bad, reply))
+            return
+        if self.repeats.check_until and self._repeat(record, request.request_id):
+            ticket(request).span.end()
             return
         ticket(request).epoch = self.sink.epoch(record)
         self.held_requests += 1
@@ -140,6 +147,22 @@ class RouterCore:
             self._spawn(self.answer(request, ResultStatus.REJECTED, reason=refusal))
             return
         await self.admit(request, request.arrived)
+
+    def is_result_topic(self, topic: str) -> bool:
+        """True for a topic results may be written to (the shared one, or an allowed reply topic)."""
+        return topic == INFERENCE_RESULTS.name or self._reply_refusal(topic) is None
+
+    def busy(self) -> bool:
+        """True while batches or publications are still running."""
+        return bool(self._tasks)
+
+    def _repeat(self, record: Any, request_id: str | None) -> bool:
+        """True when the record's request was answered by a crashed owner: it is settled, not run again."""
+        partition = (record.topic, record.partition)
+        if request_id is None or not self.repeats.seen(partition, record.offset, request_id):
+            return False
+        self.sink.settled_before(record)
+        return True
 
     def _reply_refusal(self, topic: str | None) -> str | None:
         if topic is None:

@@ -20,11 +20,12 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import KafkaError
 
+from services.router.adapters.answered import answered_between, first_timestamps
 from services.router.adapters.kafka_io import committed_offsets, request_consumer, result_producer, subscribe_requests
 from services.router.adapters.metrics import RouterMetrics
 from services.router.core import RouterCore
 from services.router.domain.demand import DemandWindow, percentile
-from services.router.domain.offsets import OffsetTracker, Partition
+from services.router.domain.offsets import CommitNote, OffsetTracker, Partition
 from shared.events import DEMAND, DemandWindowReported
 
 log = logging.getLogger(__name__)
@@ -79,6 +80,10 @@ class HotPath:
         self.on_failure = on_failure
         self.heartbeat = time.monotonic()
         self._stopping = asyncio.Event()
+        # Clear while an assignment is being set up: records of new partitions wait until the
+        # commit notes (and any read-back of results) say which of them are answered already.
+        self._assignment_ready = asyncio.Event()
+        self._assignment_ready.set()
         self._tasks: list[asyncio.Task[None]] = []
         self._window_start = datetime.now(UTC)
 
@@ -131,6 +136,8 @@ class HotPath:
             self.metrics.paused.set(1 if room == 0 else 0)
             max_records = max(1, min(room, self.core.settings.max_poll_records))
             polled = await self.consumer.getmany(timeout_ms=50, max_records=max_records)
+            if polled and not self._assignment_ready.is_set():
+                await self._assignment_ready.wait()  # aiokafka fetches while the listener still runs
             for records in polled.values():
                 await self.core.intake(records, self.tracker.owns)
 
@@ -146,21 +153,28 @@ class HotPath:
         for task in self._tasks[1:]:
             task.cancel()
         await asyncio.gather(*self._tasks[1:], return_exceptions=True)
-        with contextlib.suppress(TimeoutError):
+        settled = True
+        try:
             await self.core.sink.delivery.settle(s.shutdown_timeout_s)
+        except TimeoutError:
+            settled = False
         self.core.sink.delivery.cancel()
         with contextlib.suppress(Exception):  # the demand window is a report; losing the last one is tolerable
             await self.report_demand()
             await self.core.sink.producer.flush()
         with contextlib.suppress(KafkaError):
-            await self.commit()
+            await self.commit(final=settled and not self.core.busy())
         await self.consumer.stop()
         await self.core.sink.producer.stop()
         await self.core.dispatcher.close()
 
-    async def commit(self, only: set[Partition] | None = None) -> None:
-        """Commit each partition up to its first unanswered request, with the answered ones after it."""
-        offsets = self.tracker.committable()
+    async def commit(self, only: set[Partition] | None = None, final: bool = False) -> None:
+        """Commit each partition up to its first unanswered request, with the answered ones after it.
+
+        `final`: this owner hands the partitions over with nothing in flight (a graceful stop or
+        revocation), so the next owner need not look for results written after the commit.
+        """
+        offsets = self.tracker.committable(int(time.time() * 1000), final)
         if only is not None:
             self.tracker.commit_failed({p: v for p, v in offsets.items() if p not in only})  # next round
             offsets = {p: point for p, point in offsets.items() if p in only}
@@ -185,21 +199,65 @@ class HotPath:
         give_up = time.monotonic() + self.core.settings.rebalance_drain_s
         while self.tracker.pending(list(moving)) > left_behind and time.monotonic() < give_up:  # noqa: ASYNC110
             await asyncio.sleep(0.02)  # acks arrive as callbacks; polling the count is the simple way
+        drained = self.tracker.pending(list(moving)) <= left_behind
         with contextlib.suppress(KafkaError, TimeoutError):
             await asyncio.wait_for(self.core.sink.producer.flush(), 5.0)
         try:
-            await self.commit(moving)
-        except KafkaError as error:  # the new owner re-runs what is uncommitted: duplicates, not losses
+            await self.commit(moving, final=drained)
+        except KafkaError as error:  # the new owner reads the results back instead (see on_assigned)
             log.warning("commit on revocation failed: %r", error)
         self.tracker.forget(list(moving))
+        self.core.repeats.drop(moving)
 
     async def on_assigned(self, assigned: list[TopicPartition]) -> None:
         """Own the partitions; learn from each commit's metadata which later requests are answered."""
+        self._assignment_ready.clear()
+        try:
+            await self._set_up(assigned)
+        finally:
+            self._assignment_ready.set()
+
+    async def _set_up(self, assigned: list[TopicPartition]) -> None:
         committed = await committed_offsets(self.consumer, assigned) if assigned else {}
+        unsure: dict[Partition, CommitNote] = {}
         for tp in assigned:
             point = committed.get(tp)
             offset = point.offset if point is not None and point.offset >= 0 else None
-            self.tracker.assigned((tp.topic, tp.partition), offset, point.metadata if point is not None else None)
+            note = self.tracker.assigned(
+                (tp.topic, tp.partition), offset, point.metadata if point is not None else None
+            )
+            if offset is not None and not note.final:  # a crash, a failed hand-over, or another writer
+                unsure[(tp.topic, tp.partition)] = note
+        if unsure:
+            await self.read_back_results(unsure)
+
+    async def read_back_results(self, unsure: dict[Partition, CommitNote]) -> None:
+        """The last owner did not hand over gracefully: find what it answered after its last commit.
+
+        Results of requests at or after the committed offset were written after that request
+        reached Kafka, and (when the commit carries its time) after the commit; so the scan
+        starts at the later of the two, less a second for clocks.
+        """
+        s = self.core.settings
+        tps = [TopicPartition(*p) for p in unsure]
+        ends = await self.consumer.end_offsets(tps)
+        committed = {tp: self.tracker.commit_start(p) for tp, p in zip(tps, unsure, strict=True)}
+        behind = {tp: offset for tp, offset in committed.items() if offset is not None and offset < ends[tp]}
+        if not behind:
+            return
+        firsts = await first_timestamps(s.kafka_bootstrap, behind, s.repeat_check_timeout_s)
+        now_ms = int(time.time() * 1000)
+        since, until = now_ms, 0
+        for tp in behind:
+            note = unsure[(tp.topic, tp.partition)]
+            at = note.committed_at_ms
+            since = min(since, max(firsts.get(tp, now_ms), at or 0) - 1_000)
+            until = max(until, now_ms if at is None else min(now_ms, at + int(s.repeat_check_window_s * 1000)))
+        found = await answered_between(
+            s.kafka_bootstrap, self.core.is_result_topic, since, until, s.repeat_check_timeout_s
+        )
+        self.core.repeats.add(found, {(tp.topic, tp.partition): ends[tp] for tp in behind})
+        log.info("partitions %s came without a final commit: %d results read back", sorted(unsure), len(found))
 
     async def report_demand(self) -> None:
         """Publish the window's demand per model and region, and refresh the gauges."""

@@ -197,6 +197,11 @@ class ResultSink:
         """The assignment of the record's partition it was read under."""
         return self._tracker.epoch((record.topic, record.partition))
 
+    def settled_before(self, record: Any) -> None:
+        """The record's request was answered before (by a crashed owner): free its offset, send nothing."""
+        self._tracker.done((record.topic, record.partition), record.offset)
+        self._metrics.repeats_skipped.inc()
+
     def received(self, record: Any) -> bool:
         """A request record was read: False when an earlier owner already answered it (skip it)."""
         return self._tracker.received((record.topic, record.partition), record.offset)

@@ -91,6 +91,11 @@ class RouterSettings(ServiceSettings):
     liveness_stall_s: float = Field(
         default=30.0, description="/live answers 503 when the consume loop has not turned for this long"
     )
+    repeat_check_window_s: float = Field(
+        default=30.0,
+        description="after a crash, results written this long after the last commit are read back, so none repeats",
+    )
+    repeat_check_timeout_s: float = Field(default=10.0, description="the longest that read-back may take")
     rebalance_drain_s: float = Field(
         default=20.0, description="on partition revocation, how long in-flight results of those partitions may take"
     )

@@ -24,6 +24,7 @@ class RouterMetrics:
     triton_failures: Counter
     held: Gauge
     paused: Gauge
+    repeats_skipped: Counter
 
 
 def router_metrics(registry: CollectorRegistry) -> RouterMetrics:
@@ -56,6 +57,11 @@ def router_metrics(registry: CollectorRegistry) -> RouterMetrics:
             "llmfleet_router_triton_failures", "Failed Triton calls, by server", ["server"], registry=registry
         ),
         held=Gauge("llmfleet_router_held_requests", "Requests read and not yet answered", registry=registry),
+        repeats_skipped=Counter(
+            "llmfleet_router_repeats_skipped",
+            "Requests a crashed owner had answered after its last commit, found in Kafka and not run again",
+            registry=registry,
+        ),
         paused=Gauge(
             "llmfleet_router_fetch_paused", "1 while the router is full and has stopped fetching", registry=registry
         ),

@@ -93,29 +93,35 @@ def admit(request: Pending, now: float, load: ModelLoad, limits: AdmissionLimits
 
 @dataclass
 class ServiceRate:
-    """Rows served per second per model, over a sliding window (for deadline estimates)."""
+    """Rows served per second per model, over a sliding window (for deadline estimates).
+
+    Asked once per request, so it keeps a running total instead of summing its window.
+    """
 
     window_s: float = 10.0
     _served: dict[str, deque[tuple[float, int]]] = field(default_factory=dict)
+    _totals: dict[str, int] = field(default_factory=dict)
 
     def record(self, model_id: str, rows: int, now: float) -> None:
         """A batch of `rows` finished."""
         served = self._served.setdefault(model_id, deque())
         served.append((now, rows))
+        self._totals[model_id] = self._totals.get(model_id, 0) + rows
         while served and served[0][0] < now - self.window_s:
-            served.popleft()
+            self._totals[model_id] -= served.popleft()[1]
 
     def rate(self, model_id: str, now: float) -> float | None:
         """Rows/s over the window; None with less than a second of history."""
         served = self._served.get(model_id)
         if not served or now - served[0][0] < 1.0:
             return None
-        return sum(rows for _, rows in served) / max(now - served[0][0], 1.0)
+        return self._totals[model_id] / max(now - served[0][0], 1.0)
 
     def forget_idle(self, now: float) -> None:
         """Drop models with nothing served in the window (bounds memory under many model ids)."""
         for model_id in [m for m, s in self._served.items() if not s or s[-1][0] < now - self.window_s]:
             del self._served[model_id]
+            self._totals.pop(model_id, None)
 
 
 def reply_topic_refusal(topic: str, prefixes: list[str], allowed: set[str], reserved: set[str]) -> str | None:

@@ -3,56 +3,77 @@
 Results finish out of order (batches of different models), so a partition's committable offset is
 its lowest still-open offset. Records after it may already have their results; re-reading them
 after a rebalance or restart would answer them twice. So every commit carries, in Kafka's offset
-metadata, a compressed bitmap of the answered offsets between the committed offset and the
-highest one read (`encode_done` / `decode_done`). Whoever owns the partition next reads it back
-and skips those records: a rebalance or graceful restart answers each request exactly once. The
-bitmap is capped to fit the broker's `offset.metadata.max.bytes` (4,096 by default); offsets
-beyond the cap are treated as unanswered (re-run: duplicates, never losses).
+metadata, which offsets between the committed one and the highest read are still unanswered (a
+compressed bitmap: usually a handful, so it is cheap to build every commit), when the commit was
+made, and whether it was the owner's last (a graceful hand-over). Whoever owns the partition next
+reads it back and skips the answered records: a rebalance or graceful restart answers each
+request exactly once. The note is capped to fit the broker's `offset.metadata.max.bytes` (4,096
+by default); offsets beyond the cap count as unanswered (re-run: duplicates, never losses).
 """
 
 from __future__ import annotations
 
 import base64
 import zlib
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 Partition = tuple[str, int]
 
-METADATA_VERSION = "d1"
+METADATA_VERSION = "d2"
 METADATA_MAX_CHARS = 4_000  # under the broker's default offset.metadata.max.bytes (4,096)
 
 
-def encode_done(start: int, done: set[int], end: int, max_chars: int = METADATA_MAX_CHARS) -> str:
-    """Metadata for a commit at `start`: which offsets in [start, end) are answered ("" when none).
+@dataclass(frozen=True)
+class CommitNote:
+    """What a commit's metadata says: answered offsets after it, when it was made, whether it was final."""
 
-    If the bitmap does not fit, the window is halved until it does: the tail is left unanswered.
-    """
-    while end > start:
-        bits = bytearray((end - start + 7) // 8)
-        for offset in done:
-            if start <= offset < end:
+    answered: set[int] = field(default_factory=set)
+    committed_at_ms: int | None = None
+    final: bool = False
+
+
+def encode_note(
+    start: int, end: int, unanswered: Iterable[int], now_ms: int, final: bool, max_chars: int = METADATA_MAX_CHARS
+) -> str:
+    """Metadata for a commit at `start`: offsets in [start, end) not listed in `unanswered` are answered."""
+    holes = sorted(o for o in unanswered if start <= o < end)
+    while True:
+        length = max(0, end - start)
+        bits = bytearray((length + 7) // 8)
+        for offset in holes:
+            if offset < end:
                 i = offset - start
                 bits[i // 8] |= 1 << (i % 8)
-        if not any(bits):
-            return ""
-        packed = base64.b64encode(zlib.compress(bytes(bits), 9)).decode()
-        text = f"{METADATA_VERSION}:{end - start}:{packed}"
-        if len(text) <= max_chars:
+        packed = base64.b64encode(zlib.compress(bytes(bits), 9)).decode() if length else ""
+        text = f"{METADATA_VERSION}:{now_ms}:{int(final)}:{length}:{packed}"
+        if len(text) <= max_chars or length == 0:
             return text
-        end = start + (end - start) // 2
-    return ""
+        end = start + length // 2  # the tail counts as unanswered
+
+
+def decode_note(start: int, metadata: str | None) -> CommitNote:
+    """The note a commit at `start` carries; an empty one for foreign or damaged metadata."""
+    if not metadata or not metadata.startswith(METADATA_VERSION + ":"):
+        return CommitNote()
+    try:
+        _, at_ms, final, length, packed = metadata.split(":", 4)
+        bits = zlib.decompress(base64.b64decode(packed)) if packed else b""
+        size = min(int(length), len(bits) * 8)
+        answered = {start + i for i in range(size) if not bits[i // 8] >> (i % 8) & 1}
+        return CommitNote(answered, int(at_ms), final == "1")
+    except (ValueError, zlib.error):
+        return CommitNote()
+
+
+def encode_done(start: int, done: set[int], end: int, now_ms: int = 0, final: bool = False) -> str:
+    """`encode_note` given the answered offsets instead of the unanswered ones."""
+    return encode_note(start, end, (o for o in range(start, end) if o not in done), now_ms, final)
 
 
 def decode_done(start: int, metadata: str | None) -> set[int]:
-    """The answered offsets a commit at `start` recorded; empty for foreign or damaged metadata."""
-    if not metadata or not metadata.startswith(METADATA_VERSION + ":"):
-        return set()
-    try:
-        _, length, packed = metadata.split(":", 2)
-        bits = zlib.decompress(base64.b64decode(packed))
-    except (ValueError, zlib.error):
-        return set()
-    return {start + i for i in range(min(int(length), len(bits) * 8)) if bits[i // 8] >> (i % 8) & 1}
+    """The answered offsets a commit at `start` recorded."""
+    return decode_note(start, metadata).answered
 
 
 @dataclass
@@ -71,10 +92,11 @@ class OffsetTracker:
     # broker outage often returns the same partitions, while its commit failed), they are skipped.
     remembered: dict[Partition, set[int]] = field(default_factory=dict)
     first_read: dict[Partition, int] = field(default_factory=dict)
+    assigned_at: dict[Partition, int | None] = field(default_factory=dict)
     # Changed since their last commit point was computed (so idle partitions cost nothing).
     dirty: set[Partition] = field(default_factory=set)
 
-    def assigned(self, partition: Partition, committed: int | None, metadata: str | None) -> None:
+    def assigned(self, partition: Partition, committed: int | None, metadata: str | None) -> CommitNote:
         """This consumer owns the partition from now; skip what the commit's metadata says is answered."""
         self.owned.add(partition)
         self.epochs[partition] = self.epochs.get(partition, 0) + 1
@@ -82,10 +104,15 @@ class OffsetTracker:
         self.next_offset.pop(partition, None)
         self.committed.pop(partition, None)
         self.first_read.pop(partition, None)
-        answered = decode_done(committed, metadata) if committed is not None else set()
+        self.assigned_at[partition] = committed
+        note = decode_note(committed, metadata) if committed is not None else CommitNote()
         mine = self.remembered.pop(partition, set())
-        answered |= {o for o in mine if committed is None or o >= committed}
-        self.answered[partition] = answered
+        self.answered[partition] = note.answered | {o for o in mine if committed is None or o >= committed}
+        return note
+
+    def commit_start(self, partition: Partition) -> int | None:
+        """The committed offset the partition was assigned at (None: the group had no commit)."""
+        return self.assigned_at.get(partition)
 
     def epoch(self, partition: Partition) -> int:
         """The partition's current assignment number."""
@@ -125,29 +152,27 @@ class OffsetTracker:
         """True while the record's result is owed."""
         return offset in self.open.get(partition, ())
 
-    def commit_point(self, partition: Partition) -> tuple[int, str]:
-        """Offset to commit (Kafka's "next to read") and the metadata of answered offsets after it."""
+    def commit_point(self, partition: Partition, now_ms: int, final: bool = False) -> tuple[int, str]:
+        """Offset to commit (Kafka's "next to read") and its note: which later offsets are unanswered.
+
+        Costs O(open requests), not O(window): the note lists holes, and holes are few.
+        """
         read_to = self.next_offset[partition]
         pending = self.open.get(partition) or set()
         position = min(pending) if pending else read_to
-        done = {o for o in range(position, read_to) if o not in pending}
         # Answered by a previous owner and not read yet: still answered, so keep saying so.
-        done |= self.answered.get(partition, set())
-        end = max(done, default=position - 1) + 1
-        if not done or end <= position:
-            return position, ""
-        return position, encode_done(position, done, end)
+        answered = self.answered.get(partition) or set()
+        end = max(read_to, max(answered, default=-1) + 1)
+        unread_holes = (o for o in range(read_to, end) if o not in answered)
+        return position, encode_note(position, end, [*pending, *unread_holes], now_ms, final)
 
-    def committable(self) -> dict[Partition, tuple[int, str]]:
-        """Commit points that moved since the last commit (offset, metadata) of owned partitions."""
+    def committable(self, now_ms: int, final: bool = False) -> dict[Partition, tuple[int, str]]:
+        """Commit points of owned partitions that changed since their last commit (all when `final`)."""
         out: dict[Partition, tuple[int, str]] = {}
-        changed, self.dirty = self.dirty, set()
+        changed, self.dirty = (set(self.next_offset), set()) if final else (self.dirty, set())
         for partition in changed:
-            if not self.owns(partition) or partition not in self.next_offset:
-                continue
-            point = self.commit_point(partition)
-            if point != self.committed.get(partition):
-                out[partition] = point
+            if self.owns(partition) and partition in self.next_offset:
+                out[partition] = self.commit_point(partition, now_ms, final)
         return out
 
     def mark_committed(self, offsets: dict[Partition, tuple[int, str]]) -> None:

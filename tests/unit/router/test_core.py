@@ -15,8 +15,9 @@ from services.router.domain.admission import (
 )
 from services.router.domain.cold_start import ColdStartHold
 from services.router.domain.demand import DemandWindow, percentile
-from services.router.domain.offsets import OffsetTracker, decode_done, encode_done
+from services.router.domain.offsets import OffsetTracker, decode_done, decode_note, encode_done
 from services.router.domain.registry import Registry, Server
+from services.router.domain.repeats import Repeats
 from services.router.domain.requests import Pending
 
 
@@ -144,14 +145,14 @@ def test_offsets_commit_only_past_results_that_are_out():
     for offset in (5, 6, 7):
         tracker.received(p, offset)
     tracker.done(p, 6)
-    point = tracker.committable()[p]
+    point = tracker.committable(1_000)[p]
     assert point[0] == 5 and decode_done(5, point[1]) == {6}  # 6 is answered: whoever reads from 5 skips it
     tracker.mark_committed({p: point})
-    assert tracker.committable() == {}
+    assert tracker.committable(1_050) == {}  # nothing changed: nothing to commit
     tracker.done(p, 5)
-    assert tracker.committable() == {p: (7, "")}
+    assert tracker.committable(1_100)[p][0] == 7
     tracker.done(p, 7)
-    assert tracker.committable() == {p: (8, "")} and tracker.pending() == 0
+    assert tracker.committable(1_150)[p][0] == 8 and tracker.pending() == 0
 
 
 @given(st.permutations(list(range(30))), st.integers(0, 30))
@@ -162,7 +163,7 @@ def test_the_committed_offset_never_passes_an_open_record(order, finished):
         tracker.received(p, offset)
     for offset in order[:finished]:
         tracker.done(p, offset)
-    position, metadata = tracker.committable().get(p, (0, ""))
+    position, metadata = tracker.committable(0).get(p, (0, ""))
     assert all(o in order[:finished] for o in range(position))
     assert position == 30 or position not in order[:finished]
     # The metadata names exactly the answered offsets past the commit: a new owner skips those, runs the rest.
@@ -221,7 +222,7 @@ def test_a_new_owner_skips_exactly_what_the_previous_one_answered():
         before.received(p, offset)
     for offset in (0, 1, 3, 4, 8):
         before.done(p, offset)
-    commit = before.committable()[p]
+    commit = before.committable(0)[p]
     assert commit[0] == 2
     after.assigned(p, commit[0], commit[1])
     reread = [o for o in range(2, 10) if after.received(p, o)]
@@ -240,15 +241,37 @@ def test_a_result_read_before_a_reassignment_is_not_ours_to_send():
     assert tracker.owns(p) and not tracker.current(p, epoch) and tracker.current(p, tracker.epoch(p))
 
 
-@given(st.sets(st.integers(0, 50_000), max_size=3_000))
-def test_done_offsets_round_trip_through_commit_metadata_within_its_size_limit(done):
-    metadata = encode_done(0, done, 50_001)
+@given(st.sets(st.integers(0, 50_000), max_size=3_000), st.integers(0, 2**41), st.booleans())
+def test_done_offsets_round_trip_through_commit_metadata_within_its_size_limit(done, now_ms, final):
+    metadata = encode_done(0, done, 50_001, now_ms, final)
     assert len(metadata) <= 4_000
-    decoded = decode_done(0, metadata)
+    note = decode_note(0, metadata)
+    assert note.committed_at_ms == now_ms and note.final == final
     # Whatever did not fit is left out (re-run: a duplicate at worst), never invented.
-    assert decoded <= done
-    if len(metadata) and decoded != done:
-        assert max(decoded, default=0) < max(done)
+    assert note.answered <= done
+    if note.answered != done:
+        assert max(note.answered, default=-1) < max(done)
+
+
+def test_a_commit_note_is_cheap_when_few_requests_are_open():
+    tracker = OffsetTracker()
+    p = ("t", 4)
+    for offset in range(100_000):
+        tracker.received(p, offset)
+        if offset != 17:
+            tracker.done(p, offset)
+    position, metadata = tracker.committable(5)[p]
+    assert position == 17 and len(metadata) < 400  # one hole in a window of 100,000
+    assert decode_note(17, metadata).answered == set(range(18, 100_000))
+
+
+def test_crash_repeats_are_skipped_until_the_offsets_the_dead_owner_could_have_read():
+    repeats = Repeats()
+    repeats.add({"r1", "r2"}, {("t", 0): 10})
+    assert repeats.seen(("t", 0), 3, "r1") and not repeats.seen(("t", 0), 4, "r9")
+    assert not repeats.seen(("t", 1), 3, "r2")  # not a partition that came from a crash
+    assert not repeats.seen(("t", 0), 10, "r2")  # past the end at assignment: new requests
+    assert repeats.check_until == {} and repeats.answered == set()
 
 
 def test_a_partition_that_comes_back_after_a_failed_commit_skips_what_this_consumer_answered():
