@@ -10,17 +10,15 @@ own role (LLMFLEET_<SERVICE>_DATABASE_URL). All three are idempotent, so a job m
 from __future__ import annotations
 
 import asyncio
+import importlib
 import os
 from collections.abc import Callable
-from pathlib import Path
 
 import typer
 
 from deploy.local.postgres import SERVICES, provisioning_sql
+from deploy.settings_table import settings_class
 from shared.broker import ensure_topics
-from shared.migrations import upgrade
-
-SERVICES_DIR = Path(__file__).resolve().parent.parent / "services"
 
 app = typer.Typer(add_completion=False, help="llmfleet deployment jobs")
 
@@ -70,7 +68,9 @@ def migrate(service: str) -> None:
     """Bring one service's schema to the latest revision, as that service's role."""
     if service not in SERVICES:
         raise typer.BadParameter(f"unknown service {service!r}; one of {', '.join(SERVICES)}")
-    upgrade(SERVICES_DIR / service / "migrations", _env(f"LLMFLEET_{service.upper()}_DATABASE_URL"), service)
+    _env(f"LLMFLEET_{service.upper()}_DATABASE_URL")  # say which variable is missing, before anything runs
+    # The service's own migrate: its schema, and what it seeds (the allocator's GPU inventory).
+    importlib.import_module(f"services.{service}.app").migrate(settings_class(service)())
     typer.echo(f"{service}: migrated")
 
 

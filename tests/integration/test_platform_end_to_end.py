@@ -66,6 +66,8 @@ def platform(tmp_path: Path, kafka_bootstrap: str, database_url: Any) -> Iterato
     for group in [f"e2e-{tag}-{service}" for service in SERVICES] + [f"e2e-{tag}-router-registry-0"]:
         asyncio.run(start_group_at_end(kafka_bootstrap, group, *(t.name for t in ALL_TOPICS)))
     processes: dict[str, subprocess.Popen[bytes]] = {}
+    for service in SERVICES:  # migrations are a job of their own (services do not migrate at start)
+        subprocess.run([sys.executable, "-m", f"services.{service}", "migrate"], cwd=REPO, env=env, check=True)
     try:
         for service in SERVICES:
             log = (tmp_path / f"{service}.log").open("wb")
