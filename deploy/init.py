@@ -70,7 +70,8 @@ def migrate(service: str) -> None:
         raise typer.BadParameter(f"unknown service {service!r}; one of {', '.join(SERVICES)}")
     _env(f"LLMFLEET_{service.upper()}_DATABASE_URL")  # say which variable is missing, before anything runs
     # The service's own migrate: its schema, and what it seeds (the allocator's GPU inventory).
-    importlib.import_module(f"services.{service}.app").migrate(settings_class(service)())
+    settings = settings_class(service).model_validate({})  # from the environment, like the service itself
+    importlib.import_module(f"services.{service}.app").migrate(settings)
     typer.echo(f"{service}: migrated")
 
 
