@@ -13,6 +13,7 @@ import asyncio
 import importlib
 import os
 from collections.abc import Callable
+from typing import Any
 
 import typer
 
@@ -70,7 +71,8 @@ def migrate(service: str) -> None:
         raise typer.BadParameter(f"unknown service {service!r}; one of {', '.join(SERVICES)}")
     _env(f"LLMFLEET_{service.upper()}_DATABASE_URL")  # say which variable is missing, before anything runs
     # The service's own migrate: its schema, and what it seeds (the allocator's GPU inventory).
-    settings = settings_class(service).model_validate({})  # from the environment, like the service itself
+    build: Any = settings_class(service)  # its own subclass: every field has a default or comes from the environment
+    settings = build()
     importlib.import_module(f"services.{service}.app").migrate(settings)
     typer.echo(f"{service}: migrated")
 
