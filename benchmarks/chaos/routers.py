@@ -84,6 +84,15 @@ class RouterFleet:
         env |= {"LLMFLEET_RUN_DIR": str(self._paths.run), "LLMFLEET_CACHE": str(self._paths.cache)}
         return {**os.environ, **env}
 
+    def migrate(self) -> None:
+        """Run the router's migration job once (services do not migrate at start)."""
+        env = self._env(self.slots["a"])
+        log = self._paths.logs / "router-migrate.log"
+        with log.open("ab") as out:
+            subprocess.run(
+                [sys.executable, "-m", "services.router", "migrate"], stdout=out, stderr=out, env=env, check=True
+            )
+
     def spawn(self, name: str) -> int:
         """Start the slot's router now (same command, environment and session as `services.start`)."""
         slot = self.slots[name]

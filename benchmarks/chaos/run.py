@@ -64,6 +64,7 @@ class ChaosRun:
         await asyncio.to_thread(self.stack.start)
         await self.stack.create_reply_topics()
         self.routers = RouterFleet(self.stack.info, self.stack.paths, str(self.stack.triton["http_url"]))
+        self.routers.migrate()
         self.routers.spawn("a")
         if not await self.routers.ready("a"):
             raise RuntimeError(f"the router did not start; see {self.stack.paths.logs / 'router-a.log'}")
