@@ -19,28 +19,18 @@ from typing import Any
 
 from services.router.adapters.metrics import LabelBudget
 from services.router.dispatch import Dispatcher, NotServed, Served
-from services.router.domain.admission import (
-    AdmissionLimits,
-    ModelLoad,
-    ServiceRate,
-    Verdict,
-    admit,
-    reply_topic_refusal,
-)
+from services.router.domain.admission import AdmissionLimits, ModelLoad, ServiceRate, Verdict, admit
 from services.router.domain.batching import Batch, Batcher
 from services.router.domain.cold_start import ColdStartHold
 from services.router.domain.offsets import Partition
-from services.router.domain.repeats import Repeats
 from services.router.domain.requests import Pending
+from services.router.gate import Gate
 from services.router.intake import Unreadable, read_request, ticket, unreadable
 from services.router.results import ResultSink
 from services.router.settings import RouterSettings
-from shared.events import ALL_TOPICS, INFERENCE_RESULTS, MODEL_REQUESTS, ModelRequested, ResultStatus
+from shared.events import MODEL_REQUESTS, ModelRequested, ResultStatus
 
 log = logging.getLogger(__name__)
-
-# Results may never be written to the platform's own topics, except the shared results topic.
-RESERVED_TOPICS = {t.name for t in ALL_TOPICS} - {INFERENCE_RESULTS.name}
 
 
 def fail_loudly(error: BaseException) -> None:
@@ -70,8 +60,7 @@ class RouterCore:
         self.admission = AdmissionLimits(
             settings.max_queue_per_model, tuple(settings.cold_start_models), settings.max_cold_start_models
         )
-        self.reply_reserved = RESERVED_TOPICS | {settings.requests_topic}
-        self.repeats = Repeats()
+        self.gate = Gate(settings)
         self.inflight_rows: dict[str, int] = {}
         self.held_requests = 0  # admitted and not answered: open batches, cold-start hold, in flight
         self.held_bytes = 0
@@ -95,15 +84,6 @@ class RouterCore:
         if self.held_bytes >= s.max_queued_bytes * 0.8 or self.held_requests >= s.max_queued_requests * 0.8:
             return 0
         return s.max_queued_requests - self.held_requests
-
-    def _max_tokens(self, model_id: str) -> int | None:
-        """The strictest max_tokens limit among the Triton models serving `model_id` (None: unknown)."""
-        registry = self.dispatcher.registry
-        names = {registry.triton_name(s, model_id) for s in registry.by_model.get(model_id, ())}
-        limits = [self.settings.model_max_tokens[n] for n in names if n in self.settings.model_max_tokens]
-        if model_id in self.settings.model_max_tokens:
-            limits.append(self.settings.model_max_tokens[model_id])
-        return min(limits, default=None)
 
     # ------------------------------------------------------------------ intake
 
@@ -129,18 +109,18 @@ class RouterCore:
             sampled = self.settings.trace_root_ratio >= 1.0 or random.random() < self.settings.trace_root_ratio
             request = read_request(record, self.sink.tracer, now, wall, self._seq, sampled)
         except Unreadable as bad:
-            if self.repeats.check_until and self._repeat(record, bad.request_id):
+            if self._repeat(record, bad.request_id):
                 return
-            reply = bad.reply_topic if bad.reply_topic and self._reply_refusal(bad.reply_topic) is None else None
+            reply = bad.reply_topic if self.gate.reply_refusal(bad.reply_topic) is None else None
             self._spawn(self.sink.refuse(record, bad, reply))
             return
-        if self.repeats.check_until and self._repeat(record, request.request_id):
+        if self._repeat(record, request.request_id):
             ticket(request).span.end()
             return
         ticket(request).epoch = self.sink.epoch(record)
         self.held_requests += 1
         self.held_bytes += len(request.prompt)
-        refusal = self._reply_refusal(ticket(request).reply_topic) or self._size_refusal(request)
+        refusal = self.gate.reply_refusal(ticket(request).reply_topic) or self.gate.size_refusal(request)
         if refusal:
             if refusal.startswith("reply_topic"):
                 ticket(request).reply_topic = None  # the result goes to the shared results topic
@@ -148,32 +128,16 @@ class RouterCore:
             return
         await self.admit(request, request.arrived)
 
-    def is_result_topic(self, topic: str) -> bool:
-        """True for a topic results may be written to (the shared one, or an allowed reply topic)."""
-        return topic == INFERENCE_RESULTS.name or self._reply_refusal(topic) is None
-
     def busy(self) -> bool:
         """True while batches or publications are still running."""
         return bool(self._tasks)
 
     def _repeat(self, record: Any, request_id: str | None) -> bool:
         """True when the record's request was answered by a crashed owner: it is settled, not run again."""
-        partition = (record.topic, record.partition)
-        if request_id is None or not self.repeats.seen(partition, record.offset, request_id):
+        if not self.gate.repeated((record.topic, record.partition), record.offset, request_id):
             return False
         self.sink.settled_before(record)
         return True
-
-    def _reply_refusal(self, topic: str | None) -> str | None:
-        if topic is None:
-            return None
-        s = self.settings
-        return reply_topic_refusal(topic, s.reply_topic_prefixes, set(s.reply_topics), self.reply_reserved)
-
-    def _size_refusal(self, request: Pending) -> str | None:
-        size = len(request.prompt.encode())
-        limit = self.settings.max_prompt_bytes
-        return f"prompt of {size} bytes exceeds the limit of {limit}" if size > limit else None
 
     async def admit(self, request: Pending, now: float) -> None:
         """Batch, hold or reject one request."""
@@ -182,7 +146,7 @@ class RouterCore:
             queued=self.queued(model),
             known=self.dispatcher.registry.knows_model(model),
             rate=self.rates.rate(model, now),
-            max_tokens=self._max_tokens(model),
+            max_tokens=self.gate.max_tokens(self.dispatcher.registry, model),
             held_models=len(self.hold.held),
             held=model in self.hold.held,
         )
@@ -288,7 +252,7 @@ class RouterCore:
         """A server now has the model: held requests join batches (or are rejected if over its limit)."""
         now = time.monotonic()
         for request in self.hold.release(model_id):
-            limit = self._max_tokens(model_id)
+            limit = self.gate.max_tokens(self.dispatcher.registry, model_id)
             if limit is not None and request.max_tokens > limit:
                 reason = f"max_tokens {request.max_tokens} exceeds {model_id}'s limit of {limit}"
                 self._spawn(self.answer(request, ResultStatus.REJECTED, reason=reason))

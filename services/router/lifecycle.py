@@ -207,7 +207,7 @@ class HotPath:
         except KafkaError as error:  # the new owner reads the results back instead (see on_assigned)
             log.warning("commit on revocation failed: %r", error)
         self.tracker.forget(list(moving))
-        self.core.repeats.drop(moving)
+        self.core.gate.repeats.drop(moving)
 
     async def on_assigned(self, assigned: list[TopicPartition]) -> None:
         """Own the partitions; learn from each commit's metadata which later requests are answered."""
@@ -254,9 +254,9 @@ class HotPath:
             since = min(since, max(firsts.get(tp, now_ms), at or 0) - 1_000)
             until = max(until, now_ms if at is None else min(now_ms, at + int(s.repeat_check_window_s * 1000)))
         found = await answered_between(
-            s.kafka_bootstrap, self.core.is_result_topic, since, until, s.repeat_check_timeout_s
+            s.kafka_bootstrap, self.core.gate.is_result_topic, since, until, s.repeat_check_timeout_s
         )
-        self.core.repeats.add(found, {(tp.topic, tp.partition): ends[tp] for tp in behind})
+        self.core.gate.repeats.add(found, {(tp.topic, tp.partition): ends[tp] for tp in behind})
         log.info("partitions %s came without a final commit: %d results read back", sorted(unsure), len(found))
 
     async def report_demand(self) -> None:
