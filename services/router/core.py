@@ -23,6 +23,7 @@ from services.router.domain.admission import AdmissionLimits, ModelLoad, Service
 from services.router.domain.batching import Batch, Batcher
 from services.router.domain.cold_start import ColdStartHold
 from services.router.domain.offsets import Partition
+from services.router.domain.registry import Registry
 from services.router.domain.requests import Pending
 from services.router.gate import Gate
 from services.router.intake import Unreadable, read_request, ticket, unreadable
@@ -259,6 +260,16 @@ class RouterCore:
             else:
                 self.start_batches(self.batcher.add(request, now))
         self._wake.set()
+
+    def change_registry(self, change: Callable[[Registry], None]) -> None:
+        """Apply a change to the server registry; requests held for a model a server now has move on.
+
+        A placement and its server may arrive in either order: held requests go once both are known.
+        """
+        change(self.dispatcher.registry)
+        for model_id in list(self.hold.held):
+            if self.dispatcher.registry.knows_model(model_id):
+                self.release(model_id)
 
     def release_servable(self) -> None:
         """Release the held models that a healthy server has again (after a health check)."""
