@@ -30,6 +30,15 @@ class ServiceSettings(BaseSettings):
         default=False,
         description="migrate the schema at start (under an advisory lock); off: the deploy's migrate job does it",
     )
+    # Retention (shared/retention.py): the inbox outlasts any redelivery Kafka can still make
+    # (its log retention, 7 days by default); sent outbox rows only serve debugging.
+    inbox_retention_s: float = Field(default=7 * 86400.0, gt=0, description="inbox rows kept (outlast redelivery)")
+    outbox_retention_s: float = Field(default=86400.0, gt=0, description="sent outbox rows kept (unsent stay)")
+    history_retention_s: float = Field(
+        default=30 * 86400.0, gt=0, description="history rows kept (alert history, reports, signals, resolved actions)"
+    )
+    retention_interval_s: float = Field(default=600.0, gt=0, description="how often old rows are pruned (one replica)")
+    retention_batch_rows: int = Field(default=10_000, ge=1, description="rows one pruning statement deletes at most")
 
     @property
     def group_id(self) -> str:

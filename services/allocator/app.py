@@ -1,5 +1,5 @@
 """Composition root of the allocator: `create_app(settings)` wires telemetry, database, broker,
-the provisioner, the outbox relay and the metrics."""
+the provisioner, the metrics and the jobs (outbox relay, retention)."""
 
 from __future__ import annotations
 
@@ -17,10 +17,10 @@ from services.allocator.adapters.orm import outbox
 from services.allocator.adapters.pool_provisioner import PoolProvisioner
 from services.allocator.adapters.provisioner import LocalProvisioner, Provisioner
 from services.allocator.adapters.repository import seed
+from services.allocator.jobs import Worker
 from services.allocator.service import Allocator
 from services.allocator.settings import AllocatorSettings, ProvisionerKind
 from shared.db import create_engine, session_factory
-from shared.jobs import Jobs, loop
 from shared.metrics import new_registry
 from shared.migrations import upgrade
 from shared.outbox import OutboxRelay
@@ -71,10 +71,5 @@ def create_app(
     runtime = create_runtime(settings, span_exporter)
     allocator = build_allocator(settings, runtime, provisioner)
     handlers.register(runtime.broker, allocator, settings.group_id)
-    background = Jobs()
-
-    async def start() -> None:
-        await allocator.metrics.refresh(allocator.sessions)
-        background.start(loop("allocator outbox relay", lambda: allocator.relay.run(settings.relay_poll_interval_s)))
-
-    return service_app(runtime, start, background.stop, allocator.metrics.registry), runtime
+    worker = Worker(allocator)
+    return service_app(runtime, worker.start, worker.stop, allocator.metrics.registry), runtime

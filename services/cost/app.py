@@ -1,4 +1,4 @@
-"""Composition root of the cost service: `create_app(settings)` wires the shared runtime, handlers and worker."""
+"""Composition root of the cost service: `create_app(settings)` wires the shared runtime, handlers and jobs."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ from opentelemetry.sdk.trace.export import SpanExporter
 
 from services.cost import handlers
 from services.cost.adapters.metrics import CostMetrics
+from services.cost.jobs import Worker
 from services.cost.settings import CostSettings
-from services.cost.worker import Worker
 from shared.migrations import upgrade
 from shared.runtime import Runtime, WorkerRuntime, worker_app
 

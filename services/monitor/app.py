@@ -1,4 +1,4 @@
-"""Composition root of the monitor: `create_app(settings)` wires telemetry, database, broker and loops."""
+"""Composition root of the monitor: `create_app(settings)` wires telemetry, database, broker and jobs."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from faststream import FastStream
 from opentelemetry.sdk.trace.export import SpanExporter
 from prometheus_client import CollectorRegistry
 
-from services.monitor import handlers, housekeeping
+from services.monitor import handlers, jobs
 from services.monitor.adapters.metrics import MonitorMetrics
 from services.monitor.adapters.orm import outbox
 from services.monitor.adapters.scraper import Scraper
@@ -20,13 +20,12 @@ from services.monitor.collector import Collector
 from services.monitor.settings import MonitorSettings
 from shared.broker import publish_event
 from shared.events import SERVER_METRICS, ServerMetricsReported
-from shared.jobs import Job, Jobs, loop, periodic
+from shared.jobs import Job, Jobs
 from shared.migrations import upgrade
 from shared.outbox import OutboxRelay
 from shared.runtime import Runtime, create_runtime, service_app
 
 MIGRATIONS = Path(__file__).parent / "migrations"
-RETENTION_EVERY_S = 600.0
 
 
 def migrate(settings: MonitorSettings) -> None:
@@ -53,14 +52,8 @@ class Monitor:
     background: Jobs = field(default_factory=Jobs)
 
     def jobs(self) -> Sequence[Job]:
-        """The outbox relay, scrape rounds, lag checks and retention; the first rounds run at once."""
-        s = self.settings
-        return (
-            loop("monitor outbox relay", lambda: self.relay.run(poll_interval_s=0.5)),
-            periodic("scrape round", s.scrape_interval_s, self._round, immediately=True),
-            periodic("consumer lag check", s.lag_check_interval_s, self._lag, immediately=True),
-            periodic("retention", RETENTION_EVERY_S, self._prune, immediately=True),
-        )
+        """The monitor's jobs as `jobs.py` declares them."""
+        return jobs.declared(self.runtime, self.settings, self.metrics, self.collector, self.relay, utc_now)
 
     async def start_loops(self) -> None:
         """Start the monitor's jobs (after the broker is up)."""
@@ -70,18 +63,6 @@ class Monitor:
         """Stop the jobs, then close the HTTP pool (the shared app releases the runtime)."""
         await self.background.stop()
         await self.scraper.close()
-
-    async def _round(self) -> None:
-        if (await self.collector.run_round()).alerts:
-            self.relay.notify()
-
-    async def _lag(self) -> None:
-        verdict = await housekeeping.check_consumer_lag(self.runtime.sessions, self.settings, self.metrics, utc_now)
-        if verdict.alerts:
-            self.relay.notify()
-
-    async def _prune(self) -> None:
-        await housekeeping.prune(self.runtime.sessions, self.settings, utc_now())
 
 
 def create_monitor(settings: MonitorSettings, span_exporter: SpanExporter | None = None) -> Monitor:

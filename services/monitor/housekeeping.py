@@ -1,9 +1,9 @@
-"""Periodic work besides scraping: consumer lag of the platform's groups, and retention."""
+"""Periodic work besides scraping: consumer lag of the platform's groups (retention is shared/retention.py)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from services.monitor.adapters.lag_probe import consumer_lags
 from services.monitor.adapters.metrics import MonitorMetrics
@@ -29,9 +29,3 @@ async def check_consumer_lag(
     async with monitor_store(sessions).transaction() as repo:
         rules = await rules_in_force(repo, settings)
         return await judge(repo, rules, observations, clock(), settings.service_name)
-
-
-async def prune(sessions: Database, settings: MonitorSettings, now: datetime) -> int:
-    """Delete metric windows, demand rows, inbox entries and sent outbox rows older than retention."""
-    async with monitor_store(sessions).transaction() as repo:
-        return await repo.prune(now - timedelta(seconds=settings.retention_s))

@@ -1,4 +1,4 @@
-"""Composition root of the scaler: `create_app(settings)` wires the shared runtime, handlers and worker."""
+"""Composition root of the scaler: `create_app(settings)` wires the shared runtime, handlers and jobs."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ from faststream import FastStream
 from opentelemetry.sdk.trace.export import SpanExporter
 
 from services.scaler import handlers
+from services.scaler.jobs import Worker
 from services.scaler.metrics import ScalerMetrics
 from services.scaler.settings import ScalerSettings
-from services.scaler.worker import Worker
 from shared.migrations import upgrade
 from shared.runtime import Runtime, WorkerRuntime, worker_app
 

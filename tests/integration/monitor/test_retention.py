@@ -1,4 +1,4 @@
-"""Retention on real PostgreSQL: windows older than the retention go, newer ones stay."""
+"""The monitor's retention on real PostgreSQL: windows older than `retention_s` go, newer ones stay."""
 
 from __future__ import annotations
 
@@ -9,8 +9,9 @@ import pytest
 from sqlalchemy import select
 
 from services.monitor.adapters.orm import metric_window
-from services.monitor.housekeeping import prune
+from services.monitor.jobs import retained
 from shared.db import create_engine, session_factory
+from shared.retention import prune
 
 pytestmark = pytest.mark.integration
 
@@ -36,7 +37,8 @@ async def test_prune_removes_only_what_is_older_than_retention(monitor_settings)
                 row(server_id, now - retention + timedelta(minutes=1)),
             ],
         )
-    assert await prune(sessions, monitor_settings, now) >= 1
+    removed = await prune(sessions, "monitor.retention", retained(monitor_settings), now, batch_rows=10_000)
+    assert removed is not None and removed["metric_window"] >= 1
     async with sessions() as session:
         query = select(metric_window.c.window_end).where(metric_window.c.server_id == server_id)
         kept = list((await session.execute(query)).scalars())

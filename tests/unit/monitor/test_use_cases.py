@@ -3,13 +3,12 @@ and signals, a scrape round, and retention (no Kafka, no Postgres)."""
 
 from __future__ import annotations
 
-import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 
-from services.monitor import housekeeping, service
+from services.monitor import jobs, service
 from services.monitor.adapters.metrics import MonitorMetrics
 from services.monitor.adapters.scraper import ScrapeError
 from services.monitor.collector import Collector
@@ -27,7 +26,7 @@ from shared.events import (
     ServerReleased,
 )
 from shared.metrics import new_registry
-from tests.unit.monitor.fakes import FakeMonitorStore, MonitorState, Outgoing
+from tests.unit.monitor.fakes import FakeMonitorStore
 
 T0 = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
 SETTINGS = MonitorSettings()
@@ -138,16 +137,9 @@ async def test_a_target_failing_its_scrapes_is_down_until_it_is_released():
     assert store.state.targets == {} and published == []
 
 
-async def test_retention_prunes_only_what_is_older_and_keeps_unsent_events():
-    now = T0 + timedelta(days=3)
-    old, recent = now - timedelta(seconds=SETTINGS.retention_s + 60), now - timedelta(minutes=1)
-    state = MonitorState()
-    state.demand_windows = [(window(old, 100.0), None), (window(recent, 100.0), None)]
-    state.inbox = {("old", uuid.uuid4()): old, ("recent", uuid.uuid4()): recent}
-    event = window(old, 1.0)
-    state.outbox = [Outgoing("t", "k", event, published_at=old), Outgoing("t", "k", event, published_at=None)]
-    store = FakeMonitorStore(state)
-    assert await housekeeping.prune(store, SETTINGS, now) == 3
-    assert [e.window_end for e, _ in store.state.demand_windows] == [recent]
-    assert list(store.state.inbox.values()) == [recent]
-    assert [o.published_at for o in store.state.outbox] == [None]
+def test_retention_keeps_windows_for_retention_s_and_prunes_only_sent_outbox_rows():
+    kept = {k.table.name: (k.column, k.keep_s) for k in jobs.retained(SETTINGS)}
+    assert kept["metric_window"] == kept["demand_window"] == ("window_end", SETTINGS.retention_s)
+    assert kept["inbox"] == ("received_at", SETTINGS.inbox_retention_s)
+    assert kept["outbox"] == ("published_at", SETTINGS.outbox_retention_s)  # unsent rows (NULL) never match
+    assert kept["alert_history"] == ("occurred_at", SETTINGS.history_retention_s)

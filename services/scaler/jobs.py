@@ -1,0 +1,83 @@
+"""The scaler's jobs: outbox relay, evaluation rounds (with history compaction) and retention, run by the runtime."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+
+from services.scaler.adapters import history
+from services.scaler.adapters.orm import inbox, outbox, scaling_action, scaling_signal
+from services.scaler.evaluation import Evaluation, evaluate
+from services.scaler.metrics import ScalerMetrics
+from services.scaler.settings import ScalerSettings
+from shared import runtime as shared_runtime
+from shared.jobs import Job, loop, periodic
+from shared.leader import leading
+from shared.outbox import OutboxRelay
+from shared.retention import Kept, messaging, retention_job
+from shared.runtime import Runtime
+
+EVALUATION_LOCK = "scaler.evaluation"  # one replica evaluates at a time
+
+
+def retained(settings: ScalerSettings) -> tuple[Kept, ...]:
+    """What retention prunes: inbox, sent outbox, monitor signals and resolved actions (demand is compacted)."""
+    return (
+        *messaging(inbox, outbox, settings),
+        Kept(scaling_signal, "raised_at", settings.history_retention_s),
+        Kept(scaling_action, "resolved_at", settings.history_retention_s),  # pending actions always stay
+    )
+
+
+class Worker(shared_runtime.Worker):
+    """Relays the outbox and evaluates every `evaluation_interval_s`; started after the broker."""
+
+    def __init__(self, runtime: Runtime, settings: ScalerSettings, metrics: ScalerMetrics) -> None:
+        super().__init__()
+        self.runtime = runtime
+        self.settings = settings
+        self.metrics = metrics
+        self.relay = OutboxRelay(runtime.sessions, outbox, runtime.broker)
+        self._compacted_at = float("-inf")  # the first round compacts
+
+    def jobs(self) -> Sequence[Job]:
+        """The relay, an evaluation round every `evaluation_interval_s`, and retention."""
+        return (
+            loop("scaler outbox relay", lambda: self.relay.run(self.settings.outbox_poll_s)),
+            periodic("scaler evaluation", self.settings.evaluation_interval_s, self.evaluation_round),
+            retention_job(self.runtime.sessions, self.settings, retained(self.settings)),
+        )
+
+    async def prepare(self) -> None:
+        """Relay what an earlier run left in the outbox as soon as the relay starts."""
+        self.relay.notify()
+
+    async def evaluation_round(self) -> None:
+        """Evaluate, then compact the history when `compaction_interval_s` has passed."""
+        await self.evaluate_once()
+        if time.monotonic() - self._compacted_at >= self.settings.compaction_interval_s:
+            self._compacted_at = time.monotonic()
+            await self.compact_once()
+
+    async def evaluate_once(self, now: datetime | None = None) -> Evaluation | None:
+        """One evaluation round (None when another replica holds the turn)."""
+        started = time.perf_counter()
+        async with leading(self.runtime.sessions, EVALUATION_LOCK) as leader:
+            if not leader:
+                return None
+            result = await evaluate(
+                self.runtime.sessions, self.settings, now or datetime.now(UTC), lambda: uuid.uuid4().hex
+            )
+        self.metrics.evaluated(result, time.perf_counter() - started)
+        self.relay.notify()
+        return result
+
+    async def compact_once(self, now: datetime | None = None) -> int:
+        """Merge raw demand windows older than `compaction_age_s`; drop forecasts as old."""
+        before = (now or datetime.now(UTC)) - timedelta(seconds=self.settings.compaction_age_s)
+        async with self.runtime.sessions.begin() as session:
+            removed = await history.compact_history(session, before, self.settings.compaction_bucket_s)
+            await history.drop_old_forecasts(session, before)
+        return removed
