@@ -8,18 +8,19 @@ from services.monitor import service
 from services.monitor.adapters.metrics import MonitorMetrics
 from services.monitor.judging import Verdict
 from services.monitor.settings import MonitorSettings
-from shared.deadletter import subscribe
 from shared.events import (
     ALLOCATIONS,
     DEMAND,
     PRICES,
     SCALING_ACTIONS,
+    AllocationEvent,
     DemandWindowReported,
-    Event,
     PricesPublished,
+    ScalingActionEvent,
     ScalingActionOverdue,
 )
 from shared.runtime import Runtime
+from shared.subscribe import inbox_consumer, subscribe
 
 
 def register(runtime: Runtime, settings: MonitorSettings, metrics: MonitorMetrics, notify: Callable[[], None]) -> None:
@@ -30,23 +31,24 @@ def register(runtime: Runtime, settings: MonitorSettings, metrics: MonitorMetric
         if verdict.alerts or verdict.signals:
             notify()
 
-    async def on_allocation_changed(event: Event) -> None:
-        announce(await service.on_allocation_changed(sessions, settings, "monitor.on_allocation_changed", event))
+    async def on_allocation_changed(event: AllocationEvent) -> None:
+        announce(await service.on_allocation_changed(sessions, settings, inbox_consumer(), event))
 
     async def on_demand_window_reported(event: DemandWindowReported) -> None:
-        announce(await service.on_demand_window(sessions, settings, "monitor.on_demand_window_reported", event))
+        announce(await service.on_demand_window(sessions, settings, inbox_consumer(), event))
         if event.latency_p95_ms is not None:
             metrics.latency_p95_ms.labels(event.model_id, event.region).set(event.latency_p95_ms)
 
     async def on_prices_published(event: PricesPublished) -> None:
-        await service.on_prices_published(sessions, "monitor.on_prices_published", event)
+        await service.on_prices_published(sessions, inbox_consumer(), event)
 
-    async def on_scaling_action(event: Event) -> None:
+    async def on_scaling_action(event: ScalingActionEvent) -> None:
         # The topic also carries ScalingActionRequested, which is the allocator's business.
         if isinstance(event, ScalingActionOverdue):
-            announce(await service.on_scaling_action_overdue(sessions, settings, "monitor.on_overdue", event))
+            announce(await service.on_scaling_action_overdue(sessions, settings, inbox_consumer(), event))
 
     subscribe(runtime.broker, ALLOCATIONS, group, on_allocation_changed, source=source)
     subscribe(runtime.broker, DEMAND, group, on_demand_window_reported, source=source)
     subscribe(runtime.broker, PRICES, group, on_prices_published, source=source)
-    subscribe(runtime.broker, SCALING_ACTIONS, group, on_scaling_action, source=source)
+    # Inbox rows already carry the name this handler had before it was renamed.
+    subscribe(runtime.broker, SCALING_ACTIONS, group, on_scaling_action, source=source, inbox="monitor.on_overdue")

@@ -20,8 +20,8 @@ from pydantic import ValidationError
 
 from services.router.domain.offsets import Partition
 from services.router.domain.requests import Pending
-from shared.deadletter import reason_for
 from shared.events import InferenceRequested
+from shared.subscribe import reason_for
 
 CLOCK_SKEW_S = 3600.0
 LENIENT_PARSE_MAX_BYTES = 1 << 20  # larger invalid records are not searched for a request id

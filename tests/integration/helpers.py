@@ -12,7 +12,7 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
-from shared.deadletter import topic_group
+from shared.subscribe import topic_group
 
 
 async def produce_raw(bootstrap: str, topic: str, values: list[bytes], key: bytes = b"k") -> None:

@@ -12,11 +12,11 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 
 from deploy.local.triton import load_model
 from llmfleet.client import FleetClient
-from llmfleet.passthrough import register_passthrough
 from shared.broker import create_broker
 from shared.events import INFERENCE_REQUESTS
 from shared.telemetry import create_tracer_provider
 from tests.integration.helpers import running, start_group_at_end
+from tests.support.passthrough import register_passthrough
 
 pytestmark = pytest.mark.integration
 

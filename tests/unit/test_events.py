@@ -114,3 +114,21 @@ def test_requests_round_trip_through_json(prompt, max_tokens, temperature, top_p
         deadline=deadline,
     )
     assert INFERENCE_REQUESTS.adapter().validate_json(request.model_dump_json()) == request
+
+
+def test_the_package_re_exports_every_event_of_its_modules():
+    import importlib
+    import inspect
+
+    import shared.events as package
+
+    for module_name in ("envelope", "inference", "fleet", "scaling", "allocation", "cost", "topics"):
+        module = importlib.import_module(f"shared.events.{module_name}")
+        for name, value in vars(module).items():
+            if inspect.isclass(value) and value.__module__ == module.__name__ and not name.startswith("_"):
+                assert getattr(package, name) is value and name in package.__all__, name
+
+
+def test_every_topic_event_is_carried_by_exactly_one_topic():
+    carried = [event for topic in ALL_TOPICS for event in topic.events]
+    assert len(carried) == len(set(carried))

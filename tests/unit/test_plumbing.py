@@ -14,10 +14,10 @@ from pydantic import ValidationError
 from deploy.local.common import free_port, port_is_free
 from deploy.local.postgres import SERVICES, provisioning_sql
 from services.scaler.settings import ScalerSettings
-from shared.deadletter import dead_letter_for, reason_for
 from shared.events import DemandWindowReported
 from shared.metrics import new_registry, serve_metrics
 from shared.runtime import create_runtime
+from shared.subscribe import dead_letter_for, reason_for
 
 
 def validation_error(raw: bytes) -> ValidationError:

@@ -1,11 +1,15 @@
-"""Handler errors: permanent ones are retried a bounded number of times, transient ones re-raised."""
+"""Handler errors: permanent ones are retried a bounded number of times, transient ones re-raised.
+
+And the inbox names `subscribe` gives handlers."""
 
 from __future__ import annotations
+
+from types import SimpleNamespace
 
 import pytest
 from sqlalchemy.exc import OperationalError
 
-from shared.deadletter import RetryPolicy, _apply
+from shared.subscribe import RetryPolicy, _apply, inbox_name_for
 
 FAST = RetryPolicy(attempts=3, backoff_s=0.0, transient_pause_s=0.0)
 
@@ -49,3 +53,71 @@ async def test_a_transient_error_is_raised_so_the_offset_stays_uncommitted():
 
     with pytest.raises(OperationalError):
         await _apply(handler, "e", FAST)
+
+
+# ---------------------------------------------------------------- inbox names
+# Inbox rows are keyed by these names: a name that changed would apply every event again.
+
+TODAY = {
+    "allocator": {"allocator.on_scaling_action_requested", "allocator.on_prices_published"},
+    "scaler": {
+        "scaler.on_demand_window_reported",
+        "scaler.on_server_metrics_reported",
+        "scaler.on_scaling_signal_raised",
+        "scaler.on_model_requested",
+        "scaler.on_allocation_changed",
+    },
+    "cost": {
+        "cost.on_allocation_changed",
+        "cost.on_server_metrics_reported",
+        "cost.on_demand_window_reported",
+        "cost.on_demand_forecasted",
+        "cost.on_cost_report_requested",
+    },
+    "monitor": {
+        "monitor.on_allocation_changed",
+        "monitor.on_demand_window_reported",
+        "monitor.on_prices_published",
+        "monitor.on_overdue",
+    },
+}
+
+
+def test_the_default_inbox_name_is_the_service_and_the_handler():
+    async def on_model_requested(event): ...
+
+    on_model_requested.__module__ = "services.scaler.handlers"
+    assert inbox_name_for(on_model_requested) == "scaler.on_model_requested"
+
+
+def registered_inboxes(monkeypatch, module, register):
+    names = set()
+
+    def record(broker, topic, group_id, handler, source, retry=None, inbox=None):
+        names.add(inbox or inbox_name_for(handler))
+
+    monkeypatch.setattr(module, "subscribe", record)
+    register()
+    return names
+
+
+def test_every_service_keeps_the_inbox_names_its_rows_carry(monkeypatch):
+    from services.allocator import handlers as allocator
+    from services.cost import handlers as cost
+    from services.monitor import handlers as monitor
+    from services.scaler import handlers as scaler
+
+    settings = SimpleNamespace(service_name="x", group_id="g", policy=SimpleNamespace(value="p"))
+    runtime = SimpleNamespace(broker=None, sessions=None, settings=settings)
+    worker = SimpleNamespace(runtime=runtime, settings=settings)
+    found = {
+        "allocator": registered_inboxes(
+            monkeypatch, allocator, lambda: allocator.register(None, SimpleNamespace(settings=settings), "g")
+        ),
+        "scaler": registered_inboxes(monkeypatch, scaler, lambda: scaler.register(worker)),
+        "cost": registered_inboxes(monkeypatch, cost, lambda: cost.register(worker)),
+        "monitor": registered_inboxes(
+            monkeypatch, monitor, lambda: monitor.register(runtime, settings, None, lambda: None)
+        ),
+    }
+    assert found == TODAY

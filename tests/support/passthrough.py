@@ -15,7 +15,6 @@ from faststream.kafka import KafkaBroker
 
 from services.router.adapters.triton_client import Prompt, TritonClient
 from shared.broker import publish_event
-from shared.deadletter import subscribe
 from shared.events import (
     INFERENCE_REQUESTS,
     INFERENCE_RESULTS,
@@ -25,6 +24,7 @@ from shared.events import (
     Timings,
 )
 from shared.events import Topic as EventTopic
+from shared.subscribe import subscribe
 
 SOURCE = "passthrough"
 

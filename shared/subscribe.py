@@ -1,4 +1,9 @@
-"""Subscribing with typed events: unreadable messages go to the dead-letter topic, never lost."""
+"""Subscribing with typed events: unreadable messages go to the dead-letter topic, never lost.
+
+`subscribe(broker, topic, group, handler, source)` checks at type-check time that the handler
+takes the topic's events, and gives each handler an inbox name (`inbox_consumer()` while it runs):
+by default `<service>.<handler name>`, e.g. `scaler.on_demand_window_reported`.
+"""
 
 from __future__ import annotations
 
@@ -6,8 +11,9 @@ import asyncio
 import base64
 import logging
 from collections.abc import Awaitable, Callable
+from contextvars import ContextVar
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
@@ -19,7 +25,29 @@ from shared.events import DEADLETTER, DeadLettered, Event, Topic
 
 log = logging.getLogger(__name__)
 
-Handler = Callable[[Any], Awaitable[None]]
+E = TypeVar("E", bound=Event)
+Handler = Callable[[E], Awaitable[None]]
+
+# Set for the duration of each handler call, so a handler asks for its inbox name rather than
+# typing it by hand (a task-local value: concurrent handlers never see each other's).
+_inbox_consumer: ContextVar[str] = ContextVar("inbox_consumer")
+
+
+def inbox_consumer() -> str:
+    """The inbox name of the handler now running under `subscribe`."""
+    return _inbox_consumer.get()
+
+
+def inbox_name_for(handler: Callable[..., Any]) -> str:
+    """The default inbox name: the handler's service (or module) and its own name.
+
+    `services.scaler.handlers` / `register.<locals>.on_model_requested` -> `scaler.on_model_requested`.
+    Inbox rows are keyed by this name: renaming a handler renames its inbox, so pass the old
+    name explicitly (`inbox=`) when a handler is renamed.
+    """
+    parts = handler.__module__.split(".")
+    owner = parts[1] if parts[0] == "services" and len(parts) > 1 else parts[-1]
+    return f"{owner}.{handler.__qualname__.rsplit('.', 1)[-1]}"
 
 
 def dead_letter_for(raw: Any, consumer: str, reason: str, source: str) -> DeadLettered:
@@ -60,7 +88,7 @@ def is_transient(error: BaseException) -> bool:
     return isinstance(error, OperationalError | InterfaceError | ConnectionError | TimeoutError)
 
 
-async def _apply(handler: Handler, event: Event, policy: RetryPolicy) -> Exception | None:
+async def _apply(handler: Handler[E], event: E, policy: RetryPolicy) -> Exception | None:
     """Run the handler, retrying; return the error that outlived the retries, or None."""
     for attempt in range(1, policy.attempts + 1):
         try:
@@ -84,15 +112,22 @@ def topic_group(group_id: str, topic_name: str) -> str:
 
 
 def subscribe(
-    broker: KafkaBroker, topic: Topic, group_id: str, handler: Handler, source: str, retry: RetryPolicy = RetryPolicy()
-) -> None:
-    """Register `handler` for `topic`'s events.
+    broker: KafkaBroker,
+    topic: Topic[E],
+    group_id: str,
+    handler: Handler[E],
+    source: str,
+    retry: RetryPolicy = RetryPolicy(),
+    inbox: str | None = None,
+) -> str:
+    """Register `handler` for `topic`'s events; return its inbox name (`inbox`, or derived from the handler).
 
     A message that does not parse, or whose handler keeps failing for a reason that is not
     transient, goes to the dead-letter topic with the reason and the consumer moves on; a
     transient failure (database down) leaves the offset uncommitted, so the message comes again.
     """
     adapter = topic.adapter()
+    inbox_name = inbox or inbox_name_for(handler)
     # One Kafka group per topic (`<group>.<topic>`): a service's subscribers are separate
     # consumers, and in one shared group every subscriber that joins rebalances all the others
     # (about 13 s for five subscribers). Replicas still share each topic's partitions.
@@ -106,10 +141,16 @@ def subscribe(
     @broker.subscriber(topic.name, **at_least_once(kafka_group))  # type: ignore[untyped-decorator]
     async def consume(message: KafkaMessage) -> None:
         try:
-            event: Event = adapter.validate_json(message.body)
+            event: E = adapter.validate_json(message.body)
         except ValidationError as error:
             await dead_letter(message.raw_message, reason_for(error))
             return
-        failure = await _apply(handler, event, retry)
+        running = _inbox_consumer.set(inbox_name)
+        try:
+            failure = await _apply(handler, event, retry)
+        finally:
+            _inbox_consumer.reset(running)
         if failure is not None:
             await dead_letter(message.raw_message, f"handler failed {retry.attempts} times: {reason_for(failure)}")
+
+    return inbox_name
