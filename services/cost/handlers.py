@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 
 from services.cost import reporting, service
-from services.cost.worker import Worker
+from services.cost.jobs import Worker
 from shared.events import (
     ALLOCATIONS,
     COST_REPORTS,

@@ -6,7 +6,7 @@ import uuid
 from datetime import UTC, datetime
 
 from services.scaler import service
-from services.scaler.worker import Worker
+from services.scaler.jobs import Worker
 from shared.events import (
     ALLOCATIONS,
     DEMAND,
