@@ -24,7 +24,11 @@ class MonitorSettings(ServiceSettings):
     target_down_after: int = Field(default=3, ge=1, description="failed scrapes in a row that make a target down")
     window_s: float = Field(default=60.0, gt=0, description="sliding window of the server aggregates")
     report_interval_s: float = Field(default=15.0, gt=0, description="store and publish server windows this often")
-    retention_s: float = Field(default=86400.0, gt=0, description="metric windows, demand rows, inbox kept")
+    retention_s: float = Field(
+        default=86400.0,
+        gt=0,
+        description="metric windows and demand rows kept (inbox: inbox_retention_s)",
+    )
     publish_server_metrics: bool = Field(default=True, description="ServerMetricsReported with each report")
     signal_cooldown_s: float = Field(default=60.0, ge=0, description="least time between equal signals")
     lag_check_interval_s: float = Field(default=30.0, gt=0, description="how often consumer groups' lag is checked")

@@ -15,9 +15,9 @@ from alembic.migration import MigrationContext
 from sqlalchemy import MetaData
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from deploy.init import SERVICES_DIR
 from deploy.local.postgres import SERVICES
 from shared.migrations import upgrade
+from tests.support.databases import SERVICES_DIR
 
 pytestmark = pytest.mark.integration
 

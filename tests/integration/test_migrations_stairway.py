@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -23,11 +22,9 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from deploy.local import postgres
 from deploy.local.postgres import SERVICES
 from shared.migrations import alembic_config
-from tests.support.databases import admin_url
+from tests.support.databases import SERVICES_DIR, admin_url
 
 pytestmark = pytest.mark.integration
-
-SERVICES_DIR = Path(__file__).resolve().parents[2] / "services"
 
 
 @pytest.fixture

@@ -20,7 +20,6 @@ from rich.console import Console
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from deploy.init import SERVICES_DIR
 from deploy.local import postgres
 from llmfleet.status import platform_status, render_platform_status
 from services.allocator.adapters.orm import placement, server
@@ -29,6 +28,7 @@ from services.monitor.adapters.orm import alert_state
 from services.router.adapters.metrics import router_metrics
 from services.scaler.adapters.orm import model_tier, scaling_action
 from shared.migrations import upgrade
+from tests.support.databases import SERVICES_DIR
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(60)]
 

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy.engine import make_url
 
 from deploy.local import postgres
+
+# Where each service's Alembic migrations live: services/<name>/migrations.
+SERVICES_DIR = Path(__file__).resolve().parents[2] / "services"
 
 
 def admin_url(postgres_info: dict[str, Any], database: str) -> str:

@@ -93,9 +93,6 @@ class MonitorRepository(Protocol):
     async def store_windows(self, rounds: Sequence[TargetRound], per_server: dict[str, float], now: datetime) -> None:
         """Keep a round's windows: one per server and one per model it serves."""
 
-    async def prune(self, cutoff: datetime) -> int:
-        """Delete windows, inbox entries and sent outbox rows older than `cutoff`; how many went."""
-
 
 class MonitorStore(Protocol):
     """Opens transactions on the monitor's state (the unit of work)."""

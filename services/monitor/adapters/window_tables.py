@@ -6,7 +6,7 @@ import uuid
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import delete, select
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.monitor.adapters.orm import demand_window, inbox, metric_window, outbox, scrape_target, server_model
@@ -116,16 +116,3 @@ class WindowTables:
         ]
         if rows:
             await self._session.execute(metric_window.insert(), rows)
-
-    async def prune(self, cutoff: datetime) -> int:
-        """Delete metric windows, demand rows, inbox entries and sent outbox rows older than `cutoff`."""
-        deleted = 0
-        for statement in (
-            delete(metric_window).where(metric_window.c.window_end < cutoff),
-            delete(demand_window).where(demand_window.c.window_end < cutoff),
-            delete(inbox).where(inbox.c.received_at < cutoff),
-            delete(outbox).where(outbox.c.published_at < cutoff),
-        ):
-            result = await self._session.execute(statement)
-            deleted += int(getattr(result, "rowcount", 0) or 0)
-        return deleted

@@ -161,18 +161,6 @@ class FakeMonitorRepository:
                 row = {"server_id": r.target.server_id, "model_id": model_id, "window_end": now, "window": w}
                 self.state.metric_windows.append(row)
 
-    async def prune(self, cutoff: datetime) -> int:
-        s, before = self.state, self._rows()
-        s.metric_windows = [w for w in s.metric_windows if w["window_end"] >= cutoff]
-        s.demand_windows = [(e, c) for e, c in s.demand_windows if e.window_end >= cutoff]
-        s.inbox = {k: at for k, at in s.inbox.items() if at >= cutoff}
-        s.outbox = [o for o in s.outbox if o.published_at is None or o.published_at >= cutoff]
-        return before - self._rows()
-
-    def _rows(self) -> int:
-        s = self.state
-        return len(s.metric_windows) + len(s.demand_windows) + len(s.inbox) + len(s.outbox)
-
 
 class FakeMonitorStore:
     """Transactions over an in-memory state: a block that raises leaves the state as it was (rollback)."""
