@@ -122,13 +122,14 @@ class ResultSink:
                 attributes={"llmfleet.status": status.value},
             )
             propagate.inject(headers, context=context_of(span))
+        # Counted before it is sent: a client must never see a result that no demand window holds yet.
+        self._account(request, status, tokens, inference_ms, result.timings)
         await self.delivery.send(Outgoing(topic, result, request.request_id, headers, t))
         if span is not None:
             span.end()
         if reason:
             t.span.set_attribute("llmfleet.reason", reason)
         t.span.end()
-        self._account(request, status, tokens, inference_ms, result.timings)
 
     async def refuse(self, record: Any, unreadable: Unreadable, reply_topic: str | None) -> None:
         """An invalid request: keep the record as a dead letter and, when its id is readable, reject it.
