@@ -212,8 +212,9 @@ async def _last_demand_windows(outcome: ReplayOutcome, recorder: EventRecorder) 
     last: dict[str, datetime] = {}
     for record in outcome.records:
         if record.completed_s is not None:
-            # The client reads a result a few ms after the router counted it.
-            at = outcome.started_at + timedelta(seconds=record.completed_s - 0.2)
+            # The router counts a result before it sends it, so the window that holds it closes after
+            # the client read it: wait for a window ending after the read (plus a little for clocks).
+            at = outcome.started_at + timedelta(seconds=record.completed_s + 0.05)
             last[record.model_id] = max(last.get(record.model_id, at), at)
     for model_id, at in last.items():
         if await recorder.wait_for(_window_covering(model_id, at), timeout=DEMAND_WINDOW_S + 5) is None:
