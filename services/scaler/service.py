@@ -8,7 +8,7 @@ from datetime import datetime
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.scaler.adapters import repository
-from services.scaler.adapters.orm import demand_window, inbox, outbox
+from services.scaler.adapters.orm import inbox, outbox
 from services.scaler.domain.planner import PlannedAction, cold_start
 from shared.events import (
     SCALING_ACTIONS,
@@ -36,22 +36,7 @@ async def record_demand_window(
     async with sessions.begin() as session:
         if not await first_delivery(session, inbox, consumer, event.event_id):
             return False
-        await session.execute(
-            demand_window.insert().values(
-                event_id=event.event_id,
-                model_id=event.model_id,
-                region=event.region,
-                window_start=event.window_start,
-                window_end=event.window_end,
-                requests=event.requests,
-                ok=event.ok,
-                rejected=event.rejected,
-                failed=event.failed,
-                tokens_in=event.tokens_in,
-                tokens_out=event.tokens_out,
-                latency_p95_ms=event.latency_p95_ms,
-            )
-        )
+        await repository.save_demand_window(session, event)
         return True
 
 

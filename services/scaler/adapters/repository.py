@@ -19,10 +19,30 @@ from services.scaler.adapters.orm import (
 )
 from services.scaler.domain.planner import PlannedAction
 from services.scaler.domain.tiers import Tier
-from shared.events import ModelLoaded, ScalingSignalRaised, ServerMetricsReported, SignalKind
+from shared.events import DemandWindowReported, ModelLoaded, ScalingSignalRaised, ServerMetricsReported, SignalKind
 
 Key = tuple[str, str]  # (model id, region)
 PENDING = "pending"
+
+
+async def save_demand_window(session: AsyncSession, event: DemandWindowReported) -> None:
+    """Store one demand window as the router reported it."""
+    await session.execute(
+        demand_window.insert().values(
+            event_id=event.event_id,
+            model_id=event.model_id,
+            region=event.region,
+            window_start=event.window_start,
+            window_end=event.window_end,
+            requests=event.requests,
+            ok=event.ok,
+            rejected=event.rejected,
+            failed=event.failed,
+            tokens_in=event.tokens_in,
+            tokens_out=event.tokens_out,
+            latency_p95_ms=event.latency_p95_ms,
+        )
+    )
 
 
 async def save_utilization(session: AsyncSession, event: ServerMetricsReported) -> None:
