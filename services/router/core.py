@@ -34,11 +34,6 @@ from shared.events import MODEL_REQUESTS, ModelRequested, ResultStatus
 log = logging.getLogger(__name__)
 
 
-def fail_loudly(error: BaseException) -> None:
-    """The default for a dead background task: say so; the owner of the process decides to exit."""
-    log.critical("a router task died", exc_info=error)
-
-
 class RouterCore:
     """One per process. Everything runs on one event loop, so the core's state needs no locks."""
 
@@ -47,7 +42,7 @@ class RouterCore:
         settings: RouterSettings,
         dispatcher: Dispatcher,
         sink: ResultSink,
-        on_failure: Callable[[BaseException], None] = fail_loudly,
+        on_failure: Callable[[BaseException], None],
     ) -> None:
         self.settings = settings
         self.dispatcher = dispatcher

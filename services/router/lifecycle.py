@@ -11,9 +11,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 import time
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Callable, Coroutine
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -27,32 +26,9 @@ from services.router.core import RouterCore
 from services.router.domain.demand import DemandWindow, percentile
 from services.router.domain.offsets import CommitNote, OffsetTracker, Partition
 from shared.events import DEMAND, DemandWindowReported
+from shared.jobs import every
 
 log = logging.getLogger(__name__)
-
-
-def exit_loudly(error: BaseException) -> None:
-    """A supervised task died: log its traceback and end the process (uncommitted work comes again)."""
-    log.critical("router task died; exiting so the supervisor restarts the router", exc_info=error)
-    logging.shutdown()
-    os._exit(70)
-
-
-async def every(interval_s: float, work: Callable[[], Awaitable[None]]) -> None:
-    """Run `work` every interval until cancelled; a failed round is logged, the next one tries again."""
-    failures = 0
-    while True:
-        await asyncio.sleep(interval_s)
-        try:
-            await work()
-        except Exception as error:  # a background round must never end its loop; the next round retries
-            failures += 1
-            if failures in (1, 10) or failures % 200 == 0:  # an outage logs a few lines, not one per round
-                log.warning("%s failed (%d in a row): %r", getattr(work, "__name__", work), failures, error)
-        else:
-            if failures:
-                log.info("%s works again after %d failed rounds", getattr(work, "__name__", work), failures)
-            failures = 0
 
 
 def partitions(offsets: dict[Partition, tuple[int, str]]) -> dict[TopicPartition, tuple[int, str]]:
@@ -71,7 +47,7 @@ class HotPath:
         tracker: OffsetTracker,
         demand: DemandWindow,
         metrics: RouterMetrics,
-        on_failure: Callable[[BaseException], None] = exit_loudly,
+        on_failure: Callable[[BaseException], None],
     ) -> None:
         self.core = core
         self.tracker = tracker
@@ -103,9 +79,9 @@ class HotPath:
         self.heartbeat = time.monotonic()
         self._supervise("consume", self.consume())
         self._supervise("timer", self.core.timer_loop())
-        self._supervise("commit", every(s.commit_interval_s, self.commit))
-        self._supervise("demand", every(s.demand_window_s, self.report_demand))
-        self._supervise("health", every(s.health_interval_s, self.check_health))
+        self._supervise("commit", every(s.commit_interval_s, self.commit, "router.commit"))
+        self._supervise("demand", every(s.demand_window_s, self.report_demand, "router.demand"))
+        self._supervise("health", every(s.health_interval_s, self.check_health, "router.health"))
 
     def _supervise(self, name: str, work: Coroutine[Any, Any, None]) -> None:
         task = asyncio.create_task(work, name=f"router.{name}")

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import time
 from collections.abc import Awaitable, Callable
 
@@ -30,6 +29,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from services.router import service
 from services.router.adapters.allocation_feed import AllocationFeed, Fed
 from shared.events import Event
+from shared.jobs import exit_loudly
 
 log = logging.getLogger(__name__)
 
@@ -41,9 +41,8 @@ INBOX_CONSUMER = "router.on_allocation_changed"
 
 
 def exit_on_task_failure(error: BaseException) -> None:
-    """Default `on_task_failed`: log and end the process at once (70, EX_SOFTWARE), so it is restarted."""
-    log.critical("a background task of the router died (%r); exiting", error)
-    os._exit(70)
+    """Default `on_task_failed`: log the traceback and end the process (70), so it is restarted."""
+    exit_loudly("router", error)
 
 
 def supervise(task: asyncio.Task[None], on_task_failed: OnTaskFailed) -> asyncio.Task[None]:

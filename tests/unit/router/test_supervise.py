@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 
 import pytest
@@ -41,5 +42,6 @@ async def test_a_task_that_returns_is_reported_and_a_cancelled_one_is_not() -> N
 def test_the_default_ends_the_process_with_70(monkeypatch: pytest.MonkeyPatch) -> None:
     codes: list[int] = []
     monkeypatch.setattr(os, "_exit", codes.append)
+    monkeypatch.setattr(logging, "shutdown", lambda: None)  # pytest's handlers stay open
     registry_feed.exit_on_task_failure(RuntimeError("dead"))
     assert codes == [70]
