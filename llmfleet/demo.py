@@ -122,7 +122,7 @@ def plan_requests(options: DemoOptions) -> tuple[list[trace.PlannedRequest], Run
     )
     config = RunConfig(
         trace=options.trace,
-        models={model: str(path.relative_to(REPO_ROOT)) for model, path in files.items()},
+        models={model: trace.shown_path(path, REPO_ROOT) for model, path in files.items()},
         window_start_s=options.start_s,
         trace_span_s=min(window, trace.span_s(rows) - options.start_s),
         compression=options.compression,

@@ -69,6 +69,16 @@ def resolve(trace: str) -> dict[str, Path]:
     return {f.stem: f for f in files}
 
 
+def shown_path(path: Path, root: Path) -> str:
+    """`path` as the report shows it: relative to `root` when inside it, else absolute.
+
+    A user's trace is usually outside the repository (or given relative to the working folder),
+    so neither form may be assumed.
+    """
+    resolved = path.resolve()
+    return str(resolved.relative_to(root.resolve())) if resolved.is_relative_to(root.resolve()) else str(resolved)
+
+
 def read(files: dict[str, Path]) -> list[TraceRow]:
     """Every row of every file, on one clock starting at the earliest request, in time order."""
     stamped: list[tuple[datetime, str, int, int]] = []

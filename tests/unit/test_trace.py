@@ -83,3 +83,16 @@ def test_the_builtin_azure_trace_has_both_models_on_one_clock():
 def test_a_synthesised_prompt_has_exactly_the_trace_token_count_in_bytes(tokens, index):
     prompt = trace.synthesise_prompt(tokens, index)
     assert len(prompt.encode()) == tokens
+
+
+def test_a_users_trace_outside_the_repository_or_relative_is_planned(tmp_path, monkeypatch):
+    """A user's trace is usually elsewhere: an absolute path outside the repo, or a relative one."""
+    from llmfleet.demo import DemoOptions, plan_requests
+
+    rows = [f"2023-11-16 18:00:{s:02d}.0000000,100,10" for s in range(0, 40, 2)]
+    write(tmp_path, "mine", rows)
+    monkeypatch.chdir(tmp_path)
+    for given_as in (str(tmp_path / "mine.csv"), "mine.csv", "."):
+        planned, config = plan_requests(DemoOptions(trace=given_as, compression=1.0, duration_s=30.0, sample=1.0))
+        assert len(planned) == 15
+        assert config.models == {"mine": str(tmp_path / "mine.csv")}
