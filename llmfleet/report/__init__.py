@@ -13,11 +13,11 @@ import json
 from pathlib import Path
 from typing import Any
 
-from llmfleet.report_cost import cost_section, recommendations_section
-from llmfleet.report_fleet import alerts_section, allocations_section, scaling_section, utilization_section
-from llmfleet.report_render import print_summary
-from llmfleet.report_stats import run_end_s, unique_events
-from llmfleet.report_traffic import batching_section, latency_section, requests_section, throughput_section
+from llmfleet.report.cost import cost_section, recommendations_section
+from llmfleet.report.fleet import alerts_section, allocations_section, scaling_section, utilization_section
+from llmfleet.report.render import print_summary
+from llmfleet.report.stats import run_end_s, unique_events
+from llmfleet.report.traffic import batching_section, latency_section, requests_section, throughput_section
 from llmfleet.run_data import ReplayRun, RequestRecord
 
 __all__ = ["build_summary", "print_summary", "write_report"]
@@ -84,8 +84,8 @@ def _write_events(run: ReplayRun, path: Path) -> None:
 def write_report(run: ReplayRun, folder: Path) -> dict[str, Any]:
     """Write summary.json, requests.csv, events.jsonl, report.md and the two plots to `folder`; return the summary."""
     # Imported here: matplotlib takes a second to import and only the file writer needs it.
-    from llmfleet.report_markdown import render_markdown
-    from llmfleet.report_plots import plot_demand_vs_capacity, plot_latency
+    from llmfleet.report.markdown import render_markdown
+    from llmfleet.report.plots import plot_demand_vs_capacity, plot_latency
 
     folder.mkdir(parents=True, exist_ok=True)
     summary = build_summary(run)

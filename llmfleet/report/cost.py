@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from llmfleet.report_stats import rounded
+from llmfleet.report.stats import rounded
 from llmfleet.run_data import ObservedEvent, RequestRecord
 from shared.events import CostRecommended, CostReported, ServerAllocated, ServerReleased
 

@@ -6,7 +6,7 @@ from collections import Counter, defaultdict
 from collections.abc import Sequence
 from typing import Any
 
-from llmfleet.report_stats import mean, rounded
+from llmfleet.report.stats import mean, rounded
 from llmfleet.run_data import ObservedEvent
 from shared.events import (
     AlertChanged,

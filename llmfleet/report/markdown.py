@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from llmfleet.report_render import fmt
+from llmfleet.report.render import fmt
 
 MAX_ROWS = 100  # longer lists stay complete in summary.json
 

@@ -14,8 +14,8 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
-from llmfleet.report_stats import bin_counts, percentile, plot_bin_s, run_end_s
-from llmfleet.report_traffic import TARGET_MS
+from llmfleet.report.stats import bin_counts, percentile, plot_bin_s, run_end_s
+from llmfleet.report.traffic import TARGET_MS
 from llmfleet.run_data import ReplayRun
 
 SIZE_IN = (10.0, 5.0)  # at 100 dpi: 1000 x 500 px

@@ -6,7 +6,7 @@ from collections import Counter, defaultdict
 from collections.abc import Sequence
 from typing import Any
 
-from llmfleet.report_stats import PEAK_BIN_S, peak_in_window, percentile, rounded
+from llmfleet.report.stats import PEAK_BIN_S, peak_in_window, percentile, rounded
 from llmfleet.run_data import ObservedEvent, ReplayRun, RequestRecord
 from shared.events import DemandWindowReported
 

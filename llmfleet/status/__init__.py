@@ -11,7 +11,7 @@ import asyncio
 from collections.abc import Callable
 from typing import Any
 
-from llmfleet.status_model import (
+from llmfleet.status.model import (
     alerts_section,
     cost_section,
     instances_by_model,
@@ -20,8 +20,8 @@ from llmfleet.status_model import (
     queues_section,
     servers_section,
 )
-from llmfleet.status_read import read_allocator, read_cost, read_metrics, read_monitor, read_scaler, read_service
-from llmfleet.status_render import render_platform_status
+from llmfleet.status.read import read_allocator, read_cost, read_metrics, read_monitor, read_scaler, read_service
+from llmfleet.status.render import render_platform_status
 
 __all__ = ["platform_status", "render_platform_status"]
 

@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from prometheus_client import CollectorRegistry, generate_latest
 
-from llmfleet.status_model import (
+from llmfleet.status.model import (
     alerts_section,
     cost_section,
     instances_by_model,
@@ -18,7 +18,7 @@ from llmfleet.status_model import (
     queues_section,
     servers_section,
 )
-from llmfleet.status_render import cost_line
+from llmfleet.status.render import cost_line
 from services.router.adapters.metrics import router_metrics
 
 T0 = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
@@ -131,7 +131,7 @@ def test_instances_total_is_the_placements_on_live_servers(rows: list, live: set
 def test_render_keeps_bracketed_text_as_text() -> None:
     from rich.console import Console
 
-    from llmfleet.status_render import render_platform_status
+    from llmfleet.status.render import render_platform_status
 
     status = {
         "servers": [servers_section([server("srv-[x]")], [placement("srv-[x]", "m", 1)])[0]],

@@ -9,8 +9,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from llmfleet.report import build_summary
-from llmfleet.report_fleet import capacity_steps
-from llmfleet.report_stats import peak_in_window, percentile, plot_bin_s, run_end_s, unique_events
+from llmfleet.report.fleet import capacity_steps
+from llmfleet.report.stats import peak_in_window, percentile, plot_bin_s, run_end_s, unique_events
 from shared.events import (
     AlertChanged,
     AlertState,

@@ -10,7 +10,7 @@ from pathlib import Path
 from rich.console import Console
 
 from llmfleet.report import build_summary, print_summary, write_report
-from llmfleet.report_markdown import MAX_ROWS, cell, table
+from llmfleet.report.markdown import MAX_ROWS, cell, table
 from llmfleet.run_data import ReplayRun
 from shared.events import (
     AlertChanged,
