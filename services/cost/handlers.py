@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import time
 
-from services.cost import reporting, service
 from services.cost.jobs import Worker
+from services.cost.use_cases import recording, reporting
 from shared.events import (
     ALLOCATIONS,
     COST_REPORTS,
@@ -26,7 +26,7 @@ def register(worker: Worker) -> None:
 
     # The inbox is keyed by handler, not by group: a renamed group must not apply an event twice.
     async def on_fleet_event(event: Event) -> None:
-        await service.record(runtime.sessions, inbox_consumer(), event)
+        await recording.record(runtime.sessions, inbox_consumer(), event)
 
     # One recorder for four topics: each keeps the inbox name its rows already carry.
     subscribe(runtime.broker, ALLOCATIONS, group, on_fleet_event, source, inbox="cost.on_allocation_changed")

@@ -8,10 +8,10 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Literal
 
-from services.cost import operations, reporting
 from services.cost.adapters.metrics import CostMetrics
 from services.cost.adapters.orm import cost_report, inbox, outbox
 from services.cost.settings import CostSettings
+from services.cost.use_cases import operations, reporting
 from shared import runtime as shared_runtime
 from shared.jobs import Job, loop, periodic
 from shared.outbox import OutboxRelay

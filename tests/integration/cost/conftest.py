@@ -13,11 +13,11 @@ from datetime import UTC, datetime
 import pytest
 from sqlalchemy import delete
 
-from services.cost import operations
 from services.cost.adapters.orm import fleet_server, gpu_price, recommendation, server_model, server_utilization
 from services.cost.app import create_app, migrate
 from services.cost.domain.pricing import GpuRate
 from services.cost.settings import CostSettings
+from services.cost.use_cases import operations
 from shared.events import ALLOCATIONS, COST_REPORTS, DEMAND, FORECASTS, SERVER_METRICS
 from tests.integration.helpers import running, start_group_at_end
 

@@ -10,8 +10,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import func, select
 
-from services.cost import operations
 from services.cost.adapters.orm import inbox, recommendation, server_utilization
+from services.cost.use_cases import operations
 from shared.events import (
     ALLOCATIONS,
     COST_RECOMMENDATIONS,

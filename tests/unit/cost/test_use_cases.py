@@ -8,9 +8,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from services.cost import operations, reporting, service
 from services.cost.domain.cycle import Params
 from services.cost.domain.pricing import GpuRate
+from services.cost.use_cases import operations, recording, reporting
 from shared.events import (
     COST_RECOMMENDATIONS,
     COST_REPORTS,
@@ -61,17 +61,17 @@ def context(now: datetime = NOW, trigger: str = "schedule", requested_by: str | 
 async def fed(events: list[Event]) -> FakeCostStore:
     store = FakeCostStore()
     for event in events:
-        assert await service.record(store, "cost.test", event)
+        assert await recording.record(store, "cost.test", event)
     return store
 
 
 async def test_each_event_is_applied_once():
     store = FakeCostStore()
     events = busy_fleet()
-    assert [await service.record(store, "cost.test", e) for e in events] == [True] * 5
-    assert [await service.record(store, "cost.test", e) for e in events] == [False] * 5  # redelivered
+    assert [await recording.record(store, "cost.test", e) for e in events] == [True] * 5
+    assert [await recording.record(store, "cost.test", e) for e in events] == [False] * 5  # redelivered
     assert (
-        await service.record(
+        await recording.record(
             store, "cost.test", AllocationFailed(source="t", model_id="m1", region="us-east-1", reason="x")
         )
         is False
@@ -83,16 +83,16 @@ async def test_each_event_is_applied_once():
 async def test_release_wins_over_a_late_duplicate_allocation_and_late_metrics_lose():
     store = await fed(busy_fleet())
     allocated = busy_fleet()[0]
-    await service.record(
+    await recording.record(
         store, "cost.test", ServerReleased(source="t", occurred_at=NOW, server_id="s1", region="us-east-1")
     )
     late_copy = allocated.model_copy(update={"event_id": uuid.uuid4()})
-    await service.record(store, "cost.test", late_copy)
+    await recording.record(store, "cost.test", late_copy)
     assert await _servers(store) == []
     again = allocated.model_copy(update={"event_id": uuid.uuid4(), "occurred_at": NOW + timedelta(minutes=1)})
-    await service.record(store, "cost.test", again)
+    await recording.record(store, "cost.test", again)
     old = busy_fleet()[2].model_copy(update={"event_id": uuid.uuid4(), "occurred_at": NOW - timedelta(days=1)})
-    await service.record(store, "cost.test", old.model_copy(update={"utilization": 0.1}))
+    await recording.record(store, "cost.test", old.model_copy(update={"utilization": 0.1}))
     assert [(s.server_id, s.utilization) for s in await _servers(store)] == [("s1", 0.85)]
 
 
@@ -120,7 +120,7 @@ async def test_a_recommendation_whose_condition_ends_is_withdrawn_and_announced_
     store = await fed(busy_fleet())
     first = await reporting.run_cycle(store, context())
     assert first is not None
-    await service.record(
+    await recording.record(
         store, "cost.test", ServerReleased(source="t", occurred_at=NOW, server_id="s1", region="us-east-1")
     )
     empty = await reporting.run_cycle(store, context())
@@ -128,8 +128,8 @@ async def test_a_recommendation_whose_condition_ends_is_withdrawn_and_announced_
     statuses = {r["status"] for r in store.state.recommendations.values()}
     assert statuses == {"withdrawn"}
     back = busy_fleet()[0].model_copy(update={"event_id": uuid.uuid4(), "occurred_at": NOW + timedelta(minutes=1)})
-    await service.record(store, "cost.test", back)
-    await service.record(store, "cost.test", busy_fleet()[1])
+    await recording.record(store, "cost.test", back)
+    await recording.record(store, "cost.test", busy_fleet()[1])
     returned = await reporting.run_cycle(store, context())
     assert returned is not None
     assert {e.recommendation_id for e in returned.announced} == {e.recommendation_id for e in first.announced}
