@@ -18,8 +18,8 @@ from services.allocator.adapters.pool_provisioner import PoolProvisioner
 from services.allocator.adapters.provisioner import LocalProvisioner, Provisioner
 from services.allocator.adapters.repository import seed
 from services.allocator.jobs import Worker
-from services.allocator.service import Allocator
 from services.allocator.settings import AllocatorSettings, ProvisionerKind
+from services.allocator.use_cases.allocator import Allocator
 from shared.db import create_engine, session_factory
 from shared.metrics import new_registry
 from shared.migrations import upgrade

@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from services.allocator.adapters.orm import inbox, outbox
-from services.allocator.service import Allocator
 from services.allocator.settings import AllocatorSettings
+from services.allocator.use_cases.allocator import Allocator
 from shared import runtime as shared_runtime
 from shared.jobs import Job, loop
 from shared.retention import Kept, messaging, retention_job

@@ -1,4 +1,4 @@
-"""The allocator's service layer: plan a scaling action in one transaction, then make it real.
+"""Planning a scaling action in one transaction; `provisioning.carry_out` then makes it real.
 
 The planning transaction records the action (idempotency by action id, inbox by event id),
 locks the region's pools, plans, takes the GPUs and writes the servers and placements in their
@@ -11,61 +11,16 @@ action that finished changes nothing; one that was interrupted is carried on fro
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
-from dataclasses import dataclass, replace
-from typing import Protocol
+from dataclasses import replace
 
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-
-from services.allocator.adapters.metrics import AllocatorMetrics
-from services.allocator.adapters.provisioner import Provisioner
-from services.allocator.adapters.repository import AllocatorRepository, SqlUnitOfWork, UnitOfWork
+from services.allocator.adapters.repository import AllocatorRepository
 from services.allocator.domain.allocation import PoolKey
-from services.allocator.domain.fleet import FleetConfig, Pool
+from services.allocator.domain.fleet import Pool
 from services.allocator.domain.scaling import AddInstances, Server, StartServer, Step, plan_scaling
-from services.allocator.settings import AllocatorSettings
-from shared.events import ActionKind, AllocationFailed, ModelLoaded, PricesPublished, ScalingActionRequested
+from services.allocator.use_cases.allocator import Allocator
+from shared.events import ActionKind, AllocationFailed, ModelLoaded, ScalingActionRequested
 
 log = logging.getLogger(__name__)
-
-
-class Relay(Protocol):
-    """Publishes committed outbox rows (shared.outbox.OutboxRelay)."""
-
-    async def publish_pending(self, limit: int = 500) -> int:
-        """Publish what is pending; how many went out."""
-
-    def notify(self) -> None:
-        """Wake the background relay."""
-
-    async def run(self, poll_interval_s: float = 1.0) -> None:
-        """Relay until cancelled."""
-
-
-@dataclass
-class Allocator:
-    """What the allocator's handlers work with; built once in `create_app`."""
-
-    settings: AllocatorSettings
-    sessions: async_sessionmaker[AsyncSession]
-    fleet: FleetConfig
-    provisioner: Provisioner
-    relay: Relay
-    metrics: AllocatorMetrics
-    new_suffix: Callable[[], str]
-    unit_of_work: UnitOfWork | None = None  # tests pass a fake; by default, transactions over `sessions`
-
-    def __post_init__(self) -> None:
-        self.units: UnitOfWork = self.unit_of_work or SqlUnitOfWork(self.sessions)
-
-    async def publish(self) -> None:
-        """Relay what was just committed now (the background relay retries whatever this misses)."""
-        try:
-            await self.relay.publish_pending()
-        except Exception:
-            log.exception("publishing the outbox failed; the relay will retry")
-        self.relay.notify()
-        await self.units.refresh_metrics(self.metrics)
 
 
 async def plan_action(allocator: Allocator, consumer: str, event: ScalingActionRequested) -> bool:
@@ -177,13 +132,3 @@ async def fail_action(
     await repo.announce(failed, key=model_id)
     allocator.metrics.allocations.labels("failed").inc()
     log.warning("action %s failed: %s", action_id, reason)
-
-
-async def record_prices(allocator: Allocator, consumer: str, event: PricesPublished) -> bool:
-    """Store the cost service's prices (used for the $/h of servers started from now on)."""
-    async with allocator.units.transaction() as repo:
-        if not await repo.first_delivery(consumer, event.event_id):
-            return False
-        for price in event.prices:
-            await repo.record_price(price)
-    return True

@@ -15,7 +15,8 @@ import time
 from services.allocator.adapters.provisioner import ProvisioningError
 from services.allocator.adapters.repository import AllocatorRepository
 from services.allocator.domain.records import ActionRecord, PlacementRecord, ServerRecord
-from services.allocator.service import Allocator, fail_action
+from services.allocator.use_cases.allocator import Allocator
+from services.allocator.use_cases.planning import fail_action
 from shared.events import ModelLoaded, ModelUnloaded, ServerAllocated, ServerReleased
 
 log = logging.getLogger(__name__)

@@ -87,9 +87,9 @@ async def test_metrics_report_pools_and_servers_by_state(test_fleet):
 
 
 async def test_concurrent_scaling_actions_never_over_allocate(test_fleet):
-    from services.allocator import service
     from services.allocator.adapters.orm import server
     from services.allocator.app import build_allocator
+    from services.allocator.use_cases import planning
     from shared.events import ActionKind, ScalingActionRequested
     from shared.runtime import create_runtime
 
@@ -105,7 +105,7 @@ async def test_concurrent_scaling_actions_never_over_allocate(test_fleet):
         )  # fmt: skip
 
     # Planning only (no servers start). Targets of 16+ instances need 4+ GPUs of the 3 free.
-    planned = await asyncio.gather(*(service.plan_action(allocator, "test", action(n)) for n in range(6)))
+    planned = await asyncio.gather(*(planning.plan_action(allocator, "test", action(n)) for n in range(6)))
     mine = gpu.c.region == test_fleet.region
     async with runtime.sessions() as session:
         pool = (await session.execute(select(gpu_pool).where(gpu_pool.c.region == test_fleet.region))).one()

@@ -151,8 +151,8 @@ async def test_failures_say_why_and_give_the_gpus_back(test_fleet, kafka_bootstr
 
 
 async def test_an_action_cut_short_after_planning_is_carried_on_when_redelivered(test_fleet, kafka_bootstrap):
-    from services.allocator import service
     from services.allocator.app import build_allocator
+    from services.allocator.use_cases import planning
     from shared.runtime import create_runtime
 
     settings, region = test_fleet.settings, test_fleet.region
@@ -160,7 +160,7 @@ async def test_an_action_cut_short_after_planning_is_carried_on_when_redelivered
     up = request(test_fleet.echo, region, ActionKind.PRELOAD, 1)
     # A first delivery that planned and took the GPUs, then died before starting the server.
     crashed = create_runtime(settings)
-    assert await service.plan_action(build_allocator(settings, crashed), "allocator.on_scaling_action_requested", up)
+    assert await planning.plan_action(build_allocator(settings, crashed), "allocator.on_scaling_action_requested", up)
     assert [s.state for s in await servers_of(crashed, settings.server_prefix)] == ["starting"]
     assert await available(crashed, region) == 2
     await crashed.close()

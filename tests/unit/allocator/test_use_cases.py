@@ -8,11 +8,11 @@ import uuid
 import pytest
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
-from services.allocator import provisioning, service
 from services.allocator.adapters.metrics import AllocatorMetrics
 from services.allocator.domain.fleet import FleetConfig, fleet_from_mapping
-from services.allocator.service import Allocator
 from services.allocator.settings import AllocatorSettings
+from services.allocator.use_cases import planning, prices, provisioning
+from services.allocator.use_cases.allocator import Allocator
 from shared.events import ActionKind, GpuPrice, PricesPublished, ScalingActionRequested
 from shared.metrics import new_registry
 from tests.unit.allocator.fakes import FakeProvisioner, FakeRelay, FakeUnitOfWork, seeded
@@ -65,7 +65,7 @@ def action(model_id: str, kind: ActionKind, target: int, action_id: str | None =
 
 async def run(allocator: Allocator, event: ScalingActionRequested) -> bool:
     """What the handler does: plan, then carry out when there is work."""
-    planned = await service.plan_action(allocator, CONSUMER, event)
+    planned = await planning.plan_action(allocator, CONSUMER, event)
     if planned:
         await provisioning.carry_out(allocator, event.action_id)
     return planned
@@ -99,7 +99,7 @@ async def test_a_redelivered_finished_action_changes_nothing(allocator, uow):
 
 async def test_an_action_cut_short_after_planning_is_carried_on_when_redelivered(allocator, uow):
     up = action("echo-m", ActionKind.PRELOAD, 1)
-    assert await service.plan_action(allocator, CONSUMER, up)  # then the process died
+    assert await planning.plan_action(allocator, CONSUMER, up)  # then the process died
     assert [row["state"] for row in uow.state.servers.values()] == ["starting"]
     assert await run(allocator, up)  # redelivered: still in progress, so carried on
     assert [row["state"] for row in uow.state.servers.values()] == ["running"]
@@ -124,7 +124,7 @@ async def test_more_than_the_pool_holds_fails_and_takes_nothing(allocator, uow):
 
 async def test_a_model_the_server_lacks_stops_the_server_and_gives_its_gpus_back(allocator, uow):
     ghost = action("ghost-m", ActionKind.SCALE_UP, 1)
-    assert await service.plan_action(allocator, CONSUMER, ghost)
+    assert await planning.plan_action(allocator, CONSUMER, ghost)
     assert uow.state.pools[POOL].available == 2
     await provisioning.carry_out(allocator, ghost.action_id)
     assert types_of(uow, ghost.action_id) == ["allocation_failed"]
@@ -158,7 +158,7 @@ async def test_unload_stops_the_emptied_server_and_returns_its_gpus(allocator, u
 async def test_scale_down_within_a_server_is_bookkeeping_announced_at_once(allocator, uow):
     await run(allocator, action("echo-m", ActionKind.SCALE_UP, 4))
     down = action("echo-m", ActionKind.SCALE_DOWN, 2)
-    assert await service.plan_action(allocator, CONSUMER, down)
+    assert await planning.plan_action(allocator, CONSUMER, down)
     (loaded,) = [e for e in uow.events if getattr(e, "action_id", None) == down.action_id]
     assert (loaded.type, loaded.instances) == ("model_loaded", 2)
     assert [p["instances"] for p in uow.state.placements.values()] == [2]
@@ -176,8 +176,8 @@ async def test_already_at_the_target_confirms_where_the_model_runs(allocator, uo
 async def test_published_prices_are_recorded_once_and_price_new_servers(allocator, uow):
     price = GpuPrice(region=REGION, gpu_type="a100_80gb", on_demand_per_hour=3.33, spot_per_hour=1, reserved_per_hour=2)
     published = PricesPublished(source="test", prices=[price])
-    assert await service.record_prices(allocator, "allocator.on_prices_published", published)
-    assert not await service.record_prices(allocator, "allocator.on_prices_published", published)
+    assert await prices.record_prices(allocator, "allocator.on_prices_published", published)
+    assert not await prices.record_prices(allocator, "allocator.on_prices_published", published)
     await run(allocator, action("echo-m", ActionKind.SCALE_UP, 5))  # 4 per GPU: two GPUs on one server
     allocated = next(e for e in uow.events if e.type == "server_allocated")
     assert (allocated.gpu_count, allocated.cost_per_hour) == (2, pytest.approx(6.66))
@@ -189,6 +189,6 @@ async def test_a_failure_inside_planning_leaves_no_trace(allocator, uow, monkeyp
 
     monkeypatch.setattr("tests.unit.allocator.fakes.FakeRepository.add_server", broken)
     with pytest.raises(ConnectionError):
-        await service.plan_action(allocator, CONSUMER, action("echo-m", ActionKind.SCALE_UP, 1))
+        await planning.plan_action(allocator, CONSUMER, action("echo-m", ActionKind.SCALE_UP, 1))
     assert not uow.state.actions and not uow.state.inbox and not uow.events  # one transaction: all or nothing
     assert uow.state.pools[POOL].available == 3
