@@ -1,0 +1,77 @@
+"""Handler wiring without Kafka or Postgres: FastStream's in-memory broker, stand-ins for use cases, dead letters.
+
+A test builds a broker with `wiring_broker()`, collects its dead letters with `dead_letters(broker)`,
+lets the service's `handlers.register` subscribe on it, replaces the use cases the handlers call
+with `UseCase` stand-ins, and publishes inside `TestKafkaBroker(broker)`: each message runs
+through the real `shared.subscribe` consumer (parse, inbox name, retries, dead-lettering).
+"""
+
+from __future__ import annotations
+
+import base64
+from dataclasses import dataclass, field
+from typing import Any
+
+from faststream.kafka import KafkaBroker
+from faststream.kafka.annotations import KafkaMessage
+from opentelemetry.sdk.trace import TracerProvider
+
+from shared.broker import create_broker, publish_event
+from shared.events import DEADLETTER, DeadLettered, Event, Topic
+
+UNREADABLE = b"{not json"
+
+
+def wiring_broker() -> KafkaBroker:
+    """A broker built as the services build theirs (telemetry middleware, at-least-once subscribers).
+
+    `TestKafkaBroker` replaces its connection, so the address is never dialled.
+    """
+    return create_broker("127.0.0.1:9", "llmfleet-wiring-test", TracerProvider())
+
+
+@dataclass
+class UseCase:
+    """Stands in for a use-case function: records each call's arguments and returns `result`."""
+
+    result: Any = None
+    calls: list[tuple[Any, ...]] = field(default_factory=list)
+
+    async def __call__(self, *args: Any) -> Any:
+        self.calls.append(args)
+        return self.result
+
+
+def dead_letters(broker: KafkaBroker) -> list[DeadLettered]:
+    """The dead letters `broker` will publish, as a list that fills while the test runs.
+
+    Call it before `TestKafkaBroker(broker)` starts: the in-memory broker delivers a publish only
+    to the subscribers it knows.
+    """
+    letters: list[DeadLettered] = []
+
+    @broker.subscriber(DEADLETTER.name)
+    async def collect(message: KafkaMessage) -> None:
+        letters.append(DeadLettered.model_validate_json(message.body))
+
+    return letters
+
+
+async def publish(broker: KafkaBroker, topic: Topic, event: Event) -> None:
+    """Publish `event` on `topic` as the services do (JSON, keyed)."""
+    await publish_event(broker, topic, event, key="wiring")
+
+
+async def publish_unreadable(broker: KafkaBroker, topic: Topic) -> None:
+    """Publish bytes that are not JSON on `topic`."""
+    await broker.publish(UNREADABLE, topic.name)
+
+
+def assert_dead_lettered(letters: list[DeadLettered], topic: Topic, consumer: str, source: str) -> None:
+    """Exactly one dead letter, for the unreadable bytes on `topic`, with a reason."""
+    assert len(letters) == 1, letters
+    letter = letters[0]
+    assert letter.source_topic == topic.name
+    assert letter.consumer == consumer and letter.source == source
+    assert letter.reason.startswith("invalid JSON"), letter.reason
+    assert base64.b64decode(letter.payload_b64) == UNREADABLE

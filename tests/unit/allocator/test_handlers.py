@@ -1,0 +1,123 @@
+"""The allocator's handler wiring on FastStream's in-memory broker: each event reaches its use case."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from types import SimpleNamespace
+
+import pytest
+from faststream.kafka import KafkaBroker, TestKafkaBroker
+
+from services.allocator import handlers
+from shared.events import (
+    PRICES,
+    SCALING_ACTIONS,
+    ActionKind,
+    CapacityChangeRequested,
+    DeadLettered,
+    GpuPrice,
+    PricesPublished,
+    ScalingActionOverdue,
+    ScalingActionRequested,
+    Topic,
+)
+from tests.support.wiring import (
+    UseCase,
+    assert_dead_lettered,
+    dead_letters,
+    publish,
+    publish_unreadable,
+    wiring_broker,
+)
+
+GROUP = "llmfleet-allocator"
+ALLOCATOR = SimpleNamespace(settings=SimpleNamespace(service_name="allocator"))
+NOW = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+class Wired:
+    """The allocator's handlers on an in-memory broker, its use cases replaced by stand-ins."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch, planned: bool = True) -> None:
+        self.plan_action = UseCase(result=planned)
+        self.carry_out = UseCase()
+        self.record_prices = UseCase()
+        monkeypatch.setattr(handlers.planning, "plan_action", self.plan_action)
+        monkeypatch.setattr(handlers.provisioning, "carry_out", self.carry_out)
+        monkeypatch.setattr(handlers.prices, "record_prices", self.record_prices)
+        self.broker: KafkaBroker = wiring_broker()
+        self.letters: list[DeadLettered] = dead_letters(self.broker)
+        handlers.register(self.broker, ALLOCATOR, GROUP)
+
+    def called(self) -> bool:
+        return any(case.calls for case in (self.plan_action, self.carry_out, self.record_prices))
+
+
+def requested() -> ScalingActionRequested:
+    return ScalingActionRequested(
+        source="scaler", action_id="a1", model_id="m", region="us-east-1", kind=ActionKind.SCALE_UP,
+        current_instances=1, target_instances=2, reason="utilization high",
+    )  # fmt: skip
+
+
+async def test_a_requested_action_is_planned_then_carried_out(monkeypatch):
+    wired = Wired(monkeypatch)
+    event = requested()
+    async with TestKafkaBroker(wired.broker) as br:
+        await publish(br, SCALING_ACTIONS, event)
+    assert wired.plan_action.calls == [(ALLOCATOR, "allocator.on_scaling_action_requested", event)]
+    assert wired.carry_out.calls == [(ALLOCATOR, "a1")]
+    assert wired.letters == []
+
+
+async def test_an_action_not_planned_this_time_is_not_carried_out(monkeypatch):
+    # plan_action says False for a repeat delivery or a refused action.
+    wired = Wired(monkeypatch, planned=False)
+    async with TestKafkaBroker(wired.broker) as br:
+        await publish(br, SCALING_ACTIONS, requested())
+    assert len(wired.plan_action.calls) == 1 and wired.carry_out.calls == []
+
+
+@pytest.mark.parametrize(
+    "event",
+    [
+        ScalingActionOverdue(
+            source="monitor", action_id="a1", model_id="m", region="us-east-1", requested_at=NOW, waited_s=60
+        ),
+        CapacityChangeRequested(
+            source="cost",
+            request_id="r1",
+            recommendation_id="c1",
+            region="us-east-1",
+            gpu_type="A100",
+            changes={"spot": 2},
+            reason="cheaper",
+        ),
+    ],
+)
+async def test_the_other_events_of_the_actions_topic_are_not_the_allocators(monkeypatch, event):
+    wired = Wired(monkeypatch)
+    async with TestKafkaBroker(wired.broker) as br:
+        await publish(br, SCALING_ACTIONS, event)
+    assert not wired.called() and wired.letters == []
+
+
+async def test_published_prices_are_recorded(monkeypatch):
+    wired = Wired(monkeypatch)
+    price = GpuPrice(
+        region="us-east-1", gpu_type="A100", on_demand_per_hour=4.0, spot_per_hour=1.5, reserved_per_hour=2.5
+    )
+    event = PricesPublished(source="cost", prices=[price])
+    async with TestKafkaBroker(wired.broker) as br:
+        await publish(br, PRICES, event)
+    assert wired.record_prices.calls == [(ALLOCATOR, "allocator.on_prices_published", event)]
+    assert wired.plan_action.calls == []
+
+
+@pytest.mark.parametrize("topic", [SCALING_ACTIONS, PRICES], ids=lambda t: t.name)
+async def test_an_unreadable_message_is_dead_lettered(monkeypatch, topic: Topic):
+    wired = Wired(monkeypatch)
+    async with TestKafkaBroker(wired.broker) as br:
+        await publish_unreadable(br, topic)
+    assert_dead_lettered(wired.letters, topic, consumer=GROUP, source="allocator")
+    assert not wired.called()
