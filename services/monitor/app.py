@@ -16,8 +16,8 @@ from services.monitor import handlers, jobs
 from services.monitor.adapters.metrics import MonitorMetrics
 from services.monitor.adapters.orm import outbox
 from services.monitor.adapters.scraper import Scraper
-from services.monitor.collector import Collector
 from services.monitor.settings import MonitorSettings
+from services.monitor.use_cases.scraping import Collector
 from shared.broker import publish_event
 from shared.events import SERVER_METRICS, ServerMetricsReported
 from shared.jobs import Job, Jobs

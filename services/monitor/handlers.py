@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from services.monitor import service
 from services.monitor.adapters.metrics import MonitorMetrics
-from services.monitor.judging import Verdict
 from services.monitor.settings import MonitorSettings
+from services.monitor.use_cases import recording
+from services.monitor.use_cases.judging import Verdict
 from shared.events import (
     ALLOCATIONS,
     DEMAND,
@@ -32,20 +32,20 @@ def register(runtime: Runtime, settings: MonitorSettings, metrics: MonitorMetric
             notify()
 
     async def on_allocation_changed(event: AllocationEvent) -> None:
-        announce(await service.on_allocation_changed(sessions, settings, inbox_consumer(), event))
+        announce(await recording.on_allocation_changed(sessions, settings, inbox_consumer(), event))
 
     async def on_demand_window_reported(event: DemandWindowReported) -> None:
-        announce(await service.on_demand_window(sessions, settings, inbox_consumer(), event))
+        announce(await recording.on_demand_window(sessions, settings, inbox_consumer(), event))
         if event.latency_p95_ms is not None:
             metrics.latency_p95_ms.labels(event.model_id, event.region).set(event.latency_p95_ms)
 
     async def on_prices_published(event: PricesPublished) -> None:
-        await service.on_prices_published(sessions, inbox_consumer(), event)
+        await recording.on_prices_published(sessions, inbox_consumer(), event)
 
     async def on_scaling_action(event: ScalingActionEvent) -> None:
         # The topic also carries ScalingActionRequested, which is the allocator's business.
         if isinstance(event, ScalingActionOverdue):
-            announce(await service.on_scaling_action_overdue(sessions, settings, inbox_consumer(), event))
+            announce(await recording.on_scaling_action_overdue(sessions, settings, inbox_consumer(), event))
 
     subscribe(runtime.broker, ALLOCATIONS, group, on_allocation_changed, source=source)
     subscribe(runtime.broker, DEMAND, group, on_demand_window_reported, source=source)

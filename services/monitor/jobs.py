@@ -5,11 +5,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import datetime
 
-from services.monitor import housekeeping
 from services.monitor.adapters.metrics import MonitorMetrics
 from services.monitor.adapters.orm import alert_history, demand_window, inbox, metric_window, outbox
-from services.monitor.collector import Collector
 from services.monitor.settings import MonitorSettings
+from services.monitor.use_cases import consumer_lag
+from services.monitor.use_cases.scraping import Collector
 from shared.jobs import Job, loop, periodic
 from shared.outbox import OutboxRelay
 from shared.retention import Kept, messaging, retention_job
@@ -41,7 +41,7 @@ def declared(
             relay.notify()
 
     async def lag_check() -> None:
-        verdict = await housekeeping.check_consumer_lag(runtime.sessions, settings, metrics, clock)
+        verdict = await consumer_lag.check_consumer_lag(runtime.sessions, settings, metrics, clock)
         if verdict.alerts:
             relay.notify()
 

@@ -8,11 +8,12 @@ from typing import Any
 
 import pytest
 
-from services.monitor import jobs, service
+from services.monitor import jobs
 from services.monitor.adapters.metrics import MonitorMetrics
 from services.monitor.adapters.scraper import ScrapeError
-from services.monitor.collector import Collector
 from services.monitor.settings import MonitorSettings
+from services.monitor.use_cases import recording
+from services.monitor.use_cases.scraping import Collector
 from shared.events import (
     ALERTS,
     SCALING_SIGNALS,
@@ -47,9 +48,9 @@ def window(end: datetime, p95: float, tokens: int = 100_000) -> DemandWindowRepo
 
 
 async def record_fleet(store: FakeMonitorStore) -> None:
-    assert await service.on_allocation_changed(store, SETTINGS, "monitor.alloc", allocated()) == service.NOTHING
+    assert await recording.on_allocation_changed(store, SETTINGS, "monitor.alloc", allocated()) == recording.NOTHING
     loaded = ModelLoaded(source="t", server_id="s1", model_id="m1", region="us-east-1")
-    await service.on_allocation_changed(store, SETTINGS, "monitor.alloc", loaded)
+    await recording.on_allocation_changed(store, SETTINGS, "monitor.alloc", loaded)
 
 
 async def test_fleet_events_are_recorded_once():
@@ -57,10 +58,10 @@ async def test_fleet_events_are_recorded_once():
     await record_fleet(store)
     event = allocated()
     before = store.state.targets.copy()
-    await service.on_allocation_changed(store, SETTINGS, "monitor.alloc", event)  # a new id: applied again, same row
+    await recording.on_allocation_changed(store, SETTINGS, "monitor.alloc", event)  # a new id: applied again, same row
     assert store.state.targets == before
     state_before = len(store.state.inbox)
-    await service.on_allocation_changed(store, SETTINGS, "monitor.alloc", event)  # redelivered: skipped
+    await recording.on_allocation_changed(store, SETTINGS, "monitor.alloc", event)  # redelivered: skipped
     assert len(store.state.inbox) == state_before
     assert store.state.models == {("s1", "m1"): ("m1", "us-east-1")}
 
@@ -72,8 +73,8 @@ async def test_a_demand_window_is_stored_with_its_cost_per_token():
         source="cost", prices=[GpuPrice(region="us-east-1", gpu_type="a100_80gb", on_demand_per_hour=3.6,
                                         spot_per_hour=1.0, reserved_per_hour=2.0)],
     )  # fmt: skip
-    await service.on_prices_published(store, "monitor.prices", prices)
-    await service.on_demand_window(store, SETTINGS, "monitor.demand", window(T0, 500.0, tokens=1000))
+    await recording.on_prices_published(store, "monitor.prices", prices)
+    await recording.on_demand_window(store, SETTINGS, "monitor.demand", window(T0, 500.0, tokens=1000))
     [(_, per_token)] = store.state.demand_windows
     assert per_token == pytest.approx(3.6 * 60 / 3600 / 1000)  # the published price wins over the allocation's
 
@@ -81,7 +82,7 @@ async def test_a_demand_window_is_stored_with_its_cost_per_token():
 async def test_slow_windows_fire_one_alert_after_the_for_duration_and_resolve_once():
     store = FakeMonitorStore()
     verdicts = [
-        await service.on_demand_window(store, SETTINGS, "monitor.demand", window(T0 + timedelta(seconds=s), p95))
+        await recording.on_demand_window(store, SETTINGS, "monitor.demand", window(T0 + timedelta(seconds=s), p95))
         for s, p95 in ((0, 3500.0), (30, 3500.0), (90, 3600.0), (120, 3600.0), (150, 1000.0))
     ]
     fired = [(i, a.rule, a.state) for i, v in enumerate(verdicts) for a in v.alerts]
@@ -99,12 +100,12 @@ async def test_an_overdue_action_alerts_until_an_allocation_confirms_it():
     overdue = ScalingActionOverdue(
         source="a", action_id="act-1", model_id="m1", region="us-east-1", requested_at=T0, waited_s=120.0
     )
-    fired = await service.on_scaling_action_overdue(store, SETTINGS, "monitor.overdue", overdue)
+    fired = await recording.on_scaling_action_overdue(store, SETTINGS, "monitor.overdue", overdue)
     assert [(a.rule, a.state) for a in fired.alerts] == [("scaling_action_overdue", AlertState.FIRING)]
-    again = await service.on_scaling_action_overdue(store, SETTINGS, "monitor.overdue", overdue)
+    again = await recording.on_scaling_action_overdue(store, SETTINGS, "monitor.overdue", overdue)
     assert again.alerts == []  # a redelivery changes nothing
     confirmed = allocated().model_copy(update={"action_id": "act-1"})
-    resolved = await service.on_allocation_changed(store, SETTINGS, "monitor.alloc", confirmed)
+    resolved = await recording.on_allocation_changed(store, SETTINGS, "monitor.alloc", confirmed)
     assert [(a.rule, a.state) for a in resolved.alerts] == [("scaling_action_overdue", AlertState.RESOLVED)]
 
 
@@ -132,7 +133,7 @@ async def test_a_target_failing_its_scrapes_is_down_until_it_is_released():
     assert store.state.last_errors["s1"] == "refused"
     assert metrics.scrape_targets.labels("down")._value.get() == 1
     released = ServerReleased(source="t", server_id="s1", region="us-east-1")
-    verdict = await service.on_allocation_changed(store, SETTINGS, "monitor.alloc", released)
+    verdict = await recording.on_allocation_changed(store, SETTINGS, "monitor.alloc", released)
     assert [(a.rule, a.state) for a in verdict.alerts] == [("scrape_target_down", AlertState.RESOLVED)]
     assert store.state.targets == {} and published == []
 

@@ -7,7 +7,6 @@ import time
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 
-from services.monitor import reports
 from services.monitor.adapters.metrics import MonitorMetrics
 from services.monitor.adapters.repository import Database, monitor_store
 from services.monitor.adapters.scraper import ScrapeError, Scraper
@@ -16,8 +15,9 @@ from services.monitor.domain.fleet import Target, next_failures
 from services.monitor.domain.rounds import TargetRound, alert_observations, cost_per_hour_by_region, signal_inputs
 from services.monitor.domain.triton_metrics import ServerSample, parse_triton_metrics
 from services.monitor.domain.windows import aggregate, slide
-from services.monitor.judging import Verdict, judge, rules_in_force
 from services.monitor.settings import MonitorSettings
+from services.monitor.use_cases import server_reports
+from services.monitor.use_cases.judging import Verdict, judge, rules_in_force
 from shared.events import ServerMetricsReported
 
 log = logging.getLogger(__name__)
@@ -77,7 +77,7 @@ class Collector:
         if report:
             self._last_report = now
             if self._settings.publish_server_metrics:
-                await self._publish(reports.server_events(rounds, latest, self._settings, now))
+                await self._publish(server_reports.server_events(rounds, latest, self._settings, now))
         self._export(rounds, targets, per_server, firing, verdict, time.perf_counter() - started)
         return verdict
 

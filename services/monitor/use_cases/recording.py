@@ -6,8 +6,8 @@ from services.monitor.adapters.repository import Database, monitor_store
 from services.monitor.domain.cost import cost_per_token, model_per_hour
 from services.monitor.domain.fleet import Observation
 from services.monitor.domain.rules import Metric
-from services.monitor.judging import Verdict, judge, rules_in_force
 from services.monitor.settings import MonitorSettings
+from services.monitor.use_cases.judging import Verdict, judge, rules_in_force
 from shared.events import (
     DemandWindowReported,
     Event,

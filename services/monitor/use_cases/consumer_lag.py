@@ -10,8 +10,8 @@ from services.monitor.adapters.metrics import MonitorMetrics
 from services.monitor.adapters.repository import Database, monitor_store
 from services.monitor.domain.fleet import Observation
 from services.monitor.domain.rules import Metric
-from services.monitor.judging import Verdict, judge, rules_in_force
 from services.monitor.settings import MonitorSettings
+from services.monitor.use_cases.judging import Verdict, judge, rules_in_force
 
 
 async def check_consumer_lag(
