@@ -11,18 +11,19 @@ from faststream import FastStream
 from opentelemetry.sdk.trace.export import SpanExporter
 from prometheus_client import CollectorRegistry
 
-from services.router import handlers, service
+from services.router import handlers
 from services.router.adapters.allocation_feed import Fed
 from services.router.adapters.metrics import router_metrics
-from services.router.core import RouterCore
-from services.router.dispatch import Dispatcher
 from services.router.domain.demand import DemandWindow
 from services.router.domain.offsets import OffsetTracker
 from services.router.domain.registry import Registry
-from services.router.lifecycle import HotPath
-from services.router.registry_feed import OnTaskFailed, RegistryFollower, exit_on_task_failure
-from services.router.results import ResultSink
+from services.router.hotpath.dispatch import Dispatcher
+from services.router.hotpath.loop import HotPath
+from services.router.hotpath.pipeline import RouterCore
+from services.router.hotpath.registry_feed import OnTaskFailed, RegistryFollower, exit_on_task_failure
+from services.router.hotpath.results import ResultSink
 from services.router.settings import RouterSettings
+from services.router.use_cases import allocations as service
 from shared.metrics import new_registry, serve_metrics
 from shared.migrations import upgrade
 from shared.runtime import Runtime, create_runtime

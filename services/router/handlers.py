@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from services.router import service
-from services.router.core import RouterCore
+from services.router.hotpath.pipeline import RouterCore
+from services.router.use_cases import allocations as service
 from shared.events import AllocationFailed, Event
 
 

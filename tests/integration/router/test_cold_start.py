@@ -12,10 +12,10 @@ import uuid
 import pytest
 from sqlalchemy import select
 
-from services.router import service
 from services.router.adapters import repository
 from services.router.adapters.orm import server, server_model
 from services.router.app import create_app
+from services.router.use_cases import allocations as service
 from shared.events import ALLOCATIONS, DEMAND, MODEL_REQUESTS, AllocationFailed, ModelLoaded, ServerAllocated
 from tests.integration.router.conftest import Topic, request, results_for, router_app, send
 

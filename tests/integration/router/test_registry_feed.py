@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from services.router.adapters.allocation_feed import Fed
 from services.router.adapters.orm import server, server_model
 from services.router.app import RouterRuntime, create_app
-from services.router.registry_feed import RegistryFollower
+from services.router.hotpath.registry_feed import RegistryFollower
 from services.router.settings import RouterSettings
 from shared.db import create_engine, session_factory
 from shared.events import ALLOCATIONS, Event, ModelLoaded, ServerAllocated, ServerReleased

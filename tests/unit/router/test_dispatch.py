@@ -8,11 +8,11 @@ from tritonclient.utils import InferenceServerException
 
 from services.router.adapters.metrics import router_metrics
 from services.router.adapters.triton_client import BatchResult, Completion
-from services.router.dispatch import Dispatcher, NotServed, Served
 from services.router.domain.batching import Batch, group_key
 from services.router.domain.registry import Registry, Server
 from services.router.domain.requests import Pending
-from services.router.intake import Ticket
+from services.router.hotpath.dispatch import Dispatcher, NotServed, Served
+from services.router.hotpath.records import Ticket
 from services.router.settings import RouterSettings
 from shared.events import RoutingStrategy
 from shared.metrics import new_registry

@@ -6,7 +6,7 @@ import asyncio
 import time
 from typing import Any
 
-from services.router.lifecycle import HotPath
+from services.router.hotpath.loop import HotPath
 from shared.metrics import with_liveness
 
 

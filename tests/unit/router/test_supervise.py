@@ -8,8 +8,8 @@ import os
 
 import pytest
 
-from services.router import registry_feed
-from services.router.registry_feed import supervise
+from services.router.hotpath import registry_feed
+from services.router.hotpath.registry_feed import supervise
 
 
 async def test_a_task_that_raises_is_reported() -> None:

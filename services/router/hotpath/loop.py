@@ -22,9 +22,9 @@ from aiokafka.errors import KafkaError
 from services.router.adapters.answered import answered_between, first_timestamps
 from services.router.adapters.kafka_io import committed_offsets, request_consumer, result_producer, subscribe_requests
 from services.router.adapters.metrics import RouterMetrics
-from services.router.core import RouterCore
 from services.router.domain.demand import DemandWindow, percentile
 from services.router.domain.offsets import CommitNote, OffsetTracker, Partition
+from services.router.hotpath.pipeline import RouterCore
 from shared.events import DEMAND, DemandWindowReported
 from shared.jobs import every
 

@@ -16,7 +16,7 @@ from services.router.adapters.triton_client import BatchResult, Prompt, TritonCl
 from services.router.domain.batching import Batch
 from services.router.domain.registry import Registry, Server
 from services.router.domain.scoring import rank
-from services.router.intake import context_of, ticket
+from services.router.hotpath.records import context_of, ticket
 from services.router.settings import RouterSettings
 
 log = logging.getLogger(__name__)

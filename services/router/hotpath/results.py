@@ -27,7 +27,7 @@ from services.router.domain.batching import Batch
 from services.router.domain.demand import DemandWindow
 from services.router.domain.offsets import OffsetTracker
 from services.router.domain.requests import Pending
-from services.router.intake import Ticket, Unreadable, context_of, ticket
+from services.router.hotpath.records import Ticket, Unreadable, context_of, ticket
 from shared.events import DEADLETTER, INFERENCE_RESULTS, DeadLettered, Event, InferenceCompleted, ResultStatus, Timings
 
 log = logging.getLogger(__name__)

@@ -18,16 +18,16 @@ from collections.abc import Callable, Coroutine
 from typing import Any
 
 from services.router.adapters.metrics import LabelBudget
-from services.router.dispatch import Dispatcher, NotServed, Served
 from services.router.domain.admission import AdmissionLimits, ModelLoad, ServiceRate, Verdict, admit
 from services.router.domain.batching import Batch, Batcher
 from services.router.domain.cold_start import ColdStartHold
 from services.router.domain.offsets import Partition
 from services.router.domain.registry import Registry
 from services.router.domain.requests import Pending
-from services.router.gate import Gate
-from services.router.intake import Unreadable, read_request, ticket, unreadable
-from services.router.results import ResultSink
+from services.router.hotpath.dispatch import Dispatcher, NotServed, Served
+from services.router.hotpath.gate import Gate
+from services.router.hotpath.records import Unreadable, read_request, ticket, unreadable
+from services.router.hotpath.results import ResultSink
 from services.router.settings import RouterSettings
 from shared.events import MODEL_REQUESTS, ModelRequested, ResultStatus
 

@@ -26,8 +26,8 @@ from collections.abc import Awaitable, Callable
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from services.router import service
 from services.router.adapters.allocation_feed import AllocationFeed, Fed
+from services.router.use_cases import allocations as service
 from shared.events import Event
 from shared.jobs import exit_loudly
 

@@ -1,0 +1,1 @@
+"""The router's hot path: raw aiokafka in, admission and batches, Triton, results out, offsets committed."""

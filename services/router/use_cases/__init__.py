@@ -1,0 +1,1 @@
+"""The router's use cases: allocation events recorded in its registry tables."""
