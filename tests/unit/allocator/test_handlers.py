@@ -2,25 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from types import SimpleNamespace
 
 import pytest
 from faststream.kafka import KafkaBroker, TestKafkaBroker
 
 from services.allocator import handlers
-from shared.events import (
-    PRICES,
-    SCALING_ACTIONS,
-    ActionKind,
-    CapacityChangeRequested,
-    DeadLettered,
-    GpuPrice,
-    PricesPublished,
-    ScalingActionOverdue,
-    ScalingActionRequested,
-    Topic,
-)
+from shared.events import PRICES, SCALING_ACTIONS, DeadLettered, Topic
+from tests.support import sample_events
 from tests.support.wiring import (
     UseCase,
     assert_dead_lettered,
@@ -32,7 +21,6 @@ from tests.support.wiring import (
 
 GROUP = "llmfleet-allocator"
 ALLOCATOR = SimpleNamespace(settings=SimpleNamespace(service_name="allocator"))
-NOW = datetime(2026, 1, 1, tzinfo=UTC)
 
 
 class Wired:
@@ -53,16 +41,9 @@ class Wired:
         return any(case.calls for case in (self.plan_action, self.carry_out, self.record_prices))
 
 
-def requested() -> ScalingActionRequested:
-    return ScalingActionRequested(
-        source="scaler", action_id="a1", model_id="m", region="us-east-1", kind=ActionKind.SCALE_UP,
-        current_instances=1, target_instances=2, reason="utilization high",
-    )  # fmt: skip
-
-
 async def test_a_requested_action_is_planned_then_carried_out(monkeypatch):
     wired = Wired(monkeypatch)
-    event = requested()
+    event = sample_events.action_requested()
     async with TestKafkaBroker(wired.broker) as br:
         await publish(br, SCALING_ACTIONS, event)
     assert wired.plan_action.calls == [(ALLOCATOR, "allocator.on_scaling_action_requested", event)]
@@ -74,26 +55,17 @@ async def test_an_action_not_planned_this_time_is_not_carried_out(monkeypatch):
     # plan_action says False for a repeat delivery or a refused action.
     wired = Wired(monkeypatch, planned=False)
     async with TestKafkaBroker(wired.broker) as br:
-        await publish(br, SCALING_ACTIONS, requested())
+        await publish(br, SCALING_ACTIONS, sample_events.action_requested())
     assert len(wired.plan_action.calls) == 1 and wired.carry_out.calls == []
 
 
 @pytest.mark.parametrize(
     "event",
     [
-        ScalingActionOverdue(
-            source="monitor", action_id="a1", model_id="m", region="us-east-1", requested_at=NOW, waited_s=60
-        ),
-        CapacityChangeRequested(
-            source="cost",
-            request_id="r1",
-            recommendation_id="c1",
-            region="us-east-1",
-            gpu_type="A100",
-            changes={"spot": 2},
-            reason="cheaper",
-        ),
+        sample_events.action_overdue(),
+        sample_events.capacity_change(),
     ],
+    ids=lambda event: type(event).__name__,
 )
 async def test_the_other_events_of_the_actions_topic_are_not_the_allocators(monkeypatch, event):
     wired = Wired(monkeypatch)
@@ -104,10 +76,7 @@ async def test_the_other_events_of_the_actions_topic_are_not_the_allocators(monk
 
 async def test_published_prices_are_recorded(monkeypatch):
     wired = Wired(monkeypatch)
-    price = GpuPrice(
-        region="us-east-1", gpu_type="A100", on_demand_per_hour=4.0, spot_per_hour=1.5, reserved_per_hour=2.5
-    )
-    event = PricesPublished(source="cost", prices=[price])
+    event = sample_events.prices()
     async with TestKafkaBroker(wired.broker) as br:
         await publish(br, PRICES, event)
     assert wired.record_prices.calls == [(ALLOCATOR, "allocator.on_prices_published", event)]
