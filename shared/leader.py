@@ -1,6 +1,6 @@
 """ "One replica runs this": PostgreSQL advisory locks named by a string, one implementation.
 
-Two forms, pick by how long the turn lasts:
+Three forms, pick by how long the turn lasts and whether the others wait or skip:
 
 - `try_lead(session, "cost.cycle")` inside a transaction: True when this replica holds the
   lock, which PostgreSQL releases at the transaction's end (commit or rollback). Use it for a
@@ -10,6 +10,11 @@ Two forms, pick by how long the turn lasts:
           if not await try_lead(session, "cost.cycle"):
               return None  # another replica runs this round
           ...
+
+- `await lock_for_transaction(session, "allocator.servers")` inside a transaction: waits until
+  the lock is free and holds it until the transaction ends. A mutex rather than leadership:
+  every replica does the work, one at a time (a `lock_timeout` set on the transaction bounds
+  the wait).
 
 - `async with leading(sessions, "scaler.evaluation") as leader:` holds a session-level lock on a
   connection of its own while the block runs (the block may open other sessions and commit
@@ -45,6 +50,11 @@ async def try_lead(session: AsyncSession, name: str) -> bool:
     """Take `name`'s lock for the rest of this transaction if it is free; False when another holds it."""
     taken = await session.execute(select(func.pg_try_advisory_xact_lock(lock_key(name))))
     return bool(taken.scalar_one())
+
+
+async def lock_for_transaction(session: AsyncSession, name: str) -> None:
+    """Wait for `name`'s lock and hold it for the rest of this transaction (released at commit or rollback)."""
+    await session.execute(select(func.pg_advisory_xact_lock(lock_key(name))))
 
 
 @asynccontextmanager

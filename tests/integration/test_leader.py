@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from shared.db import create_engine, session_factory
-from shared.leader import leading, lock_key, try_lead
+from shared.leader import leading, lock_for_transaction, lock_key, try_lead
 
 pytestmark = pytest.mark.integration
 
@@ -39,6 +39,26 @@ async def test_of_two_transactions_one_leads_until_it_ends(sessions):
         assert not await try_lead(second, name)
     async with sessions.begin() as third:  # both transactions ended: the lock is free again
         assert await try_lead(third, name)
+
+
+async def test_a_waiting_transaction_blocks_until_the_holder_commits(sessions):
+    name, order = unique("xact-wait"), []
+
+    async def second() -> None:
+        async with sessions.begin() as session:
+            await lock_for_transaction(session, name)
+            order.append("second holds")
+
+    async with sessions.begin() as first:
+        await lock_for_transaction(first, name)
+        waiting = asyncio.create_task(second())
+        await asyncio.sleep(0.3)
+        assert not waiting.done()  # queued behind the first transaction
+        async with sessions.begin() as other:  # the same lock as try_lead's: a skipper sees it taken
+            assert not await try_lead(other, name)
+        order.append("first commits")
+    await asyncio.wait_for(waiting, 10)
+    assert order == ["first commits", "second holds"]
 
 
 async def test_of_two_holders_one_leads_and_the_lock_frees_after_the_block(sessions):

@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable
 
-from sqlalchemy import and_, func, select, text
+from sqlalchemy import and_, func, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -25,11 +25,12 @@ from services.allocator.domain.allocation import PoolKey, gpu_ids_for
 from services.allocator.domain.fleet import FleetConfig, ModelRequirement, Pool, PricingClass
 from services.allocator.domain.planner import best_plan
 from services.allocator.domain.scaling import Server
+from shared.leader import lock_for_transaction
 
 LIVE = ("starting", "running", "stopping")
 # A mutex, not leadership: a transaction-scoped advisory lock that serialises planning (the
 # server cap spans regions) and is released at commit. Every replica plans; they take turns.
-SERVERS_LOCK = int.from_bytes(b"alloc", "big")  # 0x616C6C6F63, the key deployed allocators use
+SERVERS_LOCK = "allocator.servers"
 
 
 class InsufficientGpus(RuntimeError):
@@ -106,7 +107,7 @@ async def requirements(session: AsyncSession) -> dict[str, ModelRequirement]:
 
 async def lock_region(session: AsyncSession, region: str) -> dict[PoolKey, Pool]:
     """The region's pools, row-locked (FOR UPDATE) until the transaction ends; serialises planning."""
-    await session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": SERVERS_LOCK})
+    await lock_for_transaction(session, SERVERS_LOCK)
     rows = await session.execute(
         select(gpu_pool).where(gpu_pool.c.region == region).order_by(gpu_pool.c.gpu_type).with_for_update()
     )

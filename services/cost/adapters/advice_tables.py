@@ -16,10 +16,11 @@ from services.cost.domain.pricing import Catalogue, GpuRate, RegionRate
 from services.cost.domain.recommendation import Recommendation
 from shared.events import Event, Topic
 from shared.inbox import first_delivery
+from shared.leader import lock_for_transaction, try_lead
 from shared.outbox import add_to_outbox
 
 # Replicas of the service take turns: the one holding this lock runs the cycle, the others skip it.
-CYCLE_LOCK = 7_000_001
+CYCLE_LOCK = "cost.cycle"
 
 
 class AdviceTables:
@@ -37,13 +38,12 @@ class AdviceTables:
 
     async def try_lead_cycle(self) -> bool:
         """Take this transaction's turn at the cycle; False when another replica holds it."""
-        locked = await self._session.execute(text("select pg_try_advisory_xact_lock(:k)"), {"k": CYCLE_LOCK})
-        return bool(locked.scalar_one())
+        return await try_lead(self._session, CYCLE_LOCK)
 
     async def wait_to_lead_cycle(self, timeout_s: float) -> None:
         """Wait for a running cycle to end and take the turn; a lock timeout raises (transient)."""
         await self._session.execute(text(f"set local lock_timeout = '{int(timeout_s * 1000)}ms'"))
-        await self._session.execute(text("select pg_advisory_xact_lock(:k)"), {"k": CYCLE_LOCK})
+        await lock_for_transaction(self._session, CYCLE_LOCK)
 
     async def load_catalogue(self) -> Catalogue:
         """The pricing catalogue as the tables hold it now."""
