@@ -8,8 +8,8 @@ from faststream import FastStream
 from opentelemetry.sdk.trace.export import SpanExporter
 
 from services.scaler import handlers
+from services.scaler.adapters.metrics import ScalerMetrics
 from services.scaler.jobs import Worker
-from services.scaler.metrics import ScalerMetrics
 from services.scaler.settings import ScalerSettings
 from shared.migrations import upgrade
 from shared.runtime import Runtime, WorkerRuntime, worker_app

@@ -1,12 +1,12 @@
-"""Kafka handlers of the scaler: typed event in, service call, wake the relay; nothing else."""
+"""Kafka handlers of the scaler: typed event in, use case call, wake the relay; nothing else."""
 
 from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
 
-from services.scaler import service
 from services.scaler.jobs import Worker
+from services.scaler.use_cases import cold_starts, recording
 from shared.events import (
     ALLOCATIONS,
     DEMAND,
@@ -30,16 +30,16 @@ def register(worker: Worker) -> None:
     # The inbox is keyed by handler, not by consumer group: renaming the group (or a second
     # deployment reading the topic) must not apply an event twice.
     async def on_demand_window_reported(event: DemandWindowReported) -> None:
-        await service.record_demand_window(sessions, inbox_consumer(), event)
+        await recording.record_demand_window(sessions, inbox_consumer(), event)
 
     async def on_server_metrics_reported(event: ServerMetricsReported) -> None:
-        await service.record_server_metrics(sessions, inbox_consumer(), event)
+        await recording.record_server_metrics(sessions, inbox_consumer(), event)
 
     async def on_scaling_signal_raised(event: ScalingSignalRaised) -> None:
-        await service.record_signal(sessions, inbox_consumer(), event)
+        await recording.record_signal(sessions, inbox_consumer(), event)
 
     async def on_model_requested(event: ModelRequested) -> None:
-        action = await service.request_cold_start(
+        action = await cold_starts.request_cold_start(
             sessions, inbox_consumer(), event, settings.policy.value, datetime.now(UTC), uuid.uuid4().hex
         )
         if action is not None:
@@ -47,7 +47,7 @@ def register(worker: Worker) -> None:
             worker.relay.notify()
 
     async def on_allocation_changed(event: AllocationEvent) -> None:
-        await service.record_allocation(sessions, inbox_consumer(), event, datetime.now(UTC))
+        await recording.record_allocation(sessions, inbox_consumer(), event, datetime.now(UTC))
 
     broker = runtime.broker
     subscribe(broker, DEMAND, group, on_demand_window_reported, source=source)

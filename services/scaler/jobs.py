@@ -7,11 +7,11 @@ import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 
-from services.scaler.adapters import history
+from services.scaler.adapters.metrics import ScalerMetrics
 from services.scaler.adapters.orm import inbox, outbox, scaling_action, scaling_signal
-from services.scaler.evaluation import Evaluation, evaluate
-from services.scaler.metrics import ScalerMetrics
 from services.scaler.settings import ScalerSettings
+from services.scaler.use_cases.compaction import compact_history
+from services.scaler.use_cases.evaluation import Evaluation, evaluate
 from shared import runtime as shared_runtime
 from shared.jobs import Job, loop, periodic
 from shared.leader import leading
@@ -77,7 +77,4 @@ class Worker(shared_runtime.Worker):
     async def compact_once(self, now: datetime | None = None) -> int:
         """Merge raw demand windows older than `compaction_age_s`; drop forecasts as old."""
         before = (now or datetime.now(UTC)) - timedelta(seconds=self.settings.compaction_age_s)
-        async with self.runtime.sessions.begin() as session:
-            removed = await history.compact_history(session, before, self.settings.compaction_bucket_s)
-            await history.drop_old_forecasts(session, before)
-        return removed
+        return await compact_history(self.runtime.sessions, before, self.settings.compaction_bucket_s)

@@ -7,8 +7,8 @@ from datetime import UTC, datetime, timedelta
 from services.scaler.domain.planner import PlanSettings, plan_model
 from services.scaler.domain.policy import POLICIES
 from services.scaler.domain.tiers import Tier
-from services.scaler.evaluation import Snapshot, forecast_all, forecast_event, region_states
 from services.scaler.settings import ScalerSettings
+from services.scaler.use_cases.evaluation import Snapshot, forecast_all, forecast_event, region_states
 
 NOW = datetime(2026, 11, 27, 12, 0, 5, tzinfo=UTC)
 SETTINGS = ScalerSettings(bucket_s=10, day_buckets=6, week_buckets=12, history_buckets=60, horizon_buckets=6,

@@ -2,11 +2,30 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Protocol
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+from services.scaler.domain.planner import ModelPlan
 from services.scaler.domain.tiers import Tier
-from services.scaler.evaluation import Evaluation
-from shared.events import ScalingActionRequested
+from shared.events import DemandForecasted, ScalingActionOverdue, ScalingActionRequested
+
+
+class ObservedEvaluation(Protocol):
+    """What the metrics read of a round's result (evaluation.Evaluation); adapters do not import use cases."""
+
+    @property
+    def plans(self) -> Sequence[ModelPlan]: ...
+
+    @property
+    def forecasts(self) -> Sequence[DemandForecasted]: ...
+
+    @property
+    def actions(self) -> Sequence[ScalingActionRequested]: ...
+
+    @property
+    def overdue(self) -> Sequence[ScalingActionOverdue]: ...
 
 
 class ScalerMetrics:
@@ -39,7 +58,7 @@ class ScalerMetrics:
         """Count one requested action."""
         self.actions.labels(kind=event.kind.value, rule=event.reason.split(" ", 1)[0].removeprefix("rule=")).inc()
 
-    def evaluated(self, result: Evaluation, seconds: float) -> None:
+    def evaluated(self, result: ObservedEvaluation, seconds: float) -> None:
         """Record one evaluation round's results."""
         self.evaluation_seconds.observe(seconds)
         for event in result.actions:

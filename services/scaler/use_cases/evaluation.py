@@ -13,19 +13,16 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from services.scaler.adapters import history, repository
-from services.scaler.adapters.orm import outbox
+from services.scaler.adapters.repository import Database, ScalerRepository, ScalerStore, scaler_store
 from services.scaler.domain.ensemble import Forecast, forecast
 from services.scaler.domain.planner import ModelPlan, PlanSettings, RegionState, plan_model
 from services.scaler.domain.policy import POLICIES
 from services.scaler.domain.series import bucket_index, to_series
 from services.scaler.domain.tiers import Tier
-from services.scaler.service import SOURCE, queue_action
 from services.scaler.settings import ScalerSettings
+from services.scaler.use_cases.actions import SOURCE, queue_action
 from shared.events import FORECASTS, SCALING_ACTIONS, DemandForecasted, ScalingActionOverdue, ScalingActionRequested
-from shared.outbox import add_to_outbox
 
 log = logging.getLogger(__name__)
 Key = tuple[str, str]
@@ -60,22 +57,22 @@ def _at(bucket: int, bucket_s: int) -> datetime:
     return datetime.fromtimestamp(bucket * bucket_s, tz=UTC)
 
 
-async def read_snapshot(session: AsyncSession, settings: ScalerSettings, now: datetime) -> Snapshot:
+async def read_snapshot(repo: ScalerRepository, settings: ScalerSettings, now: datetime) -> Snapshot:
     """The fleet state an evaluation at `now` works from."""
     current = bucket_index(now, settings.bucket_s)
     since = _at(current - settings.history_buckets, settings.bucket_s)
     # Only what can still matter: actions inside the cooldown, requests inside the idle time.
-    pending, last_actions = await repository.action_state(session, now - timedelta(seconds=settings.cooldown_s))
+    pending, last_actions = await repo.action_state(now - timedelta(seconds=settings.cooldown_s))
     return Snapshot(
-        counts=await repository.demand_counts(session, since, _at(current, settings.bucket_s), settings.bucket_s),
-        last_requests=await repository.last_requests(session, now - timedelta(seconds=settings.cold_idle_s)),
-        placements=await repository.placements(session),
-        utilizations=await repository.utilizations(session, now - timedelta(seconds=settings.utilization_max_age_s)),
-        pressures=await repository.pressures(session, now - timedelta(seconds=settings.signal_max_age_s)),
+        counts=await repo.demand_counts(since, _at(current, settings.bucket_s), settings.bucket_s),
+        last_requests=await repo.last_requests(now - timedelta(seconds=settings.cold_idle_s)),
+        placements=await repo.placements(),
+        utilizations=await repo.utilizations(now - timedelta(seconds=settings.utilization_max_age_s)),
+        pressures=await repo.pressures(now - timedelta(seconds=settings.signal_max_age_s)),
         pending=pending,
         last_actions=last_actions,
-        tiers=await repository.tiers(session),
-        forecasted=await history.forecasted_horizons(session, _at(current, settings.bucket_s)),
+        tiers=await repo.tiers(),
+        forecasted=await repo.forecasted_horizons(_at(current, settings.bucket_s)),
     )
 
 
@@ -143,11 +140,12 @@ def forecast_event(
 
 
 async def evaluate(
-    sessions: async_sessionmaker[AsyncSession], settings: ScalerSettings, now: datetime, new_id: Callable[[], str]
+    sessions: Database, settings: ScalerSettings, now: datetime, new_id: Callable[[], str]
 ) -> Evaluation:
     """One round: forecasts, plans and actions per model, then overdue actions."""
-    async with sessions() as session:
-        snapshot = await read_snapshot(session, settings, now)
+    store = scaler_store(sessions)
+    async with store.transaction() as repo:
+        snapshot = await read_snapshot(repo, settings, now)
     forecasts = await asyncio.to_thread(forecast_all, snapshot, settings, now)
     plan_settings = PlanSettings(
         policy=POLICIES[settings.policy],
@@ -161,15 +159,15 @@ async def evaluate(
         plan = plan_model(model_id, states, snapshot.tiers.get(model_id), plan_settings, now)
         mine = {key: result for key, result in forecasts.items() if key[0] == model_id}
         try:
-            await _apply(sessions, snapshot, plan, mine, settings, now, new_id, done)
+            await _apply(store, snapshot, plan, mine, settings, now, new_id, done)
         except Exception:
             log.exception("evaluation of %s failed; the next round tries again", model_id)
-    done.overdue = await report_overdue(sessions, now, timedelta(seconds=settings.action_timeout_s))
+    done.overdue = await report_overdue(store, now, timedelta(seconds=settings.action_timeout_s))
     return done
 
 
 async def _apply(
-    sessions: async_sessionmaker[AsyncSession],
+    store: ScalerStore,
     snapshot: Snapshot,
     plan: ModelPlan,
     forecasts: dict[Key, Forecast],
@@ -179,35 +177,33 @@ async def _apply(
     done: Evaluation,
 ) -> None:
     events, actions = [], []
-    async with sessions.begin() as session:
+    async with store.transaction() as repo:
         for key, result in sorted(forecasts.items()):
             event = forecast_event(key, result, settings, now, plan.tier)
             if (key[0], key[1], event.horizon_start) in snapshot.forecasted:
                 continue  # this bucket's forecast is out already; a new one comes with the next bucket
             extra = {"weights": result.weights, "errors": result.errors}
-            await history.save_forecast(session, event, settings.bucket_s, extra)
-            await add_to_outbox(session, outbox, FORECASTS, event, key=key[0])
+            await repo.save_forecast(event, settings.bucket_s, extra)
+            await repo.announce(FORECASTS, event, key=key[0])
             events.append(event)
         for action in plan.actions:
-            actions.append(await queue_action(session, action, new_id(), now))
-        await repository.save_tier(session, plan.model_id, plan.tier, plan.total_rph, now)
+            actions.append(await queue_action(repo, action, new_id(), now))
+        await repo.save_tier(plan.model_id, plan.tier, plan.total_rph, now)
     done.plans.append(plan)
     done.forecasts.extend(events)
     done.actions.extend(actions)
 
 
-async def report_overdue(
-    sessions: async_sessionmaker[AsyncSession], now: datetime, timeout: timedelta
-) -> list[ScalingActionOverdue]:
+async def report_overdue(store: ScalerStore, now: datetime, timeout: timedelta) -> list[ScalingActionOverdue]:
     """Mark actions unconfirmed past `timeout` as overdue and queue an event for each."""
-    async with sessions.begin() as session:
+    async with store.transaction() as repo:
         events = [
             ScalingActionOverdue(
                 source=SOURCE, occurred_at=now, action_id=action_id, model_id=model_id, region=region,
                 requested_at=requested_at, waited_s=round((now - requested_at).total_seconds(), 3),
             )
-            for action_id, model_id, region, requested_at in await repository.mark_overdue(session, now - timeout)
+            for action_id, model_id, region, requested_at in await repo.mark_overdue(now - timeout)
         ]  # fmt: skip
         for event in events:
-            await add_to_outbox(session, outbox, SCALING_ACTIONS, event, key=event.model_id)
+            await repo.announce(SCALING_ACTIONS, event, key=event.model_id)
     return events

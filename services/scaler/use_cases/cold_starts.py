@@ -1,0 +1,27 @@
+"""A request for a model placed nowhere in its region: preload it at once, unless a preload is pending."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import datetime
+
+from services.scaler.adapters.repository import Database, scaler_store
+from services.scaler.domain.planner import cold_start
+from services.scaler.use_cases.actions import queue_action
+from shared.events import ModelRequested, ScalingActionRequested
+
+
+async def request_cold_start(
+    sessions: Database, consumer: str, event: ModelRequested, policy: str, now: datetime, action_id: str
+) -> ScalingActionRequested | None:
+    """Turn waiting requests for an unplaced model into a high-priority preload, unless one is pending."""
+    async with scaler_store(sessions).transaction() as repo:
+        if not await repo.first_delivery(consumer, event.event_id):
+            return None
+        instances = await repo.instances(event.model_id, event.region)
+        pending = await repo.has_pending(event.model_id, event.region)
+        action = cold_start(event.model_id, event.region, instances, pending, policy)
+        if action is None:
+            return None
+        action = replace(action, extra={"pending_requests": float(event.pending_requests)})
+        return await queue_action(repo, action, action_id, now)
