@@ -9,8 +9,7 @@ out only when the transaction commits. The pool and GPU queries live in `invento
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Iterable
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from collections.abc import Iterable
 from typing import Protocol
 
 from sqlalchemy import and_, func, select
@@ -25,6 +24,7 @@ from services.allocator.domain.allocation import PoolKey
 from services.allocator.domain.fleet import FleetConfig, ModelRequirement, Pool
 from services.allocator.domain.records import ActionRecord, PendingSteps, PlacementRecord, ServerRecord
 from services.allocator.domain.scaling import Server, StartServer
+from shared import unit_of_work as shared_uow
 from shared.events import ALLOCATIONS, Event, GpuPrice, ScalingActionRequested
 from shared.inbox import first_delivery
 from shared.outbox import add_to_outbox
@@ -104,11 +104,8 @@ class AllocatorRepository(Protocol):
         """Queue an allocation event; it goes out only if the transaction commits."""
 
 
-class UnitOfWork(Protocol):
-    """Opens transactions over the allocator's repository."""
-
-    def transaction(self) -> AbstractAsyncContextManager[AllocatorRepository]:
-        """A repository in one transaction: committed on a clean exit, rolled back on an error."""
+class UnitOfWork(shared_uow.UnitOfWork[AllocatorRepository], Protocol):
+    """Opens transactions over the allocator's repository (shared.unit_of_work), and refreshes metrics."""
 
     async def refresh_metrics(self, metrics: AllocatorMetrics) -> None:
         """Set the metrics' gauges from the committed state."""
@@ -273,17 +270,11 @@ class SqlAllocatorRepository:
         await add_to_outbox(self.session, outbox, ALLOCATIONS, event, key=key)
 
 
-class SqlUnitOfWork:
+class SqlUnitOfWork(shared_uow.SqlUnitOfWork[AllocatorRepository]):
     """`UnitOfWork` over a session factory: one session and transaction per `transaction()`."""
 
     def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
-        self.sessions = sessions
-
-    @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[AllocatorRepository]:
-        """A repository in one transaction: committed on a clean exit, rolled back on an error."""
-        async with self.sessions.begin() as session:
-            yield SqlAllocatorRepository(session)
+        super().__init__(sessions, SqlAllocatorRepository)
 
     async def refresh_metrics(self, metrics: AllocatorMetrics) -> None:
         """Set the metrics' gauges from the committed state."""

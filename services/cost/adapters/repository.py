@@ -7,13 +7,10 @@ read and write of that message or cycle goes through it, and it commits when the
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.cost.adapters.advice_tables import AdviceTables
 from services.cost.adapters.fleet_tables import FleetTables
@@ -23,6 +20,7 @@ from services.cost.domain.fleet import DemandWindow, Server
 from services.cost.domain.pricing import Catalogue, GpuRate, RegionRate
 from services.cost.domain.recommendation import Recommendation
 from shared.events import DemandForecasted, DemandWindowReported, Event, ServerAllocated, ServerMetricsReported, Topic
+from shared.unit_of_work import Transactions, UnitOfWork, unit_of_work
 
 
 class CostRepository(Protocol):
@@ -118,11 +116,9 @@ class CostRepository(Protocol):
         """Record that a recommendation was applied, with the requests that went out."""
 
 
-class CostStore(Protocol):
-    """Opens transactions on the cost service's state (the unit of work)."""
-
-    def transaction(self) -> AbstractAsyncContextManager[CostRepository]:
-        """A repository bound to a new transaction: committed when the block ends, rolled back on error."""
+# Opens transactions on the cost service's state (the unit of work); `cost_store` binds the SQL repository.
+CostStore = UnitOfWork[CostRepository]
+Database = Transactions[CostRepository]
 
 
 class SqlCostRepository(FleetTables, AdviceTables):
@@ -132,23 +128,6 @@ class SqlCostRepository(FleetTables, AdviceTables):
         self._session = session
 
 
-@dataclass(frozen=True)
-class SqlCostStore:
-    """Transactions from the service's session factory."""
-
-    sessions: async_sessionmaker[AsyncSession]
-
-    @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[CostRepository]:
-        """A repository bound to a new transaction: committed when the block ends, rolled back on error."""
-        async with self.sessions.begin() as session:
-            yield SqlCostRepository(session)
-
-
-# What the use cases accept: the app's session factory, or any store (a fake in unit tests).
-Database = async_sessionmaker[AsyncSession] | CostStore
-
-
 def cost_store(database: Database) -> CostStore:
-    """The store for a session factory, or the store itself."""
-    return SqlCostStore(database) if isinstance(database, async_sessionmaker) else database
+    """The unit of work over a session factory, or the store itself (a fake in unit tests)."""
+    return unit_of_work(database, SqlCostRepository)

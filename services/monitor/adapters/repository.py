@@ -7,13 +7,11 @@ read and write of that message or round goes through it, and it commits when the
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Sequence
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from dataclasses import dataclass
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, Protocol
 
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.monitor.adapters.alert_tables import AlertTables
 from services.monitor.adapters.fleet_tables import FleetTables
@@ -25,6 +23,7 @@ from services.monitor.domain.fleet import Target
 from services.monitor.domain.rounds import TargetRound
 from services.monitor.domain.rules import AlertRule
 from shared.events import AlertChanged, DemandWindowReported, Event, PricesPublished, ServerAllocated, Topic
+from shared.unit_of_work import Transactions, UnitOfWork, unit_of_work
 
 
 class MonitorRepository(Protocol):
@@ -94,11 +93,9 @@ class MonitorRepository(Protocol):
         """Keep a round's windows: one per server and one per model it serves."""
 
 
-class MonitorStore(Protocol):
-    """Opens transactions on the monitor's state (the unit of work)."""
-
-    def transaction(self) -> AbstractAsyncContextManager[MonitorRepository]:
-        """A repository bound to a new transaction: committed when the block ends, rolled back on error."""
+# Opens transactions on the monitor's state (the unit of work); `monitor_store` binds the SQL repository.
+MonitorStore = UnitOfWork[MonitorRepository]
+Database = Transactions[MonitorRepository]
 
 
 class SqlMonitorRepository(FleetTables, AlertTables, WindowTables):
@@ -108,23 +105,6 @@ class SqlMonitorRepository(FleetTables, AlertTables, WindowTables):
         self._session = session
 
 
-@dataclass(frozen=True)
-class SqlMonitorStore:
-    """Transactions from the service's session factory."""
-
-    sessions: async_sessionmaker[AsyncSession]
-
-    @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[MonitorRepository]:
-        """A repository bound to a new transaction: committed when the block ends, rolled back on error."""
-        async with self.sessions.begin() as session:
-            yield SqlMonitorRepository(session)
-
-
-# What the use cases accept: the app's session factory, or any store (a fake in unit tests).
-Database = async_sessionmaker[AsyncSession] | MonitorStore
-
-
 def monitor_store(database: Database) -> MonitorStore:
-    """The store for a session factory, or the store itself."""
-    return SqlMonitorStore(database) if isinstance(database, async_sessionmaker) else database
+    """The unit of work over a session factory, or the store itself (a fake in unit tests)."""
+    return unit_of_work(database, SqlMonitorRepository)
