@@ -3,6 +3,8 @@
 `python -m benchmarks.scaler` (or `make bench-scaler`). Prints readable lines; the last line is one
 JSON object. Timings are wall-clock on this machine: `forecast_cold_s` is the first forecast in
 a fresh process (imports included), `forecast_all_s` the median of three warm rounds of all 50.
+The ensemble, seasonal naive and the statsforecast peers (AutoETS, MSTL, CrostonOptimized) are
+scored on the same windows: MASE, sMAPE, pinball loss at the provisioning quantile, fit time.
 """
 
 from __future__ import annotations
@@ -15,26 +17,30 @@ from typing import Any
 
 import numpy as np
 
+from benchmarks import scaler_peers
 from benchmarks.scaler_data import TRACE_FILES, synthetic_hourly, trace_series
+from benchmarks.scaler_scoring import Forecaster, Window, ensemble, naive, rolling_windows, score
+from services.scaler.domain.series import Seasons
 
 MODELS, DAYS, HORIZON, ROUNDS, SEED = 50, 30, 24, 3, 20261127
 TRACE_BUCKETS_S = (30, 60)
 TRACE_DAY_BUCKETS, TRACE_WEEK_BUCKETS, TRACE_HORIZON = 10, 30, 3  # a time-compressed "day" of 10 buckets
+HEADLINE = ("code_60s", "conv_60s")  # both traces at 60 s buckets, each trace weighted alike
+Sets = dict[str, tuple[list[Window], Seasons]]
 
 
 def cold_start() -> float:
     """Seconds to import the forecasting code and make the first forecast in this process."""
     started = time.perf_counter()
-    ensemble = importlib.import_module("services.scaler.domain.ensemble")
+    ensemble_module = importlib.import_module("services.scaler.domain.ensemble")
     series = importlib.import_module("services.scaler.domain.series")
-    ensemble.forecast(synthetic_hourly(1, DAYS, SEED + 1)[0], HORIZON, series.Seasons.for_bucket(3600))
+    ensemble_module.forecast(synthetic_hourly(1, DAYS, SEED + 1)[0], HORIZON, series.Seasons.for_bucket(3600))
     return time.perf_counter() - started
 
 
 def forecast_rounds(histories: list[np.ndarray]) -> list[float]:
     """Seconds for each warm round of forecasting every history."""
     from services.scaler.domain.ensemble import forecast
-    from services.scaler.domain.series import Seasons
 
     seasons, rounds = Seasons.for_bucket(3600), []
     for _ in range(ROUNDS):
@@ -45,33 +51,34 @@ def forecast_rounds(histories: list[np.ndarray]) -> list[float]:
     return rounds
 
 
-def synthetic_holdout(histories: list[np.ndarray]) -> tuple[float, float]:
-    """Mean sMAPE of the last day's forecast from the first 29 days: ensemble, seasonal naive."""
-    from services.scaler.domain.ensemble import forecast
-    from services.scaler.domain.predictors import seasonal_naive
-    from services.scaler.domain.series import Seasons, smape
-
-    seasons, ours, naive = Seasons.for_bucket(3600), [], []
-    for history in histories:
-        train, test = history[:-HORIZON], history[-HORIZON:]
-        ours.append(smape(test, forecast(train, HORIZON, seasons).values))
-        naive.append(smape(test, seasonal_naive(train, [len(train)], HORIZON, seasons)[0]))
-    return float(np.mean(ours)), float(np.mean(naive))
+def window_sets(histories: list[np.ndarray]) -> Sets:
+    """The synthetic last-day hold-outs and each trace's rolling origins over its last quarter."""
+    sets: Sets = {"synthetic": ([(h[:-HORIZON], h[-HORIZON:]) for h in histories], Seasons.for_bucket(3600))}
+    for bucket_s in TRACE_BUCKETS_S:
+        for name in TRACE_FILES:
+            label = f"{name.removeprefix('AzureLLMInferenceTrace_').removesuffix('.csv')}_{bucket_s}s"
+            windows = rolling_windows(trace_series(name, bucket_s), TRACE_HORIZON)
+            sets[label] = (windows, Seasons(TRACE_DAY_BUCKETS, TRACE_WEEK_BUCKETS))
+    return sets
 
 
-def trace_backtest(name: str, bucket_s: int) -> tuple[float, float, int]:
-    """Rolling-origin back-test over the trace's last quarter: mean sMAPE of ensemble, naive; origins."""
-    from services.scaler.domain.ensemble import forecast
-    from services.scaler.domain.predictors import seasonal_naive
-    from services.scaler.domain.series import Seasons, smape
+def scoreboard(forecasters: dict[str, Forecaster], sets: Sets) -> dict[str, dict[str, dict[str, float]]]:
+    """Every forecaster on every set of windows, printed as it goes."""
+    board: dict[str, dict[str, dict[str, float]]] = {}
+    for label, (windows, seasons) in sets.items():
+        print(f"{label}: {len(windows)} windows, horizon {len(windows[0][1])} buckets "
+              "(MASE of the median / of the mean, sMAPE of the mean, pinball at q0.9, fit ms per window)")  # fmt: skip
+        board[label] = {}
+        for name, forecaster in forecasters.items():
+            s = board[label][name] = score(forecaster, windows, seasons).summary()
+            print(f"  {name:9s} MASE {s['mase']:.4f} / {s['mase_mean']:.4f}  sMAPE {s['smape']:.4f}  "
+                  f"pinball {s['pinball']:.4f}  fit {s['fit_ms']:.2f} ms")  # fmt: skip
+    return board
 
-    series, seasons = trace_series(name, bucket_s), Seasons(TRACE_DAY_BUCKETS, TRACE_WEEK_BUCKETS)
-    ours, naive = [], []
-    for origin in range(len(series) - len(series) // 4, len(series) - TRACE_HORIZON + 1):
-        train, test = series[:origin], series[origin : origin + TRACE_HORIZON]
-        ours.append(smape(test, forecast(train, TRACE_HORIZON, seasons).values))
-        naive.append(smape(test, seasonal_naive(train, [origin], TRACE_HORIZON, seasons)[0]))
-    return float(np.mean(ours)), float(np.mean(naive)), len(ours)
+
+def headline(board: dict[str, dict[str, dict[str, float]]], name: str, measure: str) -> float:
+    """The mean of one measure over the headline traces."""
+    return round(float(np.mean([board[label][name][measure] for label in HEADLINE])), 4)
 
 
 def main() -> None:
@@ -83,23 +90,37 @@ def main() -> None:
     print(f"first forecast in a fresh process (imports included): {figures['forecast_cold_s']:.3f} s")
     print(f"{MODELS} models x {DAYS * 24} hourly points, horizon {HORIZON} h, back-test included, "
           f"{ROUNDS} warm rounds: " + ", ".join(f"{r:.3f} s" for r in rounds))  # fmt: skip
-    ours, naive = synthetic_holdout(histories)
-    figures |= {"smape_synthetic_ensemble": round(ours, 4), "smape_synthetic_naive": round(naive, 4)}
-    print(f"synthetic last-day hold-out, mean sMAPE: ensemble {ours:.4f}, seasonal naive {naive:.4f}")
-    per_trace: dict[str, tuple[float, float]] = {}
-    for bucket_s in TRACE_BUCKETS_S:
-        for name in TRACE_FILES:
-            ours, naive, origins = trace_backtest(name, bucket_s)
-            label = f"{name.removeprefix('AzureLLMInferenceTrace_').removesuffix('.csv')}_{bucket_s}s"
-            per_trace[label] = (ours, naive)
-            print(f"Azure {label}: {origins} origins, {TRACE_HORIZON}-bucket horizon, mean sMAPE "
-                  f"ensemble {ours:.4f}, seasonal naive {naive:.4f}")  # fmt: skip
-    # The headline: both traces at 60 s buckets, each trace weighted alike.
-    headline = [v for k, v in per_trace.items() if k.endswith("_60s")]
-    figures["smape_ensemble"] = round(float(np.mean([o for o, _ in headline])), 4)
-    figures["smape_naive"] = round(float(np.mean([n for _, n in headline])), 4)
-    for label, (ours, naive) in per_trace.items():
-        figures[f"smape_{label}_ensemble"], figures[f"smape_{label}_naive"] = round(ours, 4), round(naive, 4)
+    peers, imported = scaler_peers.load()
+    sets = window_sets(histories)
+    first = scaler_peers.first_calls(peers, sets["synthetic"][0][0], sets["synthetic"][1])
+    print(
+        f"statsforecast: first import {imported:.2f} s, first fit "
+        + ", ".join(f"{k} {v:.3f} s" for k, v in first.items())
+    )
+    board = scoreboard({"ensemble": ensemble, "naive": naive, **peers}, sets)
+    figures |= {"statsforecast_import_s": round(imported, 3)}
+    figures |= {"smape_synthetic_ensemble": board["synthetic"]["ensemble"]["smape"],
+                "smape_synthetic_naive": board["synthetic"]["naive"]["smape"]}  # fmt: skip
+    for measure in ("smape", "mase", "pinball"):
+        figures[f"{measure}_ensemble"], figures[f"{measure}_naive"] = (
+            headline(board, "ensemble", measure),
+            headline(board, "naive", measure),
+        )
+    figures["mase_ensemble_mean"] = headline(board, "ensemble", "mase_mean")
+    for peer in scaler_peers.PEERS:
+        figures[f"mase_{peer}"] = headline(board, peer, "mase")
+    best = min(scaler_peers.PEERS, key=lambda peer: figures[f"mase_{peer}"])
+    figures |= {
+        "best_peer": best,
+        "fit_ms_ensemble": headline(board, "ensemble", "fit_ms"),
+        f"fit_ms_{best}": headline(board, best, "fit_ms"),
+    }
+    for label in (k for k in board if k != "synthetic"):
+        figures[f"smape_{label}_ensemble"], figures[f"smape_{label}_naive"] = (
+            board[label]["ensemble"]["smape"],
+            board[label]["naive"]["smape"],
+        )
+    figures["scores"] = board
     print(json.dumps(figures))
 
 
