@@ -7,13 +7,10 @@ read and write of that message or round goes through it, and it commits when the
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.scaler.adapters.action_tables import ActionTables
 from services.scaler.adapters.demand_tables import DemandTables
@@ -30,6 +27,7 @@ from shared.events import (
     ServerMetricsReported,
     Topic,
 )
+from shared.unit_of_work import Transactions, UnitOfWork, unit_of_work
 
 Key = tuple[str, str]  # (model id, region)
 
@@ -113,11 +111,9 @@ class ScalerRepository(Protocol):
         """Forecasts older than the history kept are no longer needed to explain anything."""
 
 
-class ScalerStore(Protocol):
-    """Opens transactions on the scaler's state (the unit of work)."""
-
-    def transaction(self) -> AbstractAsyncContextManager[ScalerRepository]:
-        """A repository bound to a new transaction: committed when the block ends, rolled back on error."""
+# Opens transactions on the scaler's state (the unit of work); `scaler_store` binds the SQL repository.
+ScalerStore = UnitOfWork[ScalerRepository]
+Database = Transactions[ScalerRepository]
 
 
 class SqlScalerRepository(DemandTables, FleetTables, ActionTables, HistoryTables):
@@ -127,23 +123,6 @@ class SqlScalerRepository(DemandTables, FleetTables, ActionTables, HistoryTables
         self._session = session
 
 
-@dataclass(frozen=True)
-class SqlScalerStore:
-    """Transactions from the service's session factory."""
-
-    sessions: async_sessionmaker[AsyncSession]
-
-    @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[ScalerRepository]:
-        """A repository bound to a new transaction: committed when the block ends, rolled back on error."""
-        async with self.sessions.begin() as session:
-            yield SqlScalerRepository(session)
-
-
-# What the use cases accept: the app's session factory, or any store (a fake in unit tests).
-Database = async_sessionmaker[AsyncSession] | ScalerStore
-
-
 def scaler_store(database: Database) -> ScalerStore:
-    """The store for a session factory, or the store itself."""
-    return SqlScalerStore(database) if isinstance(database, async_sessionmaker) else database
+    """The unit of work over a session factory, or the store itself (a fake in unit tests)."""
+    return unit_of_work(database, SqlScalerRepository)

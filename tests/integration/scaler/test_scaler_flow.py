@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import func, select
 
 from services.scaler.adapters.orm import demand_window, scaling_action
-from services.scaler.adapters.repository import SqlScalerStore
+from services.scaler.adapters.repository import scaler_store
 from services.scaler.domain.planner import cold_start
 from shared.events import (
     ALLOCATIONS,
@@ -123,7 +123,7 @@ async def test_an_unconfirmed_action_is_reported_overdue(scaler, kafka_bootstrap
     requested_at = datetime.now(UTC)
     action = cold_start(model_id, "us-east-1", instances=0, pending=False, policy="aggressive")
     assert action is not None
-    async with SqlScalerStore(scaler.sessions).transaction() as repo:
+    async with scaler_store(scaler.sessions).transaction() as repo:
         await repo.save_action(action, f"late-{model_id}", requested_at)
 
     later = requested_at + timedelta(seconds=scaler_settings.action_timeout_s + 1)
