@@ -8,16 +8,24 @@ ends (rolls back on an error). Each service binds its SQL repository once:
         return unit_of_work(database, SqlCostRepository)
 
 so its use cases accept the app's session factory or a fake unit of work (unit tests).
+`SqlRepository` is the base of those SQL repositories: bound to one session, with the inbox and
+outbox every service keeps.
 """
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
-from typing import Generic, Protocol, TypeAlias, TypeVar
+from typing import ClassVar, Generic, Protocol, TypeAlias, TypeVar
 
+from sqlalchemy import Table
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from shared.events import Event, Topic
+from shared.inbox import first_delivery
+from shared.outbox import add_to_outbox
 
 R = TypeVar("R")
 R_co = TypeVar("R_co", covariant=True)
@@ -51,3 +59,25 @@ Transactions: TypeAlias = async_sessionmaker[AsyncSession] | UnitOfWork[R]
 def unit_of_work(database: Transactions[R], repository: Callable[[AsyncSession], R]) -> UnitOfWork[R]:
     """The unit of work over a session factory with `repository`, or `database` itself when it is one."""
     return SqlUnitOfWork(database, repository) if isinstance(database, async_sessionmaker) else database
+
+
+class SqlRepository:
+    """A SQL repository bound to one session (the caller owns the transaction), with its service's inbox and outbox.
+
+    A service's repository names its tables and mixes in its own `*Tables`:
+    `class SqlCostRepository(SqlRepository, FleetTables, AdviceTables): inbox_table = inbox; ...`
+    """
+
+    inbox_table: ClassVar[Table]
+    outbox_table: ClassVar[Table]
+
+    def __init__(self, session: AsyncSession) -> None:
+        self._session = session
+
+    async def first_delivery(self, consumer: str, event_id: uuid.UUID) -> bool:
+        """Record the event in the inbox; False when this consumer has applied it already."""
+        return await first_delivery(self._session, self.inbox_table, consumer, event_id)
+
+    async def announce(self, topic: Topic, event: Event, key: str) -> None:
+        """Queue an event in the outbox; the relay publishes it after the commit."""
+        await add_to_outbox(self._session, self.outbox_table, topic, event, key=key)

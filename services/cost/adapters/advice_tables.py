@@ -1,8 +1,7 @@
-"""The catalogue, report and recommendation tables, the inbox and outbox, and the cycle's turn lock."""
+"""The catalogue, report and recommendation tables, and the cycle's turn lock."""
 
 from __future__ import annotations
 
-import uuid
 from datetime import datetime
 from typing import Any
 
@@ -10,14 +9,11 @@ from sqlalchemy import func, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.cost.adapters.orm import cost_report, gpu_price, inbox, outbox, recommendation, region_price
+from services.cost.adapters.orm import cost_report, gpu_price, recommendation, region_price
 from services.cost.domain.applying import RecommendationRow
 from services.cost.domain.pricing import Catalogue, GpuRate, RegionRate
 from services.cost.domain.recommendation import Recommendation
-from shared.events import Event, Topic
-from shared.inbox import first_delivery
 from shared.leader import lock_for_transaction, try_lead
-from shared.outbox import add_to_outbox
 
 # Replicas of the service take turns: the one holding this lock runs the cycle, the others skip it.
 CYCLE_LOCK = "cost.cycle"
@@ -27,14 +23,6 @@ class AdviceTables:
     """SQL of what the service tells operators (part of the SQL repository; the caller owns the transaction)."""
 
     _session: AsyncSession
-
-    async def first_delivery(self, consumer: str, event_id: uuid.UUID) -> bool:
-        """Record the event in the inbox; False when this consumer has applied it already."""
-        return await first_delivery(self._session, inbox, consumer, event_id)
-
-    async def announce(self, topic: Topic, event: Event, key: str) -> None:
-        """Queue an event in the outbox; the relay publishes it after the commit."""
-        await add_to_outbox(self._session, outbox, topic, event, key=key)
 
     async def try_lead_cycle(self) -> bool:
         """Take this transaction's turn at the cycle; False when another replica holds it."""

@@ -10,17 +10,16 @@ import uuid
 from datetime import datetime
 from typing import Any, Protocol
 
-from sqlalchemy.ext.asyncio import AsyncSession
-
 from services.cost.adapters.advice_tables import AdviceTables
 from services.cost.adapters.fleet_tables import FleetTables
+from services.cost.adapters.orm import inbox, outbox
 from services.cost.domain.applying import RecommendationRow
 from services.cost.domain.cycle import Forecast
 from services.cost.domain.fleet import DemandWindow, Server
 from services.cost.domain.pricing import Catalogue, GpuRate, RegionRate
 from services.cost.domain.recommendation import Recommendation
 from shared.events import DemandForecasted, DemandWindowReported, Event, ServerAllocated, ServerMetricsReported, Topic
-from shared.unit_of_work import Transactions, UnitOfWork, unit_of_work
+from shared.unit_of_work import SqlRepository, Transactions, UnitOfWork, unit_of_work
 
 
 class CostRepository(Protocol):
@@ -121,11 +120,11 @@ CostStore = UnitOfWork[CostRepository]
 Database = Transactions[CostRepository]
 
 
-class SqlCostRepository(FleetTables, AdviceTables):
+class SqlCostRepository(SqlRepository, FleetTables, AdviceTables):
     """The repository on the service's Postgres schema, bound to one session."""
 
-    def __init__(self, session: AsyncSession) -> None:
-        self._session = session
+    inbox_table = inbox
+    outbox_table = outbox
 
 
 def cost_store(database: Database) -> CostStore:

@@ -11,10 +11,9 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, Protocol
 
-from sqlalchemy.ext.asyncio import AsyncSession
-
 from services.monitor.adapters.alert_tables import AlertTables
 from services.monitor.adapters.fleet_tables import FleetTables
+from services.monitor.adapters.orm import inbox, outbox
 from services.monitor.adapters.window_tables import WindowTables
 from services.monitor.domain.alerts import AlertStatus
 from services.monitor.domain.cost import Price, ServerCost
@@ -23,7 +22,7 @@ from services.monitor.domain.fleet import Target
 from services.monitor.domain.rounds import TargetRound
 from services.monitor.domain.rules import AlertRule
 from shared.events import AlertChanged, DemandWindowReported, Event, PricesPublished, ServerAllocated, Topic
-from shared.unit_of_work import Transactions, UnitOfWork, unit_of_work
+from shared.unit_of_work import SqlRepository, Transactions, UnitOfWork, unit_of_work
 
 
 class MonitorRepository(Protocol):
@@ -98,11 +97,11 @@ MonitorStore = UnitOfWork[MonitorRepository]
 Database = Transactions[MonitorRepository]
 
 
-class SqlMonitorRepository(FleetTables, AlertTables, WindowTables):
+class SqlMonitorRepository(SqlRepository, FleetTables, AlertTables, WindowTables):
     """The repository on the monitor's Postgres schema, bound to one session."""
 
-    def __init__(self, session: AsyncSession) -> None:
-        self._session = session
+    inbox_table = inbox
+    outbox_table = outbox
 
 
 def monitor_store(database: Database) -> MonitorStore:

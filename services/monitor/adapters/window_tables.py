@@ -1,35 +1,24 @@
-"""The window tables (the router's demand windows, the scrapes' metric windows), inbox, outbox, retention."""
+"""The window tables (the router's demand windows, the scrapes' metric windows)."""
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Sequence
 from datetime import datetime
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.monitor.adapters.orm import demand_window, inbox, metric_window, outbox, scrape_target, server_model
+from services.monitor.adapters.orm import demand_window, metric_window, scrape_target, server_model
 from services.monitor.domain.cost import ServerCost
 from services.monitor.domain.demand import DemandFigures
 from services.monitor.domain.rounds import TargetRound
-from shared.events import DemandWindowReported, Event, Topic
-from shared.inbox import first_delivery
-from shared.outbox import add_to_outbox
+from shared.events import DemandWindowReported
 
 
 class WindowTables:
-    """SQL of windows, inbox and outbox (part of the SQL repository; the caller owns the transaction)."""
+    """SQL of windows (part of the SQL repository; the caller owns the transaction)."""
 
     _session: AsyncSession
-
-    async def first_delivery(self, consumer: str, event_id: uuid.UUID) -> bool:
-        """Record the event in the inbox; False when this consumer has applied it already."""
-        return await first_delivery(self._session, inbox, consumer, event_id)
-
-    async def announce(self, topic: Topic, event: Event, key: str) -> None:
-        """Queue an event in the outbox; the relay publishes it after the commit."""
-        await add_to_outbox(self._session, outbox, topic, event, key=key)
 
     async def model_servers(self, model_id: str, region: str) -> list[ServerCost]:
         """The price facts of the servers holding a model in a region."""
