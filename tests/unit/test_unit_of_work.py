@@ -30,6 +30,6 @@ def test_a_session_factory_gets_the_sql_unit_of_work_over_it():
 
 async def test_a_fake_unit_of_work_is_used_as_it_is():
     fake = FakeUnitOfWork()
-    assert unit_of_work(fake, Repository) is fake
-    async with unit_of_work(fake, Repository).transaction() as repo:
+    assert unit_of_work(fake, lambda _session: "sql repository") is fake
+    async with unit_of_work(fake, lambda _session: "sql repository").transaction() as repo:
         assert repo == "fake repository"
