@@ -1,37 +1,25 @@
-"""The scaler's decisions: actions and their answers, model tiers; and its inbox and outbox."""
+"""The scaler's decisions: actions and their answers, and model tiers."""
 
 from __future__ import annotations
 
-import uuid
 from datetime import datetime
 
 from sqlalchemy import case, func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.scaler.adapters.orm import inbox, model_tier, outbox, scaling_action
+from services.scaler.adapters.orm import model_tier, scaling_action
 from services.scaler.domain.planner import PlannedAction
 from services.scaler.domain.tiers import Tier
-from shared.events import Event, Topic
-from shared.inbox import first_delivery
-from shared.outbox import add_to_outbox
 
 Key = tuple[str, str]  # (model id, region)
 PENDING = "pending"
 
 
 class ActionTables:
-    """SQL of actions, tiers, inbox and outbox (part of the SQL repository; the caller owns the transaction)."""
+    """SQL of actions and tiers (part of the SQL repository; the caller owns the transaction)."""
 
     _session: AsyncSession
-
-    async def first_delivery(self, consumer: str, event_id: uuid.UUID) -> bool:
-        """Record the event in the inbox; False when this consumer has applied it already."""
-        return await first_delivery(self._session, inbox, consumer, event_id)
-
-    async def announce(self, topic: Topic, event: Event, key: str) -> None:
-        """Queue an event in the outbox; the relay publishes it after the commit."""
-        await add_to_outbox(self._session, outbox, topic, event, key=key)
 
     async def save_action(self, action: PlannedAction, action_id: str, now: datetime) -> None:
         """Record a decision with its inputs, as pending."""

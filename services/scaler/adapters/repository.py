@@ -10,12 +10,11 @@ import uuid
 from datetime import datetime
 from typing import Protocol
 
-from sqlalchemy.ext.asyncio import AsyncSession
-
 from services.scaler.adapters.action_tables import ActionTables
 from services.scaler.adapters.demand_tables import DemandTables
 from services.scaler.adapters.fleet_tables import FleetTables
 from services.scaler.adapters.history_tables import HistoryTables
+from services.scaler.adapters.orm import inbox, outbox
 from services.scaler.domain.planner import PlannedAction
 from services.scaler.domain.tiers import Tier
 from shared.events import (
@@ -27,7 +26,7 @@ from shared.events import (
     ServerMetricsReported,
     Topic,
 )
-from shared.unit_of_work import Transactions, UnitOfWork, unit_of_work
+from shared.unit_of_work import SqlRepository, Transactions, UnitOfWork, unit_of_work
 
 Key = tuple[str, str]  # (model id, region)
 
@@ -116,11 +115,11 @@ ScalerStore = UnitOfWork[ScalerRepository]
 Database = Transactions[ScalerRepository]
 
 
-class SqlScalerRepository(DemandTables, FleetTables, ActionTables, HistoryTables):
+class SqlScalerRepository(SqlRepository, DemandTables, FleetTables, ActionTables, HistoryTables):
     """The repository on the service's Postgres schema, bound to one session."""
 
-    def __init__(self, session: AsyncSession) -> None:
-        self._session = session
+    inbox_table = inbox
+    outbox_table = outbox
 
 
 def scaler_store(database: Database) -> ScalerStore:
