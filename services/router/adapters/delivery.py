@@ -6,6 +6,9 @@ the background, with backoff, for as long as it takes (a broker outage only dela
 never succeed as it is gets repaired first: a result too large for the producer loses its text
 and says why, a dead letter keeps less of its payload, and a result refused by its reply topic
 goes to the shared results topic with the reason. So no failed send can freeze a partition.
+
+`Delivery` owns its producer: it makes it when started (aiokafka clients bind to the running
+event loop, so none can be made when the app is composed) and stops it last.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ import asyncio
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, Protocol
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import (
@@ -25,7 +28,7 @@ from aiokafka.errors import (
     UnknownTopicOrPartitionError,
 )
 
-from services.router.domain.offsets import OffsetTracker
+from services.router.domain.offsets import Partition
 from shared.events import INFERENCE_RESULTS, DeadLettered, Event, InferenceCompleted, ResultStatus
 
 log = logging.getLogger(__name__)
@@ -71,21 +74,48 @@ def repaired(out: Outgoing, error: BaseException) -> Outgoing:
     return out
 
 
-class Delivery:
-    """Appends records to the producer and sees each one through to its acknowledgement."""
+class Owed(Protocol):
+    """Who keeps the offsets of requests owed a result (the hot path's `Offsets`)."""
 
-    producer: AIOKafkaProducer  # set when the hot path starts (aiokafka needs the running loop)
+    def current(self, partition: Partition, epoch: int) -> bool:
+        """True while a record read in assignment `epoch` is still this consumer's to answer."""
+        ...
+
+    def done(self, partition: Partition, offset: int) -> None:
+        """The record's result was acknowledged by Kafka."""
+        ...
+
+
+class Delivery:
+    """Appends records to its producer and sees each one through to its acknowledgement."""
+
+    producer: AIOKafkaProducer  # made by `start` (see the module docstring)
 
     def __init__(
         self,
-        tracker: OffsetTracker,
+        owed: Owed,
+        connect: Callable[[], AIOKafkaProducer],
         on_failure: Callable[[BaseException], None] | None = None,
         max_backoff_s: float = 5.0,
     ) -> None:
-        self._tracker = tracker
+        self._owed = owed
+        self._connect = connect
         self._on_failure = on_failure
         self._max_backoff_s = max_backoff_s
         self._retrying: set[asyncio.Task[None]] = set()
+
+    async def start(self) -> None:
+        """Make the producer and connect it."""
+        self.producer = self._connect()
+        await self.producer.start()
+
+    async def flush(self) -> None:
+        """Wait until every record appended so far has been sent."""
+        await self.producer.flush()
+
+    async def stop(self) -> None:
+        """Flush and disconnect the producer."""
+        await self.producer.stop()
 
     @property
     def retrying(self) -> int:
@@ -97,7 +127,7 @@ class Delivery:
         t = out.ticket
         if t is None or t.partition is None:
             return False
-        return bool(t.abandoned) or not self._tracker.current(t.partition, t.epoch)
+        return bool(t.abandoned) or not self._owed.current(t.partition, t.epoch)
 
     async def send(self, out: Outgoing) -> None:
         """Append the record; a failure now or at its acknowledgement is retried in the background."""
@@ -122,7 +152,7 @@ class Delivery:
         if future.cancelled() or error is not None:
             self._retry_later(out, error or asyncio.CancelledError(), attempt)
         elif out.ticket is not None and out.ticket.partition is not None:
-            self._tracker.done(out.ticket.partition, out.ticket.offset)
+            self._owed.done(out.ticket.partition, out.ticket.offset)
 
     def _retry_later(self, out: Outgoing, error: BaseException, attempt: int) -> None:
         if attempt in (1, 10) or attempt % 100 == 0:  # a long outage logs a few lines, not thousands

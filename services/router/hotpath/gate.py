@@ -46,8 +46,8 @@ class Gate:
             and self.repeats.seen(partition, offset, request_id)
         )
 
-    def max_tokens(self, registry: Registry, model_id: str) -> int | None:
-        """The strictest max_tokens limit among the Triton models serving `model_id` (None: unknown)."""
-        limits_by_name = self.settings.model_max_tokens
-        names = {registry.triton_name(s, model_id) for s in registry.by_model.get(model_id, ())} | {model_id}
-        return min((limits_by_name[n] for n in names if n in limits_by_name), default=None)
+
+def max_tokens(limits_by_name: dict[str, int], registry: Registry, model_id: str) -> int | None:
+    """The strictest max_tokens limit among the Triton models serving `model_id` (None: unknown)."""
+    names = {registry.triton_name(s, model_id) for s in registry.by_model.get(model_id, ())} | {model_id}
+    return min((limits_by_name[n] for n in names if n in limits_by_name), default=None)

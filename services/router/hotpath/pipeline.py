@@ -1,10 +1,13 @@
-"""The router's hot path: read requests, admit, batch on a timer, dispatch, publish.
+"""The request pipeline: admit, hold for a cold start, batch on a timer, dispatch, settle every row.
 
-Every record read ends in exactly one outcome, whatever it holds: a result (ok, rejected with
-the reason, failed with the reason), or, for a record with no readable request id, a dead
-letter. Nothing one record raises stops the loop. Work the core starts in the background is
+Every request taken in ends in exactly one result (ok, rejected with the reason, failed with the
+reason) unless its partition moves to another owner. Work the core starts in the background is
 supervised: a task that dies unexpectedly is a bug, reported through `on_failure` (the process
 then ends loudly and its supervisor restarts it; uncommitted requests come again).
+
+Its public methods are the narrow interface the rest of the router uses: the loop (`room`,
+`timer_loop`, `abandon`, `drain`), the intake (`accept`, `spawn`), the allocation handler
+(`change_registry`, `reject_held`) and the jobs (`models`, `queued`, `release_servable`).
 """
 
 from __future__ import annotations
@@ -12,22 +15,21 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import random
 import time
 from collections.abc import Callable, Coroutine
 from typing import Any
 
-from services.router.adapters.metrics import LabelBudget
 from services.router.domain.admission import AdmissionLimits, ModelLoad, ServiceRate, Verdict, admit
 from services.router.domain.batching import Batch, Batcher
 from services.router.domain.cold_start import ColdStartHold
 from services.router.domain.offsets import Partition
 from services.router.domain.registry import Registry
 from services.router.domain.requests import Pending
+from services.router.hotpath.accounting import Accounting
 from services.router.hotpath.dispatch import Dispatcher, NotServed, Served
-from services.router.hotpath.gate import Gate
-from services.router.hotpath.records import Unreadable, read_request, ticket, unreadable
-from services.router.hotpath.results import ResultSink
+from services.router.hotpath.gate import max_tokens
+from services.router.hotpath.records import ticket
+from services.router.hotpath.results import ResultPublisher
 from services.router.settings import RouterSettings
 from shared.events import MODEL_REQUESTS, ModelRequested, ResultStatus
 
@@ -41,34 +43,36 @@ class RouterCore:
         self,
         settings: RouterSettings,
         dispatcher: Dispatcher,
-        sink: ResultSink,
+        results: ResultPublisher,
+        accounting: Accounting,
         on_failure: Callable[[BaseException], None],
     ) -> None:
         self.settings = settings
         self.dispatcher = dispatcher
-        self.sink = sink
+        self.results = results
+        self.accounting = accounting
         self.on_failure = on_failure
-        sink.labels = LabelBudget(settings.max_metric_models)
-        sink.delivery._on_failure = lambda error: self.on_failure(error)
         self.batcher = Batcher(settings.limits, settings.deadline_margin_s)
         self.hold = ColdStartHold(settings.cold_start_timeout_s, settings.model_request_cooldown_s)
         self.rates = ServiceRate()
         self.admission = AdmissionLimits(
             settings.max_queue_per_model, tuple(settings.cold_start_models), settings.max_cold_start_models
         )
-        self.gate = Gate(settings)
         self.inflight_rows: dict[str, int] = {}
         self.held_requests = 0  # admitted and not answered: open batches, cold-start hold, in flight
         self.held_bytes = 0
         self._tasks: set[asyncio.Task[None]] = set()
         self._wake = asyncio.Event()
-        self._seq = 0
 
     # ------------------------------------------------------------------ load
 
     def queued(self, model_id: str) -> int:
         """The model's requests in the router: in open batches, held, or in flight."""
         return self.batcher.depth(model_id) + self.hold.count(model_id) + self.inflight_rows.get(model_id, 0)
+
+    def models(self) -> set[str]:
+        """The models with requests held for a server or in flight."""
+        return set(self.inflight_rows) | set(self.hold.held)
 
     def room(self) -> int:
         """How many more requests may be read now; 0 (stop fetching) from 80% of a limit on.
@@ -81,59 +85,16 @@ class RouterCore:
             return 0
         return s.max_queued_requests - self.held_requests
 
-    # ------------------------------------------------------------------ intake
+    # ------------------------------------------------------------------ admission
 
-    async def intake(self, records: list[Any], owns: Callable[[Partition], bool] = lambda _: True) -> None:
-        """Handle one poll's records in order; each ends in an outcome and none can stop the loop."""
-        now, wall = time.monotonic(), time.time()
-        for number, record in enumerate(records, 1):
-            if number % 64 == 0:  # let batches that came back publish between chunks of a large poll
-                await asyncio.sleep(0)
-            if not owns((record.topic, record.partition)):
-                continue  # revoked while this poll was handled: the new owner reads it
-            try:
-                await self._read_one(record, now, wall)
-            except Exception as error:  # a router bug on one record: it still gets an outcome
-                log.exception("record %s@%s:%s", record.topic, record.partition, record.offset)
-                self._spawn(self.sink.refuse(record, unreadable(record.value, f"router error: {error!r}"), None))
-
-    async def _read_one(self, record: Any, now: float, wall: float) -> None:
-        if not self.sink.received(record):
-            return  # answered by this partition's previous owner (commit metadata)
-        self._seq += 1
-        try:
-            sampled = self.settings.trace_root_ratio >= 1.0 or random.random() < self.settings.trace_root_ratio
-            request = read_request(record, self.sink.tracer, now, wall, self._seq, sampled)
-        except Unreadable as bad:
-            if self._repeat(record, bad.request_id):
-                return
-            reply = bad.reply_topic if self.gate.reply_refusal(bad.reply_topic) is None else None
-            self._spawn(self.sink.refuse(record, bad, reply))
-            return
-        if self._repeat(record, request.request_id):
-            ticket(request).span.end()
-            return
-        ticket(request).epoch = self.sink.epoch(record)
+    async def accept(self, request: Pending, refusal: str | None = None) -> None:
+        """A request read: it holds its place until answered; rejected at once for `refusal`, else admitted."""
         self.held_requests += 1
         self.held_bytes += len(request.prompt)
-        refusal = self.gate.reply_refusal(ticket(request).reply_topic) or self.gate.size_refusal(request)
         if refusal:
-            if refusal.startswith("reply_topic"):
-                ticket(request).reply_topic = None  # the result goes to the shared results topic
-            self._spawn(self.answer(request, ResultStatus.REJECTED, reason=refusal))
+            self.spawn(self.answer(request, ResultStatus.REJECTED, reason=refusal))
             return
         await self.admit(request, request.arrived)
-
-    def busy(self) -> bool:
-        """True while batches or publications are still running."""
-        return bool(self._tasks)
-
-    def _repeat(self, record: Any, request_id: str | None) -> bool:
-        """True when the record's request was answered by a crashed owner: it is settled, not run again."""
-        if not self.gate.repeated((record.topic, record.partition), record.offset, request_id):
-            return False
-        self.sink.settled_before(record)
-        return True
 
     async def admit(self, request: Pending, now: float) -> None:
         """Batch, hold or reject one request."""
@@ -142,13 +103,13 @@ class RouterCore:
             queued=self.queued(model),
             known=self.dispatcher.registry.knows_model(model),
             rate=self.rates.rate(model, now),
-            max_tokens=self.gate.max_tokens(self.dispatcher.registry, model),
+            max_tokens=max_tokens(self.settings.model_max_tokens, self.dispatcher.registry, model),
             held_models=len(self.hold.held),
             held=model in self.hold.held,
         )
         verdict = admit(request, now, load, self.admission)
         if verdict.verdict is Verdict.REJECT:
-            self._spawn(self.answer(request, ResultStatus.REJECTED, reason=verdict.reason))
+            self.spawn(self.answer(request, ResultStatus.REJECTED, reason=verdict.reason))
         elif verdict.verdict is Verdict.HOLD:
             self._hold(request, now)
         else:
@@ -162,13 +123,13 @@ class RouterCore:
             event = ModelRequested(
                 source="router", model_id=request.model_id, region=request.region, pending_requests=held
             )
-            self._spawn(self.sink.event(MODEL_REQUESTS.name, event, request.model_id))
+            self.spawn(self.results.event(MODEL_REQUESTS.name, event, request.model_id))
         self._wake.set()
 
     async def answer(self, request: Pending, status: ResultStatus, **result: Any) -> None:
         """Publish the request's one result and give its place in the process back."""
         try:
-            await self.sink.publish(request, status, **result)
+            await self.results.publish(request, status, **result)
         finally:
             self.held_requests -= 1
             self.held_bytes -= len(request.prompt)
@@ -179,9 +140,10 @@ class RouterCore:
         """Dispatch each closed batch in its own task."""
         for batch in batches:
             self.inflight_rows[batch.model_id] = self.inflight_rows.get(batch.model_id, 0) + len(batch.requests)
-            self._spawn(self.run_batch(batch))
+            self.spawn(self.run_batch(batch))
 
-    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
+    def spawn(self, work: Coroutine[Any, Any, None]) -> None:
+        """Run `work` in a supervised task that shutdown waits for (a death is reported to `on_failure`)."""
         task = asyncio.ensure_future(work)
         self._tasks.add(task)
         task.add_done_callback(self._task_done)
@@ -198,7 +160,7 @@ class RouterCore:
             live = await self._drop_expired(batch)
             if live is None:
                 return
-            self.sink.batch_sent(live)
+            self.accounting.batch_sent(live)
             try:
                 outcome: Served | NotServed = await self.dispatcher.serve(live)
             except Exception as error:  # a bug must still end in one result per request
@@ -248,10 +210,10 @@ class RouterCore:
         """A server now has the model: held requests join batches (or are rejected if over its limit)."""
         now = time.monotonic()
         for request in self.hold.release(model_id):
-            limit = self.gate.max_tokens(self.dispatcher.registry, model_id)
+            limit = max_tokens(self.settings.model_max_tokens, self.dispatcher.registry, model_id)
             if limit is not None and request.max_tokens > limit:
                 reason = f"max_tokens {request.max_tokens} exceeds {model_id}'s limit of {limit}"
-                self._spawn(self.answer(request, ResultStatus.REJECTED, reason=reason))
+                self.spawn(self.answer(request, ResultStatus.REJECTED, reason=reason))
             else:
                 self.start_batches(self.batcher.add(request, now))
         self._wake.set()
@@ -311,8 +273,12 @@ class RouterCore:
     async def _tick(self, now: float) -> None:
         self.start_batches(self.batcher.due(now))
         for request in self.hold.expire(now):
-            self._spawn(self.answer(request, ResultStatus.REJECTED, reason=f"no server for {request.model_id} in time"))
+            self.spawn(self.answer(request, ResultStatus.REJECTED, reason=f"no server for {request.model_id} in time"))
         self.rates.forget_idle(now)
+
+    def busy(self) -> bool:
+        """True while batches or publications are still running."""
+        return bool(self._tasks)
 
     async def drain(self, timeout_s: float) -> None:
         """Shutdown: close every open batch and wait for all batches to publish their results."""

@@ -79,6 +79,12 @@ class Ticket:
     abandoned: bool = False
 
 
+def record_ticket(record: Any, epoch: int) -> Ticket:
+    """The ticket of a record with no servable request: its rejection or dead letter frees the offset."""
+    partition = (record.topic, record.partition)
+    return Ticket(partition, record.offset, trace.INVALID_SPAN, None, time.time(), time.monotonic(), 0.0, epoch=epoch)
+
+
 def headers_of(record: Any) -> dict[str, str]:
     """A Kafka record's headers as text (trace context lives there)."""
     return {key: value.decode(errors="replace") for key, value in (record.headers or ()) if value is not None}

@@ -1,4 +1,4 @@
-"""The router's service layer: allocation events change the registry tables, once, in one transaction."""
+"""The router's allocation use cases: events change the registry tables (once, in one transaction) and memory."""
 
 from __future__ import annotations
 
@@ -57,14 +57,19 @@ def apply_allocation(registry: Registry, event: Event) -> None:
         raise TypeError(f"not an allocation event: {type(event).__name__}")
 
 
+def add_static(registry: Registry, static: list[StaticServer]) -> None:
+    """Add the statically configured servers and their models to the registry."""
+    for s in static:
+        registry.add_server(Server(s.server_id, s.endpoint, s.region, s.gpu_type, s.cost_per_hour, s.capacity))
+        for model_id, triton_model in s.models.items():
+            registry.load_model(s.server_id, model_id, triton_model)
+
+
 async def load_registry(sessions: async_sessionmaker[AsyncSession] | None, static: list[StaticServer]) -> Registry:
     """The persisted registry (unless `sessions` is None: static only) plus the statically configured servers."""
     registry = Registry()
     if sessions is not None:
         async with sessions() as session:
             registry = await repository.load_registry(session)
-    for s in static:
-        registry.add_server(Server(s.server_id, s.endpoint, s.region, s.gpu_type, s.cost_per_hour, s.capacity))
-        for model_id, triton_model in s.models.items():
-            registry.load_model(s.server_id, model_id, triton_model)
+    add_static(registry, static)
     return registry

@@ -153,7 +153,7 @@ async def test_stopping_finishes_open_batches_and_publishes_their_results(
             assert core.batcher.depth("echo") == 5
         # The app has stopped: the open batch was drained, served and published.
         values = await results.until(lambda vs: len(results_for(vs, wanted)) >= 5, timeout=10)
-        assert runtime.hot_path.tracker.pending() == 0
+        assert runtime.hot_path.offsets.pending() == 0
     values = results_for(values, wanted)
     assert sorted(v["request_id"] for v in values) == sorted(wanted)
     assert {v["status"] for v in values} == {"ok"}

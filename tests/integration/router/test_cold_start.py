@@ -15,7 +15,7 @@ from sqlalchemy import select
 from services.router.adapters import repository
 from services.router.adapters.orm import server, server_model
 from services.router.app import create_app
-from services.router.use_cases import allocations as service
+from services.router.use_cases import allocations
 from shared.events import ALLOCATIONS, DEMAND, MODEL_REQUESTS, AllocationFailed, ModelLoaded, ServerAllocated
 from tests.integration.router.conftest import Topic, request, results_for, router_app, send
 
@@ -68,7 +68,7 @@ async def test_a_cold_start_request_is_served_once_a_server_is_announced(
     # A fresh router (a restart) reads the registry from its tables: no replay needed.
     _app, restarted = create_app(settings)
 
-    registry = await service.load_registry(restarted.sessions, [])
+    registry = await allocations.load_registry(restarted.sessions, [])
     assert registry.triton_name(server_id, model) == "echo" and registry.servers[server_id].cost_per_hour == 3.5
     async with restarted.sessions.begin() as session:  # the test's server goes when the session's Triton does
         await repository.delete_server(session, server_id)

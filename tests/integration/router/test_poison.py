@@ -93,14 +93,14 @@ async def test_a_result_too_large_for_kafka_becomes_a_failed_result_not_a_frozen
     big = request("echo", f"{tag}-big", max_tokens=6000)
     after = request("echo", f"{tag}-after", max_tokens=2)
     async with Topic(kafka_bootstrap) as results, router_app(settings) as runtime:
-        runtime.hot_path.core.sink.producer._max_request_size = 4_000  # as if the result were over 1 MiB
+        runtime.hot_path.delivery.producer._max_request_size = 4_000  # as if the result were over 1 MiB
         await produce_raw(
             kafka_bootstrap, settings.requests_topic, [big.model_dump_json().encode(), after.model_dump_json().encode()]
         )
         ids = {big.request_id, after.request_id}
         values = results_for(await results.until(lambda vs: len(results_for(vs, ids)) >= 2, timeout=30), ids)
         # Nothing holds the partition's commits back (the ack may land just after the consumer saw it).
-        assert await wait_for(lambda: runtime.hot_path.tracker.pending() == 0, timeout=10)
+        assert await wait_for(lambda: runtime.hot_path.offsets.pending() == 0, timeout=10)
     by_id = {v["request_id"]: v for v in values}
     assert by_id[after.request_id]["status"] == "ok"
     assert by_id[big.request_id]["status"] == "failed" and "too large" in by_id[big.request_id]["reason"]

@@ -33,13 +33,10 @@ class Settings:
     liveness_stall_s = 30.0
 
 
-class Core:
-    settings = Settings()
-
-
 async def test_a_loop_that_dies_or_returns_is_reported_and_a_stuck_loop_is_not_live():
     failures: list[BaseException] = []
-    hot = HotPath(Core(), None, None, None, failures.append)  # type: ignore[arg-type]
+    parts = dict.fromkeys(("core", "intake", "offsets", "delivery", "gate", "metrics", "background"))
+    hot = HotPath(Settings(), **parts, on_failure=failures.append)  # type: ignore[arg-type]
 
     async def dies() -> None:
         raise ValueError("boom")
