@@ -27,6 +27,7 @@ TRACE_BUCKETS_S = (30, 60)
 TRACE_DAY_BUCKETS, TRACE_WEEK_BUCKETS, TRACE_HORIZON = 10, 30, 3  # a time-compressed "day" of 10 buckets
 HEADLINE = ("code_60s", "conv_60s")  # both traces at 60 s buckets, each trace weighted alike
 Sets = dict[str, tuple[list[Window], Seasons]]
+Board = dict[str, dict[str, dict[str, float]]]  # set -> forecaster -> measure -> value
 
 
 def cold_start() -> float:
@@ -62,23 +63,44 @@ def window_sets(histories: list[np.ndarray]) -> Sets:
     return sets
 
 
-def scoreboard(forecasters: dict[str, Forecaster], sets: Sets) -> dict[str, dict[str, dict[str, float]]]:
+def scoreboard(forecasters: dict[str, Forecaster], sets: Sets) -> Board:
     """Every forecaster on every set of windows, printed as it goes."""
-    board: dict[str, dict[str, dict[str, float]]] = {}
+    board: Board = {}
     for label, (windows, seasons) in sets.items():
         print(f"{label}: {len(windows)} windows, horizon {len(windows[0][1])} buckets "
-              "(MASE of the median / of the mean, sMAPE of the mean, pinball at q0.9, fit ms per window)")  # fmt: skip
+              "(MASE of median / mean, sMAPE of mean, pinball and coverage of q0.9, fit ms per window)")  # fmt: skip
         board[label] = {}
         for name, forecaster in forecasters.items():
             s = board[label][name] = score(forecaster, windows, seasons).summary()
             print(f"  {name:9s} MASE {s['mase']:.4f} / {s['mase_mean']:.4f}  sMAPE {s['smape']:.4f}  "
-                  f"pinball {s['pinball']:.4f}  fit {s['fit_ms']:.2f} ms")  # fmt: skip
+                  f"pinball {s['pinball']:.4f}  covered {s['coverage']:.2f}  fit {s['fit_ms']:.2f} ms")  # fmt: skip
     return board
 
 
-def headline(board: dict[str, dict[str, dict[str, float]]], name: str, measure: str) -> float:
+def headline(board: Board, name: str, measure: str) -> float:
     """The mean of one measure over the headline traces."""
     return round(float(np.mean([board[label][name][measure] for label in HEADLINE])), 4)
+
+
+def headline_figures(board: Board) -> dict[str, Any]:
+    """The flat figures of the JSON line (headline: both traces at 60 s), then the whole scoreboard."""
+    figures: dict[str, Any] = {
+        "smape_synthetic_ensemble": board["synthetic"]["ensemble"]["smape"],
+        "smape_synthetic_naive": board["synthetic"]["naive"]["smape"],
+    }
+    for measure in ("smape", "mase", "pinball"):
+        for name in ("ensemble", "naive"):
+            figures[f"{measure}_{name}"] = headline(board, name, measure)
+    figures["mase_ensemble_mean"] = headline(board, "ensemble", "mase_mean")
+    figures["fit_ms_ensemble"] = headline(board, "ensemble", "fit_ms")
+    for peer in scaler_peers.PEERS:
+        for measure in ("mase", "pinball", "fit_ms"):
+            figures[f"{measure}_{peer}"] = headline(board, peer, measure)
+    figures["best_peer"] = min(scaler_peers.PEERS, key=lambda peer: figures[f"mase_{peer}"])
+    for label in (k for k in board if k != "synthetic"):
+        for name in ("ensemble", "naive"):
+            figures[f"smape_{label}_{name}"] = board[label][name]["smape"]
+    return figures | {"scores": board}
 
 
 def main() -> None:
@@ -98,29 +120,7 @@ def main() -> None:
         + ", ".join(f"{k} {v:.3f} s" for k, v in first.items())
     )
     board = scoreboard({"ensemble": ensemble, "naive": naive, **peers}, sets)
-    figures |= {"statsforecast_import_s": round(imported, 3)}
-    figures |= {"smape_synthetic_ensemble": board["synthetic"]["ensemble"]["smape"],
-                "smape_synthetic_naive": board["synthetic"]["naive"]["smape"]}  # fmt: skip
-    for measure in ("smape", "mase", "pinball"):
-        figures[f"{measure}_ensemble"], figures[f"{measure}_naive"] = (
-            headline(board, "ensemble", measure),
-            headline(board, "naive", measure),
-        )
-    figures["mase_ensemble_mean"] = headline(board, "ensemble", "mase_mean")
-    for peer in scaler_peers.PEERS:
-        figures[f"mase_{peer}"] = headline(board, peer, "mase")
-    best = min(scaler_peers.PEERS, key=lambda peer: figures[f"mase_{peer}"])
-    figures |= {
-        "best_peer": best,
-        "fit_ms_ensemble": headline(board, "ensemble", "fit_ms"),
-        f"fit_ms_{best}": headline(board, best, "fit_ms"),
-    }
-    for label in (k for k in board if k != "synthetic"):
-        figures[f"smape_{label}_ensemble"], figures[f"smape_{label}_naive"] = (
-            board[label]["ensemble"]["smape"],
-            board[label]["naive"]["smape"],
-        )
-    figures["scores"] = board
+    figures |= {"statsforecast_import_s": round(imported, 3), **headline_figures(board)}
     print(json.dumps(figures))
 
 

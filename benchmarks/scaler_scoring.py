@@ -46,15 +46,17 @@ class Scores:
     mase_mean: list[float] = field(default_factory=list)
     smape: list[float] = field(default_factory=list)
     pinball: list[float] = field(default_factory=list)
+    coverage: list[float] = field(default_factory=list)
     fit_s: list[float] = field(default_factory=list)
 
     def summary(self) -> dict[str, float]:
-        """Mean of each measure over the windows (fit time in milliseconds per window)."""
+        """Mean of each measure over the windows (coverage: share of actuals at or under the upper quantile)."""
         return {
             "mase": round(float(np.mean(self.mase)), 4),
             "mase_mean": round(float(np.mean(self.mase_mean)), 4),
             "smape": round(float(np.mean(self.smape)), 4),
             "pinball": round(float(np.mean(self.pinball)), 4),
+            "coverage": round(float(np.mean(self.coverage)), 4),
             "fit_ms": round(1000 * float(np.mean(self.fit_s)), 3),
         }
 
@@ -83,6 +85,7 @@ def score(forecaster: Forecaster, windows: Iterable[Window], seasons: Seasons) -
         scores.mase_mean.append(mase(actual, prediction.mean, scale))
         scores.smape.append(smape(actual, prediction.mean))
         scores.pinball.append(pinball(actual, prediction.upper, PROVISION_QUANTILE, scale))
+        scores.coverage.append(float(np.mean(actual <= prediction.upper)))
     return scores
 
 

@@ -57,7 +57,7 @@ async def test_demand_windows_lead_to_a_forecast_and_a_scale_up(scaler, kafka_bo
     assert forecasts and forecasts[0]["region"] == "us-east-1"
     assert forecasts[0]["confidence"] > 0.9
     assert 1500 < forecasts[0]["requests_per_hour"][0] < 2100  # 5 per 10 s
-    assert set(forecasts[0]["predictors"]) == {"holt_winters", "seasonal", "ridge"}
+    assert set(forecasts[0]["predictors"]) == {"holt_winters", "seasonal", "ridge", "tsb"}
     assert (forecasts[0]["bucket_s"], forecasts[0]["tier"]) == (10, "hot")
 
     # 1800 req/h needs 1.8 instances of 1000 > 1.2 x 1: scale up; hot (> 1000/h): preload two more regions.

@@ -37,7 +37,7 @@ def test_the_forecast_event_is_requests_per_hour_from_the_current_bucket():
     event = forecast_event(("m", "us-east-1"), forecasts[("m", "us-east-1")], SETTINGS, NOW)
     assert event.horizon_start == datetime(2026, 11, 27, 12, 0, 0, tzinfo=UTC)
     assert len(event.requests_per_hour) == 6 and 17_000 < event.requests_per_hour[0] < 19_000
-    assert set(event.predictors) == {"holt_winters", "seasonal", "ridge"}
+    assert set(event.predictors) == {"holt_winters", "seasonal", "ridge", "tsb"}
 
 
 def test_a_region_with_only_a_pending_preload_stays_blocked():
