@@ -112,7 +112,9 @@ def region_states(
                 last_action_at=snapshot.last_actions.get(key),
                 last_request_at=snapshot.last_requests.get(key),
                 loaded_since=loaded_at,
-                predicted_rph=max(result.per_hour(settings.bucket_s)[:hour], default=0.0),
+                # Provision for the 0.9 quantile, not the mean: under-provisioning costs the SLO,
+                # over-provisioning only GPU-hours (issue 18).
+                predicted_rph=max(result.provision_per_hour(settings.bucket_s)[:hour], default=0.0),
                 next_hour_requests=result.next_hour_requests(settings.bucket_s),
                 confidence=result.confidence,
             )

@@ -51,3 +51,15 @@ def test_a_region_with_only_a_pending_preload_stays_blocked():
     plan = plan_model("m", views["m"], Tier.HOT, plan_settings, NOW)
     assert plan.tier is Tier.HOT
     assert {a.region for a in plan.actions} == {"us-east-1"}  # the other two are pending / cooling down
+
+
+def test_capacity_is_planned_for_the_upper_quantile_not_the_mean():
+    """Under-provisioning costs the SLO, over-provisioning only GPU-hours: plan for the 0.9 quantile."""
+    import numpy as np
+
+    from services.scaler.domain.ensemble import PROVISION_QUANTILE, Forecast
+
+    mean, upper = np.full(6, 50.0), np.full(6, 80.0)
+    result = Forecast(values=mean, confidence=0.9, quantiles={PROVISION_QUANTILE: upper})
+    views = region_states(snapshot(), {("m", "us-east-1"): result}, SETTINGS)
+    assert views["m"][0].predicted_rph == 80.0 * 3600 / SETTINGS.bucket_s
