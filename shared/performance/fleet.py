@@ -19,7 +19,8 @@ PROMPT_TOKENS = 1024
 OUTPUT_TOKENS = 128
 LATENCY_TARGET_MS = 2000.0
 FLEET_GPUS = ("h100_80gb", "a100_80gb", "v100_32gb", "l4_24gb")
-# A server must hold at least this many reference requests' KV cache to count as deployable.
+# A server must hold at least this many reference requests' KV cache to count as deployable: below
+# that, the KV cache rather than the GPU would set its throughput, and batching would barely pay.
 MIN_BATCH = 8
 
 
@@ -37,7 +38,7 @@ class FleetFigure:
     kv_capacity_tokens: int
     single_request_ms: float  # one reference request alone on the server
     ttft_ms: float
-    target_ms: float  # the target the throughput is at (see figures_at)
+    target_ms: float  # the target the throughput is at (see figure())
     meets_target: bool  # False: not even one request alone meets LATENCY_TARGET_MS
     throughput: Throughput
     cold_start_s: Mapping[str, float] = field(default_factory=dict)  # by Storage value
