@@ -1,0 +1,98 @@
+"""The allocator acting on scaling actions in the simulated fleet, with its own `plan_scaling`.
+
+As `services.allocator.use_cases.planning` does: the target (0 for an unload), the region's live
+servers and the pools go to `plan_scaling`; a plan that fails changes nothing and the action
+fails. Steps become real at once, except loads: a started server or a model loaded onto a running
+one serves after its cold start (the performance model's weights load plus engine start), and the
+action stays pending until then. The sim's allocator may run a server per GPU of the fleet (the
+live default of 4 servers is the local emulation's limit).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from llmfleet.simulate.fleet import Fleet
+from llmfleet.simulate.options import REGIONS
+from llmfleet.simulate.pricing import Purchase
+from llmfleet.simulate.service import ServiceTable
+from services.allocator.domain.scaling import AddInstances, RemoveInstances, Server, StartServer, plan_scaling
+from services.scaler.domain.planner import PlannedAction
+from shared.events import ActionKind
+
+Load = tuple[str, str]  # (server id, model id)
+
+
+@dataclass
+class Allocator:
+    """Carries out actions on the fleet and counts what it did."""
+
+    fleet: Fleet
+    table: ServiceTable
+    purchase: Purchase
+    max_gpus_per_server: int
+    counts: Counter[str] = field(default_factory=Counter)
+    failures: list[str] = field(default_factory=list)
+    _next_id: int = 0
+
+    def _new_id(self, region: str) -> str:
+        self._next_id += 1
+        return f"sim-{region}-{self._next_id:06d}"
+
+    def act(self, action: PlannedAction, now: float) -> set[Load] | None:
+        """Carry out the action; the loads it waits for, or None when it failed (AllocationFailed)."""
+        fleet = self.fleet
+        requirement = fleet.config.models[action.model_id]
+        target = 0 if action.kind is ActionKind.UNLOAD else action.target
+        servers = list(fleet.by_region[action.region].values())
+        plan = plan_scaling(
+            requirement, action.region, target, servers, fleet.config, fleet.pools,
+            new_server_id=lambda: self._new_id(action.region), max_servers=len(servers) + 100_000,
+            max_gpus_per_server=self.max_gpus_per_server,
+        )  # fmt: skip
+        self.counts[f"action_{action.kind.value}"] += 1
+        if plan.failure is not None:
+            self.counts["allocation_failed"] += 1
+            if len(self.failures) < 20:
+                self.failures.append(plan.failure)
+            return None
+        cold = float(self.table.cold_start_s[fleet.models[action.model_id]])
+        waits: set[Load] = set()
+        for step in plan.steps:
+            if isinstance(step, StartServer):
+                r, g = REGIONS.index(step.region), fleet.gpu_types.index(step.gpu_type)
+                pricing = self.purchase.choose(r, g, step.gpu_count, fleet.gpus_by_class)
+                server = Server(
+                    step.server_id, step.region, step.gpu_type, step.gpu_count, {step.model_id: step.instances}
+                )
+                fleet.start(server, pricing, now, now + cold)
+                waits.add((step.server_id, step.model_id))
+                self.counts["servers_started"] += 1
+                self.counts["cold_starts"] += 1
+            elif isinstance(step, AddInstances):
+                fleet.add(step.server_id, step.model_id, step.instances, now + cold if step.load else None)
+                if step.load:
+                    waits.add((step.server_id, step.model_id))
+                    self.counts["cold_starts"] += 1
+            elif isinstance(step, RemoveInstances):
+                fleet.remove(step.server_id, step.model_id, step.instances)
+                if step.stop:
+                    fleet.stop(step.server_id)
+                    self.counts["servers_stopped"] += 1
+        return waits
+
+    def reclaim(self, rng: np.random.Generator, probability: float) -> list[tuple[str, str, list[str]]]:
+        """Spot servers the cloud takes back this round: (server, region, models it held) of each."""
+        spot = [sid for sid, s in self.fleet.servers.items() if s.pricing.value == "spot"]
+        if not spot or probability <= 0:
+            return []
+        gone = [sid for sid, hit in zip(spot, rng.random(len(spot)) < probability, strict=True) if hit]
+        result = []
+        for server_id in gone:
+            entry = self.fleet.stop(server_id)
+            result.append((server_id, entry.server.region, list(entry.server.placements)))  # as it was
+            self.counts["spot_reclaims"] += 1
+        return result

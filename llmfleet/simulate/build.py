@@ -1,0 +1,132 @@
+"""Everything a run needs that depends only on the workload: models, traffic, fleet, service table, forecasts.
+
+Built once and shared by the policy runs and the baselines of one comparison (they see the same
+requests, so the scaler's forecasts, which read only the demand, are computed once).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+
+from llmfleet.simulate.catalogue import SimModel, catalogue, requirement, target_ms
+from llmfleet.simulate.fleet import scaled_fleet
+from llmfleet.simulate.options import REGIONS, SimOptions
+from llmfleet.simulate.pricing import price_table, reserved_commitment
+from llmfleet.simulate.scaler import ForecastCache
+from llmfleet.simulate.service import ServiceTable, service_table
+from llmfleet.simulate.workload import Traffic, seed_traffic, trace_traffic
+from services.allocator.adapters.config import load_fleet
+from services.allocator.domain.fleet import FleetConfig
+from services.allocator.settings import DEFAULT_FLEET
+from services.cost.domain.pricing import Catalogue
+from services.cost.settings import CostSettings
+from services.router.domain.batching import BatchLimits, limits_for
+from services.router.settings import RouterSettings
+from services.scaler.domain.series import bucket_index
+from services.scaler.settings import ScalerSettings
+
+# Round trips between the regions (as benchmarks/allocator.py assumes): a request served away pays one.
+RTT_MS = {
+    ("us-east-1", "eu-west-1"): 80.0,
+    ("us-east-1", "ap-southeast-1"): 180.0,
+    ("eu-west-1", "ap-southeast-1"): 160.0,
+}
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """The workload-level inputs of every run of one comparison."""
+
+    options: SimOptions
+    traffic: Traffic
+    fleet: FleetConfig
+    limits: BatchLimits
+    table: ServiceTable
+    forecasts: ForecastCache
+    capacity_rph: dict[str, float]
+    preferred: np.ndarray  # [model] the GPU type index each model is placed on first
+    catalogue: Catalogue
+    prices: np.ndarray  # [region, gpu type, class]
+    reserved: np.ndarray  # [region, gpu type] GPUs committed (mixed pricing)
+
+    @property
+    def rtt_s(self) -> np.ndarray:
+        """Round trip [users' region, serving region] in seconds."""
+        return np.array([[self.fleet.rtt_ms(u, r) / 1000 for r in REGIONS] for u in REGIONS])
+
+
+def trace_models(files: dict[str, Path], options: SimOptions) -> list[SimModel]:
+    """One model per trace file (id = file stem), all of the workload's trace size, in the trace's region."""
+    w = options.workload
+    shares = tuple(1.0 if r == w.trace_region else 0.0 for r in REGIONS)
+    return [
+        SimModel(model_id, w.trace_size, "conv", 1.0 / len(files), shares,
+                 target_ms(w.trace_size, "conv", options.latency), requirement(model_id, w.trace_size))
+        for model_id in files
+    ]  # fmt: skip
+
+
+def prepare(options: SimOptions) -> Prepared:
+    """Models, traffic, fleet and service table; the forecasts' demand history; the reserved commitment."""
+    w = options.workload
+    if w.trace:
+        files = {path.stem: path for path in w.trace}
+        models = trace_models(files, options)
+        traffic = trace_traffic(models, files, w, options.step_s, options.seed)
+    else:
+        models = catalogue(w, options.latency, options.seed)
+        traffic = seed_traffic(models, w, options.duration_s, options.step_s, options.seed)
+    fleet = replace(scaled_fleet(load_fleet(DEFAULT_FLEET), options.fleet_gpus, models), region_rtt_ms=RTT_MS)
+    router = RouterSettings()
+    limits = limits_for(options.batching, router.default_token_budget)
+    table = service_table(traffic, fleet, limits, options.storage)
+    preferred = np.array([_placed_on(table, i, m.requirement.preferred_gpu) for i, m in enumerate(models)])
+    capacity_rph = {m.model_id: float(table.capacity_rps[i, preferred[i]]) * 3600 for i, m in enumerate(models)}
+    catalogue_ = Catalogue()
+    prices = price_table(catalogue_, table.gpu_types)
+    return Prepared(
+        options, traffic, fleet, limits, table, forecast_cache(traffic), capacity_rph, preferred, catalogue_, prices,
+        _commitment(traffic, table, preferred, catalogue_, options),
+    )  # fmt: skip
+
+
+def _placed_on(table: ServiceTable, m: int, preferred_gpu: str) -> int:
+    """The model's preferred GPU type if it can run there, else the one needing fewest GPUs per request."""
+    preferred = table.gpu_types.index(preferred_gpu)
+    if table.gpus[m, preferred] > 0:
+        return preferred
+    per_request = np.where(table.capacity_rps[m] > 0, table.gpus[m] / np.maximum(table.capacity_rps[m], 1e-12), np.inf)
+    return int(np.argmin(per_request))
+
+
+def forecast_cache(traffic: Traffic) -> ForecastCache:
+    """The demand history the scaler reads: warm-up hours, then the run's hours, per (model, region)."""
+    settings = ScalerSettings()
+    hours = int(np.ceil(traffic.steps * traffic.step_s / 3600))
+    per_hour = max(1, round(3600 / traffic.step_s))
+    padded = np.zeros((hours * per_hour, *traffic.arrivals.shape[1:]))
+    padded[: traffic.steps] = traffic.arrivals
+    run = padded.reshape(hours, per_hour, *traffic.arrivals.shape[1:]).sum(axis=1)
+    hourly = np.concatenate([traffic.warmup, run]).reshape(len(traffic.warmup) + hours, -1)
+    keys = [(m.model_id, region) for m in traffic.models for region in REGIONS]
+    first = bucket_index(traffic.start, 3600) - len(traffic.warmup)
+    if settings.bucket_s != 3600:
+        raise ValueError("the simulator feeds the scaler hourly demand buckets (LLMFLEET_SCALER_BUCKET_S=3600)")
+    return ForecastCache.from_counts(settings, keys, first, hourly)
+
+
+def _commitment(
+    traffic: Traffic, table: ServiceTable, preferred: np.ndarray, cat: Catalogue, options: SimOptions
+) -> np.ndarray:
+    """Reserved GPUs per pool from the warm-up's last day, sized by the cost service's mix."""
+    day = traffic.warmup[-24:]  # [hour, model, region] requests
+    gpus = np.zeros((len(day), len(REGIONS), len(table.gpu_types)))
+    for m in range(len(traffic.models)):
+        g = int(preferred[m])
+        per_gpu_hour = table.capacity_rps[m, g] * 3600 / table.gpus[m, g]
+        gpus[:, :, g] += day[:, m, :] / per_gpu_hour
+    params = CostSettings().params()
+    return reserved_commitment(cat, table.gpu_types, gpus, options.spot_share, params.target_utilization)
