@@ -30,7 +30,8 @@ from benchmarks import monitor_targets
 from benchmarks.local_stack import kafka_and_postgres
 from deploy.local import kafka, postgres
 from services.monitor.adapters.orm import alert_state, scrape_target
-from services.monitor.app import Monitor, create_monitor, migrate
+from services.monitor.app import create_app, migrate
+from services.monitor.jobs import MonitorApp
 from services.monitor.settings import MonitorSettings
 from shared.events import (
     ALERTS,
@@ -74,7 +75,7 @@ def window(model_id: str, end: datetime, p95: float) -> DemandWindowReported:
     )  # fmt: skip
 
 
-async def alert_latencies(monitor: Monitor, producer: AIOKafkaProducer) -> list[float]:
+async def alert_latencies(monitor: MonitorApp, producer: AIOKafkaProducer) -> list[float]:
     """Milliseconds from the breaching event sent to its firing alert read back, per breach."""
     bootstrap = monitor.settings.kafka_bootstrap
     reader = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
@@ -114,7 +115,7 @@ async def _fired(reader: AIOKafkaConsumer, model: str) -> bool:
     return False
 
 
-async def targets_round(monitor: Monitor, producer: AIOKafkaProducer, port: int, count: int) -> dict[str, float]:
+async def targets_round(monitor: MonitorApp, producer: AIOKafkaProducer, port: int, count: int) -> dict[str, float]:
     """Announce `count` simulated targets, scrape them ROUNDS times at the interval, release them."""
     run = uuid.uuid4().hex[:6]
     ids = [f"bench-{run}-{i}" for i in range(count)]
@@ -147,7 +148,7 @@ async def targets_round(monitor: Monitor, producer: AIOKafkaProducer, port: int,
     }
 
 
-async def _in_phase(monitor: Monitor, pattern: str, phase: str) -> int:
+async def _in_phase(monitor: MonitorApp, pattern: str, phase: str) -> int:
     state = alert_state.c
     async with monitor.runtime.sessions() as session:
         query = select(func.count()).where(
@@ -164,17 +165,17 @@ async def _until(count: Callable[[], Awaitable[int]], wanted: int, timeout_s: fl
         await asyncio.sleep(0.5)
 
 
-async def _count(monitor: Monitor, pattern: str, *conditions: object) -> int:
+async def _count(monitor: MonitorApp, pattern: str, *conditions: object) -> int:
     async with monitor.runtime.sessions() as session:
         query = select(func.count()).select_from(scrape_target).where(scrape_target.c.server_id.like(pattern))
         return int((await session.execute(query.where(*conditions))).scalar_one())  # type: ignore[arg-type]
 
 
-async def _until_targets(monitor: Monitor, pattern: str, count: int) -> None:
+async def _until_targets(monitor: MonitorApp, pattern: str, count: int) -> None:
     await _until(lambda: _count(monitor, pattern), count)
 
 
-async def _scrape_errors(monitor: Monitor, pattern: str) -> int:
+async def _scrape_errors(monitor: MonitorApp, pattern: str) -> int:
     return await _count(monitor, pattern, scrape_target.c.last_error.is_not(None))
 
 
@@ -182,7 +183,7 @@ async def run() -> dict[str, object]:
     """Both measurements against the local Kafka and PostgreSQL."""
     config = settings()
     await asyncio.to_thread(migrate, config)
-    monitor = create_monitor(config)
+    _app, monitor = create_app(config)
     topics = [
         TopicPartition(t.name, p) for t in (ALLOCATIONS, DEMAND, PRICES, SCALING_ACTIONS) for p in range(t.partitions)
     ]
@@ -194,11 +195,10 @@ async def run() -> dict[str, object]:
     try:
         async with monitor.runtime.broker:
             await monitor.runtime.broker.start()
-            await monitor.start_loops()
+            await monitor.start()
             delays = await alert_latencies(monitor, producer)
             levels = [await targets_round(monitor, producer, port, n) for n in TARGET_LEVELS]
-            await monitor.background.stop()
-            await monitor.scraper.close()
+            await monitor.stop()
     finally:
         server.kill()
         await producer.stop()

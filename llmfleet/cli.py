@@ -25,6 +25,7 @@ from deploy.local.common import stack_paths
 from llmfleet import platform
 from llmfleet.demo import DemoOptions, DemoSession
 from llmfleet.replay import Progress
+from llmfleet.simulate.command import simulate as simulate_command
 from services.router.domain.batching import BatchStrategy
 from services.scaler.domain.policy import PolicyName
 from shared.events import RoutingStrategy
@@ -312,6 +313,8 @@ def replay_command(
     print_summary(console, summary)
     console.print(f"report: [bold]{out}[/bold]")
 
+
+app.command("simulate")(simulate_command)
 
 if __name__ == "__main__":
     app()

@@ -1,15 +1,19 @@
-"""What every service's `create_app` needs, built once: tracing, broker, database, metrics, probes, jobs.
+"""Every service's runtime and runner, built once: the I/O it holds, the service over it, the app that runs it.
 
-`create_runtime(settings)` makes the I/O a service holds; a `Worker` declares the service's
-background jobs (`jobs()`, and `prepare()` to run once first); `service_app(...)` turns the
-two into the FastStream application that `shared.main` runs: metrics and probes served at
-start-up, the worker started once the broker is up, everything stopped and released on SIGTERM.
+`create_runtime(settings)` makes the I/O a service holds (tracing, broker, database, metrics
+registry). Each service subclasses `ServiceApp` in its `jobs.py`: its settings, metrics, outbox
+relay and own dependencies, and what its jobs are (`rounds()`, `retained()`, `prepare()`); its
+`handlers.register(app)` subscribes through `app.subscribe(topic, handler)`.
+`create_service(...)` is the body of every `create_app`: the runtime, the service assembled over
+it, `handlers.register(app)`, and the FastStream application that `shared.main` runs: metrics
+and probes served at start-up, the jobs started once the broker is up, everything stopped and
+released on SIGTERM.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
@@ -18,15 +22,22 @@ from faststream.kafka import KafkaBroker
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SpanExporter
 from prometheus_client import CollectorRegistry
+from sqlalchemy import Table
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from shared.broker import create_broker
 from shared.db import create_engine, session_factory
-from shared.jobs import Job, Jobs, OnFailure, exit_loudly
+from shared.events import Event, Topic
+from shared.jobs import Job, Jobs, OnFailure, exit_loudly, loop
 from shared.metrics import new_registry, serve_metrics
+from shared.outbox import OutboxRelay
+from shared.retention import Kept, retention_job
 from shared.settings import ServiceSettings
+from shared.subscribe import Handler, subscribe
 
-Hook = Callable[[], Awaitable[None]]
+S = TypeVar("S", bound=ServiceSettings)
+M = TypeVar("M")
+E = TypeVar("E", bound=Event)
 
 
 @dataclass
@@ -70,18 +81,57 @@ def create_runtime(settings: ServiceSettings, span_exporter: SpanExporter | None
     )
 
 
-class Worker:
-    """A service's background work: subclasses declare `jobs()` (and `prepare()`); the shared runtime runs them."""
+class ServiceApp(Generic[S, M]):
+    """A service assembled over its runtime: settings, metrics, outbox relay; `register(app)` and the jobs use it.
 
-    def __init__(self, on_failure: OnFailure = exit_loudly) -> None:
+    Every service runs the same jobs: its outbox relay, its periodic `rounds()`, and retention of
+    what `retained()` declares. A subclass adds its own dependencies in `__init__`.
+    """
+
+    def __init__(
+        self,
+        runtime: Runtime,
+        settings: S,
+        metrics: M,
+        outbox: Table,
+        relay_poll_s: float = 0.5,
+        on_failure: OnFailure = exit_loudly,
+    ) -> None:
+        self.runtime = runtime
+        self.settings = settings
+        self.metrics = metrics
+        self.relay = OutboxRelay(runtime.sessions, outbox, runtime.broker)
+        self.relay_poll_s = relay_poll_s
         self.background = Jobs(on_failure)
 
-    def jobs(self) -> Sequence[Job]:
-        """The service's jobs (periodic rounds, the outbox relay)."""
+    def subscribe(self, topic: Topic[E], handler: Handler[E], inbox: str | None = None) -> str:
+        """Subscribe `handler` to `topic` as this service (its group, its name on dead letters); its inbox name."""
+        settings = self.settings
+        return subscribe(self.runtime.broker, topic, settings.group_id, handler, settings.service_name, inbox=inbox)
+
+    def rounds(self) -> Sequence[Job]:
+        """The service's periodic rounds (evaluation, cycle, scrape...); none by default."""
         return ()
+
+    def retained(self) -> Sequence[Kept]:
+        """What retention prunes; nothing by default."""
+        return ()
+
+    def retention(self) -> Job:
+        """The retention job over `retained()`, every `retention_interval_s` on one replica."""
+        return retention_job(self.runtime.sessions, self.settings, self.retained())
+
+    def jobs(self) -> Sequence[Job]:
+        """The outbox relay, the service's rounds, then retention."""
+        relay = self.relay
+        relayed = loop(f"{self.settings.service_name} outbox relay", lambda: relay.run(self.relay_poll_s))
+        return (relayed, *self.rounds(), self.retention())
 
     async def prepare(self) -> None:
         """What runs once before the jobs start (the broker is up by then)."""
+
+    async def release(self) -> None:
+        """Close what the service holds beyond the runtime (an HTTP pool); the runtime is closed after."""
 
     async def start(self) -> None:
         """Prepare, then start every job under supervision."""
@@ -89,28 +139,27 @@ class Worker:
         self.background.start(*self.jobs())
 
     async def stop(self) -> None:
-        """Stop every job (a round in progress finishes first)."""
+        """Stop every job (a round in progress finishes first), then release the service's own resources."""
         await self.background.stop()
+        await self.release()
 
 
-def service_app(runtime: Runtime, start: Hook, stop: Hook, registry: CollectorRegistry | None = None) -> FastStream:
-    """The service as a FastStream app: metrics and probes at start-up, `start` once the broker is up, `stop` first."""
-    settings = runtime.settings
+def service_app(app: ServiceApp[Any, Any]) -> FastStream:
+    """The service as a FastStream app: metrics and probes at start-up, its jobs once the broker is up."""
+    runtime, settings = app.runtime, app.settings
     served: list[Any] = []
 
     async def serve() -> None:
-        server = serve_metrics(
-            registry or runtime.registry, settings.metrics_port, settings.metrics_host, ready=runtime.ready
-        )
+        server = serve_metrics(runtime.registry, settings.metrics_port, settings.metrics_host, ready=runtime.ready)
         served.extend([server] if server else [])
 
     async def started() -> None:
-        await start()
+        await app.start()
         runtime.started = True
 
     async def shutdown() -> None:
         runtime.started = False
-        await stop()
+        await app.stop()
         await runtime.close()
         for server, _thread in served:
             await asyncio.to_thread(server.shutdown)  # blocks until its loop notices (up to 0.5 s)
@@ -119,24 +168,16 @@ def service_app(runtime: Runtime, start: Hook, stop: Hook, registry: CollectorRe
     return FastStream(runtime.broker, on_startup=[serve], after_startup=[started], on_shutdown=[shutdown])
 
 
-W = TypeVar("W", bound=Worker)
+A = TypeVar("A", bound=ServiceApp[Any, Any])
 
 
-@dataclass
-class WorkerRuntime(Runtime, Generic[W]):
-    """The runtime of a service whose background work is one `Worker` (tests drive `worker` directly)."""
-
-    worker: W | None = None
-
-
-def worker_app(
-    settings: ServiceSettings,
+def create_service(
+    settings: S,
     span_exporter: SpanExporter | None,
-    make_worker: Callable[[Runtime], W],
-    register: Callable[[W], None],
-) -> tuple[FastStream, WorkerRuntime[W]]:
-    """A service made of handlers and one worker: the runtime, the worker over it, its handlers, its app."""
-    runtime: WorkerRuntime[W] = WorkerRuntime(**vars(create_runtime(settings, span_exporter)))
-    runtime.worker = worker = make_worker(runtime)
-    register(worker)
-    return service_app(runtime, worker.start, worker.stop), runtime
+    assemble: Callable[[Runtime, S], A],
+    register: Callable[[A], None],
+) -> tuple[FastStream, A]:
+    """Every service's `create_app`: the runtime, the service assembled over it, its handlers, its FastStream app."""
+    app = assemble(create_runtime(settings, span_exporter), settings)
+    register(app)
+    return service_app(app), app

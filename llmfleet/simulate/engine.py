@@ -63,6 +63,7 @@ class Engine:
     held: Held
     tick_steps: int
     gpu_price: Array  # [region, gpu type] on-demand $ per GPU hour (what a server's cost_per_hour says)
+    local: bool = False  # baselines: users are served in their own region, where it has instances
     accounts: Accounts = field(init=False)
 
     def __post_init__(self) -> None:
@@ -104,6 +105,9 @@ class Engine:
         if not force and (present == self.present).all():
             return
         self.shares = route(self.demand_rate(), capacity, self.instance_cost(control), self.options.routing)
+        if self.local:
+            home = np.eye(len(REGIONS))[None] * present[:, None, :]  # [model, user, region]
+            self.shares = np.where(home.sum(axis=2, keepdims=True) > 0, home, self.shares)
         lost = (~present) & present.any(axis=1, keepdims=True) & (self.queue > 0)
         for m, r in zip(*np.nonzero(lost), strict=True):
             best = int(np.argmax(capacity[m]))  # the queue of a region that lost its instances moves

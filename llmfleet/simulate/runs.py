@@ -12,6 +12,7 @@ import numpy as np
 
 from llmfleet.simulate.allocator import Allocator
 from llmfleet.simulate.build import Prepared
+from llmfleet.simulate.catalogue import SimModel
 from llmfleet.simulate.control import PolicyControl
 from llmfleet.simulate.engine import Control, Engine
 from llmfleet.simulate.fleet import Fleet
@@ -41,6 +42,7 @@ class RunResult:
     name: str
     options: SimOptions
     accounts: Accounts
+    models: list[SimModel] = field(default_factory=list)
     counts: dict[str, float] = field(default_factory=dict)
     alerts: dict[str, int] = field(default_factory=dict)
     failures: list[str] = field(default_factory=list)
@@ -61,11 +63,11 @@ def held_requests(control: Control) -> Held:
     return Held(ColdStartHold(s.cold_start_timeout_s, s.model_request_cooldown_s), limits, control.model_requested)
 
 
-def engine_for(prepared: Prepared, options: SimOptions, control: Control) -> Engine:
-    """The loop over the prepared traffic with `options`' routing and SLO."""
+def engine_for(prepared: Prepared, options: SimOptions, control: Control, local: bool = False) -> Engine:
+    """The loop over the prepared traffic with `options`' routing and SLO (`local`: users stay home)."""
     return Engine(
         prepared.traffic, prepared.table, options, prepared.limits, prepared.rtt_s, held_requests(control),
-        tick_steps(options), prepared.prices[:, :, ON_DEMAND],
+        tick_steps(options), prepared.prices[:, :, ON_DEMAND], local,
     )  # fmt: skip
 
 
@@ -125,7 +127,7 @@ def run_policy(prepared: Prepared, options: SimOptions) -> RunResult:
     counts.update(control.allocator.counts)
     counts.update(control.counts)
     return RunResult(
-        options.name(), options, accounts, dict(counts), dict(control.monitor.firings),
+        options.name(), options, accounts, prepared.traffic.models, dict(counts), dict(control.monitor.firings),
         control.allocator.failures, time.perf_counter() - started, float(engine.queue.sum()), engine.held.count(),
     )  # fmt: skip
 

@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-from faststream.kafka import KafkaBroker
-
+from services.allocator.jobs import AllocatorApp
 from services.allocator.use_cases import planning, prices, provisioning
-from services.allocator.use_cases.allocator import Allocator
 from shared.events import PRICES, SCALING_ACTIONS, PricesPublished, ScalingActionEvent, ScalingActionRequested
-from shared.subscribe import inbox_consumer, subscribe
+from shared.subscribe import inbox_consumer
 
 
-def register(broker: KafkaBroker, allocator: Allocator, group: str) -> None:
-    """Subscribe the allocator's handlers on the broker."""
-    source = allocator.settings.service_name
+def register(app: AllocatorApp) -> None:
+    """Subscribe the allocator's handlers on the runtime's broker."""
+    allocator = app.allocator
 
     async def on_scaling_action_requested(event: ScalingActionEvent) -> None:
         # ScalingActionOverdue shares the topic; it is for the monitor, not for us.
@@ -22,5 +20,5 @@ def register(broker: KafkaBroker, allocator: Allocator, group: str) -> None:
     async def on_prices_published(event: PricesPublished) -> None:
         await prices.record_prices(allocator, inbox_consumer(), event)
 
-    subscribe(broker, SCALING_ACTIONS, group, on_scaling_action_requested, source=source)
-    subscribe(broker, PRICES, group, on_prices_published, source=source)
+    app.subscribe(SCALING_ACTIONS, on_scaling_action_requested)
+    app.subscribe(PRICES, on_prices_published)

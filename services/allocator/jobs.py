@@ -1,15 +1,18 @@
-"""The allocator's jobs: the outbox relay and retention, run by the shared runtime."""
+"""The allocator assembled over the shared runtime, and its jobs: the outbox relay and retention."""
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Sequence
 
+from services.allocator.adapters.config import load_fleet
+from services.allocator.adapters.metrics import AllocatorMetrics
 from services.allocator.adapters.orm import inbox, outbox
+from services.allocator.adapters.provisioner import Provisioner
 from services.allocator.settings import AllocatorSettings
 from services.allocator.use_cases.allocator import Allocator
-from shared import runtime as shared_runtime
-from shared.jobs import Job, loop
-from shared.retention import Kept, messaging, retention_job
+from shared.retention import Kept, messaging
+from shared.runtime import Runtime, ServiceApp
 
 
 def retained(settings: AllocatorSettings) -> tuple[Kept, ...]:
@@ -17,22 +20,26 @@ def retained(settings: AllocatorSettings) -> tuple[Kept, ...]:
     return messaging(inbox, outbox, settings)
 
 
-class Worker(shared_runtime.Worker):
-    """Relays the allocator's outbox and prunes old rows; started after the broker."""
+class AllocatorApp(ServiceApp[AllocatorSettings, AllocatorMetrics]):
+    """The allocator: its runtime, settings, metrics and relay, and `allocator`, what its use cases work with."""
 
-    def __init__(self, allocator: Allocator) -> None:
-        super().__init__()
-        self.allocator = allocator
-        self.settings = allocator.settings
-
-    def jobs(self) -> Sequence[Job]:
-        """The outbox relay, and retention."""
-        relay, settings = self.allocator.relay, self.settings
-        return (
-            loop("allocator outbox relay", lambda: relay.run(settings.relay_poll_interval_s)),
-            retention_job(self.allocator.sessions, settings, retained(settings)),
+    def __init__(self, runtime: Runtime, settings: AllocatorSettings, provisioner: Provisioner) -> None:
+        metrics = AllocatorMetrics(runtime.registry)
+        super().__init__(runtime, settings, metrics, outbox, relay_poll_s=settings.relay_poll_interval_s)
+        self.allocator = Allocator(
+            settings=settings,
+            sessions=runtime.sessions,
+            fleet=load_fleet(settings.fleet_config),
+            provisioner=provisioner,
+            relay=self.relay,
+            metrics=metrics,
+            new_suffix=lambda: uuid.uuid4().hex[:8],
         )
+
+    def retained(self) -> Sequence[Kept]:
+        """The inbox and sent outbox rows."""
+        return retained(self.settings)
 
     async def prepare(self) -> None:
         """Export the inventory gauges before the first event arrives."""
-        await self.allocator.metrics.refresh(self.allocator.sessions)
+        await self.metrics.refresh(self.runtime.sessions)

@@ -1,4 +1,4 @@
-"""Composition root of the cost service: `create_app(settings)` wires the shared runtime, handlers and jobs."""
+"""Composition root of the cost service: `create_app(settings)` assembles `CostApp` on the shared runtime."""
 
 from __future__ import annotations
 
@@ -8,14 +8,12 @@ from faststream import FastStream
 from opentelemetry.sdk.trace.export import SpanExporter
 
 from services.cost import handlers
-from services.cost.adapters.metrics import CostMetrics
-from services.cost.jobs import Worker
+from services.cost.jobs import CostApp
 from services.cost.settings import CostSettings
 from shared.migrations import upgrade
-from shared.runtime import Runtime, WorkerRuntime, worker_app
+from shared.runtime import create_service
 
 MIGRATIONS = Path(__file__).parent / "migrations"
-CostRuntime = WorkerRuntime[Worker]
 
 
 def migrate(settings: CostSettings) -> None:
@@ -23,10 +21,6 @@ def migrate(settings: CostSettings) -> None:
     upgrade(MIGRATIONS, settings.database_url, settings.db_schema)
 
 
-def create_app(settings: CostSettings, span_exporter: SpanExporter | None = None) -> tuple[FastStream, CostRuntime]:
-    """The cost service as a FastStream application, and the runtime it owns (for tests)."""
-
-    def make_worker(runtime: Runtime) -> Worker:
-        return Worker(runtime, settings, CostMetrics(runtime.registry))
-
-    return worker_app(settings, span_exporter, make_worker, handlers.register)
+def create_app(settings: CostSettings, span_exporter: SpanExporter | None = None) -> tuple[FastStream, CostApp]:
+    """The cost service as a FastStream application, and the service it runs (for tests)."""
+    return create_service(settings, span_exporter, CostApp, handlers.register)

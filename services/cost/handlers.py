@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from services.cost.jobs import Worker
+from services.cost.jobs import CostApp
 from services.cost.use_cases import recording, reporting
 from shared.events import (
     ALLOCATIONS,
@@ -16,30 +16,29 @@ from shared.events import (
     CostReportRequested,
     Event,
 )
-from shared.subscribe import inbox_consumer, subscribe
+from shared.subscribe import inbox_consumer
 
 
-def register(worker: Worker) -> None:
+def register(app: CostApp) -> None:
     """Subscribe the cost service's handlers on the runtime's broker."""
-    runtime = worker.runtime
-    group, source = runtime.settings.group_id, runtime.settings.service_name
+    sessions = app.runtime.sessions
 
     # The inbox is keyed by handler, not by group: a renamed group must not apply an event twice.
     async def on_fleet_event(event: Event) -> None:
-        await recording.record(runtime.sessions, inbox_consumer(), event)
+        await recording.record(sessions, inbox_consumer(), event)
 
     # One recorder for four topics: each keeps the inbox name its rows already carry.
-    subscribe(runtime.broker, ALLOCATIONS, group, on_fleet_event, source, inbox="cost.on_allocation_changed")
-    subscribe(runtime.broker, SERVER_METRICS, group, on_fleet_event, source, inbox="cost.on_server_metrics_reported")
-    subscribe(runtime.broker, DEMAND, group, on_fleet_event, source, inbox="cost.on_demand_window_reported")
-    subscribe(runtime.broker, FORECASTS, group, on_fleet_event, source, inbox="cost.on_demand_forecasted")
+    app.subscribe(ALLOCATIONS, on_fleet_event, inbox="cost.on_allocation_changed")
+    app.subscribe(SERVER_METRICS, on_fleet_event, inbox="cost.on_server_metrics_reported")
+    app.subscribe(DEMAND, on_fleet_event, inbox="cost.on_demand_window_reported")
+    app.subscribe(FORECASTS, on_fleet_event, inbox="cost.on_demand_forecasted")
 
     async def on_cost_report_requested(event: CostReportEvent) -> None:
         if not isinstance(event, CostReportRequested):
             return  # the topic also carries our own reports
         started = time.perf_counter()
-        ctx = worker.context("on_demand", event.request_id)
-        result = await reporting.report_on_request(runtime.sessions, inbox_consumer(), event, ctx)
-        worker.reflect(result, started)
+        ctx = app.context("on_demand", event.request_id)
+        result = await reporting.report_on_request(sessions, inbox_consumer(), event, ctx)
+        app.reflect(result, started)
 
-    subscribe(runtime.broker, COST_REPORTS, group, on_cost_report_requested, source)
+    app.subscribe(COST_REPORTS, on_cost_report_requested)

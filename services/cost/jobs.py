@@ -1,4 +1,4 @@
-"""The cost service's jobs: the outbox relay, the scheduled cycle and retention, run by the shared runtime."""
+"""The cost service assembled over the shared runtime, and its jobs: the outbox relay, the cycle, retention."""
 
 from __future__ import annotations
 
@@ -12,11 +12,9 @@ from services.cost.adapters.metrics import CostMetrics
 from services.cost.adapters.orm import cost_report, inbox, outbox
 from services.cost.settings import CostSettings
 from services.cost.use_cases import operations, reporting
-from shared import runtime as shared_runtime
-from shared.jobs import Job, loop, periodic
-from shared.outbox import OutboxRelay
-from shared.retention import Kept, messaging, retention_job
-from shared.runtime import Runtime
+from shared.jobs import Job, periodic
+from shared.retention import Kept, messaging
+from shared.runtime import Runtime, ServiceApp
 
 
 def retained(settings: CostSettings) -> tuple[Kept, ...]:
@@ -24,28 +22,23 @@ def retained(settings: CostSettings) -> tuple[Kept, ...]:
     return (*messaging(inbox, outbox, settings), Kept(cost_report, "created_at", settings.history_retention_s))
 
 
-class Worker(shared_runtime.Worker):
-    """Relays the outbox and runs a cycle every `report_interval_s`; started after the broker."""
+class CostApp(ServiceApp[CostSettings, CostMetrics]):
+    """The cost service: its runtime, settings, metrics and relay; a cycle every `report_interval_s`."""
 
-    def __init__(self, runtime: Runtime, settings: CostSettings, metrics: CostMetrics) -> None:
-        super().__init__()
-        self.runtime = runtime
-        self.settings = settings
-        self.metrics = metrics
-        self.relay = OutboxRelay(runtime.sessions, outbox, runtime.broker)
+    def __init__(self, runtime: Runtime, settings: CostSettings) -> None:
+        super().__init__(runtime, settings, CostMetrics(runtime.registry), outbox)
 
-    def jobs(self) -> Sequence[Job]:
-        """The relay, a cycle every `report_interval_s` (a cycle in progress at stop finishes), and retention."""
-        return (
-            loop("cost outbox relay", lambda: self.relay.run(0.5)),
-            periodic("cost cycle", self.settings.report_interval_s, self.cycle_once),
-            retention_job(self.runtime.sessions, self.settings, retained(self.settings)),
-        )
+    def rounds(self) -> Sequence[Job]:
+        """A cycle every `report_interval_s` (a cycle in progress at stop finishes)."""
+        return (periodic("cost cycle", self.settings.report_interval_s, self.cycle_once),)
+
+    def retained(self) -> Sequence[Kept]:
+        """Inbox, sent outbox and reports."""
+        return retained(self.settings)
 
     async def prepare(self) -> None:
-        """Announce the prices (the relay publishes them once it starts)."""
+        """Announce the prices (the relay's first round, which starts next, publishes them)."""
         await operations.publish_prices(self.runtime.sessions, self.settings.service_name, datetime.now(UTC))
-        self.relay.notify()
 
     def context(
         self, trigger: Literal["schedule", "on_demand"] = "schedule", requested_by: str | None = None

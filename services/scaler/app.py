@@ -1,4 +1,4 @@
-"""Composition root of the scaler: `create_app(settings)` wires the shared runtime, handlers and jobs."""
+"""Composition root of the scaler: `create_app(settings)` assembles `ScalerApp` on the shared runtime."""
 
 from __future__ import annotations
 
@@ -8,14 +8,12 @@ from faststream import FastStream
 from opentelemetry.sdk.trace.export import SpanExporter
 
 from services.scaler import handlers
-from services.scaler.adapters.metrics import ScalerMetrics
-from services.scaler.jobs import Worker
+from services.scaler.jobs import ScalerApp
 from services.scaler.settings import ScalerSettings
 from shared.migrations import upgrade
-from shared.runtime import Runtime, WorkerRuntime, worker_app
+from shared.runtime import create_service
 
 MIGRATIONS = Path(__file__).parent / "migrations"
-ScalerRuntime = WorkerRuntime[Worker]
 
 
 def migrate(settings: ScalerSettings) -> None:
@@ -23,10 +21,6 @@ def migrate(settings: ScalerSettings) -> None:
     upgrade(MIGRATIONS, settings.database_url, settings.db_schema)
 
 
-def create_app(settings: ScalerSettings, span_exporter: SpanExporter | None = None) -> tuple[FastStream, ScalerRuntime]:
-    """The scaler as a FastStream application, and the runtime it owns (for tests)."""
-
-    def make_worker(runtime: Runtime) -> Worker:
-        return Worker(runtime, settings, ScalerMetrics(runtime.registry))
-
-    return worker_app(settings, span_exporter, make_worker, handlers.register)
+def create_app(settings: ScalerSettings, span_exporter: SpanExporter | None = None) -> tuple[FastStream, ScalerApp]:
+    """The scaler as a FastStream application, and the service it runs (for tests)."""
+    return create_service(settings, span_exporter, ScalerApp, handlers.register)

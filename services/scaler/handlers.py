@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime
 
-from services.scaler.jobs import Worker
+from services.scaler.jobs import ScalerApp
 from services.scaler.use_cases import cold_starts, recording
 from shared.events import (
     ALLOCATIONS,
@@ -19,13 +19,12 @@ from shared.events import (
     ScalingSignalRaised,
     ServerMetricsReported,
 )
-from shared.subscribe import inbox_consumer, subscribe
+from shared.subscribe import inbox_consumer
 
 
-def register(worker: Worker) -> None:
+def register(app: ScalerApp) -> None:
     """Subscribe the scaler's handlers on the runtime's broker."""
-    runtime, settings = worker.runtime, worker.settings
-    sessions, group, source = runtime.sessions, settings.group_id, settings.service_name
+    sessions, settings = app.runtime.sessions, app.settings
 
     # The inbox is keyed by handler, not by consumer group: renaming the group (or a second
     # deployment reading the topic) must not apply an event twice.
@@ -43,15 +42,14 @@ def register(worker: Worker) -> None:
             sessions, inbox_consumer(), event, settings.policy.value, datetime.now(UTC), uuid.uuid4().hex
         )
         if action is not None:
-            worker.metrics.action(action)
-            worker.relay.notify()
+            app.metrics.action(action)
+            app.relay.notify()
 
     async def on_allocation_changed(event: AllocationEvent) -> None:
         await recording.record_allocation(sessions, inbox_consumer(), event, datetime.now(UTC))
 
-    broker = runtime.broker
-    subscribe(broker, DEMAND, group, on_demand_window_reported, source=source)
-    subscribe(broker, SERVER_METRICS, group, on_server_metrics_reported, source=source)
-    subscribe(broker, SCALING_SIGNALS, group, on_scaling_signal_raised, source=source)
-    subscribe(broker, MODEL_REQUESTS, group, on_model_requested, source=source)
-    subscribe(broker, ALLOCATIONS, group, on_allocation_changed, source=source)
+    app.subscribe(DEMAND, on_demand_window_reported)
+    app.subscribe(SERVER_METRICS, on_server_metrics_reported)
+    app.subscribe(SCALING_SIGNALS, on_scaling_signal_raised)
+    app.subscribe(MODEL_REQUESTS, on_model_requested)
+    app.subscribe(ALLOCATIONS, on_allocation_changed)

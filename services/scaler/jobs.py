@@ -1,4 +1,5 @@
-"""The scaler's jobs: outbox relay, evaluation rounds (with history compaction) and retention, run by the runtime."""
+"""The scaler assembled over the shared runtime, and its jobs: the outbox relay, evaluation rounds (with
+history compaction) and retention."""
 
 from __future__ import annotations
 
@@ -12,12 +13,10 @@ from services.scaler.adapters.orm import inbox, outbox, scaling_action, scaling_
 from services.scaler.settings import ScalerSettings
 from services.scaler.use_cases.compaction import compact_history
 from services.scaler.use_cases.evaluation import Evaluation, evaluate
-from shared import runtime as shared_runtime
-from shared.jobs import Job, loop, periodic
+from shared.jobs import Job, periodic
 from shared.leader import leading
-from shared.outbox import OutboxRelay
-from shared.retention import Kept, messaging, retention_job
-from shared.runtime import Runtime
+from shared.retention import Kept, messaging
+from shared.runtime import Runtime, ServiceApp
 
 EVALUATION_LOCK = "scaler.evaluation"  # one replica evaluates at a time
 
@@ -31,28 +30,21 @@ def retained(settings: ScalerSettings) -> tuple[Kept, ...]:
     )
 
 
-class Worker(shared_runtime.Worker):
-    """Relays the outbox and evaluates every `evaluation_interval_s`; started after the broker."""
+class ScalerApp(ServiceApp[ScalerSettings, ScalerMetrics]):
+    """The scaler: its runtime, settings, metrics and relay; an evaluation every `evaluation_interval_s`."""
 
-    def __init__(self, runtime: Runtime, settings: ScalerSettings, metrics: ScalerMetrics) -> None:
-        super().__init__()
-        self.runtime = runtime
-        self.settings = settings
-        self.metrics = metrics
-        self.relay = OutboxRelay(runtime.sessions, outbox, runtime.broker)
+    def __init__(self, runtime: Runtime, settings: ScalerSettings) -> None:
+        metrics = ScalerMetrics(runtime.registry)
+        super().__init__(runtime, settings, metrics, outbox, relay_poll_s=settings.outbox_poll_s)
         self._compacted_at = float("-inf")  # the first round compacts
 
-    def jobs(self) -> Sequence[Job]:
-        """The relay, an evaluation round every `evaluation_interval_s`, and retention."""
-        return (
-            loop("scaler outbox relay", lambda: self.relay.run(self.settings.outbox_poll_s)),
-            periodic("scaler evaluation", self.settings.evaluation_interval_s, self.evaluation_round),
-            retention_job(self.runtime.sessions, self.settings, retained(self.settings)),
-        )
+    def rounds(self) -> Sequence[Job]:
+        """An evaluation round every `evaluation_interval_s`."""
+        return (periodic("scaler evaluation", self.settings.evaluation_interval_s, self.evaluation_round),)
 
-    async def prepare(self) -> None:
-        """Relay what an earlier run left in the outbox as soon as the relay starts."""
-        self.relay.notify()
+    def retained(self) -> Sequence[Kept]:
+        """Inbox, sent outbox, monitor signals and resolved actions."""
+        return retained(self.settings)
 
     async def evaluation_round(self) -> None:
         """Evaluate, then compact the history when `compaction_interval_s` has passed."""

@@ -60,7 +60,7 @@ async def rows_for(runtime, model_id: str) -> int:
 async def test_event_is_stored_once_even_when_delivered_twice(scaler_settings, kafka_bootstrap):
     model_id = f"model-{uuid.uuid4().hex[:8]}"
     event = demand_event(model_id)
-    _app, runtime = create_app(scaler_settings)
+    runtime = create_app(scaler_settings)[1].runtime
     async with running(runtime.broker):
         await produce_raw(kafka_bootstrap, DEMAND.name, [event.model_dump_json().encode()], key=model_id.encode())
         assert await wait_for(lambda: rows_for(runtime, model_id), timeout=30) == 1
@@ -88,7 +88,7 @@ async def test_unreadable_messages_are_dead_lettered_and_consumption_goes_on(sca
     not_json = f"{{this is not json {model_id}".encode()
     invalid = json.dumps({"source": "test", "model_id": model_id, "requests": -5}).encode()
     good = demand_event(model_id)
-    _app, runtime = create_app(scaler_settings)
+    runtime = create_app(scaler_settings)[1].runtime
     group = scaler_settings.group_id
     async with running(runtime.broker):
         await produce_raw(

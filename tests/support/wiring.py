@@ -1,25 +1,31 @@
 """Handler wiring without Kafka or Postgres: FastStream's in-memory broker, stand-ins for use cases, dead letters.
 
 A test builds a broker with `wiring_broker()`, collects its dead letters with `dead_letters(broker)`,
-lets the service's `handlers.register` subscribe on it, replaces the use cases the handlers call
-with `UseCase` stand-ins, and publishes inside `TestKafkaBroker(broker)`: each message runs
-through the real `shared.subscribe` consumer (parse, inbox name, retries, dead-lettering).
+lets the service's `handlers.register(app)` subscribe on it (`app` a `FakeApp`: a `ServiceApp` over
+stand-ins), replaces the use cases the handlers call with `UseCase` stand-ins, and publishes inside
+`TestKafkaBroker(broker)`: each message runs through the real `shared.subscribe` consumer (parse,
+inbox name, retries, dead-lettering).
 """
 
 from __future__ import annotations
 
 import base64
 from dataclasses import dataclass, field
+from types import SimpleNamespace
 from typing import Any
 
 from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
 from opentelemetry.sdk.trace import TracerProvider
+from sqlalchemy import MetaData
 
 from shared.broker import create_broker, publish_event
 from shared.events import DEADLETTER, DeadLettered, Event, Topic
+from shared.outbox import outbox_table
+from shared.runtime import ServiceApp
 
 UNREADABLE = b"{not json"
+SESSIONS = object()  # stands in for the session factory: the handlers only pass it on
 
 
 def wiring_broker() -> KafkaBroker:
@@ -28,6 +34,33 @@ def wiring_broker() -> KafkaBroker:
     `TestKafkaBroker` replaces its connection, so the address is never dialled.
     """
     return create_broker("127.0.0.1:9", "llmfleet-wiring-test", TracerProvider())
+
+
+class CountingRelay:
+    """Stands in for the outbox relay: counts its wake-ups."""
+
+    def __init__(self) -> None:
+        self.notified = 0
+
+    def notify(self) -> None:
+        self.notified += 1
+
+
+class FakeApp(ServiceApp[Any, Any]):
+    """A `ServiceApp` over stand-ins, as `register(app)` sees one: its real `subscribe` on the in-memory
+    broker, a token for the session factory, a relay that counts wake-ups; each service's test adds
+    its metrics and dependencies."""
+
+    def __init__(self, broker: KafkaBroker, settings: Any, metrics: Any = None) -> None:
+        runtime: Any = SimpleNamespace(broker=broker, sessions=SESSIONS)
+        super().__init__(runtime, settings, metrics, outbox_table(MetaData()))
+        self.counting = CountingRelay()
+        self.relay = self.counting  # type: ignore[assignment]  # only notify() is called
+
+    @property
+    def notified(self) -> int:
+        """How many times the handlers woke the relay."""
+        return self.counting.notified
 
 
 @dataclass

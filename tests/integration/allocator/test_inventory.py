@@ -88,14 +88,13 @@ async def test_metrics_report_pools_and_servers_by_state(test_fleet):
 
 async def test_concurrent_scaling_actions_never_over_allocate(test_fleet):
     from services.allocator.adapters.orm import server
-    from services.allocator.app import build_allocator
+    from services.allocator.app import create_app
     from services.allocator.use_cases import planning
     from shared.events import ActionKind, ScalingActionRequested
-    from shared.runtime import create_runtime
 
     settings = test_fleet.settings.model_copy(update={"max_servers": 10, "db_pool_size": 8})
-    runtime = create_runtime(settings)
-    allocator = build_allocator(settings, runtime)
+    _app, service = create_app(settings)
+    runtime, allocator = service.runtime, service.allocator
 
     def action(n: int) -> ScalingActionRequested:
         return ScalingActionRequested(

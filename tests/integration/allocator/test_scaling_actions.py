@@ -72,7 +72,7 @@ async def servers_of(runtime: Any, prefix: str) -> list[Any]:
 async def test_scale_up_starts_a_server_that_answers_and_unload_stops_it(test_fleet, kafka_bootstrap):
     settings, region, model = test_fleet.settings, test_fleet.region, test_fleet.echo
     await start_group_at_end(kafka_bootstrap, settings.group_id, SCALING_ACTIONS.name, PRICES.name)
-    _app, runtime = create_app(settings)
+    runtime = create_app(settings)[1].runtime
     up = request(model, region, ActionKind.SCALE_UP, 2)
     async with running(runtime.broker):
         await send(kafka_bootstrap, up)
@@ -129,7 +129,7 @@ async def test_scale_up_starts_a_server_that_answers_and_unload_stops_it(test_fl
 async def test_failures_say_why_and_give_the_gpus_back(test_fleet, kafka_bootstrap):
     settings, region = test_fleet.settings, test_fleet.region
     await start_group_at_end(kafka_bootstrap, settings.group_id, SCALING_ACTIONS.name, PRICES.name)
-    _app, runtime = create_app(settings)
+    runtime = create_app(settings)[1].runtime
     ghost = request(test_fleet.ghost, region, ActionKind.SCALE_UP, 1)
     too_many = request(test_fleet.echo, region, ActionKind.SCALE_UP, 100)
     unknown = request(f"unknown-{uuid.uuid4().hex[:6]}", region, ActionKind.PRELOAD, 1)
@@ -151,21 +151,20 @@ async def test_failures_say_why_and_give_the_gpus_back(test_fleet, kafka_bootstr
 
 
 async def test_an_action_cut_short_after_planning_is_carried_on_when_redelivered(test_fleet, kafka_bootstrap):
-    from services.allocator.app import build_allocator
     from services.allocator.use_cases import planning
-    from shared.runtime import create_runtime
 
     settings, region = test_fleet.settings, test_fleet.region
     await start_group_at_end(kafka_bootstrap, settings.group_id, SCALING_ACTIONS.name, PRICES.name)
     up = request(test_fleet.echo, region, ActionKind.PRELOAD, 1)
     # A first delivery that planned and took the GPUs, then died before starting the server.
-    crashed = create_runtime(settings)
-    assert await planning.plan_action(build_allocator(settings, crashed), "allocator.on_scaling_action_requested", up)
+    _app, first = create_app(settings)
+    crashed = first.runtime
+    assert await planning.plan_action(first.allocator, "allocator.on_scaling_action_requested", up)
     assert [s.state for s in await servers_of(crashed, settings.server_prefix)] == ["starting"]
     assert await available(crashed, region) == 2
     await crashed.close()
 
-    _app, runtime = create_app(settings)
+    runtime = create_app(settings)[1].runtime
     async with running(runtime.broker):
         await send(kafka_bootstrap, up)  # Kafka delivers it again: the offset was never committed
         events = await events_of(kafka_bootstrap, up.action_id, has("server_allocated", "model_loaded"))
@@ -179,7 +178,7 @@ async def test_an_action_cut_short_after_planning_is_carried_on_when_redelivered
 async def test_published_prices_set_the_cost_of_new_servers(test_fleet, kafka_bootstrap):
     settings, region = test_fleet.settings, test_fleet.region
     await start_group_at_end(kafka_bootstrap, settings.group_id, SCALING_ACTIONS.name, PRICES.name)
-    _app, runtime = create_app(settings)
+    runtime = create_app(settings)[1].runtime
     prices = PricesPublished(
         source="test",
         prices=[

@@ -39,17 +39,17 @@ async def cost_app(request, kafka_bootstrap, database_url, gpu_type):
     await asyncio.to_thread(migrate, settings)
     topics = (ALLOCATIONS.name, SERVER_METRICS.name, DEMAND.name, FORECASTS.name, COST_REPORTS.name)
     await start_group_at_end(kafka_bootstrap, settings.group_id, *topics)
-    _app, runtime = create_app(settings)
+    _app, cost = create_app(settings)
+    runtime = cost.runtime
     await operations.set_gpu_rate(runtime.sessions, GpuRate(gpu_type, 4.10, 1.23, 2.87), "test", datetime.now(UTC))
     async with running(runtime.broker):
-        assert runtime.worker is not None
-        await runtime.worker.start()
-        yield runtime
-        await runtime.worker.stop()
+        await cost.start()
+        yield cost
+        await cost.stop()
         await _remove_test_rows(runtime, gpu_type)
         # The shared stack's latest price list should not keep listing the test's GPU type.
         await operations.publish_prices(runtime.sessions, "test", datetime.now(UTC))
-        await runtime.worker.relay.publish_pending()
+        await cost.relay.publish_pending()
     await runtime.close()
 
 

@@ -116,7 +116,7 @@ def values(records, **match) -> list[dict]:
 
 
 async def test_events_lead_to_a_report_and_recommendations_once(cost_app, kafka_bootstrap, gpu_type):
-    runtime, model = cost_app, f"model-{uuid.uuid4().hex[:8]}"
+    runtime, model = cost_app.runtime, f"model-{uuid.uuid4().hex[:8]}"
     allocations, others = fleet_events(gpu_type, model)
     await produce_twice(kafka_bootstrap, ALLOCATIONS.name, allocations, model)
     await produce_twice(kafka_bootstrap, SERVER_METRICS.name, others[:1], model)
@@ -141,8 +141,8 @@ async def test_events_lead_to_a_report_and_recommendations_once(cost_app, kafka_
             assert (await session.execute(count)).scalar_one() == 1
         assert (await session.execute(select(func.count()).select_from(server_utilization))).scalar_one() >= 1
 
-    first = await runtime.worker.cycle_once()
-    second = await runtime.worker.cycle_once()  # nothing changed: no recommendation again
+    first = await cost_app.cycle_once()
+    second = await cost_app.cycle_once()  # nothing changed: no recommendation again
     assert first is not None and second is not None
     assert first.report.by_gpu_type_per_hour[gpu_type] == pytest.approx(41.0)  # 10 x 4.10
     assert first.report.per_1k_tokens[model] == pytest.approx(41.0 / 410)  # 410,000 tokens in the hour
@@ -176,13 +176,13 @@ async def test_events_lead_to_a_report_and_recommendations_once(cost_app, kafka_
 
 
 async def test_applying_a_recommendation_is_explicit_and_happens_once(cost_app, kafka_bootstrap, gpu_type):
-    runtime, model = cost_app, f"model-{uuid.uuid4().hex[:8]}"
+    runtime, model = cost_app.runtime, f"model-{uuid.uuid4().hex[:8]}"
     allocations, others = fleet_events(gpu_type, model)
     await produce_raw(kafka_bootstrap, ALLOCATIONS.name, [e.model_dump_json().encode() for e in allocations])
     await produce_raw(kafka_bootstrap, SERVER_METRICS.name, [others[0].model_dump_json().encode()])
 
     async def spot_recommended():
-        result = await runtime.worker.cycle_once()
+        result = await cost_app.cycle_once()
         found = [e for e in (result.announced if result else []) if e.gpu_type == gpu_type and e.kind == "spot"]
         return found[0] if found else None
 
@@ -194,7 +194,7 @@ async def test_applying_a_recommendation_is_explicit_and_happens_once(cost_app, 
     again = await operations.apply_recommendation(runtime.sessions, spot.recommendation_id, "other", "test", now)
     assert [e.model_dump() for e in again] == [e.model_dump() for e in events]
     assert events[0].changes == {"on_demand": -7, "spot": 7}
-    runtime.worker.relay.notify()
+    cost_app.relay.notify()
     actions = await collect(
         kafka_bootstrap, SCALING_ACTIONS.name, lambda rs: len(values(rs, request_id=request_id)) >= 1
     )
@@ -218,7 +218,8 @@ async def test_reports_on_schedule_and_on_demand_once_and_prices_are_published(c
     assert len(values(later, requested_by=request.request_id)) == 1
 
     def scheduled() -> bool:
-        return (cost_app.registry.get_sample_value("llmfleet_cost_reports_total", {"trigger": "schedule"}) or 0) >= 1
+        registry = cost_app.runtime.registry
+        return (registry.get_sample_value("llmfleet_cost_reports_total", {"trigger": "schedule"}) or 0) >= 1
 
     assert await wait_for(scheduled, timeout=20)
 

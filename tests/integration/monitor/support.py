@@ -10,25 +10,25 @@ from typing import Any
 
 import aiohttp
 
-from services.monitor.app import Monitor, create_monitor
+from services.monitor.app import create_app
+from services.monitor.jobs import MonitorApp
 from services.monitor.settings import MonitorSettings
 from shared.events import ALLOCATIONS, DEMAND, PRICES, SCALING_ACTIONS, Event, Topic
 from tests.integration.helpers import collect, produce_raw, running, start_group_at_end
 
 
 @contextlib.asynccontextmanager
-async def running_monitor(settings: MonitorSettings) -> AsyncIterator[Monitor]:
-    """A monitor consuming only what the test sends, with its loops running."""
+async def running_monitor(settings: MonitorSettings) -> AsyncIterator[MonitorApp]:
+    """A monitor consuming only what the test sends, with its jobs running."""
     topics = (ALLOCATIONS.name, DEMAND.name, PRICES.name, SCALING_ACTIONS.name)
     await start_group_at_end(settings.kafka_bootstrap, settings.group_id, *topics)
-    monitor = create_monitor(settings)
+    _app, monitor = create_app(settings)
     async with running(monitor.runtime.broker):
-        await monitor.start_loops()
+        await monitor.start()
         try:
             yield monitor
         finally:
-            await monitor.background.stop()
-            await monitor.scraper.close()
+            await monitor.stop()
     await monitor.runtime.close()
 
 

@@ -63,7 +63,7 @@ async def test_a_latency_breach_fires_once_and_resolves_once(monitor_settings):
         assert signals[0]["factor"] == pytest.approx(3500 / 2000 - 1)
         labels = {"model": model_id, "region": "us-east-1"}
         last = await wait_for(
-            lambda: monitor.registry.get_sample_value("llmfleet_monitor_latency_p95_ms", labels) == 1500
+            lambda: monitor.runtime.registry.get_sample_value("llmfleet_monitor_latency_p95_ms", labels) == 1500
         )
         assert last, "the exported p95 is not the last window's"
 

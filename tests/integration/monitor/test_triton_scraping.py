@@ -100,7 +100,7 @@ async def test_a_loaded_triton_server_appears_in_tables_and_events(triton_server
         events = await read(bootstrap, SERVER_METRICS, {"server_id": server_id, "model_id": model_id}, count=1)
         assert any(e["requests_ok"] == LOAD for e in events)
         assert all(e["utilization_derived"] and e["gpu_type"] == "a100_80gb" for e in events)
-        exported = monitor.registry.get_sample_value(
+        exported = monitor.runtime.registry.get_sample_value(
             "llmfleet_monitor_gpu_utilization", {"server": server_id, "region": "us-east-1", "gpu_type": "a100_80gb"}
         )
         assert exported is not None and 0.0 <= exported <= 1.0
@@ -116,7 +116,7 @@ async def test_a_killed_server_raises_target_down_and_resolves_when_back(triton_
         match = {"rule": "scrape_target_down", "scope.server_id": server_id}
         firing = await read(bootstrap, ALERTS, match, count=1)
         assert [(e["state"], e["severity"], e["value"]) for e in firing] == [("firing", "critical", 3.0)]
-        down = monitor.registry.get_sample_value("llmfleet_monitor_scrape_targets", {"state": "down"})
+        down = monitor.runtime.registry.get_sample_value("llmfleet_monitor_scrape_targets", {"state": "down"})
         assert down is not None and down >= 1
         await asyncio.to_thread(
             triton.start_server, triton_server["name"], triton.PROFILES["a100_80gb"], ["echo"], None, 8000, "us-east-1"

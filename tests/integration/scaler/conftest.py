@@ -10,9 +10,11 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from services.scaler.app import ScalerRuntime, create_app, migrate
+from services.scaler.app import create_app, migrate
+from services.scaler.jobs import ScalerApp
 from services.scaler.settings import ScalerSettings
 from shared.events import ALLOCATIONS, DEMAND, MODEL_REQUESTS, SCALING_SIGNALS, SERVER_METRICS, DemandWindowReported
+from shared.runtime import Runtime
 from tests.integration.helpers import collect, produce_raw, running, start_group_at_end, wait_for
 
 BUCKET_S = 10
@@ -40,23 +42,23 @@ def scaler_settings(kafka_bootstrap: str, database_url) -> ScalerSettings:
 
 
 @pytest.fixture
-async def scaler(scaler_settings: ScalerSettings, kafka_bootstrap: str) -> AsyncIterator[ScalerRuntime]:
+async def scaler(scaler_settings: ScalerSettings, kafka_bootstrap: str) -> AsyncIterator[ScalerApp]:
     topics = (DEMAND, SERVER_METRICS, SCALING_SIGNALS, MODEL_REQUESTS, ALLOCATIONS)
     await start_group_at_end(kafka_bootstrap, scaler_settings.group_id, *(t.name for t in topics))
-    _app, runtime = create_app(scaler_settings)
-    assert runtime.worker is not None
+    _app, scaler = create_app(scaler_settings)
+    runtime = scaler.runtime
     async with running(runtime.broker):
         # Five subscribers join one group one after another; wait for the last rebalance.
         assert await wait_for(lambda: _all_assigned(runtime), timeout=60, interval=0.5)
-        await runtime.worker.start()
+        await scaler.start()
         try:
-            yield runtime
+            yield scaler
         finally:
-            await runtime.worker.stop()
+            await scaler.stop()
     await runtime.close()
 
 
-def _all_assigned(runtime: ScalerRuntime) -> bool:
+def _all_assigned(runtime: Runtime) -> bool:
     consumers = [getattr(sub, "consumer", None) for sub in runtime.broker.subscribers]
     return all(c is not None and c.assignment() for c in consumers)
 

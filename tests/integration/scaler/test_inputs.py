@@ -56,11 +56,11 @@ async def test_high_utilization_scales_up_a_model_the_forecast_alone_would_not(s
         for s in servers[:2]
     ]  # fmt: skip
     await send(kafka_bootstrap, SERVER_METRICS.name, busy, key=model_id)
-    assert await wait_for(lambda: _ready(scaler, model_id), timeout=60)
+    assert await wait_for(lambda: _ready(scaler.runtime, model_id), timeout=60)
     await settle()
-    assert await count(scaler, model_placement, model_id) == 2
+    assert await count(scaler.runtime, model_placement, model_id) == 2
 
-    result = await scaler.worker.evaluate_once(now)
+    result = await scaler.evaluate_once(now)
     assert result is not None
     actions = await read_events(kafka_bootstrap, SCALING_ACTIONS.name, model_id, want=2)
     by_region = {a["region"]: a for a in actions}
@@ -69,7 +69,7 @@ async def test_high_utilization_scales_up_a_model_the_forecast_alone_would_not(s
     assert "rule=utilization_high" in up["reason"] and "utilization=0.95" in up["reason"]
     assert by_region["eu-west-1"]["kind"] == "preload"  # warm: us-east-1 and eu-west-1
 
-    registry = scaler.registry
+    registry = scaler.runtime.registry
     assert registry.get_sample_value("llmfleet_scaler_model_tier", {"model": model_id, "tier": "warm"}) == 1.0
     assert registry.get_sample_value("llmfleet_scaler_model_tier", {"model": model_id, "tier": "hot"}) == 0.0
     rph = registry.get_sample_value("llmfleet_scaler_forecast_requests_per_hour", {"model": model_id})
@@ -96,10 +96,10 @@ async def test_aged_history_is_compacted_to_hours_with_its_totals(scaler):
          "latency_p95_ms": 5.0 + i}
         for i in range(12)  # two hours of windows
     ]  # fmt: skip
-    async with scaler.sessions.begin() as session:
+    async with scaler.runtime.sessions.begin() as session:
         await session.execute(demand_window.insert(), rows)
-    await scaler.worker.compact_once()
-    async with scaler.sessions() as session:
+    await scaler.compact_once()
+    async with scaler.runtime.sessions() as session:
         query = (
             select(demand_window.c.window_start, demand_window.c.requests, demand_window.c.latency_p95_ms)
             .where(demand_window.c.model_id == model_id)
@@ -110,9 +110,9 @@ async def test_aged_history_is_compacted_to_hours_with_its_totals(scaler):
         (old, 42, 10.0),
         (old + timedelta(hours=1), 42, 16.0),
     ]
-    await scaler.worker.compact_once()  # again: nothing changes
-    assert await count(scaler, demand_window, model_id) == 2
-    assert await count(scaler, scaling_action, model_id) == 0
+    await scaler.compact_once()  # again: nothing changes
+    assert await count(scaler.runtime, demand_window, model_id) == 2
+    assert await count(scaler.runtime, scaling_action, model_id) == 0
 
 
 async def test_a_monitor_signal_about_a_server_scales_its_model_and_a_released_server_takes_its_models(
@@ -131,11 +131,11 @@ async def test_a_monitor_signal_about_a_server_scales_its_model_and_a_released_s
         threshold=50, factor=0.5,
     )  # fmt: skip
     await send(kafka_bootstrap, SCALING_SIGNALS.name, [signal], key=server)
-    assert await wait_for(lambda: _signalled(scaler, model_id, signal.event_id), timeout=60)
+    assert await wait_for(lambda: _signalled(scaler.runtime, model_id, signal.event_id), timeout=60)
     # Two loads, then the spare server released: its copy is gone with it.
-    assert await wait_for(lambda: _placed(scaler, model_id, server, released.event_id), timeout=60)
+    assert await wait_for(lambda: _placed(scaler.runtime, model_id, server, released.event_id), timeout=60)
 
-    await scaler.worker.evaluate_once(now)
+    await scaler.evaluate_once(now)
     actions = await read_events(kafka_bootstrap, SCALING_ACTIONS.name, model_id, want=1)
     up = next(a for a in actions if a["region"] == "eu-west-1")
     assert (up["kind"], up["current_instances"], up["target_instances"]) == ("scale_up", 1, 2)

@@ -48,10 +48,10 @@ async def test_demand_windows_lead_to_a_forecast_and_a_scale_up(scaler, kafka_bo
     await send(kafka_bootstrap, DEMAND.name, windows, key=model_id)
     loaded = ModelLoaded(source="test", server_id=f"srv-{model_id}", model_id=model_id, region="us-east-1")
     await send(kafka_bootstrap, ALLOCATIONS.name, [loaded], key=model_id)
-    assert await wait_for(lambda: _has(scaler, model_id, 24), timeout=60)
+    assert await wait_for(lambda: _has(scaler.runtime, model_id, 24), timeout=60)
     await settle()  # the placement arrives on another topic
 
-    result = await scaler.worker.evaluate_once(now)
+    result = await scaler.evaluate_once(now)
     assert result is not None
     forecasts = await read_events(kafka_bootstrap, FORECASTS.name, model_id, want=1)
     assert forecasts and forecasts[0]["region"] == "us-east-1"
@@ -73,20 +73,20 @@ async def test_demand_windows_lead_to_a_forecast_and_a_scale_up(scaler, kafka_bo
     )
     assert by_region["us-east-1"]["inputs"]["required"] == pytest.approx(1.8, abs=0.2)
     assert {by_region[r]["kind"] for r in ("eu-west-1", "ap-southeast-1")} == {"preload"}
-    rows = await actions_of(scaler, model_id)
+    rows = await actions_of(scaler.runtime, model_id)
     # Recorded with its inputs (an allocator on the shared broker may already have answered it).
     recorded = next(r for r in rows if r.action_id == by_region["us-east-1"]["action_id"])
     assert (recorded.rule, recorded.policy, recorded.tier) == ("forecast_above_capacity", "aggressive", "hot")
     assert recorded.confidence > 0.9 and 1500 < recorded.forecast_rph < 2100 and recorded.utilization is None
 
     # Redelivered windows change nothing: same rows, same totals, and no new action (one is pending).
-    before = await demand_of(scaler, model_id)
+    before = await demand_of(scaler.runtime, model_id)
     await send(kafka_bootstrap, DEMAND.name, windows, key=model_id)
     marker = steady_windows(model_id, "eu-west-1", per_window=1, buckets=1, now=now)
     await send(kafka_bootstrap, DEMAND.name, marker, key=model_id)
-    assert await wait_for(lambda: _has(scaler, model_id, 25), timeout=60)
+    assert await wait_for(lambda: _has(scaler.runtime, model_id, 25), timeout=60)
     await settle()
-    assert await demand_of(scaler, model_id) == (before[0] + 1, before[1] + 1)
+    assert await demand_of(scaler.runtime, model_id) == (before[0] + 1, before[1] + 1)
 
 
 async def _has(runtime, model_id: str, rows: int) -> bool:
@@ -104,13 +104,13 @@ async def test_cold_start_preloads_once_and_the_allocator_confirms(scaler, kafka
     assert (action["kind"], action["priority"], action["target_instances"]) == ("preload", "high", 1)
     assert "rule=cold_start" in action["reason"] and "pending_requests=3" in action["reason"]
     await settle()
-    assert len(await actions_of(scaler, model_id)) == 1  # the redelivery and the second request added none
+    assert len(await actions_of(scaler.runtime, model_id)) == 1  # the redelivery and the second request added none
 
     loaded = ModelLoaded(
         source="test", server_id=f"srv-{model_id}", model_id=model_id, region="eu-west-1", action_id=action["action_id"]
     )
     await send(kafka_bootstrap, ALLOCATIONS.name, [loaded], key=model_id)
-    assert await wait_for(lambda: _status(scaler, model_id, "confirmed"), timeout=60)
+    assert await wait_for(lambda: _status(scaler.runtime, model_id, "confirmed"), timeout=60)
 
 
 async def _status(runtime, model_id: str, status: str) -> bool:
@@ -123,17 +123,17 @@ async def test_an_unconfirmed_action_is_reported_overdue(scaler, kafka_bootstrap
     requested_at = datetime.now(UTC)
     action = cold_start(model_id, "us-east-1", instances=0, pending=False, policy="aggressive")
     assert action is not None
-    async with scaler_store(scaler.sessions).transaction() as repo:
+    async with scaler_store(scaler.runtime.sessions).transaction() as repo:
         await repo.save_action(action, f"late-{model_id}", requested_at)
 
     later = requested_at + timedelta(seconds=scaler_settings.action_timeout_s + 1)
-    result = await scaler.worker.evaluate_once(later)
+    result = await scaler.evaluate_once(later)
     assert result is not None and [e.action_id for e in result.overdue if e.model_id == model_id] == [
         f"late-{model_id}"
     ]
     events = await read_events(kafka_bootstrap, SCALING_ACTIONS.name, model_id, want=1)
     assert [e["type"] for e in events] == ["scaling_action_overdue"]
     assert events[0]["waited_s"] == pytest.approx(scaler_settings.action_timeout_s + 1, abs=0.01)
-    assert await _status(scaler, model_id, "overdue")
-    overdue = scaler.registry.get_sample_value("llmfleet_scaler_actions_overdue_total")
+    assert await _status(scaler.runtime, model_id, "overdue")
+    overdue = scaler.runtime.registry.get_sample_value("llmfleet_scaler_actions_overdue_total")
     assert overdue is not None and overdue >= 1

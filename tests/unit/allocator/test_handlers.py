@@ -11,6 +11,7 @@ from services.allocator import handlers
 from shared.events import PRICES, SCALING_ACTIONS, DeadLettered, Topic
 from tests.support import sample_events
 from tests.support.wiring import (
+    FakeApp,
     UseCase,
     assert_dead_lettered,
     dead_letters,
@@ -20,7 +21,16 @@ from tests.support.wiring import (
 )
 
 GROUP = "llmfleet-allocator"
-ALLOCATOR = SimpleNamespace(settings=SimpleNamespace(service_name="allocator"))
+SETTINGS = SimpleNamespace(group_id=GROUP, service_name="allocator")
+ALLOCATOR = SimpleNamespace(settings=SETTINGS)  # what the use cases get: the handlers only pass it on
+
+
+class FakeAllocatorApp(FakeApp):
+    """What `register` uses of `AllocatorApp`: the runtime, settings and `allocator`."""
+
+    def __init__(self, broker: KafkaBroker) -> None:
+        super().__init__(broker, SETTINGS)
+        self.allocator = ALLOCATOR
 
 
 class Wired:
@@ -35,7 +45,8 @@ class Wired:
         monkeypatch.setattr(handlers.prices, "record_prices", self.record_prices)
         self.broker: KafkaBroker = wiring_broker()
         self.letters: list[DeadLettered] = dead_letters(self.broker)
-        handlers.register(self.broker, ALLOCATOR, GROUP)
+        self.app = FakeAllocatorApp(self.broker)
+        handlers.register(self.app)  # type: ignore[arg-type]  # a stand-in for AllocatorApp
 
     def called(self) -> bool:
         return any(case.calls for case in (self.plan_action, self.carry_out, self.record_prices))

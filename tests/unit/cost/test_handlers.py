@@ -12,6 +12,8 @@ from services.cost import handlers
 from shared.events import ALLOCATIONS, COST_REPORTS, DEMAND, FORECASTS, SERVER_METRICS, DeadLettered, Event, Topic
 from tests.support import sample_events
 from tests.support.wiring import (
+    SESSIONS,
+    FakeApp,
     UseCase,
     assert_dead_lettered,
     dead_letters,
@@ -21,16 +23,14 @@ from tests.support.wiring import (
 )
 
 GROUP = "llmfleet-cost"
-SESSIONS = object()  # stands in for the session factory: the handlers only pass it on
 SUBSCRIBED = (ALLOCATIONS, SERVER_METRICS, DEMAND, FORECASTS, COST_REPORTS)
 
 
-class FakeWorker:
-    """What `register` uses of the cost `Worker`: the runtime, a cycle context, `reflect`."""
+class FakeCostApp(FakeApp):
+    """What `register` uses of `CostApp`: the runtime and settings, a cycle context, `reflect`."""
 
     def __init__(self, broker: KafkaBroker) -> None:
-        settings = SimpleNamespace(group_id=GROUP, service_name="cost")
-        self.runtime = SimpleNamespace(broker=broker, sessions=SESSIONS, settings=settings)
+        super().__init__(broker, SimpleNamespace(group_id=GROUP, service_name="cost"))
         self.reflected: list[Any] = []
 
     def context(self, trigger: str = "schedule", requested_by: str | None = None) -> tuple[str, str | None]:
@@ -50,8 +50,8 @@ class Wired:
         monkeypatch.setattr(handlers.reporting, "report_on_request", self.report_on_request)
         self.broker: KafkaBroker = wiring_broker()
         self.letters: list[DeadLettered] = dead_letters(self.broker)
-        self.worker = FakeWorker(self.broker)
-        handlers.register(self.worker)
+        self.app = FakeCostApp(self.broker)
+        handlers.register(self.app)  # type: ignore[arg-type]  # a stand-in for CostApp
 
 
 @pytest.mark.parametrize(
@@ -79,7 +79,7 @@ async def test_a_report_request_runs_an_on_demand_cycle_and_updates_the_metrics(
         await publish(br, COST_REPORTS, event)
     context = ("on_demand", "r1")
     assert wired.report_on_request.calls == [(SESSIONS, "cost.on_cost_report_requested", event, context)]
-    assert wired.worker.reflected == ["report"]
+    assert wired.app.reflected == ["report"]
     assert wired.record.calls == []
 
 
@@ -87,7 +87,7 @@ async def test_its_own_reports_on_the_same_topic_are_ignored(monkeypatch):
     wired = Wired(monkeypatch)
     async with TestKafkaBroker(wired.broker) as br:
         await publish(br, COST_REPORTS, sample_events.cost_reported())
-    assert wired.report_on_request.calls == [] and wired.worker.reflected == [] and wired.letters == []
+    assert wired.report_on_request.calls == [] and wired.app.reflected == [] and wired.letters == []
 
 
 @pytest.mark.parametrize("topic", SUBSCRIBED, ids=lambda t: t.name)

@@ -14,6 +14,8 @@ from shared.events import ALLOCATIONS, DEMAND, PRICES, SCALING_ACTIONS, DeadLett
 from shared.metrics import new_registry
 from tests.support import sample_events
 from tests.support.wiring import (
+    SESSIONS,
+    FakeApp,
     UseCase,
     assert_dead_lettered,
     dead_letters,
@@ -23,7 +25,6 @@ from tests.support.wiring import (
 )
 
 GROUP = "llmfleet-monitor"
-SESSIONS = object()  # stands in for the session factory: the handlers only pass it on
 SETTINGS = SimpleNamespace(group_id=GROUP, service_name="monitor")
 CHANGED = Verdict(signals=[sample_events.scaling_signal()])
 USE_CASES = ("on_allocation_changed", "on_demand_window", "on_prices_published", "on_scaling_action_overdue")
@@ -40,13 +41,8 @@ class Wired:
         self.broker: KafkaBroker = wiring_broker()
         self.letters: list[DeadLettered] = dead_letters(self.broker)
         self.registry = new_registry()
-        self.metrics = MonitorMetrics(self.registry)
-        self.notified = 0
-        runtime = SimpleNamespace(broker=self.broker, sessions=SESSIONS)
-        handlers.register(runtime, SETTINGS, self.metrics, self.notify)
-
-    def notify(self) -> None:
-        self.notified += 1
+        self.app = FakeApp(self.broker, SETTINGS, MonitorMetrics(self.registry))
+        handlers.register(self.app)  # type: ignore[arg-type]  # a stand-in for MonitorApp
 
 
 async def test_an_allocation_change_is_recorded_and_a_verdict_wakes_the_relay(monkeypatch):
@@ -55,7 +51,7 @@ async def test_an_allocation_change_is_recorded_and_a_verdict_wakes_the_relay(mo
     async with TestKafkaBroker(wired.broker) as br:
         await publish(br, ALLOCATIONS, event)
     assert wired.cases["on_allocation_changed"].calls == [(SESSIONS, SETTINGS, "monitor.on_allocation_changed", event)]
-    assert wired.notified == 1 and wired.letters == []
+    assert wired.app.notified == 1 and wired.letters == []
 
 
 async def test_a_demand_window_is_recorded_and_its_p95_exported(monkeypatch):
@@ -64,7 +60,7 @@ async def test_a_demand_window_is_recorded_and_its_p95_exported(monkeypatch):
     async with TestKafkaBroker(wired.broker) as br:
         await publish(br, DEMAND, event)
     assert wired.cases["on_demand_window"].calls == [(SESSIONS, SETTINGS, "monitor.on_demand_window_reported", event)]
-    assert wired.notified == 1
+    assert wired.app.notified == 1
     labels = {"model": "m", "region": "us-east-1"}
     assert wired.registry.get_sample_value("llmfleet_monitor_latency_p95_ms", labels) == 850.0
 
@@ -75,7 +71,7 @@ async def test_a_verdict_with_nothing_new_does_not_wake_the_relay(monkeypatch):
         await publish(br, DEMAND, sample_events.demand_window(latency_p95_ms=None))
         await publish(br, ALLOCATIONS, sample_events.server_allocated())
     assert len(wired.cases["on_demand_window"].calls) == 1 and len(wired.cases["on_allocation_changed"].calls) == 1
-    assert wired.notified == 0
+    assert wired.app.notified == 0
 
 
 async def test_published_prices_are_recorded(monkeypatch):
@@ -92,7 +88,7 @@ async def test_an_overdue_action_is_judged_under_the_inbox_name_its_rows_carry(m
     async with TestKafkaBroker(wired.broker) as br:
         await publish(br, SCALING_ACTIONS, event)
     assert wired.cases["on_scaling_action_overdue"].calls == [(SESSIONS, SETTINGS, "monitor.on_overdue", event)]
-    assert wired.notified == 1
+    assert wired.app.notified == 1
 
 
 @pytest.mark.parametrize(

@@ -24,6 +24,8 @@ from shared.events import (
 )
 from tests.support import sample_events
 from tests.support.wiring import (
+    SESSIONS,
+    FakeApp,
     UseCase,
     assert_dead_lettered,
     dead_letters,
@@ -33,23 +35,16 @@ from tests.support.wiring import (
 )
 
 GROUP = "llmfleet-scaler"
-SESSIONS = object()  # stands in for the session factory: the handlers only pass it on
 SUBSCRIBED = (DEMAND, SERVER_METRICS, SCALING_SIGNALS, MODEL_REQUESTS, ALLOCATIONS)
 
 
-class FakeWorker:
-    """What `register` uses of the scaler `Worker`: runtime, settings, metrics and relay."""
+class FakeScalerApp(FakeApp):
+    """What `register` uses of `ScalerApp`: runtime, settings (the policy), metrics that count actions, relay."""
 
     def __init__(self, broker: KafkaBroker) -> None:
-        self.runtime = SimpleNamespace(broker=broker, sessions=SESSIONS)
-        self.settings = SimpleNamespace(group_id=GROUP, service_name="scaler", policy=PolicyName.CONSERVATIVE)
         self.counted: list[ScalingActionRequested] = []
-        self.notified = 0
-        self.metrics = SimpleNamespace(action=self.counted.append)
-        self.relay = SimpleNamespace(notify=self.notify)
-
-    def notify(self) -> None:
-        self.notified += 1
+        settings = SimpleNamespace(group_id=GROUP, service_name="scaler", policy=PolicyName.CONSERVATIVE)
+        super().__init__(broker, settings, SimpleNamespace(action=self.counted.append))
 
 
 class Wired:
@@ -66,8 +61,8 @@ class Wired:
         monkeypatch.setattr(handlers.cold_starts, "request_cold_start", self.cases["request_cold_start"])
         self.broker: KafkaBroker = wiring_broker()
         self.letters: list[DeadLettered] = dead_letters(self.broker)
-        self.worker = FakeWorker(self.broker)
-        handlers.register(self.worker)
+        self.app = FakeScalerApp(self.broker)
+        handlers.register(self.app)  # type: ignore[arg-type]  # a stand-in for ScalerApp
 
     def only_call(self, name: str) -> tuple[Any, ...]:
         """The arguments of the one use-case call there was, which must be `name`'s."""
@@ -114,7 +109,7 @@ async def test_a_model_request_asks_for_a_cold_start_under_the_policy_and_announ
     sessions, inbox, seen, policy, now, action_id = wired.only_call("request_cold_start")
     assert (sessions, inbox, seen, policy) == (SESSIONS, "scaler.on_model_requested", event, "conservative")
     assert now.tzinfo is not None and isinstance(action_id, str) and action_id
-    assert wired.worker.counted == [action] and wired.worker.notified == 1
+    assert wired.app.counted == [action] and wired.app.notified == 1
 
 
 async def test_a_model_request_that_needs_no_cold_start_announces_nothing(monkeypatch):
@@ -122,7 +117,7 @@ async def test_a_model_request_that_needs_no_cold_start_announces_nothing(monkey
     async with TestKafkaBroker(wired.broker) as br:
         await publish(br, MODEL_REQUESTS, sample_events.model_requested())
     wired.only_call("request_cold_start")
-    assert wired.worker.counted == [] and wired.worker.notified == 0
+    assert wired.app.counted == [] and wired.app.notified == 0
 
 
 @pytest.mark.parametrize("topic", SUBSCRIBED, ids=lambda t: t.name)
