@@ -155,7 +155,7 @@ def _print_stack(current: dict[str, Any]) -> None:
     for name, svc in services.status().items():
         table.add_row(name, _yes(svc.get("running")), svc.get("metrics_url", "-"), f"service (pid {svc.get('pid')})")
     for name, server in sorted(current["triton"].items()):
-        gpu = f"emulated {server.get('gpu_type')} (speed x{server.get('relative_speed')})"
+        gpu = f"emulated {server.get('gpu_type')} timed as {server.get('emulates') or 'tinylm on this CPU'}"
         table.add_row(
             name, _yes(server.get("running")), server.get("http_url", "-"), f"Triton, {gpu}, {server.get('region')}"
         )

@@ -7,9 +7,11 @@ the project's environment (its pins clash with ours); the Python backend runs th
 stubs need it). Servers start in EXPLICIT model-control mode, so the fleet loads and unloads
 models through Triton's repository API like in production.
 
-A server is told which GPU it stands for through LLMFLEET_GPU_* variables; the models read them
-(tinylm slows itself down by 1/relative_speed). Every server is recorded under "triton" in the
-stack's state file, so `status`, `stop_all` and a second `start_server` work from any shell.
+A server is told which GPU it stands for (LLMFLEET_GPU_*) and which model size it emulates
+(LLMFLEET_EMULATED_*, an `Emulation`): tinylm then makes each batch last what the performance
+model (`shared.performance`) says that batch takes on that GPU. Every server is recorded under
+"triton" in the stack's state file, so `status`, `stop_all` and a second `start_server` work from
+any shell.
 
 Installing lives in `triton_install`, the HTTP repository API in `shared.triton` (which running
 services use too); the names callers use from there are re-exported here. `python -m
@@ -26,7 +28,6 @@ import os
 import re
 import sys
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -45,16 +46,19 @@ from deploy.local.common import (
     wait_released,
     wait_until,
 )
+from deploy.local.triton_emulation import NO_EMULATION, PROFILES, Emulation, GpuProfile, identity, record
 from deploy.local.triton_install import PYTRITON_VERSION, STUB_NUMPY, backends_dir, ensure_installed, server_env
 from shared.triton import READY_TIMEOUT, load_model, model_ready, repository_index, server_ready, unload_model
 
 __all__ = [
     "EXIT_TIMEOUT_SECS",
     "MODEL_REPOSITORY",
+    "NO_EMULATION",
     "PROFILES",
     "PYTRITON_VERSION",
     "READY_TIMEOUT",
     "STUB_NUMPY",
+    "Emulation",
     "GpuProfile",
     "ensure_installed",
     "kill_server",
@@ -71,28 +75,6 @@ __all__ = [
 
 MODEL_REPOSITORY = REPO_ROOT / "deploy/triton/models"
 EXIT_TIMEOUT_SECS = 5  # Triton's grace period for in-flight requests on SIGTERM (stop_pid waits 20 s)
-
-
-@dataclass(frozen=True)
-class GpuProfile:
-    """The GPU a Triton server pretends to be: its type, memory and speed relative to the reference."""
-
-    gpu_type: str
-    memory_gb: int
-    relative_speed: float
-
-
-# Speeds are relative to an H100 (1.0), roughly from dense FP16 throughput and memory bandwidth
-# for LLM decoding. The reference runs at this CPU's real speed: a model cannot be made faster
-# than the machine it runs on, so every other profile is emulated by slowing down (sleeping).
-PROFILES: dict[str, GpuProfile] = {
-    "h100_80gb": GpuProfile("h100_80gb", 80, 1.0),
-    "a100_80gb": GpuProfile("a100_80gb", 80, 0.6),
-    "a100_40gb": GpuProfile("a100_40gb", 40, 0.55),
-    "l4_24gb": GpuProfile("l4_24gb", 24, 0.25),
-    "v100_32gb": GpuProfile("v100_32gb", 32, 0.35),
-    "t4_16gb": GpuProfile("t4_16gb", 16, 0.15),
-}
 
 
 def _shm_prefix(name: str) -> str:
@@ -164,8 +146,12 @@ def start_server(
     paths: StackPaths | None = None,
     base_port: int = 8000,
     region: str = "local",
+    emulation: Emulation = NO_EMULATION,
 ) -> dict[str, Any]:
-    """Start (or reuse) the Triton server `name` emulating `profile` in `region`, load `models`."""
+    """Start (or reuse) the Triton server `name` standing for `profile` in `region`, load `models`.
+
+    Its batches take the time `emulation`'s model takes on that GPU (see `Emulation`).
+    """
     paths = paths or stack_paths()
     binary = ensure_installed(paths)
     with locked_state(paths) as state:
@@ -173,8 +159,8 @@ def start_server(
         current = servers.get(name)
         reuse = current is not None and _ours(current)
         if current is not None and reuse:
-            recorded = (current["gpu_type"], current["memory_gb"], current["relative_speed"])
-            if recorded != (profile.gpu_type, profile.memory_gb, profile.relative_speed):
+            recorded = identity(current)
+            if recorded != identity(record(profile, emulation)):
                 raise ValueError(f"triton server {name} already runs as {recorded}; stop it first")
             info = dict(current)
         else:
@@ -182,16 +168,15 @@ def start_server(
                 _cleanup_shm(name)  # a crashed server's Python-backend shared memory
             ports = _pick_ports(servers, name, base_port)
             log = paths.logs / f"triton-{name}.log"
-            pid = spawn(_command(binary, paths, name, ports), log, env=server_env(paths, profile), cwd=paths.run)
+            env = server_env(paths, profile, emulation)
+            pid = spawn(_command(binary, paths, name, ports), log, env=env, cwd=paths.run)
             info = {
                 "name": name,
                 "pid": pid,
                 "http_url": f"127.0.0.1:{ports[0]}",
                 "grpc_port": ports[1],
                 "metrics_url": f"http://127.0.0.1:{ports[2]}/metrics",
-                "gpu_type": profile.gpu_type,
-                "memory_gb": profile.memory_gb,
-                "relative_speed": profile.relative_speed,
+                **record(profile, emulation),
                 "region": region,
                 "log": str(log),
             }
@@ -268,15 +253,31 @@ def status(paths: StackPaths | None = None) -> dict[str, dict[str, Any]]:
     return result
 
 
+USAGE = (
+    "usage: python -m deploy.local.triton start NAME GPU_TYPE REGION BASE_PORT"
+    " [--emulates=MODEL] [--quantisation=Q] [--tensor-parallel=N] | stop NAME"
+)
+
+
+def _emulation(options: Sequence[str]) -> Emulation:
+    """`--emulates=M --quantisation=Q --tensor-parallel=N` (each optional) as an Emulation."""
+    given = dict(option.removeprefix("--").split("=", 1) for option in options if option.startswith("--"))
+    unknown = given.keys() - {"emulates", "quantisation", "tensor-parallel"}
+    if unknown or len(given) != len(options):
+        raise ValueError(f"unknown options {sorted(unknown) or list(options)}")
+    return Emulation(given.get("emulates"), given.get("quantisation", "fp16"), int(given.get("tensor-parallel", 1)))
+
+
 def main(argv: Sequence[str]) -> int:
-    """`start NAME GPU_TYPE REGION BASE_PORT` or `stop NAME`; the answer is one JSON line on stdout."""
-    if len(argv) == 5 and argv[0] == "start":
-        name, gpu_type, region, base_port = argv[1:]
+    """`start NAME GPU_TYPE REGION BASE_PORT [options]` or `stop NAME`; the answer is one JSON line on stdout."""
+    if len(argv) >= 5 and argv[0] == "start":
+        name, gpu_type, region, base_port = argv[1:5]
         if gpu_type not in PROFILES:
             print(json.dumps({"error": f"no local emulation profile for GPU type {gpu_type}"}))
             return 1
         try:
-            info = start_server(name, PROFILES[gpu_type], region=region, base_port=int(base_port))
+            emulation = _emulation(argv[5:])
+            info = start_server(name, PROFILES[gpu_type], region=region, base_port=int(base_port), emulation=emulation)
         except (RuntimeError, TimeoutError, OSError, ValueError) as error:
             print(json.dumps({"error": f"starting {name} failed: {error}"}))
             return 1
@@ -286,9 +287,7 @@ def main(argv: Sequence[str]) -> int:
         stop_server(argv[1])
         print(json.dumps({"stopped": argv[1]}))
         return 0
-    print(
-        json.dumps({"error": "usage: python -m deploy.local.triton start NAME GPU_TYPE REGION BASE_PORT | stop NAME"})
-    )
+    print(json.dumps({"error": USAGE}))
     return 2
 
 

@@ -21,10 +21,10 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from deploy.local.common import StackPaths, stack_paths
+from deploy.local.common import REPO_ROOT, StackPaths, stack_paths
 
 if TYPE_CHECKING:
-    from deploy.local.triton import GpuProfile
+    from deploy.local.triton_emulation import Emulation, GpuProfile
 
 PYTRITON_VERSION = "0.7.0"  # bundles tritonserver 2.51 with the Python backend
 STUB_NUMPY = "1.26.4"  # the Python backend stubs of Triton 2.51 need numpy 1.x (see _create_stub_env)
@@ -153,7 +153,7 @@ def _assemble_backends(root: Path, paths: StackPaths) -> None:
         tmp.replace(link)  # atomic: a server starting meanwhile sees the old or the new link
 
 
-def server_env(paths: StackPaths, profile: GpuProfile) -> dict[str, str]:
+def server_env(paths: StackPaths, profile: GpuProfile, emulation: Emulation) -> dict[str, str]:
     """Environment for tritonserver and the Python backend stubs it starts."""
     # The stub links libpython3.11.so: it must be this interpreter's (pyenv's), not the system's,
     # or the stdlib and the library disagree. The wheel's lib folder is listed too, so that the
@@ -172,8 +172,13 @@ def server_env(paths: StackPaths, profile: GpuProfile) -> dict[str, str]:
         "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1"),
         "LLMFLEET_GPU_TYPE": profile.gpu_type,
         "LLMFLEET_GPU_MEMORY_GB": str(profile.memory_gb),
-        "LLMFLEET_GPU_SPEED": str(profile.relative_speed),
+        "LLMFLEET_EMULATED_QUANTISATION": emulation.quantisation,
+        "LLMFLEET_EMULATED_TENSOR_PARALLEL": str(emulation.tensor_parallel),
+        # tinylm imports shared.performance from here: the stub's Python ignores PYTHONPATH.
+        "LLMFLEET_SOURCE_ROOT": str(REPO_ROOT),
     }
+    if emulation.model is not None:
+        env["LLMFLEET_EMULATED_MODEL"] = emulation.model
     coretype = _openblas_coretype()
     if coretype and "OPENBLAS_CORETYPE" not in os.environ:
         env["OPENBLAS_CORETYPE"] = coretype

@@ -13,12 +13,17 @@ docs/performance-model.md.
 from shared.performance.coldstart import ENGINE_START_S, Storage, cold_start_s, load_s
 from shared.performance.fleet import (
     FLEET_GPUS,
+    LATENCY_TARGET_MS,
+    OUTPUT_TOKENS,
+    PROMPT_TOKENS,
     FleetFigure,
     best_deployment,
     figure,
     figures_for_fleet,
+    instance_memory_gib,
     planner_latency_ms,
     relative_speed,
+    serving_target,
 )
 from shared.performance.hardware import GPUS, MAX_BATCH, TENSOR_PARALLEL, GpuHardware, Quantisation
 from shared.performance.models import FLEET_MODELS, MODELS, ModelShape
@@ -30,8 +35,11 @@ __all__ = [
     "FLEET_GPUS",
     "FLEET_MODELS",
     "GPUS",
+    "LATENCY_TARGET_MS",
     "MAX_BATCH",
     "MODELS",
+    "OUTPUT_TOKENS",
+    "PROMPT_TOKENS",
     "TENSOR_PARALLEL",
     "FleetFigure",
     "GpuHardware",
@@ -45,10 +53,12 @@ __all__ = [
     "cold_start_s",
     "figure",
     "figures_for_fleet",
+    "instance_memory_gib",
     "load_s",
     "planner_latency_ms",
     "profile",
     "relative_speed",
     "request_latency_ms",
+    "serving_target",
     "throughput_at",
 ]

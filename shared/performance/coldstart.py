@@ -8,8 +8,7 @@ degree. Quantised checkpoints are smaller and load proportionally faster.
 
 from __future__ import annotations
 
-from enum import StrEnum
-
+from shared.performance.compat import StrEnum
 from shared.performance.hardware import BYTES_PER_PARAM, Quantisation
 from shared.performance.models import ModelShape, model
 from shared.performance.published import CITED_LOADS, CitedLoad

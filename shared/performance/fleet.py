@@ -10,9 +10,9 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 from shared.performance.coldstart import Storage, cold_start_s
-from shared.performance.hardware import ACTIVATION_RESERVE, GIB, TENSOR_PARALLEL, Quantisation
-from shared.performance.models import FLEET_MODELS, model
-from shared.performance.profile import profile
+from shared.performance.hardware import ACTIVATION_RESERVE, BYTES_PER_PARAM, GIB, TENSOR_PARALLEL, Quantisation
+from shared.performance.models import FLEET_MODELS, ModelShape, model
+from shared.performance.profile import Profile, profile
 from shared.performance.serving import Throughput, request_latency_ms, throughput_at
 
 PROMPT_TOKENS = 1024
@@ -49,6 +49,35 @@ class FleetFigure:
         return self.throughput.requests_per_hour
 
 
+def instance_memory_gib(
+    name: str | ModelShape,
+    quantisation: Quantisation | str = Quantisation.FP16,
+    tensor_parallel: int = 1,
+    prompt_tokens: int = PROMPT_TOKENS,
+    output_tokens: int = OUTPUT_TOKENS,
+) -> float:
+    """Memory one instance needs, all its GPUs together: its weights and the KV cache of MIN_BATCH
+    reference requests, over the share a GPU keeps for activations."""
+    shape = model(name)
+    weights = shape.params * BYTES_PER_PARAM[Quantisation(quantisation)]
+    # kv_bytes_per_token is one GPU's: a GQA model at high TP keeps a copy of a head on each GPU.
+    kv = MIN_BATCH * (prompt_tokens + output_tokens) * shape.kv_bytes_per_token(tensor_parallel) * tensor_parallel
+    return (weights + kv) / GIB / (1 - ACTIVATION_RESERVE)
+
+
+def serving_target(
+    p: Profile, prompt_tokens: int, output_tokens: int, latency_target_ms: float = LATENCY_TARGET_MS
+) -> tuple[float, bool]:
+    """The target a deployment's throughput is taken at, and whether one request alone meets the wanted one.
+
+    It is `latency_target_ms` when one request alone meets it; otherwise twice that request's
+    latency: what the deployment serves while batching at most doubles a request's latency.
+    """
+    single = request_latency_ms(p, prompt_tokens, output_tokens)
+    meets = single <= latency_target_ms
+    return (latency_target_ms if meets else 2 * single), meets
+
+
 def figure(
     name: str,
     gpu_type: str,
@@ -68,17 +97,15 @@ def figure(
     if p.kv_capacity_tokens < MIN_BATCH * (prompt_tokens + output_tokens):
         return None
     single = request_latency_ms(p, prompt_tokens, output_tokens)
-    meets = single <= latency_target_ms
-    target = latency_target_ms if meets else 2 * single
+    target, meets = serving_target(p, prompt_tokens, output_tokens, latency_target_ms)
     shape = model(name)
-    kv_gib = MIN_BATCH * (prompt_tokens + output_tokens) * shape.kv_bytes_per_token(tensor_parallel) / GIB
     return FleetFigure(
         model=shape.name,
         gpu_type=p.gpu_type,
         quantisation=p.quantisation,
         tensor_parallel=tensor_parallel,
         weights_gib=p.weights_gib,
-        min_memory_gib=(p.weights_gib + kv_gib * tensor_parallel) / (1 - ACTIVATION_RESERVE),
+        min_memory_gib=instance_memory_gib(shape, p.quantisation, tensor_parallel, prompt_tokens, output_tokens),
         kv_capacity_tokens=p.kv_capacity_tokens,
         single_request_ms=single,
         ttft_ms=p.prefill_ms(prompt_tokens),

@@ -9,7 +9,8 @@ the class whose fitted efficiencies it uses.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from enum import StrEnum
+
+from shared.performance.compat import StrEnum
 
 GIB = 2**30
 TENSOR_PARALLEL = (1, 2, 4, 8)

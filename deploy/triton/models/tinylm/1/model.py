@@ -22,10 +22,15 @@ model whose cost grows with tokens generated and which gets cheaper per request 
 
 Runs with numpy 1.26 (what the Triton 2.51 stubs need) as well as numpy 2.
 
-GPU emulation: the server is launched with LLMFLEET_GPU_TYPE, LLMFLEET_GPU_MEMORY_GB and
-LLMFLEET_GPU_SPEED (relative speed, 1.0 = this CPU, the reference). After computing a batch the
-model sleeps elapsed * (1/speed - 1), so a 0.5-speed profile takes twice as long. A profile faster
-than the reference cannot be emulated (the CPU cannot go faster); speed is clamped to 1.0.
+GPU emulation: the server is launched as one GPU type (LLMFLEET_GPU_TYPE) serving one model size
+(LLMFLEET_EMULATED_MODEL, a `shared.performance` model name, at LLMFLEET_EMULATED_QUANTISATION and
+LLMFLEET_EMULATED_TENSOR_PARALLEL). Each batch then takes the performance model's time for it,
+`profile(gpu, model, quantisation, tp).static_batch_ms(prompt lengths, output tokens)`: the batch's
+real prompt lengths in tokens (tinylm's tokens are bytes, so PROMPT_TOKENS, the whole prompt, not
+only the bytes tinylm reads) and the tokens it generated. tinylm computes its tokens first, then
+sleeps until the modelled time has passed; a batch whose compute took longer is not slowed further.
+So Triton's queue and compute metrics show the modelled GPU time, and a server mostly waits. See
+emulation.py (the clock, and the log line saying what share of the time was compute).
 """
 
 from __future__ import annotations
@@ -35,6 +40,7 @@ import time
 
 import numpy as np
 import triton_python_backend_utils as pb_utils
+from emulation import EmulationClock, emulated_profile  # next to this file: the backend puts it on sys.path
 
 VOCAB = 256  # byte values; the output head only ever picks printable ASCII
 BOS = 256
@@ -179,13 +185,13 @@ class TritonPythonModel:
     def initialize(self, args: dict) -> None:
         self.gpu_type = os.environ.get("LLMFLEET_GPU_TYPE", "cpu")
         self.memory_gb = int(os.environ.get("LLMFLEET_GPU_MEMORY_GB", "0") or 0)
-        self.speed = min(1.0, max(0.01, float(os.environ.get("LLMFLEET_GPU_SPEED", "1.0") or 1.0)))
+        emulated, warning = emulated_profile(self.gpu_type, os.environ)
+        if warning:
+            pb_utils.Logger.log_warn(warning)
         self.model = TinyLM()
         self.model.generate([b"warm up"], np.array([2]), np.zeros(1, np.float32), np.ones(1, np.float32), [None])
-        pb_utils.Logger.log_info(
-            f"tinylm ready: emulating gpu_type={self.gpu_type} memory_gb={self.memory_gb} "
-            f"relative_speed={self.speed} (1.0 = this CPU; faster profiles are clamped to 1.0)"
-        )
+        self.clock = EmulationClock(emulated)
+        pb_utils.Logger.log_info(f"tinylm ready on gpu_type={self.gpu_type} memory_gb={self.memory_gb}: {self.clock}")
 
     def execute(self, requests: list) -> list:
         started = time.perf_counter()
@@ -225,8 +231,11 @@ class TritonPythonModel:
                         pb_utils.Tensor("PROMPT_TOKENS", np.array([[len(row[1])] for row, _ in mine], dtype=np.int32)),
                     ]
                 )
-        if self.speed < 1.0:
-            time.sleep((time.perf_counter() - started) * (1.0 / self.speed - 1.0))
+        if rows:
+            prompt_tokens = [len(r[1]) for r in rows]
+            line = self.clock.wait(started, prompt_tokens, max(r[2] for r in rows))
+            if line:
+                pb_utils.Logger.log_info(line)
         return responses
 
     def finalize(self) -> None:
