@@ -8,7 +8,7 @@ PYTEST_ARGS ?=
 CHAOS_ARGS ?=
 
 .PHONY: setup install test test-unit test-integration lint demo up down status clean bench bench-triton \
-	bench-router bench-allocator bench-scaler bench-monitor chaos
+	bench-router bench-allocator bench-scaler bench-monitor bench-simulator chaos
 
 $(UV):
 	python3 -m venv .cache/uv
@@ -66,10 +66,13 @@ bench-allocator: setup ## MILP placement vs greedy at fleet scale (last line: JS
 bench-scaler: setup ## forecasting 50 models, back-test on the Azure traces (last line: JSON)
 	$(PY) -m benchmarks.scaler
 
+bench-simulator: setup ## one simulated day at seed scale with the services' policies, vs baselines (last line: JSON)
+	$(PY) -m benchmarks.simulator
+
 bench-monitor: install ## metrics event -> alert event delay, scrape targets sustained (last line: JSON)
 	$(PY) -m benchmarks.monitor
 
 chaos: install ## kills, rebalances, outages, poison records and overload against the request path (<= 15 min; last line: JSON)
 	$(PY) -m benchmarks.chaos $(CHAOS_ARGS)
 
-bench: bench-triton bench-router bench-allocator bench-scaler bench-monitor ## every benchmark
+bench: bench-triton bench-router bench-allocator bench-scaler bench-monitor bench-simulator ## every benchmark

@@ -133,7 +133,7 @@ class Scaler:
 
     def evaluate(self, snapshot: Snapshot, now: datetime) -> list[PlannedAction]:
         """One round: forecasts, region states and a plan per model; the actions kept."""
-        keys = self.forecasts.keys(now) | snapshot.placements.keys()
+        keys = sorted(self.forecasts.keys(now) | snapshot.placements.keys())  # sorted: runs repeat exactly
         forecasts = {key: self.forecasts.get(key, now, key in snapshot.placements) for key in keys}
         actions = []
         for model_id, states in sorted(region_states(snapshot, forecasts, self.settings).items()):
