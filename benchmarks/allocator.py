@@ -1,12 +1,13 @@
 """MILP placement against the greedy baseline at the platform's scale (`make bench-allocator`).
 
 The fleet is the allocator's seed (3 regions x 3 GPU types) scaled to 10,000 GPUs. The workload
-is 50 model variants (ten of each of the issue's five model families, with their memory,
-preferred GPU and packing), each demanded in every region with a heavy-tailed instance count,
-and each with a latency target between 1.1x and 3x its latency on its preferred GPU (drawn with a
-fixed seed). Greedy is the seed's rule per demand in its own region (preferred type first, then
-the cheapest type that fits memory and latency); the MILP may also use other types,
-int8 where a model allows it, and other regions when the round trip still meets the target.
+is 50 model variants (ten of each of the issue's five model families, with their preferred GPU and
+packing; memory and latency from the GPU performance model), each demanded in every region with a
+heavy-tailed instance count, and each with a latency target between 1.1x and 3x its fastest fp16
+deployment on its preferred GPU (drawn with a fixed seed). Greedy is the seed's rule per demand
+in its own region (preferred type first, then the cheapest type that fits memory and latency);
+the MILP may also use other types, int8 where a model allows it, and other regions when the
+round trip still meets the target.
 Last line: one JSON object.
 """
 
@@ -18,8 +19,9 @@ import time
 from dataclasses import replace
 
 from services.allocator.adapters.config import load_fleet
-from services.allocator.domain.fleet import FleetConfig, ModelRequirement, Pool
+from services.allocator.domain.fleet import FleetConfig, GpuSpec, ModelRequirement, Pool
 from services.allocator.domain.placement import Demand, greedy_place, milp_place
+from services.allocator.domain.planner import candidate_plans
 from services.allocator.settings import DEFAULT_FLEET
 
 FLEET_GPUS = 10_000
@@ -51,6 +53,12 @@ def scaled_fleet(fleet: FleetConfig, gpus: int) -> FleetConfig:
     return replace(fleet, pools=tuple(pools), region_rtt_ms=RTT_MS)
 
 
+def fastest_ms(requirement: ModelRequirement, gpu: GpuSpec) -> float:
+    """The latency of the model's fastest fp16 deployment that fits `gpu` (one GPU, or tensor / pipeline parallel)."""
+    plans = candidate_plans(requirement, gpu, 1.0)
+    return min(p.latency_ms for p in plans if p.quantisation == "fp16" and p.memory_per_gpu_gb <= gpu.memory_gb)
+
+
 def workload(fleet: FleetConfig, rng: random.Random) -> tuple[FleetConfig, list[Demand]]:
     """50 model variants with latency targets and a heavy-tailed demand per region."""
     models: dict[str, ModelRequirement] = {}
@@ -59,13 +67,10 @@ def workload(fleet: FleetConfig, rng: random.Random) -> tuple[FleetConfig, list[
         base = fleet.models[family]
         for variant in range(10):
             model_id = f"{family}-v{variant}"
-            latency_ms = base.latency_ms * rng.uniform(0.8, 1.2)
-            on_preferred = replace(base, latency_ms=latency_ms).latency_on(fleet.gpus[base.preferred_gpu])
             models[model_id] = replace(
                 base,
                 model_id=model_id,
-                latency_ms=latency_ms,
-                latency_target_ms=on_preferred * rng.uniform(1.1, 3.0),
+                latency_target_ms=fastest_ms(base, fleet.gpus[base.preferred_gpu]) * rng.uniform(1.1, 3.0),
                 quantisations=("fp16", "int8") if rng.random() < 0.3 else ("fp16",),
             )
             for region in REGIONS:

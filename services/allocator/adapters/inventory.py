@@ -84,6 +84,7 @@ def _requirement_row(r: ModelRequirement) -> dict[str, object]:
         "latency_ms": r.latency_ms,
         "latency_target_ms": r.latency_target_ms,
         "quantisations": ",".join(r.quantisations),
+        "emulates": r.emulates,
     }
 
 
@@ -100,6 +101,7 @@ async def requirements(session: AsyncSession) -> dict[str, ModelRequirement]:
             latency_ms=row["latency_ms"],
             latency_target_ms=row["latency_target_ms"],
             quantisations=tuple(row["quantisations"].split(",")),
+            emulates=row["emulates"],
         )
         for row in rows
     }

@@ -73,6 +73,7 @@ model_requirement = Table(
     Column("latency_ms", Float, nullable=False),
     Column("latency_target_ms", Float),
     Column("quantisations", String(50), nullable=False, doc="comma separated, e.g. fp16,int8"),
+    Column("emulates", String(200), doc="the GPU performance model's name for the model: figures come from it"),
     *_timestamps(),
 )
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 
 from services.allocator.adapters.provisioner import LocalProvisioner, ProvisioningError, ServerEndpoint
+from services.allocator.domain.planner import Emulation
 from services.allocator.settings import PoolServer
 from shared import triton
 
@@ -24,8 +25,13 @@ class PoolProvisioner(LocalProvisioner):
         self._pool = pool
         self._assigned: dict[str, PoolServer] = {}  # server id -> pool server
 
-    async def start_server(self, server_id: str, region: str, gpu_type: str, gpu_count: int) -> ServerEndpoint:
-        """The server already assigned to `server_id`, or a free one of that region and type."""
+    async def start_server(
+        self, server_id: str, region: str, gpu_type: str, gpu_count: int, emulation: Emulation | None = None
+    ) -> ServerEndpoint:
+        """The server already assigned to `server_id`, or a free one of that region and type.
+
+        A pool's servers run as their deployment started them: `emulation` is not theirs to change.
+        """
         if server_id in self._assigned:
             chosen = self._assigned[server_id]
             return ServerEndpoint(chosen.endpoint, chosen.metrics_url)

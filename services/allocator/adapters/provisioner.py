@@ -4,7 +4,9 @@
 of the server's type, and loads models through Triton's repository API (`shared.triton`). The
 processes are started and stopped by the local stack's launcher, run as a program
 (`python -m deploy.local.triton start|stop`): the service does not import the development stack,
-and the stack keeps its records of every server, so `status` and `down` see these too.
+and the stack keeps its records of every server, so `status` and `down` see these too. A server
+started for a model the GPU performance model knows is told to emulate it (`--emulates=...`): its
+batches then last what that model takes on the server's GPU type.
 A cloud or Kubernetes provisioner implements the same protocol.
 """
 
@@ -18,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
+from services.allocator.domain.planner import Emulation
 from shared import triton
 
 # The local stack's launcher, run from the repository root (where `deploy/` lives in development).
@@ -40,8 +43,13 @@ class ProvisioningError(RuntimeError):
 class Provisioner(Protocol):
     """What the allocator needs from whatever runs the servers."""
 
-    async def start_server(self, server_id: str, region: str, gpu_type: str, gpu_count: int) -> ServerEndpoint:
-        """Start (or find running) the server and return its addresses once it answers."""
+    async def start_server(
+        self, server_id: str, region: str, gpu_type: str, gpu_count: int, emulation: Emulation | None = None
+    ) -> ServerEndpoint:
+        """Start (or find running) the server and return its addresses once it answers.
+
+        `emulation`: what an emulated GPU times its batches as (real GPUs, and pools, ignore it).
+        """
         ...
 
     async def load_model(self, endpoint: str, triton_model: str) -> None:
@@ -71,9 +79,15 @@ class LocalProvisioner:
         self._load_timeout_s = load_timeout_s
         self._launcher = tuple(launcher)
 
-    async def start_server(self, server_id: str, region: str, gpu_type: str, gpu_count: int) -> ServerEndpoint:
+    async def start_server(
+        self, server_id: str, region: str, gpu_type: str, gpu_count: int, emulation: Emulation | None = None
+    ) -> ServerEndpoint:
         """Start a Triton process emulating one GPU of `gpu_type` (the count is bookkeeping locally)."""
-        info = await self._launch("start", server_id, gpu_type, region, str(self._base_port))
+        options = []
+        if emulation is not None:
+            options = [f"--emulates={emulation.model}", f"--quantisation={emulation.quantisation}"]
+            options.append(f"--tensor-parallel={emulation.tensor_parallel}")
+        info = await self._launch("start", server_id, gpu_type, region, str(self._base_port), *options)
         return ServerEndpoint(info["http_url"], info["metrics_url"])
 
     async def _launch(self, *args: str) -> dict[str, str]:

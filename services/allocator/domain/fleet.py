@@ -1,4 +1,9 @@
-"""The logical fleet: GPU types, pools per region and type, prices and model requirements."""
+"""The logical fleet: GPU types, pools per region and type, prices and model requirements.
+
+A model the GPU performance model knows (`emulates`) takes its memory and latency from it
+(`domain/performance.py`); for any other, the config's `min_memory_gb` and `latency_ms` are
+stretched by the seed's invented factors (GPU `relative_speed`, QUANT_MEMORY, QUANT_LATENCY).
+"""
 
 from __future__ import annotations
 
@@ -8,6 +13,8 @@ from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Any
 
+from services.allocator.domain import performance
+
 
 class PricingClass(StrEnum):
     ON_DEMAND = "on_demand"
@@ -15,15 +22,19 @@ class PricingClass(StrEnum):
     RESERVED = "reserved"
 
 
-# fp16 is the footprint a requirement states; int8/int4 halve and quarter it (the issue's memory
-# reductions 0.5 / 0.75 / 0.875 are against fp32) at the cost of more latency.
+# For models the performance model does not know: fp16 is the footprint a requirement states;
+# int8/int4 halve and quarter it (the issue's memory reductions 0.5 / 0.75 / 0.875 are against
+# fp32) at the cost of more latency.
 QUANT_MEMORY: dict[str, float] = {"fp16": 1.0, "int8": 0.5, "int4": 0.25}
 QUANT_LATENCY: dict[str, float] = {"fp16": 1.05, "int8": 1.15, "int4": 1.25}
 
 
 @dataclass(frozen=True)
 class GpuSpec:
-    """One GPU type: memory, reference on-demand price and speed relative to an H100."""
+    """One GPU type: memory, reference on-demand price and speed relative to an H100.
+
+    The speed only stretches the latency of models the performance model does not know.
+    """
 
     gpu_type: str
     memory_gb: float
@@ -66,7 +77,12 @@ class Pool:
 
 @dataclass(frozen=True)
 class ModelRequirement:
-    """What one model needs: memory per instance (fp16), preferred GPU, packing, latency."""
+    """What one model needs: memory per instance (fp16), preferred GPU, packing, latency.
+
+    With `emulates` (a model the performance model knows) memory and latency come from the
+    performance model on every GPU type it knows; `min_memory_gb` and `latency_ms` then hold its
+    fp16 figures on one GPU (an H100 for the latency), for the record and for other GPU types.
+    """
 
     model_id: str
     min_memory_gb: float
@@ -76,19 +92,33 @@ class ModelRequirement:
     latency_ms: float = 100.0
     latency_target_ms: float | None = None
     quantisations: tuple[str, ...] = ("fp16",)
+    emulates: str | None = None
 
     @property
     def repository_name(self) -> str:
         """The model's name in a Triton repository."""
         return self.triton_model or self.model_id
 
+    @property
+    def performance_model(self) -> str | None:
+        """The performance model's name for this model, when it knows it."""
+        return self.emulates if performance.known_model(self.emulates) else None
+
+    def memory_gb(self, quantisation: str = "fp16") -> float:
+        """Memory of one instance on one GPU at `quantisation`."""
+        if (name := self.performance_model) is not None:
+            return performance.memory_gb(name, quantisation)
+        return self.min_memory_gb * QUANT_MEMORY[quantisation]
+
     def instances_on(self, gpu: GpuSpec, quantisation: str = "fp16") -> int:
         """Instances one GPU of `gpu` holds: never more than on the preferred type, 0 if it does not fit."""
-        fits = math.floor(gpu.memory_gb / (self.min_memory_gb * QUANT_MEMORY[quantisation]) + 1e-9)
+        fits = math.floor(gpu.memory_gb / max(self.memory_gb(quantisation), 1e-9) + 1e-9)
         return max(0, min(self.instances_per_gpu, fits))
 
     def latency_on(self, gpu: GpuSpec, quantisation: str = "fp16") -> float:
-        """Latency of one request on `gpu`: the unquantised H100 figure, stretched by speed and quantisation."""
+        """Latency of one request on one GPU of `gpu`: the performance model's, else the H100 figure stretched."""
+        if (name := self.performance_model) is not None and performance.known_gpu(gpu.gpu_type):
+            return performance.latency_ms(name, gpu.gpu_type, quantisation)
         return self.latency_ms / gpu.relative_speed * QUANT_LATENCY[quantisation]
 
     def meets_latency(self, gpu: GpuSpec, quantisation: str = "fp16", extra_ms: float = 0.0) -> bool:
@@ -121,16 +151,33 @@ class FleetConfig:
         return self.region_rtt_ms.get((user_region, region), self.region_rtt_ms.get((region, user_region), 150.0))
 
 
+def _emulated(model_id: str, spec: Mapping[str, Any]) -> str | None:
+    """The performance model's model: `emulates`, else the model id when it knows it; `emulates: null`: none."""
+    if "emulates" not in spec:
+        return model_id if performance.known_model(model_id) else None
+    name = spec["emulates"]
+    if name is not None and not performance.known_model(str(name)):
+        raise ValueError(f"model {model_id}: the performance model does not know {name!r} (emulates)")
+    return None if name is None else str(name)
+
+
 def _requirement(model_id: str, spec: Mapping[str, Any]) -> ModelRequirement:
+    """One model of the config; a known model's memory and latency are the performance model's, not the file's."""
+    emulates = _emulated(model_id, spec)
+    if emulates is not None:
+        memory, latency = performance.memory_gb(emulates), performance.latency_ms(emulates, "h100_80gb")
+    else:
+        memory, latency = float(spec["min_memory_gb"]), float(spec.get("latency_ms", 100.0))
     return ModelRequirement(
         model_id=model_id,
-        min_memory_gb=float(spec["min_memory_gb"]),
+        min_memory_gb=memory,
         preferred_gpu=str(spec["preferred_gpu"]),
         instances_per_gpu=int(spec.get("instances_per_gpu", 1)),
         triton_model=spec.get("triton_model"),
-        latency_ms=float(spec.get("latency_ms", 100.0)),
+        latency_ms=latency,
         latency_target_ms=spec.get("latency_target_ms"),
         quantisations=tuple(spec.get("quantisations", ("fp16",))),
+        emulates=emulates,
     )
 
 

@@ -10,6 +10,13 @@ GPU and M its fp16 memory:
   (a request still passes every stage; 5% bubble), throughput T x s x 0.95.
 Plans must fit the GPU's memory, the latency target and the GPUs available; the best one has the
 lowest cost per unit of throughput (ties: fewer GPUs, then lower latency).
+
+Those are the seed's invented factors, kept for models the GPU performance model does not know.
+For a model it knows, on a GPU type it knows, the same strategies take memory, latency and
+throughput from the performance model (`performance.py`): quantisation and tensor parallelism as
+it models them (int8/int4 decode faster, TP pays measured all-reduce costs), throughput in
+reference requests per hour within the target. It has no pipeline parallelism: a pipeline plan is
+the single-GPU request plus the 5% bubble, with `s` requests in flight sharing the group's KV cache.
 """
 
 from __future__ import annotations
@@ -18,7 +25,9 @@ import math
 from dataclasses import dataclass
 from fractions import Fraction
 
+from services.allocator.domain import performance
 from services.allocator.domain.fleet import QUANT_LATENCY, QUANT_MEMORY, GpuSpec, ModelRequirement
+from shared.performance import profile
 
 TENSOR_PARALLEL = (2, 4, 8)
 TENSOR_OVERHEAD = 0.10
@@ -41,12 +50,14 @@ class DeploymentPlan:
 
     @property
     def cost_per_throughput(self) -> float:
-        """$/h per unit of throughput (one unit: one H100 running the model unquantised)."""
-        return self.cost_per_hour / self.throughput
+        """$/h per unit of throughput (a known model: requests/h; else one H100 running the model unquantised)."""
+        return self.cost_per_hour / self.throughput if self.throughput > 0 else math.inf
 
 
 def candidate_plans(requirement: ModelRequirement, gpu: GpuSpec, price_per_hour: float) -> list[DeploymentPlan]:
     """Every plan the rules allow, before any filtering."""
+    if (name := requirement.performance_model) is not None and performance.known_gpu(gpu.gpu_type):
+        return _modelled_plans(name, requirement.latency_target_ms, gpu, price_per_hour)
     base_latency = requirement.latency_ms / gpu.relative_speed
     throughput = gpu.relative_speed
     memory = requirement.min_memory_gb
@@ -81,6 +92,26 @@ def candidate_plans(requirement: ModelRequirement, gpu: GpuSpec, price_per_hour:
         )
         for s in PIPELINE_STAGES
     ]
+    return plans
+
+
+def _modelled_plans(name: str, target_ms: float | None, gpu: GpuSpec, price: float) -> list[DeploymentPlan]:
+    """The rules' strategies, each with the performance model's memory, latency and throughput."""
+    single = profile(gpu.gpu_type, name)
+    target = performance.throughput_target_ms(single, target_ms)
+
+    def modelled(strategy: str, quantisation: str, gpus: int) -> DeploymentPlan:
+        p = single if (quantisation, gpus) == ("fp16", 1) else profile(gpu.gpu_type, name, quantisation, gpus)
+        memory = performance.memory_gb(name, quantisation, gpus) / gpus
+        throughput = performance.throughput_rph(p, target)
+        return DeploymentPlan(strategy, quantisation, gpus, memory, performance.request_ms(p), throughput, price * gpus)
+
+    plans = [modelled("single", q, 1) for q in ("fp16", "int8", "int4")]
+    plans += [modelled(f"tensor_parallel_{n}", "fp16", n) for n in TENSOR_PARALLEL]
+    for s in PIPELINE_STAGES:
+        throughput = performance.pipeline_throughput_rph(single, s, target) * (1 - PIPELINE_BUBBLE)
+        memory, latency = plans[0].memory_per_gpu_gb / s, plans[0].latency_ms * (1 + PIPELINE_BUBBLE)
+        plans.append(DeploymentPlan(f"pipeline_parallel_{s}", "fp16", s, memory, latency, throughput, price * s))
     return plans
 
 
@@ -128,3 +159,24 @@ def gpu_share(
 def gpus_for(instances: int, share: Fraction) -> int:
     """GPUs `instances` take at `share` GPUs each: ceil(instances x share)."""
     return math.ceil(max(0, instances) * share)
+
+
+@dataclass(frozen=True)
+class Emulation:
+    """What an emulated server times its batches as: a performance-model model, precision and TP degree."""
+
+    model: str
+    quantisation: str = "fp16"
+    tensor_parallel: int = 1
+
+
+def emulation_for(requirement: ModelRequirement, gpu: GpuSpec) -> Emulation | None:
+    """How a server of `gpu` emulates the model: fp16, over the GPUs an instance spans (None: not known).
+
+    The performance model has no pipeline parallelism: a pipeline plan is emulated as tensor
+    parallel over the same GPUs.
+    """
+    if (name := requirement.performance_model) is None:
+        return None
+    share = gpu_share(requirement, gpu)
+    return Emulation(name, "fp16", int(share) if share is not None and share > 1 else 1)

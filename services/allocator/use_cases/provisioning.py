@@ -11,9 +11,12 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
+from collections.abc import Mapping
 
 from services.allocator.adapters.provisioner import ProvisioningError
 from services.allocator.adapters.repository import AllocatorRepository
+from services.allocator.domain.fleet import ModelRequirement
+from services.allocator.domain.planner import Emulation, emulation_for
 from services.allocator.domain.records import ActionRecord, PlacementRecord, ServerRecord
 from services.allocator.use_cases.allocator import Allocator
 from services.allocator.use_cases.planning import fail_action
@@ -27,9 +30,11 @@ async def carry_out(allocator: Allocator, action_id: str) -> None:
     async with allocator.units.transaction() as repo:
         action = await repo.action(action_id)
         pending = await repo.pending(action_id)
+        requirements = await repo.requirements()
     ok = True
     for srv in pending.starting:
-        ok &= await _start(allocator, action, srv, [p for p in pending.loading if p.server_id == srv.server_id])
+        placements = [p for p in pending.loading if p.server_id == srv.server_id]
+        ok &= await _start(allocator, action, srv, placements, _emulation(allocator, srv, placements, requirements))
     for p in (p for p in pending.loading if p.server_state == "running"):
         ok &= await _load(allocator, action, p)
     for p in pending.unloading:
@@ -42,13 +47,31 @@ async def carry_out(allocator: Allocator, action_id: str) -> None:
     await allocator.publish()
 
 
+def _emulation(
+    allocator: Allocator,
+    srv: ServerRecord,
+    placements: list[PlacementRecord],
+    requirements: Mapping[str, ModelRequirement],
+) -> Emulation | None:
+    """What an emulated server times its batches as: the model it is started for (one model per server)."""
+    gpu = allocator.fleet.gpus.get(srv.gpu_type)
+    known = [requirements[p.model_id] for p in placements if p.model_id in requirements]
+    return emulation_for(known[0], gpu) if known and gpu is not None else None
+
+
 async def _start(
-    allocator: Allocator, action: ActionRecord, srv: ServerRecord, placements: list[PlacementRecord]
+    allocator: Allocator,
+    action: ActionRecord,
+    srv: ServerRecord,
+    placements: list[PlacementRecord],
+    emulation: Emulation | None = None,
 ) -> bool:
     """Start the server, load its models, check they answer; then commit and announce."""
     began = time.monotonic()
     try:
-        endpoint = await allocator.provisioner.start_server(srv.server_id, srv.region, srv.gpu_type, srv.gpu_count)
+        endpoint = await allocator.provisioner.start_server(
+            srv.server_id, srv.region, srv.gpu_type, srv.gpu_count, emulation
+        )
         for p in placements:
             await _load_ready(allocator, endpoint.endpoint, p.triton_model)
     except ProvisioningError as error:

@@ -20,7 +20,7 @@ from services.allocator.adapters.provisioner import ProvisioningError, ServerEnd
 from services.allocator.adapters.repository import AllocatorRepository
 from services.allocator.domain.allocation import PoolKey, gpu_ids_for
 from services.allocator.domain.fleet import FleetConfig, ModelRequirement, Pool, PricingClass
-from services.allocator.domain.planner import DeploymentPlan, best_plan
+from services.allocator.domain.planner import DeploymentPlan, Emulation, best_plan
 from services.allocator.domain.records import ActionRecord, PendingSteps, PlacementRecord, ServerRecord
 from services.allocator.domain.scaling import Server, StartServer
 from shared.events import Event, GpuPrice, ScalingActionRequested
@@ -250,8 +250,12 @@ class FakeProvisioner:
         self.running: dict[str, ServerEndpoint] = {}
         self.loaded: dict[str, set[str]] = {}  # endpoint -> ready models
         self.stopped: list[str] = []
+        self.emulations: dict[str, Emulation | None] = {}  # server id -> what it was told to emulate
 
-    async def start_server(self, server_id: str, region: str, gpu_type: str, gpu_count: int) -> ServerEndpoint:
+    async def start_server(
+        self, server_id: str, region: str, gpu_type: str, gpu_count: int, emulation: Emulation | None = None
+    ) -> ServerEndpoint:
+        self.emulations[server_id] = emulation
         if gpu_type in self.broken_gpu_types:
             raise ProvisioningError(f"no local emulation profile for GPU type {gpu_type}")
         endpoint = self.running.setdefault(server_id, ServerEndpoint(f"{server_id}:8000", f"http://{server_id}:8002"))

@@ -44,17 +44,18 @@ def test_gpus_needed_is_the_ceiling(instances, per_gpu, gpus):
 
 def test_preferred_type_first(fleet, pools):
     result = allocate(fleet.models["gpt-3.5-turbo"], 5, "us-east-1", fleet, pools)
-    assert result == Allocation("gpt-3.5-turbo", "us-east-1", "a100_80gb", 3, 6)
+    assert result == Allocation("gpt-3.5-turbo", "us-east-1", "a100_80gb", 5, 5)  # 52 GB each: one per GPU
 
 
 def test_fallback_to_cheapest_type_with_enough_memory(fleet, pools):
     pools[("eu-west-1", "h100_80gb")] = replace(pools[("eu-west-1", "h100_80gb")], available=2)
     result = allocate(fleet.models["gpt-4-turbo"], 3, "eu-west-1", fleet, pools)
-    # v100 (32 GB) is cheaper but too small for an 80 GB model: the fallback is the a100.
-    assert isinstance(result, Allocation) and (result.gpu_type, result.gpu_count) == ("a100_80gb", 3)
-    # v100 comes last: an 80 GB instance spans three of them (pipeline parallel), a last resort.
+    # gpt-4-turbo (a dense 280B in the performance model, 584 GB with its KV cache) spans 8 GPUs in
+    # tensor parallel: 2 free h100s are too few, the fallback is the a100.
+    assert isinstance(result, Allocation) and (result.gpu_type, result.gpu_count) == ("a100_80gb", 24)
+    # v100s (32 GB) cannot hold it even eight-way.
     types = candidate_types(fleet.models["gpt-4-turbo"], "eu-west-1", fleet, pools)
-    assert types == ["h100_80gb", "a100_80gb", "v100_32gb"]
+    assert types == ["h100_80gb", "a100_80gb"]
 
 
 def test_a_model_no_gpu_holds_spans_gpus_by_the_planner(fleet, pools):

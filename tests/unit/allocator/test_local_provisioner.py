@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import sys
 
 import pytest
 
 from services.allocator.adapters.provisioner import LocalProvisioner, ProvisioningError, ServerEndpoint
+from services.allocator.domain.planner import Emulation
 
 
 def launcher(script: str) -> tuple[str, ...]:
@@ -31,3 +33,17 @@ async def test_a_launcher_that_dies_without_an_answer_is_an_error_too():
         await LocalProvisioner(launcher=launcher("import sys; sys.exit(3)")).stop_server("s-1")
     with pytest.raises(ProvisioningError, match="failed"):
         await LocalProvisioner(launcher=("/nonexistent/launcher",)).stop_server("s-1")
+
+
+async def test_the_emulated_model_reaches_the_launcher(tmp_path):
+    # The stand-in writes the arguments it was given, then answers.
+    record = tmp_path / "argv.json"
+    script = (
+        f"import json, sys; open({str(record)!r}, 'w').write(json.dumps(sys.argv[1:]));"
+        ' print(\'{"http_url": "h:1", "metrics_url": "m"}\')'
+    )
+    await LocalProvisioner(launcher=launcher(script)).start_server("s-1", "r", "h100_80gb", 2, Emulation("llama-2-7b"))
+    options = ["--emulates=llama-2-7b", "--quantisation=fp16", "--tensor-parallel=1"]
+    assert json.loads(record.read_text()) == ["start", "s-1", "h100_80gb", "r", "8100", *options]
+    await LocalProvisioner(launcher=launcher(script)).start_server("s-2", "r", "h100_80gb", 1)
+    assert json.loads(record.read_text()) == ["start", "s-2", "h100_80gb", "r", "8100"]

@@ -26,12 +26,14 @@ def test_milp_moves_models_off_expensive_preferred_gpus_when_latency_allows(flee
 
 
 def test_latency_target_keeps_a_model_on_fast_gpus_and_in_its_region(fleet, pools):
-    fast = replace(fleet.models["gpt-4-turbo"], latency_target_ms=1000)  # 900 ms x 1.05 on h100 only
-    fleet = replace(fleet, models={**fleet.models, "gpt-4-turbo": fast})
-    best = milp_place([Demand("gpt-4-turbo", "eu-west-1", 4)], fleet, pools)
+    # The performance model, one reference request: 1,593 ms on one h100; an a100 misses 1,700 ms
+    # even in tensor parallel (2,207 ms alone, 1,863 ms on two).
+    fast = replace(fleet.models["llama-2-13b"], latency_target_ms=1700)
+    fleet = replace(fleet, models={**fleet.models, "llama-2-13b": fast})
+    best = milp_place([Demand("llama-2-13b", "eu-west-1", 4)], fleet, pools)
     assert best is not None
     assert [(g.region, g.gpu_type, g.gpus) for g in best.groups] == [("eu-west-1", "h100_80gb", 4)]
-    # 150 ms away, one h100 is too slow (945 + 150 ms); two in tensor parallel (520 + 150 ms) are
+    # 150 ms away, one h100 is too slow (1,593 + 150 ms); two in tensor parallel (1,337 + 150 ms) are
     # not, but cost more than eu-west-1's premium: the model stays in its users' region.
     assert best.cost_per_hour == pytest.approx(4 * 8.0 * 1.15)
 

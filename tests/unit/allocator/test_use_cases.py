@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import async_sessionmaker
 
 from services.allocator.adapters.metrics import AllocatorMetrics
 from services.allocator.domain.fleet import FleetConfig, fleet_from_mapping
+from services.allocator.domain.planner import Emulation
 from services.allocator.settings import AllocatorSettings
 from services.allocator.use_cases import planning, prices, provisioning
 from services.allocator.use_cases.allocator import Allocator
@@ -32,6 +33,7 @@ def small_fleet() -> FleetConfig:
             "echo-m": {"min_memory_gb": 1, "preferred_gpu": "a100_80gb", "instances_per_gpu": 4,
                        "triton_model": "echo"},
             "ghost-m": {"min_memory_gb": 1, "preferred_gpu": "a100_80gb", "triton_model": "no-such-model"},
+            "code-m": {"preferred_gpu": "a100_80gb", "triton_model": "echo", "emulates": "llama-2-7b"},
         },
     })  # fmt: skip
 
@@ -192,3 +194,10 @@ async def test_a_failure_inside_planning_leaves_no_trace(allocator, uow, monkeyp
         await planning.plan_action(allocator, CONSUMER, action("echo-m", ActionKind.SCALE_UP, 1))
     assert not uow.state.actions and not uow.state.inbox and not uow.events  # one transaction: all or nothing
     assert uow.state.pools[POOL].available == 3
+
+
+async def test_a_server_for_a_known_model_size_is_told_to_emulate_it(allocator, uow):
+    assert await run(allocator, action("code-m", ActionKind.PRELOAD, 1))
+    assert await run(allocator, action("echo-m", ActionKind.PRELOAD, 1))
+    # The first server is code-m's (llama-2-7b on one a100); echo-m is no model the performance model knows.
+    assert list(allocator.provisioner.emulations.values()) == [Emulation("llama-2-7b", "fp16", 1), None]
