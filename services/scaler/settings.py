@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
 from services.scaler.domain.policy import PolicyName
 from services.scaler.domain.series import Seasons
+from shared.performance import LATENCY_TARGET_MS, MAX_BATCH, OUTPUT_TOKENS, PROMPT_TOKENS
 from shared.settings import ServiceSettings
+
+# The fleet file the allocator is seeded from: the scaler reads each model's size, GPU and target.
+DEFAULT_FLEET = Path(__file__).resolve().parents[1] / "allocator" / "fleet.yaml"
 
 
 class ScalerSettings(ServiceSettings):
@@ -22,7 +28,21 @@ class ScalerSettings(ServiceSettings):
         default=PolicyName.CONSERVATIVE,
         description="aggressive, conservative or cost_optimized (thresholds, confidence, factors)",
     )
-    requests_per_instance_hour: float = Field(default=1000.0, gt=0, description="what one instance serves per hour")
+    requests_per_instance_hour: float | None = Field(
+        default=None,
+        gt=0,
+        description="what one instance serves per hour, for every model; unset: per model from the GPU performance"
+        " model (fleet_config; 1000 for models it does not know)",
+    )
+    fleet_config: Path = Field(
+        default=DEFAULT_FLEET, description="the allocator's fleet file: each model's size, preferred GPU and target"
+    )
+    reference_prompt_tokens: int = Field(default=PROMPT_TOKENS, ge=1, description="the request capacity is counted in")
+    reference_output_tokens: int = Field(default=OUTPUT_TOKENS, ge=1, description="the request capacity is counted in")
+    latency_target_ms: float = Field(
+        default=LATENCY_TARGET_MS, gt=0, description="capacity is within it, for models without latency_target_ms"
+    )
+    max_batch: int = Field(default=MAX_BATCH, ge=1, description="sequences one instance runs at once (capacity)")
     bucket_s: int = Field(default=3600, ge=1, description="history bucket; a time-compressed replay uses 10-60 s")
     day_buckets: int = Field(default=0, ge=0, description="daily period in buckets; 0: 86400 / bucket_s")
     week_buckets: int = Field(default=0, ge=0, description="weekly period in buckets; 0: 7 days")

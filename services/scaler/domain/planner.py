@@ -43,7 +43,7 @@ class RegionState:
 
 @dataclass(frozen=True)
 class PlanSettings:
-    """The knobs of planning: policy, capacity per instance, cooldown, idle time, ceiling."""
+    """The knobs of planning: policy, capacity per instance (the model's), cooldown, idle time, ceiling."""
 
     policy: Policy
     requests_per_instance_hour: float
@@ -134,7 +134,8 @@ def _plan_region(
     def action(kind: ActionKind, target: int, priority: Priority, rule: str, required: float) -> PlannedAction:
         return PlannedAction(
             model_id, state.region, kind, state.instances, target, priority, rule, settings.policy.name, tier,
-            state.utilization, state.predicted_rph, state.confidence, {"required": round(required, 2)},
+            state.utilization, state.predicted_rph, state.confidence,
+            {"required": round(required, 2), "capacity_rph": round(settings.requests_per_instance_hour, 1)},
         )  # fmt: skip
 
     required = state.predicted_rph / settings.requests_per_instance_hour

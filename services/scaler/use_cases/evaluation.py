@@ -1,5 +1,9 @@
 """The periodic evaluation: forecast every model, plan its capacity, report overdue actions.
 
+A model's capacity per instance is the GPU performance model's for it (domain/capacity.py, from
+the fleet file, read each round so an edit takes effect), unless `requests_per_instance_hour` is
+set: then that one figure is every model's.
+
 One read of the fleet state, the forecasting off the event loop (it is CPU work), then one
 transaction per model for its forecasts, actions and tier, so a failure touches one model only.
 """
@@ -9,12 +13,14 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
 
+from services.scaler.adapters.fleet_file import read_model_specs
 from services.scaler.adapters.repository import Database, ScalerRepository, ScalerStore, scaler_store
+from services.scaler.domain.capacity import FALLBACK_RPH, Reference, capacities
 from services.scaler.domain.ensemble import Forecast, forecast
 from services.scaler.domain.planner import ModelPlan, PlanSettings, RegionState, plan_model
 from services.scaler.domain.policy import POLICIES
@@ -122,6 +128,26 @@ def region_states(
     return models
 
 
+def capacity_per_instance(settings: ScalerSettings) -> Callable[[str], float]:
+    """Model id -> requests per hour one instance serves: the setting when set, else the performance model's."""
+    if settings.requests_per_instance_hour is not None:
+        override = settings.requests_per_instance_hour
+        return lambda _model_id: override
+    try:
+        specs = read_model_specs(settings.fleet_config)
+    except (OSError, ValueError) as error:
+        log.warning("no capacity per model (%s): %g requests/h per instance for every model", error, FALLBACK_RPH)
+        specs = {}
+    reference = Reference(
+        settings.reference_prompt_tokens,
+        settings.reference_output_tokens,
+        settings.latency_target_ms,
+        settings.max_batch,
+    )
+    known = {model_id: c.requests_per_hour for model_id, c in capacities(specs, reference).items()}
+    return lambda model_id: known.get(model_id, FALLBACK_RPH)
+
+
 def forecast_event(
     key: Key, result: Forecast, settings: ScalerSettings, now: datetime, tier: Tier | None = None
 ) -> DemandForecasted:
@@ -149,16 +175,18 @@ async def evaluate(
     async with store.transaction() as repo:
         snapshot = await read_snapshot(repo, settings, now)
     forecasts = await asyncio.to_thread(forecast_all, snapshot, settings, now)
+    capacity = await asyncio.to_thread(capacity_per_instance, settings)
     plan_settings = PlanSettings(
         policy=POLICIES[settings.policy],
-        requests_per_instance_hour=settings.requests_per_instance_hour,
+        requests_per_instance_hour=FALLBACK_RPH,
         cooldown=timedelta(seconds=settings.cooldown_s),
         cold_idle=timedelta(seconds=settings.cold_idle_s),
         max_instances=settings.max_instances,
     )
     done = Evaluation()
     for model_id, states in sorted(region_states(snapshot, forecasts, settings).items()):
-        plan = plan_model(model_id, states, snapshot.tiers.get(model_id), plan_settings, now)
+        sized = replace(plan_settings, requests_per_instance_hour=capacity(model_id))
+        plan = plan_model(model_id, states, snapshot.tiers.get(model_id), sized, now)
         mine = {key: result for key, result in forecasts.items() if key[0] == model_id}
         try:
             await _apply(store, snapshot, plan, mine, settings, now, new_id, done)

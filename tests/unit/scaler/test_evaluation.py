@@ -47,7 +47,7 @@ def test_a_region_with_only_a_pending_preload_stays_blocked():
     regions = {r.region: r for r in views["m"]}
     assert regions["ap-southeast-1"].pending
     assert regions["eu-west-1"].last_action_at == NOW - timedelta(seconds=5)
-    plan_settings = PlanSettings(POLICIES[SETTINGS.policy], SETTINGS.requests_per_instance_hour)
+    plan_settings = PlanSettings(POLICIES[SETTINGS.policy], 1000.0)
     plan = plan_model("m", views["m"], Tier.HOT, plan_settings, NOW)
     assert plan.tier is Tier.HOT
     assert {a.region for a in plan.actions} == {"us-east-1"}  # the other two are pending / cooling down

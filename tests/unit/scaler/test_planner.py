@@ -80,10 +80,10 @@ def test_every_action_explains_itself():
     up = next(a for a in action if a.region == "us-east-1")
     reason = up.reason()
     for part in ("rule=utilization_high", "policy=aggressive", "tier=hot", "utilization=0.91", "forecast_rph=2500.0",
-                 "confidence=0.90", "instances=1->3", "required=2.5"):  # fmt: skip
+                 "confidence=0.90", "instances=1->3", "required=2.5", "capacity_rph=1000"):  # fmt: skip
         assert part in reason
     assert up.inputs() == {"utilization": 0.91, "forecast_rph": 2500.0, "confidence": 0.9, "required": 2.5,
-                           "model_rph": 2500.0}  # fmt: skip
+                           "capacity_rph": 1000.0, "model_rph": 2500.0}  # fmt: skip
 
 
 def test_cold_start_preloads_once_with_high_priority():
