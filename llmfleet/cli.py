@@ -24,6 +24,7 @@ from deploy.local import stack
 from deploy.local.common import stack_paths
 from llmfleet import platform
 from llmfleet.demo import DemoOptions, DemoSession
+from llmfleet.keys import register as register_keys
 from llmfleet.replay import Progress
 from llmfleet.simulate.command import simulate as simulate_command
 from services.router.domain.batching import BatchStrategy
@@ -315,6 +316,7 @@ def replay_command(
 
 
 app.command("simulate")(simulate_command)
+register_keys(app)
 
 if __name__ == "__main__":
     app()

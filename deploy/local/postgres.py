@@ -34,7 +34,7 @@ from deploy.local.common import (
 PG_BIN = Path(os.environ.get("LLMFLEET_PG_BIN", "/usr/lib/postgresql/15/bin"))
 DATABASE = "llmfleet"
 SUPERUSER = "llmfleet_admin"
-SERVICES = ("router", "allocator", "scaler", "cost", "monitor")
+SERVICES = ("router", "allocator", "scaler", "cost", "monitor", "gateway")
 DEFAULT_PORT = 55432
 
 

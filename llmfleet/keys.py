@@ -1,0 +1,131 @@
+"""`llmfleet tenants ...` and `llmfleet keys ...`: the gateway's tenants and API keys, kept in its schema.
+
+A key is shown once, when it is created; the gateway stores only its SHA-256.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import Awaitable, Callable
+from datetime import timedelta
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from services.gateway.adapters.repository import GatewayRepository, gateway_store
+from services.gateway.domain.limits import Limits
+from services.gateway.use_cases import keys as admin
+from shared.db import create_engine, session_factory
+from shared.unit_of_work import UnitOfWork
+
+T = TypeVar("T")
+keys_app = typer.Typer(no_args_is_help=True, help="API keys of the OpenAI-compatible gateway (hashed; shown once).")
+tenants_app = typer.Typer(no_args_is_help=True, help="Tenants of the gateway, with their limits.")
+console = Console()
+
+DatabaseUrl = Annotated[str | None, typer.Option(help="the gateway role's URL; default: the local stack's")]
+Rpm = Annotated[int | None, typer.Option(min=1, help="requests per minute")]
+Tpm = Annotated[int | None, typer.Option(min=1, help="tokens per minute (prompt + completion)")]
+Concurrency = Annotated[int | None, typer.Option(min=1, help="requests in flight")]
+
+
+def register(app: typer.Typer) -> None:
+    """Add `keys` and `tenants` to the main CLI."""
+    app.add_typer(keys_app, name="keys")
+    app.add_typer(tenants_app, name="tenants")
+
+
+def _url(given: str | None) -> str:
+    if given or (given := os.environ.get("LLMFLEET_GATEWAY_DATABASE_URL")):
+        return given
+    from deploy.local import postgres
+
+    info = postgres.status()
+    if not info.get("running"):
+        raise typer.BadParameter("PostgreSQL is not running: `make up`, or pass --database-url")
+    return postgres.database_url("gateway", info)
+
+
+def _run(url: str | None, work: Callable[[UnitOfWork[GatewayRepository]], Awaitable[T]]) -> T:
+    """Run one use case against the gateway's schema, then close the pool."""
+
+    async def go() -> T:
+        engine = create_engine(_url(url), "gateway", pool_size=1)
+        try:
+            return await work(gateway_store(session_factory(engine)))
+        except admin.AdminError as error:
+            raise typer.BadParameter(str(error)) from None
+        finally:
+            await engine.dispose()
+
+    return asyncio.run(go())
+
+
+def _limits(limits: Limits) -> tuple[str, str, str]:
+    return tuple(str(v) if v is not None else "-" for v in (limits.rpm, limits.tpm, limits.concurrency))  # type: ignore[return-value]
+
+
+@tenants_app.command("create")
+def create_tenant(
+    name: str, rpm: Rpm = None, tpm: Tpm = None, concurrency: Concurrency = None, database_url: DatabaseUrl = None
+) -> None:
+    """Create a tenant with its limits (over all its keys)."""
+    tenant = _run(database_url, lambda store: admin.create_tenant(store, name, Limits(rpm, tpm, concurrency)))
+    console.print(f"tenant [bold]{tenant.name}[/bold] ({tenant.tenant_id}) created")
+
+
+@tenants_app.command("list")
+def list_tenants(database_url: DatabaseUrl = None) -> None:
+    """The tenants and their limits."""
+    table = Table("tenant", "id", "rpm", "tpm", "concurrency")
+    for t in _run(database_url, admin.list_tenants):
+        table.add_row(t.name, t.tenant_id, *_limits(t.limits))
+    console.print(table)
+
+
+@keys_app.command("create")
+def create_key(
+    tenant: str,
+    name: Annotated[str, typer.Option(help="what the key is for")] = "default",
+    scope: Annotated[list[str] | None, typer.Option(help="a model the key may use (repeat); none: all")] = None,
+    rpm: Rpm = None,
+    tpm: Tpm = None,
+    concurrency: Concurrency = None,
+    expires_in_days: Annotated[float | None, typer.Option(min=0, help="expiry; none: never")] = None,
+    database_url: DatabaseUrl = None,
+) -> None:
+    """Create a key for TENANT and print it (the only time it is shown)."""
+    expires = timedelta(days=expires_in_days) if expires_in_days is not None else None
+    created = _run(
+        database_url,
+        lambda store: admin.create_key(store, tenant, name, tuple(scope or ()), Limits(rpm, tpm, concurrency), expires),
+    )
+    console.print(f"key {created.record.key_id} for {tenant}; store it now, it is not shown again:")
+    typer.echo(created.secret)
+
+
+@keys_app.command("list")
+def list_keys(
+    tenant: Annotated[str | None, typer.Option(help="only this tenant's keys")] = None, database_url: DatabaseUrl = None
+) -> None:
+    """The keys (prefix, scopes, limits, expiry, revocation); never the secrets."""
+    table = Table("key id", "prefix", "tenant", "name", "scopes", "rpm", "tpm", "conc.", "expires", "revoked")
+    rows: list[Any] = _run(database_url, lambda store: admin.list_keys(store, tenant))
+    for k in rows:
+        when = [f"{t:%Y-%m-%d %H:%M}" if t else "-" for t in (k.expires_at, k.revoked_at)]
+        table.add_row(k.key_id, k.prefix, k.tenant.name, k.name, ",".join(k.scopes) or "*", *_limits(k.limits), *when)
+    console.print(table)
+
+
+@keys_app.command("revoke")
+def revoke_key(
+    key: Annotated[str, typer.Argument(help="key id or shown prefix")], database_url: DatabaseUrl = None
+) -> None:
+    """Revoke a key (every gateway replica refuses it within its key cache time)."""
+    count = _run(database_url, lambda store: admin.revoke_key(store, key))
+    if not count:
+        raise typer.BadParameter(f"no active key {key!r}")
+    console.print(f"revoked {count} key(s)")

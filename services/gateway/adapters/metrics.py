@@ -1,0 +1,25 @@
+"""The gateway's Prometheus metrics (`llmfleet_gateway_*`), on the app's own registry."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+
+class GatewayMetrics:
+    """Requests by endpoint and HTTP status, their latency, throttling by limit, requests waiting."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.requests = Counter(
+            "llmfleet_gateway_requests", "API requests answered", ["endpoint", "status"], registry=registry
+        )
+        self.latency = Histogram(
+            "llmfleet_gateway_request_latency_seconds",
+            "time from the HTTP request to its answer",
+            ["endpoint"],
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
+            registry=registry,
+        )
+        self.throttled = Counter(
+            "llmfleet_gateway_throttled", "requests refused by a limit", ["limit"], registry=registry
+        )
+        self.waiting = Gauge("llmfleet_gateway_waiting", "requests sent and waiting for a result", registry=registry)

@@ -1,0 +1,71 @@
+"""The gateway's tables (schema `gateway`): tenants, hashed keys, and the one authoritative usage count."""
+
+from __future__ import annotations
+
+from sqlalchemy import JSON, BigInteger, Column, DateTime, ForeignKey, Index, Integer, String, Table
+
+from shared.db import service_metadata
+from shared.inbox import inbox_table
+from shared.outbox import outbox_table
+
+metadata = service_metadata("gateway")
+inbox = inbox_table(metadata)
+outbox = outbox_table(metadata)
+
+tenant = Table(
+    "tenant",
+    metadata,
+    Column("tenant_id", String(64), primary_key=True),
+    Column("name", String(200), nullable=False, unique=True),
+    Column("rpm", Integer),
+    Column("tpm", BigInteger),
+    Column("concurrency", Integer),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+# The key itself is never stored: its SHA-256, and a short prefix to tell keys apart in a list.
+api_key = Table(
+    "api_key",
+    metadata,
+    Column("key_id", String(64), primary_key=True),
+    Column("tenant_id", String(64), ForeignKey("tenant.tenant_id"), nullable=False),
+    Column("name", String(200), nullable=False),
+    Column("key_hash", String(64), nullable=False, unique=True),
+    Column("prefix", String(32), nullable=False),
+    Column("scopes", JSON, nullable=False),
+    Column("rpm", Integer),
+    Column("tpm", BigInteger),
+    Column("concurrency", Integer),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("expires_at", DateTime(timezone=True)),
+    Column("revoked_at", DateTime(timezone=True)),
+)
+
+# Requests and tokens per subject (key:<id> / tenant:<id>) and minute: raised by the statement
+# that admits, corrected when the request settles. Every replica counts here, never in memory.
+usage_window = Table(
+    "usage_window",
+    metadata,
+    Column("subject", String(80), primary_key=True),
+    Column("window_start", DateTime(timezone=True), primary_key=True),
+    Column("requests", Integer, nullable=False),
+    Column("tokens", BigInteger, nullable=False),
+)
+Index("ix_usage_window_window_start", usage_window.c.window_start)
+
+# Requests in flight per subject: a counter row raised under its limit, and one lease per request
+# and subject, so a replica that dies leaks nothing past the lease (the reaper gives it back).
+inflight = Table(
+    "inflight",
+    metadata,
+    Column("subject", String(80), primary_key=True),
+    Column("requests", Integer, nullable=False),
+)
+lease = Table(
+    "lease",
+    metadata,
+    Column("request_id", String(200), primary_key=True),
+    Column("subject", String(80), primary_key=True),
+    Column("expires_at", DateTime(timezone=True), nullable=False),
+)
+Index("ix_lease_expires_at", lease.c.expires_at)

@@ -1,0 +1,168 @@
+"""Limits per tenant and per key: what a request reserves, what it settles to, and when to come back (pure).
+
+One authoritative count lives in PostgreSQL (adapters/limits_tables.py): a row per subject
+(a key or a tenant) and minute, raised in the statement that admits, and a lease per request in
+flight. `Ledger` is the same rules over a dict, for the unit tests' fake and for reasoning.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from enum import StrEnum
+
+WINDOW = timedelta(minutes=1)
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Requests per minute, tokens per minute, requests in flight; None: no limit."""
+
+    rpm: int | None = None
+    tpm: int | None = None
+    concurrency: int | None = None
+
+
+class Limit(StrEnum):
+    """Which limit refused a request."""
+
+    RPM = "requests per minute"
+    TPM = "tokens per minute"
+    CONCURRENCY = "concurrent requests"
+
+
+@dataclass(frozen=True)
+class Subject:
+    """Whose count a request raises: `key:<id>` or `tenant:<id>`, with its limits."""
+
+    name: str
+    limits: Limits
+
+
+@dataclass(frozen=True)
+class Claim:
+    """One request's admission: its subjects, the tokens it reserves, its window and lease."""
+
+    request_id: str
+    subjects: tuple[Subject, ...]
+    tokens: int
+    window: datetime
+    lease_until: datetime
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """The limit a claim would break, and for whom."""
+
+    subject: str
+    limit: Limit
+    allowed: int
+    retry_after_s: int
+
+
+@dataclass(frozen=True)
+class Settlement:
+    """What a finished request really cost: its tokens replace its reservation."""
+
+    request_id: str
+    subjects: tuple[str, ...]
+    window: datetime
+    reserved: int
+    used: int
+
+
+def window_of(now: datetime) -> datetime:
+    """The minute `now` falls in."""
+    return now.replace(second=0, microsecond=0)
+
+
+def seconds_to_next_window(now: datetime) -> int:
+    """Whole seconds until the next minute starts (at least 1): a throttled client's Retry-After."""
+    return max(1, math.ceil((window_of(now) + WINDOW - now).total_seconds()))
+
+
+def reservation(prompt_tokens: int, max_tokens: int) -> int:
+    """Tokens held at admission: the prompt and every token the request may generate."""
+    return prompt_tokens + max_tokens
+
+
+def settled_tokens(reserved: int, prompt_tokens: int, tokens_in: int, tokens_out: int, answered: bool) -> int:
+    """What a request counts once finished.
+
+    Answered (ok, rejected or failed): what the router reports, and at least the prompt, so a
+    failed request still counts. Unanswered (timed out): the whole reservation, since the model
+    may still be generating.
+    """
+    if not answered:
+        return reserved
+    return max(tokens_in, prompt_tokens) + tokens_out
+
+
+def too_large(subjects: tuple[Subject, ...], tokens: int, now: datetime) -> Refusal | None:
+    """A claim no window could ever admit (more tokens than the TPM limit)."""
+    for s in subjects:
+        if s.limits.tpm is not None and tokens > s.limits.tpm:
+            return Refusal(s.name, Limit.TPM, s.limits.tpm, seconds_to_next_window(now))
+    return None
+
+
+@dataclass
+class Usage:
+    """A subject's count in one window, and its requests in flight."""
+
+    requests: int = 0
+    tokens: int = 0
+
+
+@dataclass
+class Ledger:
+    """The admission rules over in-memory counts: the SQL statements' semantics, for fakes and tests."""
+
+    windows: dict[tuple[str, datetime], Usage] = field(default_factory=dict)
+    inflight: dict[str, set[str]] = field(default_factory=dict)
+
+    def check(self, claim: Claim, now: datetime) -> Refusal | None:
+        """The first limit `claim` would break, or None."""
+        for s in claim.subjects:
+            usage = self.windows.get((s.name, claim.window), Usage())
+            if refusal := refusal_for(s, usage, len(self.inflight.get(s.name, ())), claim.tokens, now):
+                return refusal
+        return None
+
+    def admit(self, claim: Claim, now: datetime) -> Refusal | None:
+        """Raise every subject's counts, or none of them and say which limit refused."""
+        if refusal := self.check(claim, now):
+            return refusal
+        for s in claim.subjects:
+            usage = self.windows.setdefault((s.name, claim.window), Usage())
+            usage.requests += 1
+            usage.tokens += claim.tokens
+            if s.limits.concurrency is not None:
+                self.inflight.setdefault(s.name, set()).add(claim.request_id)
+        return None
+
+    def settle(self, settlement: Settlement) -> None:
+        """Replace the reservation by what was used, and end the request's lease."""
+        for name in settlement.subjects:
+            usage = self.windows.setdefault((name, settlement.window), Usage())
+            usage.tokens += settlement.used - settlement.reserved
+            self.inflight.get(name, set()).discard(settlement.request_id)
+
+
+def fallback_refusal(claim: Claim) -> Refusal:
+    """A refusal whose limit could not be read back (the counts moved since): try again in a second."""
+    first = claim.subjects[0]
+    return Refusal(first.name, Limit.CONCURRENCY, first.limits.concurrency or 0, 1)
+
+
+def refusal_for(s: Subject, usage: Usage, inflight: int, tokens: int, now: datetime) -> Refusal | None:
+    """The first of the subject's limits a claim of `tokens` would break, given its usage and requests in flight."""
+    wait = seconds_to_next_window(now)
+    if s.limits.rpm is not None and usage.requests + 1 > s.limits.rpm:
+        return Refusal(s.name, Limit.RPM, s.limits.rpm, wait)
+    if s.limits.tpm is not None and usage.tokens + tokens > s.limits.tpm:
+        return Refusal(s.name, Limit.TPM, s.limits.tpm, wait)
+    if s.limits.concurrency is not None and inflight + 1 > s.limits.concurrency:
+        return Refusal(s.name, Limit.CONCURRENCY, s.limits.concurrency, 1)
+    return None

@@ -1,0 +1,77 @@
+"""The gateway's settings (`LLMFLEET_GATEWAY_*`); dicts and lists are read as JSON from the environment."""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+
+from pydantic import BaseModel, Field
+from pydantic_settings import SettingsConfigDict
+
+from services.gateway.domain.catalogue import ModelSpec
+from services.gateway.domain.chat import ChatTemplate
+from shared.events import INFERENCE_REQUESTS
+from shared.settings import ServiceSettings
+
+# The models of services/allocator/fleet.yaml, as the gateway's default catalogue.
+FLEET_MODELS = ("gpt-4-turbo", "gpt-3.5-turbo", "claude-3-opus", "llama-2-70b", "llama-2-13b", "tinylm", "echo")
+
+
+class ModelEntry(BaseModel):
+    """A servable model: its chat template and, if known, its tier."""
+
+    template: ChatTemplate = ChatTemplate.PLAIN
+    tier: str | None = None
+
+
+def default_instance_id() -> str:
+    """POD_NAME where Kubernetes sets it; elsewhere host name and process id, so local replicas differ too."""
+    if pod := os.environ.get("POD_NAME"):
+        return pod
+    return f"{os.environ.get('HOSTNAME') or socket.gethostname()}-{os.getpid()}"
+
+
+class GatewaySettings(ServiceSettings):
+    """Settings of the OpenAI-compatible gateway."""
+
+    model_config = SettingsConfigDict(env_prefix="LLMFLEET_GATEWAY_", extra="ignore", frozen=True)
+
+    service_name: str = Field(
+        default="gateway", description="the service's name: its schema, role and default consumer group"
+    )
+    http_host: str = Field(default="127.0.0.1", description="address the OpenAI API binds (0.0.0.0 in containers)")
+    http_port: int = Field(default=8080, ge=0, le=65535, description="port of the OpenAI API (/v1/...)")
+    instance_id: str = Field(
+        default_factory=default_instance_id,
+        min_length=1,
+        json_schema_extra={"table_default": "$POD_NAME or <host>-<pid>"},
+        description="this replica: its reply topic is inference.replies.gateway-<instance_id>",
+    )
+    requests_topic: str = Field(default=INFERENCE_REQUESTS.name, description="where requests go (the router's)")
+    reply_partitions: int = Field(default=2, ge=1, description="partitions of this replica's reply topic")
+    delete_reply_topic: bool = Field(default=True, description="delete this replica's reply topic on a graceful stop")
+    models: dict[str, ModelEntry] = Field(
+        default_factory=lambda: {m: ModelEntry() for m in FLEET_MODELS},
+        description="servable models {id: {template, tier}}; a model the allocations show loaded is served too",
+    )
+    follow_allocations: bool = Field(default=True, description="replay and follow fleet.allocations.v1 for /v1/models")
+    request_timeout_s: float = Field(default=60.0, gt=0, description="deadline of a request: then 504")
+    default_max_tokens: int = Field(default=16, ge=1, le=8192, description="max_tokens when a request sets none")
+    key_cache_s: float = Field(default=5.0, ge=0, description="how long a key lookup is cached (revocation delay)")
+    settle_wait_s: float = Field(
+        default=1.0, ge=0, description="an answer waits at most this for its usage to be written (then goes anyway)"
+    )
+    lease_grace_s: float = Field(default=30.0, ge=0, description="a lease outlives its deadline this long (crashes)")
+    reap_interval_s: float = Field(default=10.0, gt=0, description="how often expired leases are released")
+    usage_retention_s: float = Field(default=86400.0, gt=0, description="per-minute usage rows kept")
+    priority: int = Field(default=5, ge=0, le=9, description="priority of the gateway's interactive requests")
+
+    def catalogue_specs(self) -> dict[str, ModelSpec]:
+        """The configured models as the domain's specs."""
+        return {name: ModelSpec(name, e.template, e.tier) for name, e in self.models.items()}
+
+    @property
+    def reply_topic(self) -> str:
+        """This replica's own reply topic (the router allows the `inference.replies.` prefix)."""
+        return "inference.replies.gateway-" + re.sub(r"[^A-Za-z0-9._-]", "-", self.instance_id)[:200]

@@ -1,0 +1,166 @@
+"""One API call: the key, the model, the limits, the fleet's answer, the settlement."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any, Protocol
+
+from services.gateway.adapters.repository import GatewayRepository
+from services.gateway.domain import errors
+from services.gateway.domain.catalogue import Catalogue
+from services.gateway.domain.keys import ApiKey, check_scope
+from services.gateway.domain.limits import (
+    Claim,
+    Refusal,
+    Settlement,
+    Subject,
+    reservation,
+    settled_tokens,
+    too_large,
+    window_of,
+)
+from services.gateway.domain.requests import Ask, prompt_tokens
+from services.gateway.domain.responses import Answer, body
+from services.gateway.use_cases.access import KeyCache
+from services.gateway.use_cases.settling import Settler
+from shared.events import InferenceCompleted, InferenceRequested
+from shared.unit_of_work import UnitOfWork
+
+
+class Fleet(Protocol):
+    """Where requests go and results come from (the Kafka bridge, or a fake)."""
+
+    reply_topic: str
+
+    async def send(self, request: InferenceRequested) -> asyncio.Future[InferenceCompleted]:
+        """Send a request; the future its result resolves."""
+
+    def forget(self, request_id: str) -> None:
+        """Stop waiting for a request's result."""
+
+
+class _Refused(Exception):
+    """Rolls the admission transaction back: a limit refused."""
+
+
+@dataclass(frozen=True)
+class Knobs:
+    """What the settings decide for every call."""
+
+    timeout_s: float
+    lease_grace_s: float
+    priority: int
+    settle_wait_s: float = 1.0
+    source: str = "gateway"
+
+
+@dataclass
+class Serving:
+    """The completion use case over its dependencies."""
+
+    store: UnitOfWork[GatewayRepository]
+    keys: KeyCache
+    catalogue: Catalogue
+    fleet: Fleet
+    settler: Settler
+    knobs: Knobs
+
+    async def complete(self, authorization: str | None, ask: Ask) -> dict[str, Any]:
+        """The OpenAI body answering `ask`, or an ApiError."""
+        now = datetime.now(UTC)
+        key = await self.keys.authenticate(authorization, now)
+        if not self.catalogue.knows(ask.model):
+            raise errors.model_not_found(ask.model)
+        if error := check_scope(key, ask.model):
+            raise error
+        request_id = uuid.uuid4().hex
+        prompt = prompt_tokens(ask.prompt)
+        claim = self._claim(key, request_id, reservation(prompt, ask.max_tokens), now)
+        await self._admit(claim, now)
+        result = await self._ask_fleet(claim, ask, prompt, now)
+        if error := errors.from_result(result.status, result.reason, ask.model):
+            raise error
+        answer = Answer(result.text, max(result.tokens_in, prompt), result.tokens_out)
+        return body(ask, answer, request_id, int(time.time()))
+
+    def _claim(self, key: ApiKey, request_id: str, tokens: int, now: datetime) -> Claim:
+        subjects = (
+            Subject(f"key:{key.key_id}", key.limits),
+            Subject(f"tenant:{key.tenant.tenant_id}", key.tenant.limits),
+        )
+        until = now + timedelta(seconds=self.knobs.timeout_s + self.knobs.lease_grace_s)
+        return Claim(request_id, subjects, tokens, window_of(now), until)
+
+    async def _admit(self, claim: Claim, now: datetime) -> None:
+        """Raise the counts, or a 429 saying which limit, with Retry-After."""
+        refusal = too_large(claim.subjects, claim.tokens, now)
+        if refusal is None:
+            try:
+                async with self.store.transaction() as repository:
+                    if not await repository.admit(claim):
+                        raise _Refused
+            except _Refused:
+                async with self.store.transaction() as repository:
+                    refusal = await repository.explain(claim, now)
+        if refusal is not None:
+            raise _throttled(refusal, claim.tokens)
+
+    async def _ask_fleet(self, claim: Claim, ask: Ask, prompt: int, now: datetime) -> InferenceCompleted:
+        """Send the request, await its one result; settle whatever happens."""
+        timeout = self.knobs.timeout_s
+        request = InferenceRequested(
+            source=self.knobs.source,
+            request_id=claim.request_id,
+            model_id=ask.model,
+            prompt=ask.prompt,
+            max_tokens=ask.max_tokens,
+            temperature=ask.temperature,
+            top_p=ask.top_p,
+            priority=self.knobs.priority,
+            deadline=now + timedelta(seconds=timeout),
+            reply_topic=self.fleet.reply_topic,
+        )
+        try:
+            future = await self.fleet.send(request)
+            result = await asyncio.wait_for(future, timeout)
+        except TimeoutError:
+            self.fleet.forget(claim.request_id)
+            self._settle(claim, prompt, None)
+            raise errors.timed_out(timeout) from None
+        except ConnectionError as error:
+            self._settle(claim, prompt, None)
+            raise errors.unavailable(f"The request could not reach the fleet: {error}") from None
+        except BaseException:
+            self._settle(claim, prompt, None)  # the caller went away: the request may still run
+            raise
+        settled = self._settle(claim, prompt, result)
+        # The answer leaves once its count is exact (a client's next call sees it), but never
+        # waits long on a slow database: the settlement is queued and will be written.
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(asyncio.shield(settled), self.knobs.settle_wait_s)
+        return result
+
+    def _settle(self, claim: Claim, prompt: int, result: InferenceCompleted | None) -> asyncio.Future[None]:
+        answered = result is not None
+        used = settled_tokens(
+            claim.tokens, prompt, result.tokens_in if result else 0, result.tokens_out if result else 0, answered
+        )
+        names = tuple(s.name for s in claim.subjects)
+        return self.settler.add(Settlement(claim.request_id, names, claim.window, claim.tokens, used))
+
+
+def _throttled(refusal: Refusal, tokens: int) -> errors.ApiError:
+    """The 429 for a refusal, in OpenAI's words."""
+    whose = refusal.subject.split(":", 1)[0]
+    message = (
+        f"Rate limit reached for this {'API key' if whose == 'key' else 'organization'} on "
+        f"{refusal.limit.value}: limit {refusal.allowed}"
+    )
+    if refusal.limit.value == "tokens per minute":
+        message += f", requested {tokens} (prompt + max_tokens)"
+    return errors.rate_limited(message + f". Try again in {refusal.retry_after_s} s.", refusal.retry_after_s)
