@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import JSON, BigInteger, Column, DateTime, ForeignKey, Index, Integer, String, Table
+from sqlalchemy import JSON, BigInteger, Column, DateTime, Index, Integer, String, Table
 
 from shared.db import service_metadata
 from shared.inbox import inbox_table
@@ -28,7 +28,7 @@ api_key = Table(
     "api_key",
     metadata,
     Column("key_id", String(64), primary_key=True),
-    Column("tenant_id", String(64), ForeignKey("tenant.tenant_id"), nullable=False),
+    Column("tenant_id", String(64), nullable=False),  # a tenant that exists (keys.create_key checks; never deleted)
     Column("name", String(200), nullable=False),
     Column("key_hash", String(64), nullable=False, unique=True),
     Column("prefix", String(32), nullable=False),

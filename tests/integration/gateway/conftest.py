@@ -22,6 +22,8 @@ from deploy.init import provision
 from deploy.local import postgres, triton
 from deploy.local.common import free_port
 from services.gateway.app import create_app, migrate
+from services.gateway.domain.chat import ChatTemplate
+from services.gateway.domain.keys import ApiKey
 from services.gateway.domain.limits import Limits
 from services.gateway.jobs import GatewayApp
 from services.gateway.settings import GatewaySettings, ModelEntry
@@ -89,9 +91,10 @@ def gateway_settings(kafka_bootstrap: str, url: str, requests_topic: str, **over
         "http_port": free_port(18080),
         "requests_topic": requests_topic,
         "follow_allocations": False,
-        "models": {"echo": ModelEntry(), "tinylm": ModelEntry(template="chatml", tier="hot")},
+        "models": {"echo": ModelEntry(), "tinylm": ModelEntry(template=ChatTemplate.CHATML, tier="hot")},
         "key_cache_s": 0.0,
         "request_timeout_s": 30.0,
+        "reap_interval_s": 3600.0,  # the tests reap themselves
     }
     return GatewaySettings(**(values | overrides))
 
@@ -168,6 +171,14 @@ class Keys:
         self.host.call(admin.create_tenant(self.app.store, name, tenant_limits))
         created = self.host.call(admin.create_key(self.app.store, name, "test", scopes, key_limits))
         return created.secret
+
+    def list(self) -> list[ApiKey]:
+        """Every key."""
+        return self.host.call(admin.list_keys(self.app.store))
+
+    def another(self, tenant: str) -> str:
+        """A second key of `tenant`; its secret."""
+        return self.host.call(admin.create_key(self.app.store, tenant, "another")).secret
 
     def revoke(self, secret: str) -> None:
         """Revoke the key whose secret this is."""

@@ -66,7 +66,6 @@ def upgrade() -> None:
         _ts("revoked_at"),
         sa.PrimaryKeyConstraint("key_id", name="pk_api_key"),
         sa.UniqueConstraint("key_hash", name="uq_api_key_key_hash"),
-        sa.ForeignKeyConstraint(["tenant_id"], ["tenant.tenant_id"], name="fk_api_key_tenant_id_tenant"),
     )
     op.create_table(
         "usage_window",

@@ -1,0 +1,202 @@
+"""The gateway's use cases on fakes: a call end to end, its errors, its settlement; keys; settling."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from services.gateway.domain.catalogue import Catalogue, ModelSpec
+from services.gateway.domain.errors import ApiError
+from services.gateway.domain.limits import Limits
+from services.gateway.domain.requests import Ask
+from services.gateway.use_cases import keys as admin
+from services.gateway.use_cases.access import KeyCache
+from services.gateway.use_cases.serving import Knobs, Serving
+from services.gateway.use_cases.settling import Settler, reap
+from shared.events import ResultStatus
+from tests.unit.gateway.fakes import FakeFleet, FakeStore
+
+
+def ask(model: str = "echo", prompt: str = "hello", max_tokens: int = 4) -> Ask:
+    return Ask(model, prompt, max_tokens, 0.0, 1.0, (), None, chat=False)
+
+
+class World:
+    """A Serving over fakes, and a key to call it with."""
+
+    def __init__(self, timeout_s: float = 5.0) -> None:
+        self.store = FakeStore()
+        self.fleet = FakeFleet()
+        self.settler = Settler(self.store)
+        self.keys = KeyCache(self.store, ttl_s=0.0)
+        catalogue = Catalogue({"echo": ModelSpec("echo"), "tinylm": ModelSpec("tinylm")})
+        self.serving = Serving(
+            self.store, self.keys, catalogue, self.fleet, self.settler, Knobs(timeout_s, 30.0, 5, 0.0)
+        )
+
+    async def key(self, tenant: Limits = Limits(), key: Limits = Limits(), scopes: tuple[str, ...] = ()) -> str:  # noqa: B008
+        name = f"t{len(self.store.state.tenants)}"
+        await admin.create_tenant(self.store, name, tenant)
+        return "Bearer " + (await admin.create_key(self.store, name, "k", scopes, key)).secret
+
+    async def call(self, header: str, request: Ask | None = None) -> dict[str, Any]:
+        try:
+            return await self.serving.complete(header, request or ask())
+        finally:
+            await self.settler.flush()
+
+
+async def test_a_call_sends_one_request_and_answers_in_openais_shape() -> None:
+    world = World()
+    out = await world.call(await world.key())
+    assert out["choices"][0]["text"] == "hell" and out["usage"]["total_tokens"] == 9
+    [sent] = world.fleet.sent
+    assert sent.reply_topic == world.fleet.reply_topic and sent.priority == 5 and sent.deadline is not None
+    assert [s.used for s in world.store.state.settled] == [9]
+
+
+async def test_a_missing_or_wrong_key_is_a_401() -> None:
+    world = World()
+    for header in (None, "Basic abc", "Bearer sk-llmf-nope"):
+        with pytest.raises(ApiError) as raised:
+            await world.call(header)  # type: ignore[arg-type]
+        assert raised.value.status == 401
+    assert world.fleet.sent == []
+
+
+async def test_unknown_models_and_scopes_are_refused_before_anything_is_sent() -> None:
+    world = World()
+    with pytest.raises(ApiError) as raised:
+        await world.call(await world.key(), ask("nope"))
+    assert raised.value.status == 404
+    with pytest.raises(ApiError) as raised:
+        await world.call(await world.key(scopes=("echo",)), ask("tinylm"))
+    assert raised.value.status == 403
+    assert world.fleet.sent == []
+
+
+async def test_over_the_limit_is_a_429_and_sends_nothing() -> None:
+    world = World()
+    header = await world.key(key=Limits(rpm=1))
+    await world.call(header)
+    with pytest.raises(ApiError) as raised:
+        await world.call(header)
+    assert raised.value.status == 429 and raised.value.retry_after_s is not None
+    assert "requests per minute" in raised.value.message
+    assert len(world.fleet.sent) == 1
+
+
+async def test_a_request_larger_than_the_tpm_limit_is_a_429_at_once() -> None:
+    world = World()
+    with pytest.raises(ApiError) as raised:
+        await world.call(await world.key(tenant=Limits(tpm=5)), ask(max_tokens=10))
+    assert raised.value.status == 429 and "requested 15" in raised.value.message
+
+
+async def test_a_rejection_is_mapped_and_still_counts() -> None:
+    world = World()
+    world.fleet.status, world.fleet.reason = ResultStatus.REJECTED, "unknown model: echo"
+    header = await world.key(key=Limits(rpm=1))
+    with pytest.raises(ApiError) as raised:
+        await world.call(header)
+    assert raised.value.status == 404
+    [settled] = world.store.state.settled
+    assert (settled.reserved, settled.used) == (9, 5)  # the prompt counts, the unused completion is given back
+    world.fleet.status = ResultStatus.OK
+    with pytest.raises(ApiError) as raised:
+        await world.call(header)
+    assert raised.value.status == 429
+
+
+async def test_a_failure_is_a_502() -> None:
+    world = World()
+    world.fleet.status, world.fleet.reason = ResultStatus.FAILED, "servers tried: a; last error: boom"
+    with pytest.raises(ApiError) as raised:
+        await world.call(await world.key())
+    assert raised.value.status == 502 and raised.value.retryable
+
+
+async def test_no_answer_by_the_deadline_is_a_504_that_keeps_the_reservation() -> None:
+    world = World(timeout_s=0.05)
+    world.fleet.silent = True
+    with pytest.raises(ApiError) as raised:
+        await world.call(await world.key(key=Limits(concurrency=1)))
+    assert raised.value.status == 504
+    assert world.fleet.forgotten == [world.fleet.sent[0].request_id]
+    [settled] = world.store.state.settled
+    assert settled.used == settled.reserved == 9
+    assert not any(world.store.state.ledger.inflight.values())  # the lease ends with the request
+
+
+async def test_revocation_takes_effect_once_the_cache_expires() -> None:
+    world = World()
+    header = await world.key()
+    await world.call(header)
+    [record] = await admin.list_keys(world.store)
+    assert await admin.revoke_key(world.store, record.prefix) == 1
+    with pytest.raises(ApiError) as raised:
+        await world.call(header)
+    assert raised.value.code == "api_key_revoked"
+
+
+async def test_keys_and_tenants_are_managed_by_name() -> None:
+    store = FakeStore()
+    await admin.create_tenant(store, "acme", Limits(rpm=5))
+    with pytest.raises(admin.AdminError):
+        await admin.create_tenant(store, "acme", Limits())
+    with pytest.raises(admin.AdminError):
+        await admin.create_key(store, "nobody", "k")
+    created = await admin.create_key(store, "acme", "k", ("echo",), Limits(tpm=9), timedelta(days=1))
+    [stored] = await admin.list_keys(store, "acme")
+    assert created.secret not in repr(store.state.keys) and stored.scopes == ("echo",)
+    assert stored.expires_at is not None and stored.expires_at > datetime.now(UTC)
+    assert [t.name for t in await admin.list_tenants(store)] == ["acme"]
+    assert await admin.revoke_key(store, "no-such-key") == 0
+
+
+class BrokenStore(FakeStore):
+    """A store whose transactions fail (the database is down)."""
+
+    def transaction(self):
+        raise ConnectionError("database down")
+
+
+async def test_settlements_that_cannot_be_written_wait_for_the_next_round() -> None:
+    settler = Settler(BrokenStore())
+    world = World()
+    await world.call(await world.key())
+    done = settler.add(world.store.state.settled[0])
+    with pytest.raises(ConnectionError):
+        await settler.flush()
+    assert len(settler.queued) == 1 and not done.done()
+    settler.store = world.store
+    assert await settler.flush() == 1 and done.done()
+
+
+async def test_the_settler_writes_whatever_is_queued_as_it_comes() -> None:
+    world = World()
+    header = await world.key()
+    runner = asyncio.create_task(world.settler.run())
+    try:
+        await asyncio.gather(*(world.serving.complete(header, ask()) for _ in range(5)))
+        await asyncio.sleep(0.01)
+    finally:
+        runner.cancel()
+    assert len(world.store.state.settled) == 5 and world.settler.queued == []
+
+
+async def test_leases_of_a_dead_replica_are_reaped() -> None:
+    world = World()
+    world.fleet.silent = True
+    world.serving.knobs = Knobs(0.01, 0.0, 5, 0.0)
+    header = await world.key(key=Limits(concurrency=1))
+    world.settler.add = lambda settlement: asyncio.get_running_loop().create_future()  # type: ignore[method-assign]
+    with pytest.raises(ApiError):
+        await world.call(header)  # timed out, and its settlement was lost with the replica
+    world.store.now = datetime.now(UTC)
+    await asyncio.sleep(0.02)
+    assert await reap(world.store) == 1
+    assert not any(world.store.state.ledger.inflight.values())
