@@ -47,7 +47,7 @@ class Allocator:
         fleet = self.fleet
         requirement = fleet.config.models[action.model_id]
         target = 0 if action.kind is ActionKind.UNLOAD else action.target
-        servers = list(fleet.by_region[action.region].values())
+        servers = fleet.candidates(action.region, action.model_id)
         plan = plan_scaling(
             requirement, action.region, target, servers, fleet.config, fleet.pools,
             new_server_id=lambda: self._new_id(action.region), max_servers=len(servers) + 100_000,

@@ -18,7 +18,7 @@ from numpy.typing import NDArray
 
 from llmfleet.simulate.allocator import Allocator
 from llmfleet.simulate.engine import Engine
-from llmfleet.simulate.fleet import Fleet
+from llmfleet.simulate.fleet import CLASSES, Fleet
 from llmfleet.simulate.metrics import BINS, EDGES
 from llmfleet.simulate.monitor import Monitor
 from llmfleet.simulate.options import REGIONS
@@ -59,6 +59,7 @@ class PolicyControl:
     last_request: dict[Key, datetime] = field(default_factory=dict)
     preloads: dict[Key, float] = field(default_factory=dict)  # preloaded, waiting to see traffic
     utilization: Array = field(default_factory=lambda: np.zeros(0))  # the last window's [model, region]
+    gpu_hours: dict[str, float] = field(default_factory=dict)  # by pricing class
 
     @property
     def ready(self) -> NDArray[np.int64]:
@@ -72,6 +73,10 @@ class PolicyControl:
     def tick(self, engine: Engine, now: float) -> None:
         """Monitor, reclaims, scaler and allocator; the cost rules on the hour."""
         at = self.at(now)
+        tick_h = engine.tick_steps * engine.traffic.step_s / 3600
+        for c, pricing in enumerate(CLASSES):  # GPU hours by how they are paid, sampled each tick
+            held = float(self.fleet.gpus_by_class[:, :, c].sum()) * tick_h
+            self.gpu_hours[pricing.value] = self.gpu_hours.get(pricing.value, 0.0) + held
         placed = self.fleet.ready.sum(axis=2)
         utilization = self.observe(engine, placed, at) if engine.window.seconds else np.full(placed.shape, np.nan)
         self.utilization = utilization

@@ -163,6 +163,7 @@ class Engine:
         acc.arrived[hour] += arrivals.sum(axis=1)
         gpus = self.table.gpus[:, None, :] * control.ready
         acc.busy_gpu_s[hour] += float((rho[:, :, None] * gpus).sum()) * dt
+        acc.instance_gpu_s += gpus.sum(axis=(1, 2)) * dt
         acc.allocated_gpu_s[hour] += control.allocated_gpus() * dt
         acc.dollars[hour] += control.cost_per_hour() * dt / 3600
 

@@ -55,6 +55,7 @@ class Fleet:
     config: FleetConfig
     models: dict[str, int]
     gpu_types: tuple[str, ...]
+    instance_gpus: NDArray[np.int64]  # [model, gpu type] GPUs one instance takes (whole GPUs)
     pools: dict[PoolKey, Pool] = field(init=False)
     servers: dict[str, SimServer] = field(default_factory=dict)
     by_region: dict[str, dict[str, Server]] = field(default_factory=dict)
@@ -67,6 +68,7 @@ class Fleet:
         self.loading: NDArray[np.int64] = np.zeros(shape, dtype=np.int64)
         self.gpus_by_class: NDArray[np.int64] = np.zeros((len(REGIONS), len(self.gpu_types), len(CLASSES)), np.int64)
         self.by_region = {r: {} for r in REGIONS}
+        self.free: dict[str, int] = {}  # GPUs of each server no instance takes
 
     def _key(self, model_id: str, server: Server) -> tuple[int, int, int]:
         return self.models[model_id], REGIONS.index(server.region), self.gpu_types.index(server.gpu_type)
@@ -74,6 +76,17 @@ class Fleet:
     def _store(self, entry: SimServer, server: Server) -> None:
         entry.server = server
         self.by_region[server.region][server.server_id] = server
+        g = self.gpu_types.index(server.gpu_type)
+        used = sum(n * int(self.instance_gpus[self.models[m], g]) for m, n in server.placements.items())
+        self.free[server.server_id] = server.gpu_count - used
+
+    def candidates(self, region: str, model_id: str) -> list[Server]:
+        """The region's servers `plan_scaling` can use for the model: those holding it or with free GPUs.
+
+        The others have no room for an instance of any model (`room_for` is 0), so leaving them out
+        changes no plan and spares `room_for` per full server (it dominated when the pools ran dry).
+        """
+        return [s for s in self.by_region[region].values() if model_id in s.placements or self.free[s.server_id] > 0]
 
     def start(self, server: Server, pricing: PricingClass, now: float, ready_at: float) -> None:
         """A new server, its GPUs taken from the pool, its one model loading until `ready_at`."""
@@ -132,6 +145,7 @@ class Fleet:
         server = replace(entry.server, placements=held)  # what it held, for the caller
         entry.server = server
         del self.by_region[server.region][server_id]
+        del self.free[server_id]
         key = (server.region, server.gpu_type)
         self.pools[key] = self.pools[key].give_back(server.gpu_count)
         g = self.gpu_types.index(server.gpu_type)

@@ -55,6 +55,7 @@ class Accounts:
         self.arrived, self.served, self.rejected = np.zeros(shape), np.zeros(shape), np.zeros(shape)
         self.within_slo, self.within_target = np.zeros(shape), np.zeros(shape)
         self.hist = np.zeros((self.hours, self.models, BINS))
+        self.instance_gpu_s = np.zeros(self.models)  # GPU seconds of each model's serving instances
         self.allocated_gpu_s, self.busy_gpu_s, self.dollars = (
             np.zeros(self.hours),
             np.zeros(self.hours),

@@ -62,8 +62,8 @@ class SimOptions:
     fleet_gpus: int = 10_000
     policy: PolicyName = field(default_factory=lambda: ScalerSettings().policy)
     # The scaler's ceiling per model and region. Its default (64) is the local platform's; at seed
-    # scale the busiest models need several hundred instances in a region, so a deployment raises it.
-    max_instances: int = 1024
+    # scale the busiest model needs ~170 in a region at its peak, so a deployment raises it.
+    max_instances: int = 256
     tiers: bool = True
     preload: bool = True
     batching: BatchStrategy = field(default_factory=lambda: RouterSettings().default_batch_strategy)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import math
 import time
-from collections import Counter
 from dataclasses import dataclass, field
 from datetime import timedelta
 
@@ -74,7 +73,7 @@ def engine_for(prepared: Prepared, options: SimOptions, control: Control, local:
 def policy_control(prepared: Prepared, options: SimOptions) -> PolicyControl:
     """Fleet, allocator, scaler, monitor and cost rules wired as the services are."""
     models = {m.model_id: i for i, m in enumerate(prepared.traffic.models)}
-    fleet = Fleet(prepared.fleet, models, prepared.table.gpu_types)
+    fleet = Fleet(prepared.fleet, models, prepared.table.gpu_types, prepared.table.gpus)
     reserved = prepared.reserved if options.pricing is Pricing.MIXED else np.zeros_like(prepared.reserved)
     purchase = Purchase(options.pricing, prepared.prices, reserved, options.spot_share)
     allocator = Allocator(fleet, prepared.table, purchase, AllocatorSettings().max_gpus_per_server)
@@ -123,11 +122,10 @@ def run_policy(prepared: Prepared, options: SimOptions) -> RunResult:
         warm_start(prepared, control)
     engine = engine_for(prepared, options, control)
     accounts = engine.run(control)
-    counts: Counter[str] = Counter()
-    counts.update(control.allocator.counts)
-    counts.update(control.counts)
+    counts: dict[str, float] = {**control.allocator.counts, **control.counts}
+    counts |= {f"gpu_hours_{pricing}": round(hours, 1) for pricing, hours in control.gpu_hours.items()}
     return RunResult(
-        options.name(), options, accounts, prepared.traffic.models, dict(counts), dict(control.monitor.firings),
+        options.name(), options, accounts, prepared.traffic.models, counts, dict(control.monitor.firings),
         control.allocator.failures, time.perf_counter() - started, float(engine.queue.sum()), engine.held.count(),
     )  # fmt: skip
 

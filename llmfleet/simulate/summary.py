@@ -92,6 +92,7 @@ def per_model(run: RunResult) -> list[dict[str, Any]]:
                 "p95_ms_worst_hour": round(float(np.nanmax(p95[:, m])) * 1000, 1)
                 if np.isfinite(p95[:, m]).any()
                 else None,
+                "instance_gpu_hours": round(float(a.instance_gpu_s[m]) / 3600, 1),
             }
         )
     return rows

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from llmfleet.simulate.fleet import Fleet, scaled_fleet
@@ -22,7 +23,7 @@ def test_the_seeds_pools_scale_to_the_fleet_size():
 
 def make_fleet() -> Fleet:
     config = scaled_fleet(load_fleet(DEFAULT_FLEET), 1000, [])
-    return Fleet(config, {"a": 0, "b": 1}, ("a100_80gb", "h100_80gb", "v100_32gb"))
+    return Fleet(config, {"a": 0, "b": 1}, ("a100_80gb", "h100_80gb", "v100_32gb"), np.ones((2, 3), dtype=np.int64))
 
 
 def test_a_server_serves_after_its_cold_start_and_returns_its_gpus_when_stopped():

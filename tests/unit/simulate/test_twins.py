@@ -2,18 +2,24 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime
 
 import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from llmfleet.simulate.fleet import CLASSES
+from llmfleet.simulate.fleet import CLASSES, Fleet, scaled_fleet
 from llmfleet.simulate.monitor import breaching, crossing
 from llmfleet.simulate.options import REGIONS, Pricing
 from llmfleet.simulate.pricing import Purchase, price_table
 from llmfleet.simulate.routing import admission, best, scores
-from services.cost.domain.fleet import Server, fleet_cost
+from services.allocator.adapters.config import load_fleet
+from services.allocator.domain.fleet import ModelRequirement
+from services.allocator.domain.scaling import Server, plan_scaling
+from services.allocator.settings import DEFAULT_FLEET
+from services.cost.domain.fleet import Server as CostServer
+from services.cost.domain.fleet import fleet_cost
 from services.cost.domain.pricing import Catalogue, PricingClass
 from services.monitor.domain.alerts import AlertStatus, Phase, evaluate
 from services.monitor.domain.rules import DEFAULT_RULES, Metric
@@ -24,6 +30,12 @@ from services.router.domain.scoring import Candidate, rank, score
 from shared.events import RoutingStrategy
 
 NOW = datetime(2026, 1, 7, tzinfo=UTC)
+GPU_TYPES = ("a100_80gb", "h100_80gb", "v100_32gb")
+MODELS = {
+    "a": ModelRequirement("a", 14.0, "a100_80gb"),
+    "b": ModelRequirement("b", 140.0, "h100_80gb"),  # spans two 80 GB GPUs
+    "c": ModelRequirement("c", 26.0, "h100_80gb"),
+}
 candidate = st.tuples(
     st.sampled_from(REGIONS),
     st.sampled_from([0.0, 2.48, 4.1, 8.0, 12.0, 64.0]) | st.floats(0, 100),
@@ -116,7 +128,7 @@ def test_the_cost_twin_prices_the_fleet_as_fleet_cost(servers, committed):
     live = []
     for i, (region, gpu_type, gpus, pricing) in enumerate(servers):
         in_use[REGIONS.index(region), gpu_types.index(gpu_type), CLASSES.index(pricing)] += gpus
-        live.append(Server(f"s{i}", region, gpu_type, gpus, pricing, 0.0, ("m",)))
+        live.append(CostServer(f"s{i}", region, gpu_type, gpus, pricing, 0.0, ("m",)))
     prices = price_table(catalogue, gpu_types)
     purchase = Purchase(Pricing.ON_DEMAND, prices, np.zeros((3, 3), np.int64), 0.7)
     assert abs(purchase.per_hour(in_use) - fleet_cost(live, catalogue).total) < 1e-4
@@ -126,3 +138,34 @@ def test_the_cost_twin_prices_the_fleet_as_fleet_cost(servers, committed):
     idle = (np.maximum(reserved - in_use[:, :, r], 0) * prices[:, :, r]).sum()
     mixed = Purchase(Pricing.MIXED, prices, reserved, 0.7)
     assert abs(mixed.per_hour(in_use) - fleet_cost(live, catalogue).total - idle) < 1e-4
+
+
+placement = st.tuples(st.sampled_from(["a", "b", "c"]), st.integers(1, 4))
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(st.tuples(st.sampled_from(["a100_80gb", "h100_80gb"]), st.integers(1, 8), st.lists(placement, max_size=3)),
+             max_size=12),
+    st.sampled_from(["a", "b", "c"]),
+    st.integers(0, 40),
+)  # fmt: skip
+def test_planning_on_the_candidate_servers_plans_as_on_all_of_them(servers, model_id, target):
+    fleet = Fleet(scaled_fleet(load_fleet(DEFAULT_FLEET), 60, []), {"a": 0, "b": 1, "c": 2}, GPU_TYPES,
+                  np.array([[1, 1, 1], [2, 2, 4], [1, 1, 1]]))  # fmt: skip
+    fleet.config = replace(fleet.config, models=MODELS)
+    for i, (gpu_type, gpus, held) in enumerate(servers):
+        placements: dict[str, int] = {}
+        for m, n in held:
+            if sum(k * (2 if x == "b" else 1) for x, k in placements.items()) + n * (2 if m == "b" else 1) <= gpus:
+                placements[m] = placements.get(m, 0) + n
+        if fleet.pools[("us-east-1", gpu_type)].available >= gpus:
+            fleet.start(Server(f"s{i:02d}", "us-east-1", gpu_type, gpus, placements), PricingClass.ON_DEMAND, 0, 0)
+
+    def plan(candidates: list[Server]) -> object:
+        ids = iter(range(1000))
+        return plan_scaling(MODELS[model_id], "us-east-1", target, candidates, fleet.config, fleet.pools,
+                            lambda: f"new-{next(ids)}", max_servers=len(candidates) + 50)  # fmt: skip
+
+    everything = list(fleet.by_region["us-east-1"].values())
+    assert plan(fleet.candidates("us-east-1", model_id)) == plan(everything)
