@@ -1,6 +1,6 @@
 """`make bench-triton`: what batching buys on the served model, on a real Triton server.
 
-Measures, on one emulated GPU (reference speed 1.0, so the figures are this CPU's own):
+Measures, on one server with no emulated model (no modelled time, so the figures are this CPU's own):
 - tinylm latency and tokens/s for one request of a batch dimension 1, 8, 32 and 64;
 - the same 8 requests sent concurrently as single rows (Triton's dynamic batcher groups them);
 - echo (no compute) request rate under concurrency: the Triton + HTTP overhead floor.
@@ -94,7 +94,7 @@ async def measure(url: str) -> dict[str, float]:
 
 
 def main() -> None:
-    """Start a reference-speed server, measure, stop it."""
+    """Start a server timed by tinylm's own compute (no emulated model), measure, stop it."""
     name = "bench-triton"
     info = triton.start_server(name, triton.PROFILES["h100_80gb"], ("tinylm", "echo"))
     try:

@@ -98,7 +98,8 @@ def up(
     if stack_only:
         stack.up()
     else:
-        from llmfleet.demo import DEMO_MODELS, platform_settings
+        from llmfleet.demo import platform_settings
+        from llmfleet.demo_fleet import DEMO_MODELS
 
         folder = stack_paths().run
         fleet = platform.fleet_with_models(DEMO_MODELS, folder)

@@ -23,6 +23,7 @@ from aiokafka import AIOKafkaProducer
 from deploy.local import services
 from deploy.local.common import REPO_ROOT, StackPaths, stack_paths
 from llmfleet import platform, trace
+from llmfleet.demo_fleet import DEMO_MODELS, EMULATED_MODEL, SERVER_MAX_BATCH, emulation_note, scaler_capacity
 from llmfleet.events_recorder import EventRecorder
 from llmfleet.replay import Progress, ReplayOutcome, replay
 from llmfleet.run_data import ReplayRun, RunConfig
@@ -30,18 +31,6 @@ from services.router.domain.batching import BatchStrategy
 from services.scaler.domain.policy import PolicyName
 from shared.events import COST_REPORTS, CostReported, CostReportRequested, DemandWindowReported, RoutingStrategy
 
-# The trace's two models on the emulated fleet: tinylm serves both (1 GB, one instance per GPU, so
-# that each instance the scaler asks for is a server the allocator starts). Code (long prompts)
-# prefers the H100, conversation the cheaper A100: the run shows two GPU types in two regions.
-DEMO_MODELS: dict[str, dict[str, Any]] = {
-    "azure-code": {"min_memory_gb": 1, "preferred_gpu": "h100_80gb", "instances_per_gpu": 1, "triton_model": "tinylm"},
-    "azure-conversation": {
-        "min_memory_gb": 1,
-        "preferred_gpu": "a100_80gb",
-        "instances_per_gpu": 1,
-        "triton_model": "tinylm",
-    },
-}
 SCALER_BUCKET_S = 10
 DEMAND_WINDOW_S = 5
 
@@ -60,9 +49,9 @@ class DemoOptions:
     scaling_policy: PolicyName = PolicyName.AGGRESSIVE
     batching: BatchStrategy = BatchStrategy.LATENCY_OPTIMIZED
     routing: RoutingStrategy = RoutingStrategy.BALANCED
-    # ~7 requests/s: measured per server here with the trace's prompts while the 2 cores are shared
-    # by 4-6 busy servers (4 served 24 requests/s at p95 0.4 s, 6 served 36 at p95 1.9 s).
-    requests_per_instance_hour: float = 25_000.0
+    # None: the scaler sizes each model's instances with the performance model (capacity_rph); a
+    # figure here is every model's instead (the demo set 25,000, measured, before servers were timed).
+    requests_per_instance_hour: float | None = None
     max_servers: int = 6
     drain_timeout_s: float = 90.0
     folder: Path | None = None
@@ -84,7 +73,11 @@ def platform_settings(options: DemoOptions, fleet: Path, server_prefix: str) -> 
         "LLMFLEET_SCALER_DAY_BUCKETS": str(max(1, round(86400 / options.compression / SCALER_BUCKET_S))),
         "LLMFLEET_SCALER_EVALUATION_INTERVAL_S": "5",
         "LLMFLEET_SCALER_COOLDOWN_S": "20",
-        "LLMFLEET_SCALER_REQUESTS_PER_INSTANCE_HOUR": str(options.requests_per_instance_hour),
+        # Capacity per instance from the performance model, for the demo's requests: the run's fleet
+        # file, answers capped at max_tokens_cap, batches as large as a server runs.
+        "LLMFLEET_SCALER_FLEET_CONFIG": str(fleet),
+        "LLMFLEET_SCALER_REFERENCE_OUTPUT_TOKENS": str(options.max_tokens_cap),
+        "LLMFLEET_SCALER_MAX_BATCH": str(SERVER_MAX_BATCH),
         "LLMFLEET_SCALER_UTILIZATION_MAX_AGE_S": "30",
         "LLMFLEET_SCALER_SIGNAL_MAX_AGE_S": "30",
         "LLMFLEET_MONITOR_SCRAPE_INTERVAL_S": "5",
@@ -93,7 +86,9 @@ def platform_settings(options: DemoOptions, fleet: Path, server_prefix: str) -> 
         "LLMFLEET_MONITOR_SIGNAL_COOLDOWN_S": "20",
         "LLMFLEET_COST_REPORT_INTERVAL_S": "30",
         "LLMFLEET_COST_DEMAND_LOOKBACK_S": "600",
-    }
+    } | ({} if options.requests_per_instance_hour is None else {
+        "LLMFLEET_SCALER_REQUESTS_PER_INSTANCE_HOUR": str(options.requests_per_instance_hour)
+    })  # fmt: skip
 
 
 def machine() -> str:
@@ -134,13 +129,14 @@ def plan_requests(options: DemoOptions) -> tuple[list[trace.PlannedRequest], Run
             "batching": options.batching.value,
             "routing": options.routing.value,
         },
-        requests_per_instance_hour=options.requests_per_instance_hour,
+        requests_per_instance_hour=options.requests_per_instance_hour or 0.0,
         machine=machine(),
         extra={
             "sample": options.sample,
             "trace_requests_in_window": sum(1 for r in rows if 0 <= r.offset_s - options.start_s < window),
             "max_servers": options.max_servers,
-            "gpus": "emulated: tinylm on CPU Triton servers, slowed to each GPU type's relative speed",
+            "gpus": f"emulated: tinylm on CPU Triton servers, each batch timed as {EMULATED_MODEL} on the GPU type",
+            "capacity_rph": scaler_capacity(options.max_tokens_cap, options.requests_per_instance_hour),
         },
     )
     return planned, config
@@ -183,6 +179,7 @@ async def run_replay(
     notes = [
         f"max_tokens capped at {options.max_tokens_cap} (the trace's generated tokens above it were cut)",
         "prompts have the trace's context length in bytes; tinylm reads only their last 255 bytes",
+        emulation_note(planned),
     ]
     if options.sample < 1:
         notes.append(f"{options.sample:.0%} of the trace's requests replayed, chosen by a hash of their index")

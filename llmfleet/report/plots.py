@@ -43,14 +43,16 @@ def plot_demand_vs_capacity(run: ReplayRun, summary: dict[str, Any], path: Path)
     end_s = run_end_s(run)
     width = plot_bin_s(end_s)
     rph = run.config.requests_per_instance_hour
+    by_model: dict[str, float] = run.config.extra.get("capacity_rph") or {}  # the scaler's, per model
     steps: dict[str, list[list[float]]] = summary["allocations"]["capacity_steps"]
     models = sorted({r.model_id for r in run.records} | set(steps))
     fig = Figure(figsize=SIZE_IN, dpi=DPI)
     ax = fig.add_subplot()
     # Capacity shares the demand axis in requests/s when the scaler's per-instance rate is known.
-    cap_ax = ax if rph > 0 else ax.twinx()
-    per_instance = rph / 3600.0 if rph > 0 else 1.0
+    known = rph > 0 or all(by_model.get(m, 0) > 0 for m in models)
+    cap_ax = ax if known else ax.twinx()
     for i, model in enumerate(models):
+        per_instance = by_model.get(model, rph) / 3600.0 if known else 1.0
         color = COLORS[i % len(COLORS)]
         counts = bin_counts((r.sent_s for r in run.records if r.model_id == model and r.sent_s is not None), width)
         if counts:
@@ -73,7 +75,8 @@ def plot_demand_vs_capacity(run: ReplayRun, summary: dict[str, Any], path: Path)
     if cap_ax is not ax:
         cap_ax.set_ylabel("instances")
     else:
-        ax.text(0.01, 0.98, f"capacity = instances x {rph:g} req/h", transform=ax.transAxes, va="top", fontsize=8)
+        each = ", ".join(f"{m} {by_model.get(m, rph):,.0f}" for m in models) if by_model else f"{rph:g}"
+        ax.text(0.01, 0.98, f"capacity = instances x req/h ({each})", transform=ax.transAxes, va="top", fontsize=8)
     ax.set_xlim(0, max(end_s, 1.0))
     ax.set_ylim(bottom=0)
     handles, labels = ax.get_legend_handles_labels()
