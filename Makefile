@@ -8,7 +8,7 @@ PYTEST_ARGS ?=
 CHAOS_ARGS ?=
 
 .PHONY: setup install test test-unit test-integration lint demo up down status clean bench bench-triton \
-	bench-router bench-allocator bench-scaler bench-monitor bench-simulator chaos
+	bench-router bench-allocator bench-scaler bench-monitor bench-simulator bench-gateway chaos
 
 $(UV):
 	python3 -m venv .cache/uv
@@ -59,6 +59,9 @@ bench-triton: install ## batching on the served model, on a real Triton server (
 
 bench-router: install ## Kafka -> router -> Triton -> Kafka: rps, router overhead, batching gain (last line: JSON)
 	$(PY) -m benchmarks.router
+
+bench-gateway: install ## OpenAI HTTP -> gateway -> Kafka -> router -> Triton: rps, added latency (last line: JSON)
+	$(PY) -m benchmarks.gateway
 
 bench-allocator: setup ## MILP placement vs greedy at fleet scale (last line: JSON)
 	$(PY) -m benchmarks.allocator

@@ -19,6 +19,7 @@ from services.gateway.domain.requests import Ask, parse_chat, parse_completion
 from services.gateway.jobs import GatewayApp
 
 log = logging.getLogger(__name__)
+INTERNAL = ApiError(500, "The gateway failed on this request; try again", "server_error", "internal_error")
 
 
 def error_response(error: ApiError) -> JSONResponse:
@@ -47,6 +48,9 @@ def register(app: GatewayApp) -> None:
                 response = error_response(error)
                 if error.status == 429:
                     metrics.throttled.labels("any").inc()
+            except Exception:  # a gateway bug or a database error: 500 here (Starlette would re-raise it)
+                log.exception("unhandled error in the gateway (%s)", name)
+                response = error_response(INTERNAL)
             metrics.requests.labels(name, str(response.status_code)).inc()
             metrics.latency.labels(name).observe(time.perf_counter() - started)
             return response
@@ -82,7 +86,7 @@ def register(app: GatewayApp) -> None:
         Route("/health", health, methods=["GET"]),
         Route("/ready", ready, methods=["GET"]),
     ]
-    app.http = Starlette(routes=routes, exception_handlers={HTTPException: _http_error, Exception: _crash})
+    app.http = Starlette(routes=routes, exception_handlers={HTTPException: _http_error})
 
 
 async def _http_error(_request: Request, exc: Exception) -> Response:
@@ -90,9 +94,3 @@ async def _http_error(_request: Request, exc: Exception) -> Response:
     status = exc.status_code if isinstance(exc, HTTPException) else 500
     kind = "not_found" if status == 404 else "method_not_allowed" if status == 405 else "http_error"
     return error_response(ApiError(status, f"{exc}", "invalid_request_error", kind, retryable=False))
-
-
-async def _crash(_request: Request, exc: Exception) -> Response:
-    """A gateway bug answers 500 in OpenAI's shape (and is logged), never a bare traceback."""
-    log.exception("unhandled error in the gateway", exc_info=exc)
-    return error_response(ApiError(500, "The gateway failed on this request", "server_error", "internal_error"))

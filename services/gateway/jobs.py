@@ -18,6 +18,7 @@ from services.gateway.adapters.repository import gateway_store
 from services.gateway.domain.catalogue import Catalogue
 from services.gateway.settings import GatewaySettings
 from services.gateway.use_cases.access import KeyCache
+from services.gateway.use_cases.admission import Admitter
 from services.gateway.use_cases.serving import Knobs, Serving
 from services.gateway.use_cases.settling import Settler, reap
 from shared.jobs import Job, loop, periodic
@@ -53,7 +54,10 @@ class GatewayApp(ServiceApp[GatewaySettings, GatewayMetrics]):
         self.settler = Settler(self.store)
         knobs = Knobs(settings.request_timeout_s, settings.lease_grace_s, settings.priority, settings.settle_wait_s)
         self.keys = KeyCache(self.store, settings.key_cache_s)
-        self.serving = Serving(self.store, self.keys, self.catalogue, self.bridge, self.settler, knobs)
+        admitter = Admitter(self.store)
+        self.serving = Serving(
+            self.store, self.keys, admitter, self.catalogue, self.bridge, self.settler, knobs, self.metrics.observe
+        )
         self.http: Any = None  # the ASGI app; handlers.register builds it
         self.serving_http = asyncio.Event()
         self._http_done = asyncio.Event()

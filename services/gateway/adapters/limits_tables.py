@@ -11,65 +11,81 @@ from sqlalchemy import delete, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.gateway.adapters.orm import inflight, usage_window
-from services.gateway.domain.limits import Claim, Refusal, Settlement, Usage, fallback_refusal, refusal_for
+from services.gateway.domain.limits import (
+    Claim,
+    Refusal,
+    Settlement,
+    Usage,
+    fallback_refusal,
+    fits_fresh,
+    holds,
+    raises,
+    refusal_for,
+)
 
 NO_LIMIT = 2**62  # "no limit" inside a comparison
 
-
-def admission_sql(claim: Claim) -> tuple[str, dict[str, Any]]:
-    """One statement that raises every subject's minute and in-flight counts, each only under its limit.
-
-    It returns how many subjects each part admitted; fewer than asked means a limit refused, and
-    the caller rolls the transaction back (so no subject keeps a partial count). The row locks of
-    the upserts serialise concurrent admissions of one subject across every replica. Only
-    placeholders are formatted in; every value is a bound parameter.
+# One statement, the same text for any batch (one prepared statement): each subject's minute row
+# and in-flight row raised by the batch's sum, only where the sum stays under the limit the row
+# is given; the leases inserted. Rows come sorted, so every writer locks them in one order.
+ADMIT = text(
     """
-    subjects = claim.subjects
-    names = [s.name for s in subjects]
-    params: dict[str, Any] = {"w": claim.window, "n": claim.tokens, "rid": claim.request_id, "until": claim.lease_until}
-    params |= {f"sub{i}": name for i, name in enumerate(names)}
-    rows = ", ".join(f"(:sub{i}, :w, 1, :n)" for i in range(len(names)))
-    rpm = _limit("u.subject", "rpm", names, [s.limits.rpm for s in subjects], params)
-    tpm = _limit("u.subject", "tpm", names, [s.limits.tpm for s in subjects], params)
-    sql = [
-        "WITH w AS (INSERT INTO usage_window AS u (subject, window_start, requests, tokens)",
-        f"VALUES {rows} ON CONFLICT (subject, window_start) DO UPDATE",
-        "SET requests = u.requests + 1, tokens = u.tokens + excluded.tokens",
-        f"WHERE u.requests + 1 <= {rpm} AND u.tokens + excluded.tokens <= {tpm} RETURNING subject)",
-    ]
-    counted = [s for s in subjects if s.limits.concurrency is not None]
-    if not counted:
-        return "\n".join([*sql, "SELECT (SELECT count(*) FROM w), 0, 0"]), params
-    cnames = [s.name for s in counted]
-    params |= {f"c{i}": name for i, name in enumerate(cnames)}
-    crows = ", ".join(f"(:c{i}, 1)" for i in range(len(cnames)))
-    lrows = ", ".join(f"(:rid, :c{i}, :until)" for i in range(len(cnames)))
-    limit = _limit("f.subject", "conc", cnames, [s.limits.concurrency for s in counted], params)
-    sql += [
-        f", c AS (INSERT INTO inflight AS f (subject, requests) VALUES {crows}",  # noqa: S608 - placeholders
-        f"ON CONFLICT (subject) DO UPDATE SET requests = f.requests + 1 WHERE f.requests + 1 <= {limit}",
-        "RETURNING subject)",
-        f", l AS (INSERT INTO lease (request_id, subject, expires_at) VALUES {lrows} RETURNING subject)",  # noqa: S608
-        "SELECT (SELECT count(*) FROM w), (SELECT count(*) FROM c), (SELECT count(*) FROM l)",
-    ]
-    return "\n".join(sql), params
+WITH w AS (
+  INSERT INTO usage_window AS u (subject, window_start, requests, tokens, rpm_limit, tpm_limit)
+  SELECT * FROM unnest(CAST(:ws AS text[]), CAST(:ww AS timestamptz[]), CAST(:wn AS int[]),
+                       CAST(:wt AS bigint[]), CAST(:wr AS bigint[]), CAST(:wl AS bigint[])) ORDER BY 1, 2
+  ON CONFLICT (subject, window_start) DO UPDATE
+  SET requests = u.requests + excluded.requests, tokens = u.tokens + excluded.tokens,
+      rpm_limit = excluded.rpm_limit, tpm_limit = excluded.tpm_limit
+  WHERE u.requests + excluded.requests <= excluded.rpm_limit AND u.tokens + excluded.tokens <= excluded.tpm_limit
+  RETURNING 1),
+c AS (
+  INSERT INTO inflight AS f (subject, requests, concurrency_limit)
+  SELECT * FROM unnest(CAST(:cs AS text[]), CAST(:cn AS int[]), CAST(:cl AS bigint[])) ORDER BY 1
+  ON CONFLICT (subject) DO UPDATE
+  SET requests = f.requests + excluded.requests, concurrency_limit = excluded.concurrency_limit
+  WHERE f.requests + excluded.requests <= excluded.concurrency_limit
+  RETURNING 1),
+l AS (
+  INSERT INTO lease (request_id, subject, expires_at)
+  SELECT * FROM unnest(CAST(:lr AS text[]), CAST(:ls AS text[]), CAST(:lu AS timestamptz[]))
+  RETURNING 1)
+SELECT (SELECT count(*) FROM w), (SELECT count(*) FROM c), (SELECT count(*) FROM l)
+"""
+)
 
 
-def _limit(column: str, tag: str, names: Sequence[str], values: Sequence[int | None], params: dict[str, Any]) -> str:
-    """`CASE column WHEN :tag_s0 THEN :tag_v0 ... END`: each subject's own limit (no limit: a huge one)."""
-    arms = []
-    for i, (name, value) in enumerate(zip(names, values, strict=True)):
-        params[f"{tag}_s{i}"], params[f"{tag}_v{i}"] = name, value if value is not None else NO_LIMIT
-        arms.append(f"WHEN CAST(:{tag}_s{i} AS text) THEN CAST(:{tag}_v{i} AS bigint)")
-    return f"CASE {column} {' '.join(arms)} END"
+def _or_none(value: int | None) -> int:
+    return NO_LIMIT if value is None else value
 
 
-async def admit(session: AsyncSession, claim: Claim) -> bool:
-    """Raise the counts of `claim`; False when a limit refused (the caller must then roll back)."""
-    sql, params = admission_sql(claim)
-    admitted, counted, _leased = (await session.execute(text(sql), params)).one()
-    wanted = sum(1 for s in claim.subjects if s.limits.concurrency is not None)
-    return bool(admitted == len(claim.subjects) and counted == wanted)
+def admission_params(claims: Sequence[Claim]) -> dict[str, Any]:
+    """The batch's rows for `ADMIT`: summed per subject and minute, in lock order."""
+    rows, held = raises(claims), holds(claims)
+    leased = [(c.request_id, s.name, c.lease_until) for c in claims for s in c.subjects if s.limits.concurrency]
+    return {
+        "ws": [r.subject.name for r in rows],
+        "ww": [r.window for r in rows],
+        "wn": [r.requests for r in rows],
+        "wt": [r.tokens for r in rows],
+        "wr": [_or_none(r.subject.limits.rpm) for r in rows],
+        "wl": [_or_none(r.subject.limits.tpm) for r in rows],
+        "cs": [s.name for s, _ in held],
+        "cn": [n for _, n in held],
+        "cl": [_or_none(s.limits.concurrency) for s, _ in held],
+        "lr": [rid for rid, _, _ in leased],
+        "ls": [name for _, name, _ in leased],
+        "lu": [until for _, _, until in leased],
+    }
+
+
+async def admit(session: AsyncSession, claims: Sequence[Claim]) -> bool:
+    """Raise the counts of every claim at once; False when a limit refused (the caller must then roll back)."""
+    if not fits_fresh(raises(claims), holds(claims)):
+        return False  # a minute's first row is inserted unchecked: the batch must fit on its own
+    params = admission_params(claims)
+    admitted, counted, _leased = (await session.execute(ADMIT, params)).one()
+    return bool(admitted == len(params["ws"]) and counted == len(params["cs"]))
 
 
 async def explain(session: AsyncSession, claim: Claim, now: datetime) -> Refusal:
@@ -90,19 +106,23 @@ async def explain(session: AsyncSession, claim: Claim, now: datetime) -> Refusal
 
 
 async def settle(session: AsyncSession, settlements: Sequence[Settlement]) -> None:
-    """Replace the reservations by what was used, and end the requests' leases, in one transaction."""
+    """Replace the reservations by what was used, and end the requests' leases, in one transaction.
+
+    Rows are locked in the order admission locks them (minute rows by subject and window, then
+    in-flight rows by subject), so a settlement and an admission never wait on each other in a cycle.
+    """
     deltas: dict[tuple[str, datetime], int] = defaultdict(int)
     for s in settlements:
         for name in s.subjects:
             deltas[(name, s.window)] += s.used - s.reserved
-    changed = [(k, d) for k, d in deltas.items() if d]
+    changed = sorted((k, d) for k, d in deltas.items() if d)
     if changed:
         await session.execute(
             text(
-                "UPDATE usage_window AS u SET tokens = u.tokens + d.delta "
-                "FROM unnest(CAST(:s AS text[]), CAST(:w AS timestamptz[]), CAST(:d AS bigint[])) "
-                "AS d(subject, ws, delta) "
-                "WHERE u.subject = d.subject AND u.window_start = d.ws"
+                "INSERT INTO usage_window AS u (subject, window_start, requests, tokens) "
+                "SELECT d.subject, d.ws, 0, d.delta FROM unnest(CAST(:s AS text[]), CAST(:w AS timestamptz[]), "
+                "CAST(:d AS bigint[])) AS d(subject, ws, delta) ORDER BY d.subject, d.ws "
+                "ON CONFLICT (subject, window_start) DO UPDATE SET tokens = u.tokens + excluded.tokens"
             ),
             {"s": [k[0] for k, _ in changed], "w": [k[1] for k, _ in changed], "d": [d for _, d in changed]},
         )
@@ -115,17 +135,18 @@ async def reap(session: AsyncSession, now: datetime) -> int:
 
 
 async def _end_leases(session: AsyncSession, where: str, params: dict[str, Any]) -> int:
-    """Delete the matching leases and lower each subject's in-flight count by as many."""
+    """Delete the matching leases and lower each subject's in-flight count by as many (rows in subject order)."""
     result = await session.execute(
         text(
             f"WITH gone AS (DELETE FROM lease WHERE {where} RETURNING subject), "  # noqa: S608 - fixed clauses
-            "n AS (SELECT subject, count(*) AS c FROM gone GROUP BY subject) "
-            "UPDATE inflight AS f SET requests = greatest(f.requests - n.c, 0) FROM n WHERE f.subject = n.subject "
-            "RETURNING n.c"
+            "n AS (SELECT subject, count(*) AS c FROM gone GROUP BY subject), "
+            "lowered AS (INSERT INTO inflight AS f (subject, requests) SELECT subject, -c FROM n ORDER BY subject "
+            "ON CONFLICT (subject) DO UPDATE SET requests = greatest(f.requests + excluded.requests, 0) RETURNING 1) "
+            "SELECT coalesce(sum(c), 0) FROM n"
         ),
         params,
     )
-    return sum(int(row[0]) for row in result)
+    return int(result.scalar_one())
 
 
 async def prune_usage(session: AsyncSession, before: datetime) -> None:

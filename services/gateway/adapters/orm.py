@@ -50,6 +50,8 @@ usage_window = Table(
     Column("window_start", DateTime(timezone=True), primary_key=True),
     Column("requests", Integer, nullable=False),
     Column("tokens", BigInteger, nullable=False),
+    Column("rpm_limit", BigInteger),  # the limits of the last admission (what its statement compared with)
+    Column("tpm_limit", BigInteger),
 )
 Index("ix_usage_window_window_start", usage_window.c.window_start)
 
@@ -60,6 +62,7 @@ inflight = Table(
     metadata,
     Column("subject", String(80), primary_key=True),
     Column("requests", Integer, nullable=False),
+    Column("concurrency_limit", BigInteger),
 )
 lease = Table(
     "lease",

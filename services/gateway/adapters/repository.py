@@ -16,8 +16,8 @@ from shared.unit_of_work import SqlRepository, Transactions, UnitOfWork, unit_of
 class GatewayRepository(Protocol):
     """Everything the gateway's use cases read and write, in one transaction."""
 
-    async def admit(self, claim: Claim) -> bool:
-        """Raise the claim's counts under every limit; False: refused (roll the transaction back)."""
+    async def admit(self, claims: Sequence[Claim]) -> bool:
+        """Raise the counts of all `claims` under every limit; False: refused (roll the transaction back)."""
 
     async def explain(self, claim: Claim, now: datetime) -> Refusal:
         """Which limit refuses `claim`."""
@@ -56,8 +56,8 @@ class SqlGatewayRepository(SqlRepository):
     inbox_table = inbox
     outbox_table = outbox
 
-    async def admit(self, claim: Claim) -> bool:
-        return await limits_tables.admit(self._session, claim)
+    async def admit(self, claims: Sequence[Claim]) -> bool:
+        return await limits_tables.admit(self._session, claims)
 
     async def explain(self, claim: Claim, now: datetime) -> Refusal:
         return await limits_tables.explain(self._session, claim, now)

@@ -8,6 +8,7 @@ flight. `Ledger` is the same rules over a dict, for the unit tests' fake and for
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -70,6 +71,45 @@ class Settlement:
     window: datetime
     reserved: int
     used: int
+
+
+@dataclass(frozen=True)
+class Raise:
+    """What a batch of claims adds to one subject's minute, under the subject's limits."""
+
+    subject: Subject
+    window: datetime
+    requests: int
+    tokens: int
+
+
+def raises(claims: Sequence[Claim]) -> list[Raise]:
+    """The claims' increments summed per subject and minute, in lock order (subject, then minute)."""
+    sums: dict[tuple[str, datetime], tuple[Subject, int, int]] = {}
+    for claim in claims:
+        for s in claim.subjects:
+            _, n, tokens = sums.get((s.name, claim.window), (s, 0, 0))
+            sums[(s.name, claim.window)] = (s, n + 1, tokens + claim.tokens)
+    return [Raise(s, window, n, tokens) for (_, window), (s, n, tokens) in sorted(sums.items(), key=lambda i: i[0])]
+
+
+def holds(claims: Sequence[Claim]) -> list[tuple[Subject, int]]:
+    """Requests each concurrency-limited subject takes in flight, in lock order (subject)."""
+    counts: dict[str, tuple[Subject, int]] = {}
+    for claim in claims:
+        for s in claim.subjects:
+            if s.limits.concurrency is not None:
+                counts[s.name] = (s, counts.get(s.name, (s, 0))[1] + 1)
+    return [counts[name] for name in sorted(counts)]
+
+
+def fits_fresh(batch_raises: Sequence[Raise], batch_holds: Sequence[tuple[Subject, int]]) -> bool:
+    """Whether the batch alone fits every limit: what a subject's first row of a minute must satisfy."""
+    for r in batch_raises:
+        limits = r.subject.limits
+        if (limits.rpm is not None and r.requests > limits.rpm) or (limits.tpm is not None and r.tokens > limits.tpm):
+            return False
+    return all(s.limits.concurrency is None or n <= s.limits.concurrency for s, n in batch_holds)
 
 
 def window_of(now: datetime) -> datetime:

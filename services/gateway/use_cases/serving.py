@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
@@ -27,6 +28,7 @@ from services.gateway.domain.limits import (
 from services.gateway.domain.requests import Ask, prompt_tokens
 from services.gateway.domain.responses import Answer, body
 from services.gateway.use_cases.access import KeyCache
+from services.gateway.use_cases.admission import Admitter
 from services.gateway.use_cases.settling import Settler
 from shared.events import InferenceCompleted, InferenceRequested
 from shared.unit_of_work import UnitOfWork
@@ -42,10 +44,6 @@ class Fleet(Protocol):
 
     def forget(self, request_id: str) -> None:
         """Stop waiting for a request's result."""
-
-
-class _Refused(Exception):
-    """Rolls the admission transaction back: a limit refused."""
 
 
 @dataclass(frozen=True)
@@ -65,10 +63,12 @@ class Serving:
 
     store: UnitOfWork[GatewayRepository]
     keys: KeyCache
+    admitter: Admitter
     catalogue: Catalogue
     fleet: Fleet
     settler: Settler
     knobs: Knobs
+    observe: Callable[[str, float], None] = lambda _stage, _seconds: None  # where a call's time went
 
     async def complete(self, authorization: str | None, ask: Ask) -> dict[str, Any]:
         """The OpenAI body answering `ask`, or an ApiError."""
@@ -81,7 +81,9 @@ class Serving:
         request_id = uuid.uuid4().hex
         prompt = prompt_tokens(ask.prompt)
         claim = self._claim(key, request_id, reservation(prompt, ask.max_tokens), now)
+        started = time.perf_counter()
         await self._admit(claim, now)
+        self.observe("admit", time.perf_counter() - started)
         result = await self._ask_fleet(claim, ask, prompt, now)
         if error := errors.from_result(result.status, result.reason, ask.model):
             raise error
@@ -99,14 +101,9 @@ class Serving:
     async def _admit(self, claim: Claim, now: datetime) -> None:
         """Raise the counts, or a 429 saying which limit, with Retry-After."""
         refusal = too_large(claim.subjects, claim.tokens, now)
-        if refusal is None:
-            try:
-                async with self.store.transaction() as repository:
-                    if not await repository.admit(claim):
-                        raise _Refused
-            except _Refused:
-                async with self.store.transaction() as repository:
-                    refusal = await repository.explain(claim, now)
+        if refusal is None and not await self.admitter.admit(claim):
+            async with self.store.transaction() as repository:
+                refusal = await repository.explain(claim, now)
         if refusal is not None:
             raise _throttled(refusal, claim.tokens)
 
@@ -126,8 +123,10 @@ class Serving:
             reply_topic=self.fleet.reply_topic,
         )
         try:
+            started = time.perf_counter()
             future = await self.fleet.send(request)
             result = await asyncio.wait_for(future, timeout)
+            self.observe("fleet", time.perf_counter() - started)
         except TimeoutError:
             self.fleet.forget(claim.request_id)
             self._settle(claim, prompt, None)
@@ -138,11 +137,12 @@ class Serving:
         except BaseException:
             self._settle(claim, prompt, None)  # the caller went away: the request may still run
             raise
-        settled = self._settle(claim, prompt, result)
+        settled, started = self._settle(claim, prompt, result), time.perf_counter()
         # The answer leaves once its count is exact (a client's next call sees it), but never
         # waits long on a slow database: the settlement is queued and will be written.
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(asyncio.shield(settled), self.knobs.settle_wait_s)
+        self.observe("settle", time.perf_counter() - started)
         return result
 
     def _settle(self, claim: Claim, prompt: int, result: InferenceCompleted | None) -> asyncio.Future[None]:

@@ -108,7 +108,7 @@ def test_a_dead_replicas_leases_are_reaped(replicas: list[Replica], keys: Keys) 
 
     async def admit_lost() -> bool:
         async with store.transaction() as repository:
-            return await repository.admit(lost)
+            return await repository.admit([lost])
 
     assert keys.host.call(admit_lost())
     with pytest.raises(openai.RateLimitError):

@@ -32,10 +32,11 @@ class FakeRepository(GatewayRepository):
     def __init__(self, state: GatewayState, now: datetime) -> None:
         self.state, self.now = state, now
 
-    async def admit(self, claim: Claim) -> bool:
-        if self.state.ledger.admit(claim, self.now) is not None:
-            return False
-        self.state.leases[claim.request_id] = claim.lease_until
+    async def admit(self, claims: Sequence[Claim]) -> bool:
+        for claim in claims:  # all or nothing: the store rolls back what came before a refusal
+            if self.state.ledger.admit(claim, self.now) is not None:
+                return False
+            self.state.leases[claim.request_id] = claim.lease_until
         return True
 
     async def explain(self, claim: Claim, now: datetime) -> Refusal:

@@ -14,6 +14,9 @@ from services.gateway.domain.limits import (
     Limits,
     Settlement,
     Subject,
+    fits_fresh,
+    holds,
+    raises,
     reservation,
     seconds_to_next_window,
     settled_tokens,
@@ -105,3 +108,17 @@ def test_admitted_tokens_never_exceed_the_limit_and_refusals_are_only_at_it(limi
         else:
             assert admitted + size > limit  # refused only when it would not fit
     assert admitted <= limit
+
+
+def test_a_batch_sums_per_subject_and_minute_in_lock_order() -> None:
+    key, tenant = Subject("key:b", Limits(concurrency=5)), Subject("tenant:a", Limits(rpm=10))
+    later = NOW + timedelta(minutes=1)
+    claims = [claim("r1", 5, key, tenant), claim("r2", 7, key, tenant), claim("r3", 1, key, now=later)]
+    assert [(r.subject.name, r.window, r.requests, r.tokens) for r in raises(claims)] == [
+        ("key:b", window_of(NOW), 2, 12),
+        ("key:b", window_of(later), 1, 1),
+        ("tenant:a", window_of(NOW), 2, 12),
+    ]
+    assert [(s.name, n) for s, n in holds(claims)] == [("key:b", 3)]
+    assert fits_fresh(raises(claims), holds(claims))
+    assert not fits_fresh(raises(claims * 6), holds(claims * 6))  # 12 requests of the tenant in one minute

@@ -10,10 +10,11 @@ import pytest
 
 from services.gateway.domain.catalogue import Catalogue, ModelSpec
 from services.gateway.domain.errors import ApiError
-from services.gateway.domain.limits import Limits
+from services.gateway.domain.limits import Claim, Limits, Subject, window_of
 from services.gateway.domain.requests import Ask
 from services.gateway.use_cases import keys as admin
 from services.gateway.use_cases.access import KeyCache
+from services.gateway.use_cases.admission import Admitter
 from services.gateway.use_cases.serving import Knobs, Serving
 from services.gateway.use_cases.settling import Settler, reap
 from shared.events import ResultStatus
@@ -33,9 +34,8 @@ class World:
         self.settler = Settler(self.store)
         self.keys = KeyCache(self.store, ttl_s=0.0)
         catalogue = Catalogue({"echo": ModelSpec("echo"), "tinylm": ModelSpec("tinylm")})
-        self.serving = Serving(
-            self.store, self.keys, catalogue, self.fleet, self.settler, Knobs(timeout_s, 30.0, 5, 0.0)
-        )
+        knobs = Knobs(timeout_s, 30.0, 5, 0.0)
+        self.serving = Serving(self.store, self.keys, Admitter(self.store), catalogue, self.fleet, self.settler, knobs)
 
     async def key(self, tenant: Limits = Limits(), key: Limits = Limits(), scopes: tuple[str, ...] = ()) -> str:  # noqa: B008
         name = f"t{len(self.store.state.tenants)}"
@@ -200,3 +200,42 @@ async def test_leases_of_a_dead_replica_are_reaped() -> None:
     await asyncio.sleep(0.02)
     assert await reap(world.store) == 1
     assert not any(world.store.state.ledger.inflight.values())
+
+
+async def test_claims_that_arrive_together_are_admitted_in_one_transaction() -> None:
+    world = World()
+    header = await world.key(key=Limits(rpm=100))
+    world.keys.ttl_s = 60.0
+    await world.call(header)  # the key is cached from here on
+    transactions = 0
+    original = world.store.transaction
+
+    def counting():
+        nonlocal transactions
+        transactions += 1
+        return original()
+
+    world.store.transaction = counting  # type: ignore[method-assign]
+    await asyncio.gather(*(world.serving.complete(header, ask()) for _ in range(20)))
+    assert len(world.fleet.sent) == 21
+    assert transactions == 1  # the 20 claims queued before the writer ran: one batch, one transaction
+
+
+async def test_a_batch_that_would_break_a_limit_is_admitted_one_by_one_up_to_it() -> None:
+    world = World()
+    header = await world.key(tenant=Limits(rpm=7))
+    outcomes = await asyncio.gather(*(world.serving.complete(header, ask()) for _ in range(10)), return_exceptions=True)
+    refused = [o for o in outcomes if isinstance(o, ApiError)]
+    assert len(refused) == 3 and all(e.status == 429 for e in refused)
+    assert len(world.fleet.sent) == 7
+
+
+async def test_a_database_error_reaches_every_caller_of_the_batch() -> None:
+    admitter = Admitter(BrokenStore())
+    claim = World().serving._claim
+    del claim
+
+    now = datetime.now(UTC)
+    claims = [Claim(f"r{i}", (Subject("key:a", Limits()),), 1, window_of(now), now) for i in range(3)]
+    outcomes = await asyncio.gather(*(admitter.admit(c) for c in claims), return_exceptions=True)
+    assert all(isinstance(o, ConnectionError) for o in outcomes)

@@ -1,0 +1,233 @@
+"""`make bench-gateway`: OpenAI HTTP -> gateway -> Kafka -> router -> Triton (echo) and back, on the local stack.
+
+Starts its own Triton server, private request/result topics, one router process and one gateway
+process (`python -m services.gateway`, limits on: a tenant and key with generous RPM/TPM/
+concurrency, so every request takes the real admission and settlement path), then measures:
+(a) `gateway_rps`: non-streaming echo completions through one gateway process, closed loop;
+(b) `gateway_overhead_p50_ms` / `gateway_overhead_p99_ms`: the latency the gateway adds over a
+    direct Kafka request, both paced at the same rate at the same time (HTTP round trip at the
+    client minus the Kafka round trip of a producer on the router's topic, percentile by percentile).
+The last line is one JSON object.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import aiohttp
+
+from benchmarks.local_stack import kafka_and_postgres
+from benchmarks.router_driver import Driver, percentiles
+from benchmarks.router_stack import ROOT, private_topics, router_env, router_process, triton_server
+from deploy.init import provision
+from deploy.local import postgres
+from deploy.local.common import free_port
+from services.gateway.adapters.repository import gateway_store
+from services.gateway.app import migrate
+from services.gateway.domain.limits import Limits
+from services.gateway.settings import GatewaySettings
+from services.gateway.use_cases import keys as admin
+from shared.db import create_engine, session_factory
+
+RPS_REQUESTS, RPS_CONCURRENCY = int(os.environ.get("BENCH_GATEWAY_REQUESTS", "10000")), 128
+PACED_RPS, PACED_SECONDS = 200, 5
+MAX_TOKENS = 8
+
+
+def gateway_env(bootstrap: str, requests_topic: str, port: int, metrics_port: int) -> dict[str, str]:
+    """Environment of the gateway process: the private request topic, echo only, no allocation replay."""
+    values = {
+        "KAFKA_BOOTSTRAP": bootstrap,
+        "DATABASE_URL": postgres.database_url("gateway", postgres.status()),
+        "INSTANCE_ID": f"bench-{uuid.uuid4().hex[:6]}",
+        "REQUESTS_TOPIC": requests_topic,
+        "HTTP_PORT": str(port),
+        "METRICS_PORT": str(metrics_port),
+        "FOLLOW_ALLOCATIONS": "false",
+        "MODELS": json.dumps({"echo": {}}),
+        "DB_POOL_SIZE": "10",
+    }
+    return {**os.environ, **{f"LLMFLEET_GATEWAY_{k}": v for k, v in values.items()}}
+
+
+@contextlib.contextmanager
+def gateway_process(env: dict[str, str]) -> Iterator[subprocess.Popen[bytes]]:
+    """`python -m services.gateway`; SIGTERM (graceful) afterwards."""
+    log = open(ROOT / ".cache" / "bench-gateway.log", "wb")  # noqa: SIM115 - closed below
+    process = subprocess.Popen([sys.executable, "-m", "services.gateway"], env=env, cwd=ROOT, stdout=log, stderr=log)
+    try:
+        yield process
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            process.kill()
+        log.close()
+
+
+async def prepare_database() -> str:
+    """The gateway role and schema (idempotent), migrated; a tenant and key for the run; the key."""
+    info = postgres.status()
+    admin_url = f"postgresql+asyncpg://{postgres.SUPERUSER}:{postgres.role_password('admin')}@{info['host']}:{info['port']}/{info['database']}"
+    await provision(admin_url, postgres.role_password)
+    url = postgres.database_url("gateway", info)
+    await asyncio.to_thread(migrate, GatewaySettings(database_url=url))
+    engine = create_engine(url, "gateway", pool_size=1)
+    try:
+        store = gateway_store(session_factory(engine))
+        name, generous = f"bench-{uuid.uuid4().hex[:8]}", Limits(rpm=10_000_000, tpm=1_000_000_000, concurrency=10_000)
+        await admin.create_tenant(store, name, generous)
+        return (await admin.create_key(store, name, "bench", (), generous)).secret
+    finally:
+        await engine.dispose()
+
+
+class Http:
+    """The OpenAI client side of the benchmark: one pooled session, one call timed per request."""
+
+    def __init__(self, base: str, key: str) -> None:
+        self.url = f"{base}/v1/completions"
+        self.headers = {"Authorization": f"Bearer {key}"}
+        self.session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=RPS_CONCURRENCY))
+
+    async def call(self, request_id: str) -> tuple[int, float]:
+        """One echo completion: its HTTP status and seconds taken."""
+        body = {"model": "echo", "prompt": f"benchmark prompt {request_id}: the fleet", "max_tokens": MAX_TOKENS}
+        started = time.perf_counter()
+        async with self.session.post(self.url, json=body, headers=self.headers) as response:
+            await response.read()
+            return response.status, time.perf_counter() - started
+
+    async def ready(self, base: str, timeout: float = 60.0) -> None:
+        """Until /ready answers 200 and a completion succeeds."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with contextlib.suppress(aiohttp.ClientError):
+                async with self.session.get(f"{base}/ready") as response:
+                    if response.status == 200 and (await self.call("warm"))[0] == 200:
+                        return
+            await asyncio.sleep(0.5)
+        raise TimeoutError("the gateway did not become ready; see .cache/bench-gateway.log")
+
+
+async def closed_loop(http: Http) -> dict[str, float]:
+    """(a) RPS_CONCURRENCY callers, RPS_REQUESTS calls in all, as fast as they come back."""
+    todo = iter(range(RPS_REQUESTS))
+    statuses: list[int] = []
+
+    async def caller() -> None:
+        for i in todo:
+            statuses.append((await http.call(f"rps-{i}"))[0])
+
+    started = time.perf_counter()
+    await asyncio.gather(*(caller() for _ in range(RPS_CONCURRENCY)))
+    elapsed = time.perf_counter() - started
+    return {"gateway_rps": round(len(statuses) / elapsed, 1), "gateway_rps_ok": statuses.count(200)}
+
+
+async def paced(http: Http, rate: int, seconds: float) -> list[float]:
+    """Gateway calls at `rate` per second in 10 ms ticks; each one's milliseconds (ok only)."""
+    per_tick, tasks = max(1, rate // 100), []
+    started = time.perf_counter()
+    for tick in range(int(seconds * 100)):
+        tasks += [asyncio.create_task(http.call(f"paced-{tick}-{i}")) for i in range(per_tick)]
+        await asyncio.sleep(max(0.0, started + (tick + 1) / 100 - time.perf_counter()))
+    return [took * 1000 for status, took in await asyncio.gather(*tasks) if status == 200]
+
+
+async def stage_totals(http: Http, metrics_url: str) -> dict[str, tuple[float, float]]:
+    """The gateway's own stage histograms: (seconds, calls) per stage so far."""
+    async with http.session.get(metrics_url) as response:
+        text = await response.text()
+    found = re.findall(r'^llmfleet_gateway_stage_seconds_(sum|count)\{stage="(\w+)"\} (\S+)$', text, re.MULTILINE)
+    totals: dict[str, dict[str, float]] = {}
+    for kind, stage, value in found:
+        totals.setdefault(stage, {})[kind] = float(value)
+    return {stage: (t.get("sum", 0.0), t.get("count", 0.0)) for stage, t in totals.items()}
+
+
+async def overhead(http: Http, driver: Driver, metrics_url: str) -> dict[str, float]:
+    """(b) Direct Kafka requests and gateway calls paced together; the gateway's added latency."""
+    before = await stage_totals(http, metrics_url)
+    direct_ids, via_gateway = await asyncio.gather(
+        driver.paced("echo", PACED_RPS, PACED_SECONDS, max_tokens=MAX_TOKENS), paced(http, PACED_RPS, PACED_SECONDS)
+    )
+    done = await driver.wait(direct_ids, timeout=60)
+    direct = [(driver.received[i] - driver.sent[i]) * 1000 for i in done if done[i]["status"] == "ok"]
+    d50, d99 = percentiles(direct)
+    g50, g99 = percentiles(via_gateway)
+    after = await stage_totals(http, metrics_url)
+    stages = {
+        f"stage_{stage}_mean_ms": round(
+            1000 * (total - before.get(stage, (0, 0))[0]) / max(1.0, n - before.get(stage, (0, 0))[1]), 2
+        )
+        for stage, (total, n) in after.items()
+    }
+    return stages | {
+        "direct_kafka_p50_ms": d50,
+        "direct_kafka_p99_ms": d99,
+        "gateway_p50_ms": g50,
+        "gateway_p99_ms": g99,
+        "gateway_overhead_p50_ms": round(g50 - d50, 2),
+        "gateway_overhead_p99_ms": round(g99 - d99, 2),
+        "paced_ok": len(via_gateway),
+        "paced_direct_ok": len(direct),
+    }
+
+
+async def run(bootstrap: str) -> dict[str, Any]:
+    """Set up, measure, tear down."""
+    key = await prepare_database()
+    port, metrics_port = free_port(18180), free_port(19180)
+    base = f"http://127.0.0.1:{port}"
+    async with private_topics(bootstrap) as (requests_topic, results_topic):
+        with triton_server("gateway-bench-0") as endpoint:
+            env = router_env(bootstrap, requests_topic, endpoint, f"bench-gateway-router-{uuid.uuid4().hex[:6]}")
+            env["LLMFLEET_ROUTER_REPLY_TOPIC_PREFIXES"] = json.dumps(["bench.router.results.", "inference.replies."])
+            with router_process(env), gateway_process(gateway_env(bootstrap, requests_topic, port, metrics_port)):
+                async with Driver(bootstrap, requests_topic, results_topic) as driver:
+                    await driver.warm_up()
+                    http = Http(base, key)
+                    try:
+                        await http.ready(base)
+                        figures: dict[str, Any] = await closed_loop(http)
+                        print(
+                            f"(a) {RPS_REQUESTS} echo completions, {RPS_CONCURRENCY} callers: "
+                            f"{figures['gateway_rps']} requests/s through one gateway",
+                            flush=True,
+                        )
+                        figures |= await overhead(http, driver, f"http://127.0.0.1:{metrics_port}/metrics")
+                        print(
+                            f"(b) at {PACED_RPS}/s: direct Kafka p50/p99 {figures['direct_kafka_p50_ms']}/"
+                            f"{figures['direct_kafka_p99_ms']} ms, through the gateway {figures['gateway_p50_ms']}/"
+                            f"{figures['gateway_p99_ms']} ms: added {figures['gateway_overhead_p50_ms']}/"
+                            f"{figures['gateway_overhead_p99_ms']} ms",
+                            flush=True,
+                        )
+                    finally:
+                        await http.session.close()
+    return figures
+
+
+def main() -> None:
+    """Run the benchmark and print its figures, then one JSON line."""
+    with kafka_and_postgres() as stack:
+        figures = asyncio.run(run(stack["kafka"]["bootstrap"]))
+    for key, value in figures.items():
+        print(f"{key}: {value}")
+    print(json.dumps(figures))
+
+
+if __name__ == "__main__":
+    main()
