@@ -18,9 +18,8 @@ from services.gateway.adapters.repository import gateway_store
 from services.gateway.domain.catalogue import Catalogue
 from services.gateway.settings import GatewaySettings
 from services.gateway.use_cases.access import KeyCache
-from services.gateway.use_cases.admission import Admitter
+from services.gateway.use_cases.ledger import Ledger, reap
 from services.gateway.use_cases.serving import Knobs, Serving
-from services.gateway.use_cases.settling import Settler, reap
 from shared.jobs import Job, loop, periodic
 from shared.retention import Kept, messaging
 from shared.runtime import Runtime, ServiceApp
@@ -42,7 +41,7 @@ class _Server(uvicorn.Server):
 
 
 class GatewayApp(ServiceApp[GatewaySettings, GatewayMetrics]):
-    """The gateway: the Kafka bridge, the key cache, the catalogue, the settler, and the HTTP app (`register`)."""
+    """The gateway: the Kafka bridge, the key cache, the catalogue, the usage ledger, and the HTTP app (`register`)."""
 
     def __init__(self, runtime: Runtime, settings: GatewaySettings) -> None:
         super().__init__(runtime, settings, GatewayMetrics(runtime.registry), outbox)
@@ -51,12 +50,11 @@ class GatewayApp(ServiceApp[GatewaySettings, GatewayMetrics]):
         self.bridge = Bridge(
             settings.kafka_bootstrap, settings.requests_topic, settings.reply_topic, settings.reply_partitions
         )
-        self.settler = Settler(self.store)
+        self.ledger = Ledger(self.store)
         knobs = Knobs(settings.request_timeout_s, settings.lease_grace_s, settings.priority, settings.settle_wait_s)
         self.keys = KeyCache(self.store, settings.key_cache_s)
-        admitter = Admitter(self.store)
         self.serving = Serving(
-            self.store, self.keys, admitter, self.catalogue, self.bridge, self.settler, knobs, self.metrics.observe
+            self.store, self.keys, self.ledger, self.catalogue, self.bridge, knobs, self.metrics.observe
         )
         self.http: Any = None  # the ASGI app; handlers.register builds it
         self.serving_http = asyncio.Event()
@@ -72,13 +70,12 @@ class GatewayApp(ServiceApp[GatewaySettings, GatewayMetrics]):
         return (True, "ready") if self.serving_http.is_set() else (False, "HTTP not serving yet")
 
     def rounds(self) -> Sequence[Job]:
-        """HTTP, the results reader, settling, the lease reaper, and (if on) the allocation follower."""
+        """HTTP, the results reader, the lease reaper, and (if on) the allocation follower."""
         settings = self.settings
         jobs = [
             Job("gateway http", self._serve_http, graceful=True),
-            # Results and settling go on until the HTTP side has drained, so requests in progress finish.
+            # Results go on until the HTTP side has drained, so requests in progress finish.
             Job("gateway results", lambda _stopping: self._until_drained(self.bridge.run), graceful=True),
-            Job("gateway settle", lambda _stopping: self._until_drained(self.settler.run), graceful=True),
             periodic("gateway leases", settings.reap_interval_s, lambda: reap(self.store)),
         ]
         if settings.follow_allocations:
@@ -98,7 +95,7 @@ class GatewayApp(ServiceApp[GatewaySettings, GatewayMetrics]):
     async def release(self) -> None:
         """Settle what is left, then disconnect (and delete the reply topic on a graceful stop)."""
         try:
-            await self.settler.flush()
+            await self.ledger.flush()
         except Exception as error:  # leases expire, so the counts heal; never block the stop
             log.warning("last settlements not written: %r", error)
         await self.bridge.stop(self.settings.delete_reply_topic)

@@ -28,8 +28,7 @@ from services.gateway.domain.limits import (
 from services.gateway.domain.requests import Ask, prompt_tokens
 from services.gateway.domain.responses import Answer, body
 from services.gateway.use_cases.access import KeyCache
-from services.gateway.use_cases.admission import Admitter
-from services.gateway.use_cases.settling import Settler
+from services.gateway.use_cases.ledger import Ledger
 from shared.events import InferenceCompleted, InferenceRequested
 from shared.unit_of_work import UnitOfWork
 
@@ -63,10 +62,9 @@ class Serving:
 
     store: UnitOfWork[GatewayRepository]
     keys: KeyCache
-    admitter: Admitter
+    ledger: Ledger
     catalogue: Catalogue
     fleet: Fleet
-    settler: Settler
     knobs: Knobs
     observe: Callable[[str, float], None] = lambda _stage, _seconds: None  # where a call's time went
 
@@ -101,7 +99,7 @@ class Serving:
     async def _admit(self, claim: Claim, now: datetime) -> None:
         """Raise the counts, or a 429 saying which limit, with Retry-After."""
         refusal = too_large(claim.subjects, claim.tokens, now)
-        if refusal is None and not await self.admitter.admit(claim):
+        if refusal is None and not await self.ledger.admit(claim):
             async with self.store.transaction() as repository:
                 refusal = await repository.explain(claim, now)
         if refusal is not None:
@@ -151,7 +149,7 @@ class Serving:
             claim.tokens, prompt, result.tokens_in if result else 0, result.tokens_out if result else 0, answered
         )
         names = tuple(s.name for s in claim.subjects)
-        return self.settler.add(Settlement(claim.request_id, names, claim.window, claim.tokens, used))
+        return self.ledger.settle(Settlement(claim.request_id, names, claim.window, claim.tokens, used))
 
 
 def _throttled(refusal: Refusal, tokens: int) -> errors.ApiError:

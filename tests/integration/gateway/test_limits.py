@@ -10,7 +10,7 @@ import pytest
 from openai import AsyncOpenAI, OpenAI
 
 from services.gateway.domain.limits import Claim, Limits, Subject, window_of
-from services.gateway.use_cases.settling import reap
+from services.gateway.use_cases.ledger import reap
 from tests.integration.gateway.conftest import Keys, Replica
 
 pytestmark = pytest.mark.integration

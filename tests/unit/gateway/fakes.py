@@ -33,10 +33,11 @@ class FakeRepository(GatewayRepository):
         self.state, self.now = state, now
 
     async def admit(self, claims: Sequence[Claim]) -> bool:
-        for claim in claims:  # all or nothing: the store rolls back what came before a refusal
-            if self.state.ledger.admit(claim, self.now) is not None:
-                return False
-            self.state.leases[claim.request_id] = claim.lease_until
+        trial = copy.deepcopy(self.state.ledger)  # all or nothing, as the SQL's savepoint
+        if any(trial.admit(claim, self.now) is not None for claim in claims):
+            return False
+        self.state.ledger = trial
+        self.state.leases.update({claim.request_id: claim.lease_until for claim in claims})
         return True
 
     async def explain(self, claim: Claim, now: datetime) -> Refusal:

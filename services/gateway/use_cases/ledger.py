@@ -1,0 +1,105 @@
+"""The usage ledger's one writer per replica: admissions and settlements by group commit.
+
+Every write locks its subjects' rows until its transaction commits. One transaction per request
+would hold a hot tenant's rows for a database round trip plus the event loop's delay before the
+commit, and admissions and settlements would queue behind each other on the same rows. So what
+arrives while one transaction runs goes into the next, settlements and admissions together.
+A batch of claims is all or nothing: if it would break a limit, its claims are admitted one by
+one in arrival order, so refusals still happen exactly at the limit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from services.gateway.adapters.repository import GatewayRepository
+from services.gateway.domain.limits import Claim, Settlement
+from shared.unit_of_work import UnitOfWork
+
+log = logging.getLogger(__name__)
+MAX_BATCH = 256
+RETRY_S = 0.5
+
+
+@dataclass
+class Ledger:
+    """Queues claims and settlements and writes them in rounds, in a task of its own."""
+
+    store: UnitOfWork[GatewayRepository]
+    max_batch: int = MAX_BATCH
+    claims: list[tuple[Claim, asyncio.Future[bool]]] = field(default_factory=list)
+    settlements: list[tuple[Settlement, asyncio.Future[None]]] = field(default_factory=list)
+    _writer: asyncio.Task[None] | None = None
+
+    async def admit(self, claim: Claim) -> bool:
+        """True when `claim` was admitted (its counts raised), False when a limit refused it."""
+        decided: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        self.claims.append((claim, decided))
+        self._wake()
+        return await decided
+
+    def settle(self, settlement: Settlement) -> asyncio.Future[None]:
+        """Queue a finished request; the future is done once its settlement is committed."""
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.settlements.append((settlement, done))
+        self._wake()
+        return done
+
+    def _wake(self) -> None:
+        # A task, not the caller: a caller that goes away must not cancel others' writes.
+        if self._writer is None or self._writer.done():
+            self._writer = asyncio.create_task(self._drain())
+
+    async def _drain(self) -> None:
+        while self.claims or self.settlements:
+            claims, self.claims = self.claims[: self.max_batch], self.claims[self.max_batch :]
+            settlements, self.settlements = self.settlements[: self.max_batch], self.settlements[self.max_batch :]
+            try:
+                await self._round(claims, settlements)
+            except Exception as error:  # the database is down: callers get the error, settlements wait
+                log.warning("ledger write failed (%r); %d settlements kept", error, len(settlements))
+                for _, decided in claims:
+                    if not decided.done():
+                        decided.set_exception(error)
+                self.settlements = settlements + self.settlements
+                await asyncio.sleep(RETRY_S)
+
+    async def _round(
+        self,
+        claims: list[tuple[Claim, asyncio.Future[bool]]],
+        settlements: list[tuple[Settlement, asyncio.Future[None]]],
+    ) -> None:
+        async with self.store.transaction() as repository:
+            if settlements:
+                await repository.settle([s for s, _ in settlements])
+            admitted = await repository.admit([c for c, _ in claims]) if claims else True
+        for _, done in settlements:
+            if not done.done():
+                done.set_result(None)
+        if admitted or len(claims) == 1:
+            outcomes = [admitted] * len(claims)
+        else:
+            outcomes = [await self._alone(claim) for claim, _ in claims]  # near a limit: exact, in order
+        for (_, decided), outcome in zip(claims, outcomes, strict=True):
+            if not decided.done():
+                decided.set_result(outcome)
+
+    async def _alone(self, claim: Claim) -> bool:
+        async with self.store.transaction() as repository:
+            return await repository.admit([claim])
+
+    async def flush(self) -> None:
+        """Write what is queued now (at stop); errors are the caller's."""
+        while self.claims or self.settlements:
+            claims, self.claims = self.claims[: self.max_batch], self.claims[self.max_batch :]
+            settlements, self.settlements = self.settlements[: self.max_batch], self.settlements[self.max_batch :]
+            await self._round(claims, settlements)
+
+
+async def reap(store: UnitOfWork[GatewayRepository]) -> int:
+    """Release leases a dead replica left behind; how many."""
+    async with store.transaction() as repository:
+        return await repository.reap(datetime.now(UTC))
