@@ -250,10 +250,11 @@ class Window:
     def close(self, engine: Engine, control: Control, now: float) -> None:
         """Fold the window into the hour's histogram and the time series; start the next."""
         acc = engine.accounts
-        if self.seconds:
-            hour = min(int(max(now - 1e-9, 0) // 3600), acc.hours - 1)
-            acc.hist[hour] += self.hist.sum(axis=1)
-            acc.rejected[hour] += self.rejected
+        if not self.seconds:
+            return  # the first tick: nothing seen yet
+        hour = min(int(max(now - 1e-9, 0) // 3600), acc.hours - 1)
+        acc.hist[hour] += self.hist.sum(axis=1)
+        acc.rejected[hour] += self.rejected
         acc.record("time_h", now / 3600)
         acc.record("demand_rps", self.arrived.sum() / max(self.seconds, engine.traffic.step_s))
         acc.record("capacity_rps", float(engine.capacity(control).sum()))
