@@ -85,23 +85,13 @@ def admission_params(claims: Sequence[Claim]) -> dict[str, Any]:
     }
 
 
-class _Refused(Exception):
-    """Rolls the admission's savepoint back."""
-
-
 async def admit(session: AsyncSession, claims: Sequence[Claim]) -> bool:
-    """Raise the counts of every claim at once, or of none (a savepoint): False when a limit refused."""
+    """Raise the counts of every claim at once; False when a limit refused (the caller must then roll back)."""
     if not fits_fresh(raises(claims), holds(claims)):
         return False  # a minute's first row is inserted unchecked: the batch must fit on its own
     params = admission_params(claims)
-    try:
-        async with session.begin_nested():  # the rest of the transaction (settlements) stays
-            admitted, counted, _leased, _ = (await session.execute(ADMIT, params)).one()
-            if admitted != len(params["ws"]) or counted != len(params["cs"]):
-                raise _Refused
-    except _Refused:
-        return False
-    return True
+    admitted, counted, _leased, _ = (await session.execute(ADMIT, params)).one()
+    return bool(admitted == len(params["ws"]) and counted == len(params["cs"]))
 
 
 async def explain(session: AsyncSession, claim: Claim, now: datetime) -> Refusal:

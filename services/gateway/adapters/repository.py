@@ -17,7 +17,7 @@ class GatewayRepository(Protocol):
     """Everything the gateway's use cases read and write, in one transaction."""
 
     async def admit(self, claims: Sequence[Claim]) -> bool:
-        """Raise the counts of all `claims` under every limit, or of none of them: False when refused."""
+        """Raise the counts of all `claims` under every limit; False: refused (roll the transaction back)."""
 
     async def explain(self, claim: Claim, now: datetime) -> Refusal:
         """Which limit refuses `claim`."""

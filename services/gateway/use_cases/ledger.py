@@ -4,8 +4,10 @@ Every write locks its subjects' rows until its transaction commits. One transact
 would hold a hot tenant's rows for a database round trip plus the event loop's delay before the
 commit, and admissions and settlements would queue behind each other on the same rows. So what
 arrives while one transaction runs goes into the next, settlements and admissions together.
-A batch of claims is all or nothing: if it would break a limit, its claims are admitted one by
-one in arrival order, so refusals still happen exactly at the limit.
+A batch of claims is all or nothing: if it would break a limit, the round is rolled back, its
+settlements written alone, and its claims admitted one by one in arrival order, so refusals
+still happen exactly at the limit. A failed round is tried once more at once (a deadlock
+between replicas' rounds, which lock rows of different minutes, is broken by PostgreSQL).
 """
 
 from __future__ import annotations
@@ -22,6 +24,10 @@ from shared.unit_of_work import UnitOfWork
 log = logging.getLogger(__name__)
 MAX_BATCH = 256
 RETRY_S = 0.5
+
+
+class _Refused(Exception):
+    """Rolls an admission's transaction back: a limit refused it."""
 
 
 @dataclass
@@ -54,17 +60,23 @@ class Ledger:
             self._writer = asyncio.create_task(self._drain())
 
     async def _drain(self) -> None:
+        failures = 0
         while self.claims or self.settlements:
             claims, self.claims = self.claims[: self.max_batch], self.claims[self.max_batch :]
             settlements, self.settlements = self.settlements[: self.max_batch], self.settlements[self.max_batch :]
             try:
                 await self._round(claims, settlements)
-            except Exception as error:  # the database is down: callers get the error, settlements wait
+                failures = 0
+            except Exception as error:
+                failures += 1
                 log.warning("ledger write failed (%r); %d settlements kept", error, len(settlements))
-                for _, decided in claims:
+                self.settlements = settlements + self.settlements
+                if failures == 1:  # once more at once: a deadlock or a dropped connection passes
+                    self.claims = claims + self.claims
+                    continue
+                for _, decided in claims:  # the database is down: callers get the error, settlements wait
                     if not decided.done():
                         decided.set_exception(error)
-                self.settlements = settlements + self.settlements
                 await asyncio.sleep(RETRY_S)
 
     async def _round(
@@ -72,10 +84,18 @@ class Ledger:
         claims: list[tuple[Claim, asyncio.Future[bool]]],
         settlements: list[tuple[Settlement, asyncio.Future[None]]],
     ) -> None:
-        async with self.store.transaction() as repository:
+        try:
+            async with self.store.transaction() as repository:
+                if claims and not await repository.admit([c for c, _ in claims]):
+                    raise _Refused  # rolls the batch back: no subject keeps a partial count
+                if settlements:
+                    await repository.settle([s for s, _ in settlements])
+            admitted = True
+        except _Refused:
+            admitted = False
             if settlements:
-                await repository.settle([s for s, _ in settlements])
-            admitted = await repository.admit([c for c, _ in claims]) if claims else True
+                async with self.store.transaction() as repository:
+                    await repository.settle([s for s, _ in settlements])
         for _, done in settlements:
             if not done.done():
                 done.set_result(None)
@@ -88,8 +108,13 @@ class Ledger:
                 decided.set_result(outcome)
 
     async def _alone(self, claim: Claim) -> bool:
-        async with self.store.transaction() as repository:
-            return await repository.admit([claim])
+        try:
+            async with self.store.transaction() as repository:
+                if not await repository.admit([claim]):
+                    raise _Refused
+        except _Refused:
+            return False
+        return True
 
     async def flush(self) -> None:
         """Write what is queued now (at stop); errors are the caller's."""
