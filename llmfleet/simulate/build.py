@@ -25,6 +25,7 @@ from services.cost.domain.pricing import Catalogue
 from services.cost.settings import CostSettings
 from services.router.domain.batching import BatchLimits, limits_for
 from services.router.settings import RouterSettings
+from services.scaler.domain.capacity import FALLBACK_RPH, ModelSpec, Reference, capacities
 from services.scaler.domain.series import bucket_index
 from services.scaler.settings import ScalerSettings
 
@@ -84,13 +85,36 @@ def prepare(options: SimOptions) -> Prepared:
     limits = limits_for(options.batching, router.default_token_budget)
     table = service_table(traffic, fleet, limits, options.storage)
     preferred = np.array([_placed_on(table, i, m.requirement.preferred_gpu) for i, m in enumerate(models)])
-    capacity_rph = {m.model_id: float(table.capacity_rps[i, preferred[i]]) * 3600 for i, m in enumerate(models)}
+    capacity_rph = scaler_capacity(models)
     catalogue_ = Catalogue()
     prices = price_table(catalogue_, table.gpu_types)
     return Prepared(
         options, traffic, fleet, limits, table, forecast_cache(traffic), capacity_rph, preferred, catalogue_, prices,
         _commitment(traffic, table, preferred, catalogue_, options),
     )  # fmt: skip
+
+
+def scaler_capacity(models: list[SimModel]) -> dict[str, float]:
+    """Each model's capacity per instance as the scaler's round computes it (`capacity_per_instance`).
+
+    The live round reads the models' specs from the fleet file; here they come from the catalogue
+    (the same fields: the performance model's name, the preferred GPU, the latency target).
+    """
+    settings = ScalerSettings()
+    if settings.requests_per_instance_hour is not None:
+        return {m.model_id: settings.requests_per_instance_hour for m in models}
+    specs = {
+        m.model_id: ModelSpec(
+            m.model_id, m.requirement.emulates, m.requirement.preferred_gpu, m.requirement.latency_target_ms
+        )
+        for m in models
+    }
+    reference = Reference(
+        settings.reference_prompt_tokens, settings.reference_output_tokens, settings.latency_target_ms,
+        settings.max_batch,
+    )  # fmt: skip
+    known = capacities(specs, reference)
+    return {m.model_id: known[m.model_id].requests_per_hour if m.model_id in known else FALLBACK_RPH for m in models}
 
 
 def _placed_on(table: ServiceTable, m: int, preferred_gpu: str) -> int:

@@ -3,10 +3,10 @@
 `services.scaler.use_cases.evaluation` reads a `Snapshot` from its tables; here the snapshot is
 built from the simulation (demand per hour, placements, utilisation, monitor signals, pending
 actions, tiers) with the same windows (cooldown, idle time, utilisation and signal ages), and its
-`forecast_all`, `region_states` and the planner's `plan_model` decide. Two departures, both
-wrappers: each model plans with its own capacity per instance (the performance model's, as issue
-18 asks of the scaler; the live one reads one global figure), and tiers / predictive preload can
-be switched off by dropping their actions (the planner has no switch for them).
+`forecast_all`, `region_states` and the planner's `plan_model` decide, each model with its own
+capacity per instance as the live round sizes it (`build.scaler_capacity`). One departure, a
+wrapper: tiers / predictive preload can be switched off by dropping their actions (the planner has
+no switch for them).
 """
 
 from __future__ import annotations
@@ -91,7 +91,7 @@ class Scaler:
     loaded_at: dict[Key, datetime] = field(default_factory=dict)
 
     def plan_settings(self, model_id: str) -> PlanSettings:
-        """The live evaluation's PlanSettings, with the model's own capacity per instance."""
+        """The live evaluation's PlanSettings, sized for the model (`replace(..., capacity(model_id))`)."""
         s = self.settings
         return PlanSettings(
             policy=POLICIES[self.policy],
