@@ -148,6 +148,10 @@ class Serving:
         used = settled_tokens(
             claim.tokens, prompt, result.tokens_in if result else 0, result.tokens_out if result else 0, answered
         )
+        if used == claim.tokens and not any(s.limits.concurrency is not None for s in claim.subjects):
+            nothing: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            nothing.set_result(None)  # the reservation was the usage and no lease was taken: nothing to write
+            return nothing
         names = tuple(s.name for s in claim.subjects)
         return self.ledger.settle(Settlement(claim.request_id, names, claim.window, claim.tokens, used))
 

@@ -54,7 +54,9 @@ async def test_a_call_sends_one_request_and_answers_in_openais_shape() -> None:
     assert out["choices"][0]["text"] == "hell" and out["usage"]["total_tokens"] == 9
     [sent] = world.fleet.sent
     assert sent.reply_topic == world.fleet.reply_topic and sent.priority == 5 and sent.deadline is not None
-    assert [s.used for s in world.store.state.settled] == [9]
+    assert world.store.state.settled == []  # it used what it reserved and held no lease: nothing to write
+    await world.call(await world.key(key=Limits(concurrency=2)))
+    assert [s.used for s in world.store.state.settled] == [9]  # the lease ends with the settlement
 
 
 async def test_a_missing_or_wrong_key_is_a_401() -> None:
@@ -165,7 +167,7 @@ class BrokenStore(FakeStore):
 
 async def test_settlements_that_cannot_be_written_wait_for_the_database() -> None:
     world = World()
-    await world.call(await world.key())
+    await world.call(await world.key(key=Limits(concurrency=1)))
     ledger = Ledger(BrokenStore())
     done = ledger.settle(world.store.state.settled[0])
     await asyncio.sleep(0.05)
@@ -177,7 +179,7 @@ async def test_settlements_that_cannot_be_written_wait_for_the_database() -> Non
 
 async def test_the_ledger_writes_whatever_is_queued_as_it_comes() -> None:
     world = World()
-    header = await world.key()
+    header = await world.key(tenant=Limits(concurrency=10))
     await asyncio.gather(*(world.serving.complete(header, ask()) for _ in range(5)))
     await world.ledger.flush()
     assert len(world.store.state.settled) == 5 and world.ledger.settlements == []
