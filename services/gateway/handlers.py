@@ -43,7 +43,10 @@ def register(app: GatewayApp) -> None:
             started = time.perf_counter()
             try:
                 ask = parse(await _json(request))
-                response: Response = JSONResponse(await app.serving.complete(request.headers.get("authorization"), ask))
+                reply = await app.serving.complete(request.headers.get("authorization"), ask)
+                # As OpenAI's openai-processing-ms: what the fleet took, so a client sees the gateway's share.
+                upstream = {"x-llmfleet-upstream-ms": f"{reply.upstream_s * 1000:.2f}"}
+                response: Response = JSONResponse(reply.body, headers=upstream)
             except ApiError as error:
                 response = error_response(error)
                 if error.status == 429:

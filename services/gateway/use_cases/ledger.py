@@ -86,10 +86,10 @@ class Ledger:
     ) -> None:
         try:
             async with self.store.transaction() as repository:
-                if claims and not await repository.admit([c for c, _ in claims]):
-                    raise _Refused  # rolls the batch back: no subject keeps a partial count
-                if settlements:
+                if settlements:  # first: the claims of this round see what finished before them
                     await repository.settle([s for s, _ in settlements])
+                if claims and not await repository.admit([c for c, _ in claims]):
+                    raise _Refused  # rolls the round back: no subject keeps a partial count
             admitted = True
         except _Refused:
             admitted = False

@@ -46,6 +46,14 @@ class Fleet(Protocol):
 
 
 @dataclass(frozen=True)
+class Reply:
+    """A call's answer, and the seconds spent waiting for the fleet (Kafka, router, Triton)."""
+
+    body: dict[str, Any]
+    upstream_s: float
+
+
+@dataclass(frozen=True)
 class Knobs:
     """What the settings decide for every call."""
 
@@ -68,8 +76,8 @@ class Serving:
     knobs: Knobs
     observe: Callable[[str, float], None] = lambda _stage, _seconds: None  # where a call's time went
 
-    async def complete(self, authorization: str | None, ask: Ask) -> dict[str, Any]:
-        """The OpenAI body answering `ask`, or an ApiError."""
+    async def complete(self, authorization: str | None, ask: Ask) -> Reply:
+        """The OpenAI body answering `ask` (and the time the fleet took), or an ApiError."""
         now = datetime.now(UTC)
         key = await self.keys.authenticate(authorization, now)
         if not self.catalogue.knows(ask.model):
@@ -82,11 +90,11 @@ class Serving:
         started = time.perf_counter()
         await self._admit(claim, now)
         self.observe("admit", time.perf_counter() - started)
-        result = await self._ask_fleet(claim, ask, prompt, now)
+        result, upstream_s = await self._ask_fleet(claim, ask, prompt, now)
         if error := errors.from_result(result.status, result.reason, ask.model):
             raise error
         answer = Answer(result.text, max(result.tokens_in, prompt), result.tokens_out)
-        return body(ask, answer, request_id, int(time.time()))
+        return Reply(body(ask, answer, request_id, int(time.time())), upstream_s)
 
     def _claim(self, key: ApiKey, request_id: str, tokens: int, now: datetime) -> Claim:
         subjects = (
@@ -105,7 +113,7 @@ class Serving:
         if refusal is not None:
             raise _throttled(refusal, claim.tokens)
 
-    async def _ask_fleet(self, claim: Claim, ask: Ask, prompt: int, now: datetime) -> InferenceCompleted:
+    async def _ask_fleet(self, claim: Claim, ask: Ask, prompt: int, now: datetime) -> tuple[InferenceCompleted, float]:
         """Send the request, await its one result; settle whatever happens."""
         timeout = self.knobs.timeout_s
         request = InferenceRequested(
@@ -124,7 +132,8 @@ class Serving:
             started = time.perf_counter()
             future = await self.fleet.send(request)
             result = await asyncio.wait_for(future, timeout)
-            self.observe("fleet", time.perf_counter() - started)
+            upstream_s = time.perf_counter() - started
+            self.observe("fleet", upstream_s)
         except TimeoutError:
             self.fleet.forget(claim.request_id)
             self._settle(claim, prompt, None)
@@ -141,7 +150,7 @@ class Serving:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(asyncio.shield(settled), self.knobs.settle_wait_s)
         self.observe("settle", time.perf_counter() - started)
-        return result
+        return result, upstream_s
 
     def _settle(self, claim: Claim, prompt: int, result: InferenceCompleted | None) -> asyncio.Future[None]:
         answered = result is not None

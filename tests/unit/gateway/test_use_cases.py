@@ -43,7 +43,7 @@ class World:
 
     async def call(self, header: str, request: Ask | None = None) -> dict[str, Any]:
         try:
-            return await self.serving.complete(header, request or ask())
+            return (await self.serving.complete(header, request or ask())).body
         finally:
             await self.ledger.flush()
 
