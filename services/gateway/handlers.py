@@ -15,6 +15,7 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
 from services.gateway.domain.errors import ApiError, invalid
+from services.gateway.domain.limits import Limit
 from services.gateway.domain.requests import Ask, parse_chat, parse_completion
 from services.gateway.jobs import GatewayApp
 
@@ -50,7 +51,7 @@ def register(app: GatewayApp) -> None:
             except ApiError as error:
                 response = error_response(error)
                 if error.status == 429:
-                    metrics.throttled.labels("any").inc()
+                    metrics.throttled.labels(next((k.value for k in Limit if k.value in error.message), "other")).inc()
             except Exception:  # a gateway bug or a database error: 500 here (Starlette would re-raise it)
                 log.exception("unhandled error in the gateway (%s)", name)
                 response = error_response(INTERNAL)

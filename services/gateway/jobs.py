@@ -47,10 +47,11 @@ class GatewayApp(ServiceApp[GatewaySettings, GatewayMetrics]):
         super().__init__(runtime, settings, GatewayMetrics(runtime.registry), outbox)
         self.store = gateway_store(runtime.sessions)
         self.catalogue = Catalogue(settings.catalogue_specs())
-        self.bridge = Bridge(
+        self.bridge = bridge = Bridge(
             settings.kafka_bootstrap, settings.requests_topic, settings.reply_topic, settings.reply_partitions
         )
         self.ledger = Ledger(self.store)
+        self.metrics.waiting.set_function(lambda: bridge.waiting)
         knobs = Knobs(settings.request_timeout_s, settings.lease_grace_s, settings.priority, settings.settle_wait_s)
         self.keys = KeyCache(self.store, settings.key_cache_s)
         self.serving = Serving(
