@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from datetime import UTC, datetime
 
+from opentelemetry import propagate
+from opentelemetry.trace import SpanKind
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
@@ -38,10 +41,28 @@ async def _json(request: Request) -> object:
 def register(app: GatewayApp) -> None:
     """Build the gateway's ASGI app on `app`: the OpenAI routes and the probes."""
     settings, metrics = app.settings, app.metrics
+    tracer = app.runtime.tracer_provider.get_tracer("llmfleet.gateway")
+
+    @contextlib.contextmanager
+    def traced(request: Request, name: str) -> Iterator[None]:
+        """A server span per call, continuing the client's `traceparent` when it sends one."""
+        if not settings.trace_requests and "traceparent" not in request.headers:
+            yield
+            return
+        parent = propagate.extract(dict(request.headers))
+        with tracer.start_as_current_span(f"POST /v1/{name}", context=parent, kind=SpanKind.SERVER):
+            yield
 
     def endpoint(name: str, parse: Callable[[object], Ask]) -> Callable[[Request], Awaitable[Response]]:
         async def handle(request: Request) -> Response:
             started = time.perf_counter()
+            with traced(request, name):
+                response = await answer(request)
+            metrics.requests.labels(name, str(response.status_code)).inc()
+            metrics.latency.labels(name).observe(time.perf_counter() - started)
+            return response
+
+        async def answer(request: Request) -> Response:
             try:
                 ask = parse(await _json(request))
                 reply = await app.serving.complete(request.headers.get("authorization"), ask)
@@ -55,8 +76,6 @@ def register(app: GatewayApp) -> None:
             except Exception:  # a gateway bug or a database error: 500 here (Starlette would re-raise it)
                 log.exception("unhandled error in the gateway (%s)", name)
                 response = error_response(INTERNAL)
-            metrics.requests.labels(name, str(response.status_code)).inc()
-            metrics.latency.labels(name).observe(time.perf_counter() - started)
             return response
 
         return handle

@@ -47,8 +47,9 @@ class GatewayApp(ServiceApp[GatewaySettings, GatewayMetrics]):
         super().__init__(runtime, settings, GatewayMetrics(runtime.registry), outbox)
         self.store = gateway_store(runtime.sessions)
         self.catalogue = Catalogue(settings.catalogue_specs())
+        tracer = runtime.tracer_provider.get_tracer("llmfleet.gateway")
         self.bridge = bridge = Bridge(
-            settings.kafka_bootstrap, settings.requests_topic, settings.reply_topic, settings.reply_partitions
+            settings.kafka_bootstrap, settings.requests_topic, settings.reply_topic, settings.reply_partitions, tracer
         )
         self.ledger = Ledger(self.store)
         self.metrics.waiting.set_function(lambda: bridge.waiting)

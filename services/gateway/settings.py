@@ -65,6 +65,10 @@ class GatewaySettings(ServiceSettings):
     lease_grace_s: float = Field(default=30.0, ge=0, description="a lease outlives its deadline this long (crashes)")
     reap_interval_s: float = Field(default=10.0, gt=0, description="how often expired leases are released")
     usage_retention_s: float = Field(default=86400.0, gt=0, description="per-minute usage rows kept")
+    trace_requests: bool = Field(
+        default=True,
+        description="a span per call (and its traceparent to the router); a client's traceparent is always followed",
+    )
     priority: int = Field(default=5, ge=0, le=9, description="priority of the gateway's interactive requests")
 
     def catalogue_specs(self) -> dict[str, ModelSpec]:

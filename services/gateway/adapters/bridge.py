@@ -8,6 +8,8 @@ import logging
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
+from opentelemetry import propagate, trace
+from opentelemetry.trace import SpanKind, Tracer
 from pydantic import ValidationError
 
 from shared.broker import ensure_topics
@@ -19,11 +21,14 @@ log = logging.getLogger(__name__)
 class Bridge:
     """Sends `InferenceRequested` and resolves each waiting call with its `InferenceCompleted`, by request id."""
 
-    def __init__(self, bootstrap: str, requests_topic: str, reply_topic: str, partitions: int) -> None:
+    def __init__(
+        self, bootstrap: str, requests_topic: str, reply_topic: str, partitions: int, tracer: Tracer | None = None
+    ) -> None:
         self.requests_topic = requests_topic
         self.reply = Topic(reply_topic, partitions, (InferenceCompleted,))
         self.reply_topic = reply_topic
         self._bootstrap = bootstrap
+        self._tracer = tracer
         self._waiting: dict[str, asyncio.Future[InferenceCompleted]] = {}
         self._producer: AIOKafkaProducer | None = None
         self._consumer: AIOKafkaConsumer | None = None
@@ -51,13 +56,27 @@ class Bridge:
         self._waiting[request.request_id] = future
         try:
             delivery = await self._producer.send(
-                self.requests_topic, request.model_dump_json().encode(), key=request.request_id.encode()
+                self.requests_topic,
+                request.model_dump_json().encode(),
+                key=request.request_id.encode(),
+                headers=self._trace_headers(),
             )
         except Exception as error:
             self._waiting.pop(request.request_id, None)
             raise ConnectionError(f"the request could not be queued: {error!r}") from error
         delivery.add_done_callback(lambda d: self._delivered(request.request_id, d))
         return future
+
+    def _trace_headers(self) -> list[tuple[str, bytes]] | None:
+        """A producer span under the call's span, its traceparent on the record (the router continues it)."""
+        current = trace.get_current_span()
+        if self._tracer is None or not current.is_recording():
+            return None
+        span = self._tracer.start_span(f"{self.requests_topic} publish", kind=SpanKind.PRODUCER)
+        carrier: dict[str, str] = {}
+        propagate.inject(carrier, context=trace.set_span_in_context(span))
+        span.end()
+        return [(k, v.encode()) for k, v in carrier.items()]
 
     def _delivered(self, request_id: str, delivery: asyncio.Future[object]) -> None:
         """A request the broker refused never gets a result: fail its caller now."""
