@@ -10,10 +10,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import threading
+import time
 import uuid
 from collections.abc import AsyncIterator, Coroutine, Iterator
 from concurrent.futures import Future
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import pytest
@@ -190,3 +192,11 @@ class Keys:
 @pytest.fixture(scope="session")
 def keys(host: Host, replicas: list[Replica]) -> Keys:
     return Keys(host, replicas[0].app)
+
+
+@pytest.fixture
+def same_minute() -> None:
+    """Start a limits test early in a minute: limits count per minute, and a boundary mid-test resets them."""
+    now = datetime.now(UTC)
+    if now.second >= 50:
+        time.sleep(60 - now.second - now.microsecond / 1e6 + 0.1)

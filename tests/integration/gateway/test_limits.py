@@ -13,7 +13,7 @@ from services.gateway.domain.limits import Claim, Limits, Subject, window_of
 from services.gateway.use_cases.ledger import reap
 from tests.integration.gateway.conftest import Keys, Replica
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("same_minute")]
 
 
 def client(replica: Replica, key: str) -> OpenAI:

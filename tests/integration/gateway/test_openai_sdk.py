@@ -103,6 +103,7 @@ def test_a_request_over_the_models_limit_is_a_bad_request(replicas: list[Replica
     assert raised.value.code == "context_length_exceeded"  # the router's rejection, mapped
 
 
+@pytest.mark.usefixtures("same_minute")
 def test_over_quota_is_a_rate_limit_error_with_retry_after(replicas: list[Replica], keys: Keys) -> None:
     openai_client = client(replicas[0], keys.new(key_limits=Limits(rpm=2)))
     for _ in range(2):
