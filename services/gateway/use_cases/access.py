@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from services.gateway.adapters.repository import GatewayRepository
-from services.gateway.domain.errors import unauthorized
+from services.gateway.domain.errors import unauthorized, unavailable
 from services.gateway.domain.keys import ApiKey, check_key, hash_key
 from shared.unit_of_work import UnitOfWork
 
@@ -23,10 +23,13 @@ class KeyCache:
     _seen: dict[str, tuple[float, ApiKey | None]] = field(default_factory=dict)
 
     async def authenticate(self, authorization: str | None, now: datetime) -> ApiKey:
-        """The valid key of an `Authorization: Bearer <key>` header, or a 401 ApiError."""
+        """The valid key of an `Authorization: Bearer <key>` header; a 401 ApiError, or 503 without the database."""
         if not authorization or not authorization.lower().startswith("bearer "):
             raise unauthorized("You didn't provide an API key (Authorization: Bearer <key>)", "missing_api_key")
-        key = await self._lookup(hash_key(authorization[7:].strip()))
+        try:
+            key = await self._lookup(hash_key(authorization[7:].strip()))
+        except Exception as failure:
+            raise unavailable(f"API keys cannot be checked now ({type(failure).__name__}); try again") from failure
         if error := check_key(key, now):
             raise error
         assert key is not None  # check_key refuses a missing key

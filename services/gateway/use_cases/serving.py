@@ -107,9 +107,12 @@ class Serving:
     async def _admit(self, claim: Claim, now: datetime) -> None:
         """Raise the counts, or a 429 saying which limit, with Retry-After."""
         refusal = too_large(claim.subjects, claim.tokens, now)
-        if refusal is None and not await self.ledger.admit(claim):
-            async with self.store.transaction() as repository:
-                refusal = await repository.explain(claim, now)
+        try:
+            if refusal is None and not await self.ledger.admit(claim):
+                async with self.store.transaction() as repository:
+                    refusal = await repository.explain(claim, now)
+        except Exception as error:  # fail closed: no request runs uncounted
+            raise errors.unavailable(f"Limits cannot be checked now ({type(error).__name__}); try again") from error
         if refusal is not None:
             raise _throttled(refusal, claim.tokens)
 

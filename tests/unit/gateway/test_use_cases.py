@@ -236,3 +236,20 @@ async def test_a_database_error_reaches_every_caller_of_the_batch() -> None:
     claims = [Claim(f"r{i}", (Subject("key:a", Limits()),), 1, window_of(now), now) for i in range(3)]
     outcomes = await asyncio.gather(*(ledger.admit(c) for c in claims), return_exceptions=True)
     assert all(isinstance(o, ConnectionError) for o in outcomes)
+
+
+async def test_without_the_database_calls_are_refused_with_a_503() -> None:
+    world = World()
+    header = await world.key()
+    world.keys.ttl_s = 60.0
+    await world.call(header)  # the key is cached
+    broken = BrokenStore()
+    world.serving.ledger.store = broken
+    with pytest.raises(ApiError) as raised:
+        await world.serving.complete(header, ask())
+    assert raised.value.status == 503 and raised.value.retry_after_s == 1
+    assert len(world.fleet.sent) == 1  # fail closed: nothing runs uncounted
+    world.keys.store, world.keys.ttl_s = broken, 0.0
+    with pytest.raises(ApiError) as raised:
+        await world.serving.complete(header, ask())
+    assert raised.value.status == 503
