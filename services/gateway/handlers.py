@@ -38,76 +38,88 @@ async def _json(request: Request) -> object:
         raise invalid("We could not parse the JSON body of your request") from None
 
 
-def register(app: GatewayApp) -> None:
-    """Build the gateway's ASGI app on `app`: the OpenAI routes and the probes."""
-    settings, metrics = app.settings, app.metrics
-    tracer = app.runtime.tracer_provider.get_tracer("llmfleet.gateway")
+class Endpoints:
+    """The gateway's HTTP endpoints over the assembled app: parse, one use-case call, answer."""
 
-    @contextlib.contextmanager
-    def traced(request: Request, name: str) -> Iterator[None]:
-        """A server span per call, continuing the client's `traceparent` when it sends one."""
-        if not settings.trace_requests and "traceparent" not in request.headers:
-            yield
-            return
-        parent = propagate.extract(dict(request.headers))
-        with tracer.start_as_current_span(f"POST /v1/{name}", context=parent, kind=SpanKind.SERVER):
-            yield
+    def __init__(self, app: GatewayApp) -> None:
+        self.app = app
+        self.tracer = app.runtime.tracer_provider.get_tracer("llmfleet.gateway")
 
-    def endpoint(name: str, parse: Callable[[object], Ask]) -> Callable[[Request], Awaitable[Response]]:
+    def completion(self, name: str, parse: Callable[[object], Ask]) -> Callable[[Request], Awaitable[Response]]:
+        """The handler of one completion route, counted and timed under `name`."""
+        metrics = self.app.metrics
+
         async def handle(request: Request) -> Response:
             started = time.perf_counter()
-            with traced(request, name):
-                response = await answer(request)
+            with self._traced(request, name):
+                response = await self._answer(request, name, parse)
             metrics.requests.labels(name, str(response.status_code)).inc()
             metrics.latency.labels(name).observe(time.perf_counter() - started)
             return response
 
-        async def answer(request: Request) -> Response:
-            try:
-                ask = parse(await _json(request))
-                reply = await app.serving.complete(request.headers.get("authorization"), ask)
-                # As OpenAI's openai-processing-ms: what the fleet took, so a client sees the gateway's share.
-                upstream = {"x-llmfleet-upstream-ms": f"{reply.upstream_s * 1000:.2f}"}
-                response: Response = JSONResponse(reply.body, headers=upstream)
-            except ApiError as error:
-                response = error_response(error)
-                if error.status == 429:
-                    metrics.throttled.labels(next((k.value for k in Limit if k.value in error.message), "other")).inc()
-            except Exception:  # a gateway bug or a database error: 500 here (Starlette would re-raise it)
-                log.exception("unhandled error in the gateway (%s)", name)
-                response = error_response(INTERNAL)
-            return response
-
         return handle
 
-    def parse_chat_body(payload: object) -> Ask:
-        template = app.catalogue.template(str(payload.get("model", ""))) if isinstance(payload, dict) else None
-        return parse_chat(payload, template or app.catalogue.template(""), settings.default_max_tokens)
-
-    async def models(request: Request) -> Response:
+    async def _answer(self, request: Request, name: str, parse: Callable[[object], Ask]) -> Response:
         try:
-            await app.keys.authenticate(request.headers.get("authorization"), datetime.now(UTC))
+            ask = parse(await _json(request))
+            reply = await self.app.serving.complete(request.headers.get("authorization"), ask)
+        except ApiError as error:
+            if error.status == 429:
+                limit = next((k.value for k in Limit if k.value in error.message), "other")
+                self.app.metrics.throttled.labels(limit).inc()
+            return error_response(error)
+        except Exception:  # a gateway bug: 500 here (Starlette would re-raise it and drop the connection)
+            log.exception("unhandled error in the gateway (%s)", name)
+            return error_response(INTERNAL)
+        # As OpenAI's openai-processing-ms: what the fleet took, so a client sees the gateway's share.
+        return JSONResponse(reply.body, headers={"x-llmfleet-upstream-ms": f"{reply.upstream_s * 1000:.2f}"})
+
+    @contextlib.contextmanager
+    def _traced(self, request: Request, name: str) -> Iterator[None]:
+        """A server span per call, continuing the client's `traceparent` when it sends one."""
+        if not self.app.settings.trace_requests and "traceparent" not in request.headers:
+            yield
+            return
+        parent = propagate.extract(dict(request.headers))
+        with self.tracer.start_as_current_span(f"POST /v1/{name}", context=parent, kind=SpanKind.SERVER):
+            yield
+
+    def parse_completion(self, payload: object) -> Ask:
+        """A completion body, with the configured default max_tokens."""
+        return parse_completion(payload, self.app.settings.default_max_tokens)
+
+    def parse_chat(self, payload: object) -> Ask:
+        """A chat body, rendered by its model's chat template."""
+        model = str(payload.get("model", "")) if isinstance(payload, dict) else ""
+        return parse_chat(payload, self.app.catalogue.template(model), self.app.settings.default_max_tokens)
+
+    async def models(self, request: Request) -> Response:
+        """`GET /v1/models` (a key is needed, as with OpenAI)."""
+        try:
+            await self.app.keys.authenticate(request.headers.get("authorization"), datetime.now(UTC))
         except ApiError as error:
             return error_response(error)
-        return JSONResponse({"object": "list", "data": app.catalogue.listing(int(time.time()))})
+        return JSONResponse({"object": "list", "data": self.app.catalogue.listing(int(time.time()))})
 
-    async def health(_request: Request) -> Response:
+    async def health(self, _request: Request) -> Response:
+        """The process is up."""
         return PlainTextResponse("up")
 
-    async def ready(_request: Request) -> Response:
-        ok, reason = app.ready()
+    async def ready(self, _request: Request) -> Response:
+        """Started, broker connected, reply topic read, HTTP serving."""
+        ok, reason = self.app.ready()
         return PlainTextResponse(reason, status_code=200 if ok else 503)
 
+
+def register(app: GatewayApp) -> None:
+    """Build the gateway's ASGI app on `app`: the OpenAI routes and the probes."""
+    endpoints = Endpoints(app)
     routes = [
-        Route(
-            "/v1/completions",
-            endpoint("completions", lambda p: parse_completion(p, settings.default_max_tokens)),
-            methods=["POST"],
-        ),
-        Route("/v1/chat/completions", endpoint("chat", parse_chat_body), methods=["POST"]),
-        Route("/v1/models", models, methods=["GET"]),
-        Route("/health", health, methods=["GET"]),
-        Route("/ready", ready, methods=["GET"]),
+        Route("/v1/completions", endpoints.completion("completions", endpoints.parse_completion), methods=["POST"]),
+        Route("/v1/chat/completions", endpoints.completion("chat/completions", endpoints.parse_chat), methods=["POST"]),
+        Route("/v1/models", endpoints.models, methods=["GET"]),
+        Route("/health", endpoints.health, methods=["GET"]),
+        Route("/ready", endpoints.ready, methods=["GET"]),
     ]
     app.http = Starlette(routes=routes, exception_handlers={HTTPException: _http_error})
 
