@@ -62,7 +62,7 @@ class SimOptions:
     fleet_gpus: int = 10_000
     policy: PolicyName = field(default_factory=lambda: ScalerSettings().policy)
     # The scaler's ceiling per model and region. Its default (64) is the local platform's; at seed
-    # scale the busiest model needs ~145 in a region in its peak hour, so a deployment raises it.
+    # scale the busiest model needs ~110 in a region in its peak hour, so a deployment raises it.
     max_instances: int = 256
     tiers: bool = True
     preload: bool = True
