@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 from collections.abc import Callable, Coroutine, Generator, Sequence
 from typing import Any
@@ -93,6 +94,7 @@ class GatewayApp(ServiceApp[GatewaySettings, GatewayMetrics]):
     async def prepare(self) -> None:
         """Create and open this replica's reply topic before any request can be sent."""
         await self.bridge.start()
+        gc.freeze()  # start-up objects out of the collector's reach: shorter pauses on the request path
 
     async def release(self) -> None:
         """Settle what is left, then disconnect (and delete the reply topic on a graceful stop)."""
