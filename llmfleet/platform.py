@@ -1,4 +1,4 @@
-"""The whole platform on this machine: the local stack (Kafka, PostgreSQL) and the five services.
+"""The whole platform on this machine: the local stack (Kafka, PostgreSQL) and the six services.
 
 Triton servers are not started here: the allocator starts them (one local process per emulated
 GPU) when the scaler asks for capacity, in the run folder's stack, so `down` stops them too.
@@ -34,7 +34,7 @@ def start_stack(paths: StackPaths) -> dict[str, Any]:
 
 
 def up(settings: Mapping[str, str], group_prefix: str = "llmfleet", paths: StackPaths | None = None) -> dict[str, Any]:
-    """Start PostgreSQL, Kafka (with topics) and the five services; return their addresses."""
+    """Start PostgreSQL, Kafka (with topics) and the six services; return their addresses."""
     paths = paths or stack_paths()
     info = start_stack(paths)
     info["services"] = services.start(info, settings, group_prefix=group_prefix, paths=paths)

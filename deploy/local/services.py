@@ -1,10 +1,11 @@
-"""The five platform services as local processes (`python -m services.<name>`), recorded in the state file.
+"""The six platform services as local processes (`python -m services.<name>`), recorded in the state file.
 
 First each service's migration job runs (`python -m services.<name> migrate`, all at once, each
 waited for), then the services start and run until SIGTERM; a service does not migrate at start.
 The local stack's addresses and each service's own database role are passed as
 `LLMFLEET_<SERVICE>_*` settings; a service gets a free port for its Prometheus `/metrics` and
-its `/health` and `/ready` probes, and counts as started once `/ready` answers 200.
+its `/health` and `/ready` probes, and counts as started once `/ready` answers 200. The gateway
+also gets a free port for its OpenAI API, recorded as `http_port` and `http_url` (the SDK's base URL).
 """
 
 from __future__ import annotations
@@ -35,10 +36,11 @@ from deploy.local.common import (
     wait_until,
 )
 
-SERVICES: tuple[str, ...] = ("router", "allocator", "scaler", "cost", "monitor")
+SERVICES: tuple[str, ...] = ("router", "allocator", "scaler", "cost", "monitor", "gateway")
 METRICS_BASE_PORT = 9300
-READY_TIMEOUT = 90.0  # five services starting on a busy 2-core machine
-MIGRATE_TIMEOUT = 120.0  # migrations of five schemas at once on the same machine
+GATEWAY_HTTP_BASE_PORT = 8080  # the gateway's default http_port; the next free one when taken
+READY_TIMEOUT = 90.0  # six services starting on a busy 2-core machine
+MIGRATE_TIMEOUT = 120.0  # migrations of six schemas at once on the same machine
 STOP_TIMEOUT = 45.0  # the router drains open batches on SIGTERM
 
 
@@ -69,35 +71,65 @@ def start(
     started: dict[str, dict[str, Any]] = {}
     with locked_state(paths) as state:
         recorded: dict[str, Any] = state.setdefault("services", {})
-        taken = [int(info["metrics_port"]) for info in recorded.values()]
+        taken = [int(port) for info in recorded.values() for port in _ports(info)]
         envs: dict[str, dict[str, str]] = {}
         for service in services:
             current = recorded.get(service)
             if current is not None and pid_alive(int(current["pid"])):
                 started[service] = current
                 continue
-            port = free_port(METRICS_BASE_PORT + SERVICES.index(service), taken)
-            taken.append(port)
-            envs[service] = service_env(service, stack, group_prefix, port, settings or {})
-            envs[service]["LLMFLEET_RUN_DIR"] = str(paths.run)  # the allocator's Triton servers join this stack
-            envs[service]["LLMFLEET_CACHE"] = str(paths.cache)
+            envs[service] = _env(service, stack, group_prefix, settings or {}, paths, taken)
         migrate(envs, paths)
         for service, env in envs.items():
             log = paths.logs / f"{service}.log"
             pid = spawn([sys.executable, "-m", f"services.{service}"], log, env=env, cwd=REPO_ROOT)
-            port = int(env[f"LLMFLEET_{service.upper()}_METRICS_PORT"])
-            recorded[service] = started[service] = {
-                "pid": pid,
-                "metrics_port": port,
-                "metrics_url": f"http://127.0.0.1:{port}/metrics",
-                "ready_url": f"http://127.0.0.1:{port}/ready",
-                "log": str(log),
-            }
+            recorded[service] = started[service] = _record(service, env, pid, log)
     for service, info in started.items():
         wait_until(functools.partial(_serving, info), READY_TIMEOUT, f"service {service}", Path(info["log"]))
         if not pid_alive(int(info["pid"])):
             raise RuntimeError(f"service {service} exited during start-up; see {info['log']}")
     return started
+
+
+def _env(
+    service: str,
+    stack: Mapping[str, Any],
+    group_prefix: str,
+    settings: Mapping[str, str],
+    paths: StackPaths,
+    taken: list[int],
+) -> dict[str, str]:
+    """A service's environment with free ports (added to `taken`): metrics, and the gateway's HTTP."""
+    port = free_port(METRICS_BASE_PORT + SERVICES.index(service), taken)
+    taken.append(port)
+    env = service_env(service, stack, group_prefix, port, settings)
+    env["LLMFLEET_RUN_DIR"] = str(paths.run)  # the allocator's Triton servers join this stack
+    env["LLMFLEET_CACHE"] = str(paths.cache)
+    if service == "gateway" and "LLMFLEET_GATEWAY_HTTP_PORT" not in env:
+        http = free_port(GATEWAY_HTTP_BASE_PORT, taken)
+        taken.append(http)
+        env["LLMFLEET_GATEWAY_HTTP_PORT"] = str(http)
+    return env
+
+
+def _record(service: str, env: Mapping[str, str], pid: int, log: Path) -> dict[str, Any]:
+    """What the state file keeps of a started service: pid, ports, URLs, log."""
+    port = int(env[f"LLMFLEET_{service.upper()}_METRICS_PORT"])
+    info: dict[str, Any] = {
+        "pid": pid,
+        "metrics_port": port,
+        "metrics_url": f"http://127.0.0.1:{port}/metrics",
+        "ready_url": f"http://127.0.0.1:{port}/ready",
+        "log": str(log),
+    }
+    if http := env.get("LLMFLEET_GATEWAY_HTTP_PORT") if service == "gateway" else None:
+        info |= {"http_port": int(http), "http_url": f"http://127.0.0.1:{http}/v1"}
+    return info
+
+
+def _ports(info: Mapping[str, Any]) -> list[Any]:
+    """The ports a recorded service holds."""
+    return [info[key] for key in ("metrics_port", "http_port") if key in info]
 
 
 def migrate(envs: Mapping[str, Mapping[str, str]], paths: StackPaths, timeout: float = MIGRATE_TIMEOUT) -> None:
@@ -147,15 +179,17 @@ def _serving(info: Mapping[str, Any]) -> bool:
 def stop(paths: StackPaths | None = None, timeout: float = STOP_TIMEOUT) -> dict[str, bool]:
     """SIGTERM every recorded service (SIGKILL after `timeout`); say which stopped by themselves.
 
-    The router goes first and alone (it drains its open batches and commits); the rest together.
+    The gateway goes first (its open calls still get their results from the router), then the
+    router alone (it drains its open batches and commits), then the rest together.
     """
     paths = paths or stack_paths()
     with locked_state(paths) as state:
         recorded = state.pop("services", {})
     pids = {service: int(info["pid"]) for service, info in recorded.items()}
     clean: dict[str, bool] = {}
-    if "router" in pids:
-        clean |= _stop_together({"router": pids.pop("router")}, timeout)
+    for first in ("gateway", "router"):
+        if first in pids:
+            clean |= _stop_together({first: pids.pop(first)}, timeout)
     return clean | _stop_together(pids, timeout)
 
 

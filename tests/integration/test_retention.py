@@ -17,6 +17,8 @@ from services.allocator import jobs as allocator_jobs
 from services.allocator.settings import AllocatorSettings
 from services.cost import jobs as cost_jobs
 from services.cost.settings import CostSettings
+from services.gateway import jobs as gateway_jobs
+from services.gateway.settings import GatewaySettings
 from services.monitor import jobs as monitor_jobs
 from services.monitor.settings import MonitorSettings
 from services.scaler import jobs as scaler_jobs
@@ -36,6 +38,7 @@ SERVICES: list[tuple[str, Any, Any]] = [
     ("scaler", ScalerSettings, scaler_jobs.retained),
     ("cost", CostSettings, cost_jobs.retained),
     ("monitor", MonitorSettings, monitor_jobs.retained),
+    ("gateway", GatewaySettings, gateway_jobs.retained),
 ]
 
 
