@@ -1,0 +1,1 @@
+"""The `llmfleet` commands by group; `llmfleet/cli.py` registers them on one typer app."""
