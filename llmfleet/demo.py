@@ -259,6 +259,10 @@ class DemoSession:
             raise ValueError("the chosen window of the trace has no requests")
         fleet = platform.fleet_with_models(DEMO_MODELS, self.folder)
         settings = platform_settings(self.options, fleet, f"demo{self.run_id[:4]}")
+        from llmfleet.simulate.demo_scenario import demo_prediction  # the simulator loads only for a demo
+
+        config.extra["prediction"] = guess = demo_prediction(self.options, planned, fleet, settings)
+        self.log(f"the simulator predicts p95 {guess['p95_ms']:,.0f} ms and {guess['servers_started']} servers started")
         self.log(f"{len(planned):,} requests planned over {self.options.duration_s:.0f} s; run folder {self.folder}")
         self.log("starting PostgreSQL and Kafka (a stack of this run's own)...")
         info = platform.start_stack(self.paths)

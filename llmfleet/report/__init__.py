@@ -15,6 +15,7 @@ from typing import Any
 
 from llmfleet.report.cost import cost_section, recommendations_section
 from llmfleet.report.fleet import alerts_section, allocations_section, scaling_section, utilization_section
+from llmfleet.report.prediction import prediction_section
 from llmfleet.report.render import print_summary
 from llmfleet.report.stats import run_end_s, unique_events
 from llmfleet.report.traffic import batching_section, latency_section, requests_section, throughput_section
@@ -28,6 +29,7 @@ REQUEST_COLUMNS = [f.name for f in dataclasses.fields(RequestRecord)]
 def _config_section(run: ReplayRun) -> dict[str, Any]:
     config = dataclasses.asdict(run.config)
     config["started_at"] = run.started_at.isoformat()
+    config["extra"].pop("prediction", None)  # the summary's own section shows it beside the measured figures
     # Round-trip through JSON so anything odd in `extra` becomes a string rather than breaking the file.
     return dict(json.loads(json.dumps(config, default=str)))
 
@@ -52,6 +54,7 @@ def build_summary(run: ReplayRun) -> dict[str, Any]:
         "cost": cost_section(run.records, events, end_s, notes),
         "recommendations": recommendations_section(events),
     }
+    summary["prediction"] = prediction_section(run.config.extra, summary)  # the simulator's, for a demo run
     summary["events_observed"] = len(events)
     summary["notes"] = notes
     return summary

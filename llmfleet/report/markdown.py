@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+from llmfleet.report.prediction import prediction_markdown
 from llmfleet.report.render import fmt
 
 MAX_ROWS = 100  # longer lists stay complete in summary.json
@@ -158,6 +159,7 @@ def render_markdown(summary: dict[str, Any]) -> str:
         *_scaling_allocations(summary),
         *_alerts_utilization(summary),
         *_cost(summary),
+        *prediction_markdown(summary),
         "## Notes",
         "\n".join(f"- {n}" for n in summary["notes"]) or "None.",
         "## Files",

@@ -10,6 +10,8 @@ from rich.markup import escape
 from rich.panel import Panel
 from rich.table import Table
 
+from llmfleet.report.prediction import prediction_table
+
 FIRST_ACTIONS = 5
 
 
@@ -126,6 +128,9 @@ def _cost(summary: dict[str, Any]) -> Table:
 def print_summary(console: Console, summary: dict[str, Any], folder: Path | str | None = None) -> None:
     """Show the report's key figures as a rich panel; `folder` (optional) is where the full report went."""
     parts: list[Any] = [_traffic(summary), "", _fleet(summary), "", _cost(summary)]
+    prediction = prediction_table(summary)
+    if prediction is not None:
+        parts += ["", prediction]
     if summary["notes"]:
         parts += ["", "[bold]Notes[/]", *(f"• {escape(note)}" for note in summary["notes"])]
     if folder is not None:

@@ -36,11 +36,29 @@ class Allocator:
     max_gpus_per_server: int
     counts: Counter[str] = field(default_factory=Counter)
     failures: list[str] = field(default_factory=list)
+    max_servers: int | None = None  # the live allocator's cap over all regions (the demo's 6); None: none
+    # The local provisioner starts one server at a time (the demo's starts come a start apart); the
+    # seed's cloud starts them in parallel.
+    serial_starts: bool = False
     _next_id: int = 0
+    _starts_free_at: float = float("-inf")
 
     def _new_id(self, region: str) -> str:
         self._next_id += 1
         return f"sim-{region}-{self._next_id:06d}"
+
+    def _server_limit(self, servers: list[Server]) -> int:
+        """`plan_scaling`'s limit for these servers: the cap less the servers elsewhere (as planning.py)."""
+        if self.max_servers is None:
+            return len(servers) + 100_000
+        return self.max_servers - (len(self.fleet.servers) - len(servers))
+
+    def _ready_at(self, now: float, cold: float) -> float:
+        """When a server started now serves: after its cold start, behind the one starting (serial starts)."""
+        if not self.serial_starts:
+            return now + cold
+        self._starts_free_at = max(now, self._starts_free_at) + cold
+        return self._starts_free_at
 
     def act(self, action: PlannedAction, now: float) -> set[Load] | None:
         """Carry out the action; the loads it waits for, or None when it failed (AllocationFailed)."""
@@ -50,7 +68,7 @@ class Allocator:
         servers = fleet.candidates(action.region, action.model_id)
         plan = plan_scaling(
             requirement, action.region, target, servers, fleet.config, fleet.pools,
-            new_server_id=lambda: self._new_id(action.region), max_servers=len(servers) + 100_000,
+            new_server_id=lambda: self._new_id(action.region), max_servers=self._server_limit(servers),
             max_gpus_per_server=self.max_gpus_per_server,
         )  # fmt: skip
         self.counts[f"action_{action.kind.value}"] += 1
@@ -68,7 +86,7 @@ class Allocator:
                 server = Server(
                     step.server_id, step.region, step.gpu_type, step.gpu_count, {step.model_id: step.instances}
                 )
-                fleet.start(server, pricing, now, now + cold)
+                fleet.start(server, pricing, now, self._ready_at(now, cold))
                 waits.add((step.server_id, step.model_id))
                 self.counts["servers_started"] += 1
                 self.counts["cold_starts"] += 1

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 import signal
 import subprocess
 import sys
@@ -74,6 +75,39 @@ def test_the_report_files_exist_and_parse(demo_run):
     for plot in ("demand_vs_capacity.png", "latency.png"):
         data = (folder / plot).read_bytes()
         assert data.startswith(b"\x89PNG\r\n\x1a\n") and len(data) > 10_000
+
+
+# The simulator's p95 for the demo's run may be this factor off the measured one (docs/simulator.md:
+# five 45 s runs on 2 shared cores measured 2.0-2.6 s where it predicted 2.7 s, 20% is not reliable).
+P95_FACTOR = 1.5
+# Above this share of the servers' served time in tinylm's compute, the CPU, not the modelled GPU,
+# set the pace: other sessions' load during the run, which a prediction made at its start cannot know.
+CPU_BOUND_SHARE = 0.8
+EMULATION_LINE = re.compile(r"compute ([0-9.]+) s of ([0-9.]+) s served")
+
+
+def compute_share(logs: Path) -> float:
+    """Share of the servers' served time that was tinylm's compute (each server's last log line)."""
+    compute = served = 0.0
+    for log in logs.glob("triton-*.log"):
+        found = EMULATION_LINE.findall(log.read_text(errors="replace"))
+        if found:
+            compute, served = compute + float(found[-1][0]), served + float(found[-1][1])
+    return compute / served if served else 0.0
+
+
+def test_the_simulator_predicted_this_run_servers_exactly_and_p95_within_a_factor(demo_run):
+    folder, _ = demo_run
+    summary = json.loads((folder / "summary.json").read_text())
+    section = summary["prediction"]
+    rows = {row["figure"]: row for row in section["rows"]}
+    ratio, share = section["p95_predicted_over_measured"], compute_share(folder / "stack" / "logs")
+    print(f"fidelity: {json.dumps(rows)} p95 predicted/measured {ratio}; servers' compute share {share:.0%}")
+    assert "The simulator's prediction" in (folder / "report.md").read_text()
+    assert rows["requests_ok"]["predicted"] == rows["requests_ok"]["measured"] == summary["requests"]["sent"]
+    assert rows["servers_started"]["predicted"] == rows["servers_started"]["measured"]
+    assert ratio <= P95_FACTOR  # the simulator knows everything that slows the run but other load
+    assert ratio >= 1 / P95_FACTOR or share >= CPU_BOUND_SHARE, "slower than predicted, yet not CPU-bound"
 
 
 def test_everything_the_demo_started_is_stopped_and_the_logs_stay(demo_run):
