@@ -106,31 +106,40 @@ def batch_s(gpu_type: str, prompts: np.ndarray, output: int, cpu_ms: float) -> f
     return max(modelled, cpu_ms * len(prompts) * output) / 1000
 
 
+def expected_batch(traffic: Traffic, limits: BatchLimits) -> list[int]:
+    """Rows of a model's router batch: what arrives in its wait at the model's mean rate per region."""
+    seconds = traffic.steps * traffic.step_s - DRAIN_S
+    per_region = traffic.arrivals.sum(axis=0) / max(seconds, traffic.step_s)  # [model, region]
+    busiest = per_region.max(axis=1)
+    return [int(min(limits.max_size, round(1 + rate * limits.max_wait_s))) for rate in busiest]
+
+
 def static_table(
     traffic: Traffic, gpu_types: tuple[str, ...], gpus: np.ndarray, limits: BatchLimits, cpu_ms: float
 ) -> ServiceTable:
     """Every demo model on every GPU type as the emulated servers run it: static batches.
 
-    A request's latency is its router batch's (limits.max_size rows, its own prompt among the
-    model's mean ones); a server's rate is that of router batches run one after another. No decode
+    A request's latency is its router batch's (`expected_batch` rows, its own prompt among the
+    model's mean ones); a server's rate is that of full router batches run one after another (at
+    the demo's load they seldom queue and merge into Triton's larger ones). No decode
     steps are left to the engine: the batch time holds them.
     """
     models, types = len(traffic.models), len(gpu_types)
     k = len(traffic.samples[0].prompt)
     latency = np.full((models, types, k), np.inf)
     capacity, per_request = np.zeros((models, types)), np.full((models, types), np.inf)
+    router_rows = expected_batch(traffic, limits)
     for m in range(models):
         lengths, sample = traffic.lengths[m], traffic.samples[m]
         mean_prompt, output = float(lengths.prompt.mean()), round(float(lengths.output.mean()))
         for g, gpu_type in enumerate(gpu_types):
             if gpus[m, g] == 0:
                 continue
-            # Router batches one after another: at the demo's load they seldom queue and merge (the
-            # servers were 34-37% busy); a server's largest batch would overstate its rate.
+            # The servers were 34-37% busy in the live runs: a server's largest batch would overstate its rate.
             rows = limits.max_size
             capacity[m, g] = rows / batch_s(gpu_type, np.full(rows, mean_prompt), output, cpu_ms)
             per_request[m, g] = 1 / capacity[m, g]
-            others = np.full(limits.max_size - 1, mean_prompt)
+            others = np.full(router_rows[m] - 1, mean_prompt)
             latency[m, g] = [
                 batch_s(gpu_type, np.append(others, p), int(o), cpu_ms)
                 for p, o in zip(sample.prompt, sample.output, strict=True)

@@ -12,8 +12,9 @@ import pytest
 from llmfleet import platform
 from llmfleet.demo import DemoOptions, platform_settings
 from llmfleet.demo_fleet import DEMO_MODELS
-from llmfleet.simulate.demo_scenario import batch_s, environment, predict
+from llmfleet.simulate.demo_scenario import batch_s, demo_models, demo_traffic, environment, expected_batch, predict
 from llmfleet.trace import PlannedRequest
+from services.router.domain.batching import BatchLimits
 
 
 def planned(rate_per_s: float, seconds: float, prompt: int = 1_000) -> list[PlannedRequest]:
@@ -67,3 +68,11 @@ def test_the_settings_are_the_services_only_while_it_runs() -> None:
     with environment({key: "123"}):
         assert os.environ[key] == "123"
     assert os.environ.get(key) == before
+
+
+def test_a_router_batch_holds_what_arrives_in_its_wait(fleet: Path) -> None:
+    models = demo_models(fleet)
+    traffic = demo_traffic(models, planned(40, 30), seed=1)  # 20/s per model, two thirds in us-east-1
+    limits = BatchLimits(max_size=8, max_wait_s=0.15, token_budget=65_536)
+    assert expected_batch(traffic, limits) == [3, 3]  # 1 + 13.3/s x 0.15 s
+    assert expected_batch(traffic, BatchLimits(2, 10.0, 65_536)) == [2, 2]  # never above the batch size
