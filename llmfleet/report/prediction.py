@@ -47,7 +47,7 @@ def prediction_markdown(summary: dict[str, Any]) -> list[str]:
     return [
         "## The simulator's prediction for this run",
         "The simulator (`llmfleet.simulate.demo_scenario`, docs/simulator.md) ran this run's planned requests, "
-        f"fleet file and settings before it started; inputs measured on this machine: {assumed}.",
+        f"fleet file and settings before it started; its inputs (tinylm's compute measured at the start): {assumed}.",
         table(("figure", "predicted", "measured"), rows),
         f"p95 predicted / measured: {section['p95_predicted_over_measured']}",
     ]

@@ -77,9 +77,10 @@ def test_the_report_files_exist_and_parse(demo_run):
         assert data.startswith(b"\x89PNG\r\n\x1a\n") and len(data) > 10_000
 
 
-# The simulator's p95 for the demo's run may be this factor off the measured one (docs/simulator.md:
-# five 45 s runs on 2 shared cores measured 2.0-2.6 s where it predicted 2.7 s, 20% is not reliable).
-P95_FACTOR = 1.5
+# The simulator's p95 for the demo's run may be this factor off the measured one. The live p95 of
+# the same planned run itself spread 1.7-2.6 s over quiet 45 s runs on 2 shared cores (docs/simulator.md,
+# the prediction 2.3 s): 20% is not reliably reachable, 2x covers that spread with room.
+P95_FACTOR = 2.0
 # Above this share of the servers' served time in tinylm's compute, the CPU, not the modelled GPU,
 # set the pace: other sessions' load during the run, which a prediction made at its start cannot know.
 CPU_BOUND_SHARE = 0.8

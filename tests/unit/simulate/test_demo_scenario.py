@@ -12,6 +12,7 @@ import pytest
 from llmfleet import platform
 from llmfleet.demo import DemoOptions, platform_settings
 from llmfleet.demo_fleet import DEMO_MODELS
+from llmfleet.report.prediction import prediction_section
 from llmfleet.simulate.demo_scenario import batch_s, demo_models, demo_traffic, environment, expected_batch, predict
 from llmfleet.trace import PlannedRequest
 from services.router.domain.batching import BatchLimits
@@ -76,3 +77,15 @@ def test_a_router_batch_holds_what_arrives_in_its_wait(fleet: Path) -> None:
     limits = BatchLimits(max_size=8, max_wait_s=0.15, token_budget=65_536)
     assert expected_batch(traffic, limits) == [3, 3]  # 1 + 13.3/s x 0.15 s
     assert expected_batch(traffic, BatchLimits(2, 10.0, 65_536)) == [2, 2]  # never above the batch size
+
+
+def test_the_report_puts_the_prediction_beside_the_measured_figures() -> None:
+    summary = {
+        "latency": {"p95_ms": 2000.0}, "requests": {"ok": 10}, "allocations": {"servers_started": 3},
+        "scaling": {"count": 4}, "utilization": {"fleet_mean": 0.3},
+    }  # fmt: skip
+    predicted = {"p95_ms": 2500.0, "requests_ok": 10, "servers_started": 3, "scaling_actions": 5, "utilization": 0.2}
+    section = prediction_section({"prediction": predicted}, summary)
+    assert section is not None and section["p95_predicted_over_measured"] == 1.25
+    assert {r["figure"]: (r["predicted"], r["measured"]) for r in section["rows"]}["servers_started"] == (3, 3)
+    assert prediction_section({}, summary) is None  # `llmfleet replay` has no prediction
