@@ -280,7 +280,7 @@ class DemoSession:
         recorder = EventRecorder(bootstrap)
         await recorder.start()  # before the services: their first events are part of the run
         try:
-            self.log("starting the five services (router, allocator, scaler, cost, monitor)...")
+            self.log("starting the six services (router, allocator, scaler, cost, monitor; the gateway idle)...")
             await asyncio.to_thread(
                 services.start, info, settings, group_prefix=f"demo-{self.run_id}", paths=self.paths
             )

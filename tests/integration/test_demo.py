@@ -1,4 +1,4 @@
-"""`llmfleet demo`, short: a minute of the compressed Azure trace through the five services on a stack of
+"""`llmfleet demo`, short: a minute of the compressed Azure trace through the platform on a stack of
 the run's own (Kafka, PostgreSQL, Triton servers the allocator starts), then the report's invariants.
 """
 
