@@ -34,10 +34,11 @@ class Simulation:
 
 
 def variants(options: SimOptions) -> list[SimOptions]:
-    """The comparison: each scaling policy, then the chosen one with tiers and / or preload off."""
+    """The comparison: each scaling policy, the chosen one with tiers and / or preload off, and reactive only."""
     policies = [replace(options, policy=p, tiers=True, preload=True, label="") for p in PolicyName]
     switches = [(False, True), (True, False), (False, False)]
-    return policies + [replace(options, tiers=t, preload=p, label="") for t, p in switches]
+    reactive = replace(options, forecast=False, label="")
+    return [*policies, *(replace(options, tiers=t, preload=p, label="") for t, p in switches), reactive]
 
 
 def run(options: SimOptions, baselines: bool = True, compare: bool = False) -> Simulation:

@@ -66,6 +66,9 @@ class SimOptions:
     max_instances: int = 256
     tiers: bool = True
     preload: bool = True
+    # False: reactive only. The scaler sees no forecast, only the last hour it observed (persistence,
+    # full confidence), so capacity follows demand it has seen rather than demand to come.
+    forecast: bool = True
     batching: BatchStrategy = field(default_factory=lambda: RouterSettings().default_batch_strategy)
     routing: RoutingStrategy = RoutingStrategy.BALANCED
     pricing: Pricing = Pricing.MIXED
@@ -87,4 +90,5 @@ class SimOptions:
             return self.label
         extras = [] if self.tiers else ["tiers off"]
         extras += [] if self.preload else ["preload off"]
+        extras += [] if self.forecast else ["reactive (no forecast)"]
         return " ".join([self.policy.value, *extras])

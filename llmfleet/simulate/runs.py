@@ -84,6 +84,7 @@ def policy_control(prepared: Prepared, options: SimOptions) -> PolicyControl:
         prepared.forecasts,
         options.tiers,
         options.preload,
+        options.forecast,
     )
     tick_s = tick_steps(options) * options.step_s
     hazard = options.spot_reclaims_per_hour if options.pricing is Pricing.MIXED else 0.0

@@ -17,7 +17,7 @@ from datetime import datetime, timedelta
 import numpy as np
 from numpy.typing import NDArray
 
-from services.scaler.domain.ensemble import Forecast
+from services.scaler.domain.ensemble import PROVISION_QUANTILE, Forecast
 from services.scaler.domain.planner import PlannedAction, PlanSettings, cold_start, plan_model
 from services.scaler.domain.policy import POLICIES, PolicyName
 from services.scaler.domain.series import bucket_index
@@ -64,6 +64,12 @@ class ForecastCache:
             self.cache[(key, current)] = forecast_all(snapshot, self.settings, now)[key]
         return self.cache[(key, current)]
 
+    def last_seen(self, key: Key, now: datetime) -> Forecast:
+        """Reactive only: the last complete bucket's demand held flat, with full confidence."""
+        current = bucket_index(now, self.settings.bucket_s)
+        flat = np.full(self.settings.horizon_buckets, self.counts.get(key, {}).get(current - 1, 0.0))
+        return Forecast(values=flat, confidence=1.0, quantiles={PROVISION_QUANTILE: flat})
+
 
 @dataclass
 class PendingAction:
@@ -84,6 +90,7 @@ class Scaler:
     forecasts: ForecastCache
     tiers_on: bool = True
     preload_on: bool = True
+    forecast_on: bool = True
     pending: dict[Key, PendingAction] = field(default_factory=dict)
     last_actions: dict[Key, datetime] = field(default_factory=dict)
     tiers: dict[str, Tier] = field(default_factory=dict)
@@ -134,7 +141,10 @@ class Scaler:
     def evaluate(self, snapshot: Snapshot, now: datetime) -> list[PlannedAction]:
         """One round: forecasts, region states and a plan per model; the actions kept."""
         keys = sorted(self.forecasts.keys(now) | snapshot.placements.keys())  # sorted: runs repeat exactly
-        forecasts = {key: self.forecasts.get(key, now, key in snapshot.placements) for key in keys}
+        if self.forecast_on:
+            forecasts = {key: self.forecasts.get(key, now, key in snapshot.placements) for key in keys}
+        else:
+            forecasts = {key: self.forecasts.last_seen(key, now) for key in keys}
         actions = []
         for model_id, states in sorted(region_states(snapshot, forecasts, self.settings).items()):
             plan = plan_model(model_id, states, self.tiers.get(model_id), self.plan_settings(model_id), now)

@@ -81,3 +81,23 @@ def test_a_small_run_writes_the_report(tmp_path: Path):
     assert set(saved["baselines"]) == {"oracle", "static_peak", "on_demand"}
     assert saved["headline"]["requests"] == summary["policy"]["requests"]["arrived"] > 0
     assert "## Against the baselines" in (tmp_path / "report.md").read_text()
+
+
+def test_reactive_only_holds_the_last_hour_seen_and_still_conserves(prepared: Prepared, options: SimOptions):
+    """Reactive only: the scaler's 'forecast' is the last complete hour it observed, with full confidence."""
+    from datetime import timedelta
+
+    from llmfleet.simulate.scaler import ForecastCache
+    from services.scaler.domain.ensemble import PROVISION_QUANTILE
+    from services.scaler.domain.series import bucket_index
+
+    cache: ForecastCache = prepared.forecasts
+    now = prepared.traffic.start + timedelta(minutes=30)
+    key = next(iter(sorted(cache.keys(now))))
+    held = cache.last_seen(key, now)
+    last = cache.counts[key][bucket_index(now, cache.settings.bucket_s) - 1]
+    assert held.confidence == 1.0 and set(held.values) == {last} and last > 0
+    assert list(held.quantile(PROVISION_QUANTILE)) == list(held.values)
+    result = run_policy(prepared, replace(options, forecast=False))
+    assert result.name == f"{options.policy.value} reactive (no forecast)"
+    conserved(result)
