@@ -90,34 +90,33 @@ def test_the_default_inbox_name_is_the_service_and_the_handler():
     assert inbox_name_for(on_model_requested) == "scaler.on_model_requested"
 
 
-def registered_inboxes(monkeypatch, module, register):
-    names = set()
+class RecordingApp(SimpleNamespace):
+    """What `register(app)` reads at registration, with a `subscribe` that records the inbox names."""
 
-    def record(broker, topic, group_id, handler, source, retry=None, inbox=None):
-        names.add(inbox or inbox_name_for(handler))
-
-    monkeypatch.setattr(module, "subscribe", record)
-    register()
-    return names
+    def subscribe(self, topic, handler, inbox=None):
+        self.inboxes.add(inbox or inbox_name_for(handler))
+        return inbox or inbox_name_for(handler)
 
 
-def test_every_service_keeps_the_inbox_names_its_rows_carry(monkeypatch):
+def registered_inboxes(register) -> set[str]:
+    settings = SimpleNamespace(service_name="x", group_id="g", policy=SimpleNamespace(value="p"))
+    app = RecordingApp(
+        inboxes=set(), settings=settings, runtime=SimpleNamespace(broker=None, sessions=None), allocator=None
+    )
+    register(app)
+    return app.inboxes
+
+
+def test_every_service_keeps_the_inbox_names_its_rows_carry():
     from services.allocator import handlers as allocator
     from services.cost import handlers as cost
     from services.monitor import handlers as monitor
     from services.scaler import handlers as scaler
 
-    settings = SimpleNamespace(service_name="x", group_id="g", policy=SimpleNamespace(value="p"))
-    runtime = SimpleNamespace(broker=None, sessions=None, settings=settings)
-    worker = SimpleNamespace(runtime=runtime, settings=settings)
     found = {
-        "allocator": registered_inboxes(
-            monkeypatch, allocator, lambda: allocator.register(None, SimpleNamespace(settings=settings), "g")
-        ),
-        "scaler": registered_inboxes(monkeypatch, scaler, lambda: scaler.register(worker)),
-        "cost": registered_inboxes(monkeypatch, cost, lambda: cost.register(worker)),
-        "monitor": registered_inboxes(
-            monkeypatch, monitor, lambda: monitor.register(runtime, settings, None, lambda: None)
-        ),
+        "allocator": registered_inboxes(allocator.register),
+        "scaler": registered_inboxes(scaler.register),
+        "cost": registered_inboxes(cost.register),
+        "monitor": registered_inboxes(monitor.register),
     }
     assert found == TODAY
