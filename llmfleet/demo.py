@@ -43,7 +43,7 @@ class DemoOptions:
     compression: float = 15.0  # trace seconds per wall second
     duration_s: float = 240.0  # wall seconds of sending: replays duration x compression of trace
     start_s: float = 0.0  # offset into the trace
-    sample: float = 0.2  # share of the trace's requests replayed (by a hash of their index)
+    sample: float = 0.1  # share of the trace's requests replayed (by a hash of their index)
     max_tokens_cap: int = 16
     regions: dict[str, float] = field(default_factory=lambda: {"us-east-1": 0.65, "eu-west-1": 0.35})
     scaling_policy: PolicyName = PolicyName.AGGRESSIVE
