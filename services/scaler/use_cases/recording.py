@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 
 from services.scaler.adapters.repository import Database, ScalerRepository, scaler_store
@@ -19,44 +20,43 @@ from shared.events import (
 
 async def record_demand_window(sessions: Database, consumer: str, event: DemandWindowReported) -> bool:
     """Store one demand window once; False when it was a redelivery and nothing changed."""
-    async with scaler_store(sessions).transaction() as repo:
-        if not await repo.first_delivery(consumer, event.event_id):
-            return False
-        await repo.save_demand_window(event)
-        return True
+    return await _once(sessions, consumer, event, lambda repo: repo.save_demand_window(event))
 
 
 async def record_server_metrics(sessions: Database, consumer: str, event: ServerMetricsReported) -> bool:
     """Keep a server's latest utilisation; False on a redelivery."""
-    async with scaler_store(sessions).transaction() as repo:
-        if not await repo.first_delivery(consumer, event.event_id):
-            return False
-        await repo.save_utilization(event)
-        return True
+    return await _once(sessions, consumer, event, lambda repo: repo.save_utilization(event))
 
 
 async def record_signal(sessions: Database, consumer: str, event: ScalingSignalRaised) -> bool:
     """Keep a monitor signal for the next evaluation; False on a redelivery."""
-    async with scaler_store(sessions).transaction() as repo:
-        if not await repo.first_delivery(consumer, event.event_id):
-            return False
-        await repo.save_signal(event)
-        return True
+    return await _once(sessions, consumer, event, lambda repo: repo.save_signal(event))
 
 
 async def record_allocation(sessions: Database, consumer: str, event: Event, now: datetime) -> bool:
     """Track placements and close the actions the allocator answered; False on a redelivery."""
+    return await _once(sessions, consumer, event, lambda repo: _apply_allocation(repo, event, now))
+
+
+async def _once(
+    sessions: Database, consumer: str, event: Event, apply: Callable[[ScalerRepository], Awaitable[None]]
+) -> bool:
+    """Apply `event` in one transaction unless this consumer's inbox has seen it; True when applied."""
     async with scaler_store(sessions).transaction() as repo:
         if not await repo.first_delivery(consumer, event.event_id):
             return False
-        await _track_placement(repo, event)
-        action_id: str | None = getattr(event, "action_id", None)
-        if isinstance(event, AllocationFailed):
-            if action_id is None or not await repo.resolve_action(action_id, "failed", now):
-                await repo.fail_pending(event.model_id, event.region, now)
-        elif action_id is not None:
-            await repo.resolve_action(action_id, "confirmed", now)
+        await apply(repo)
         return True
+
+
+async def _apply_allocation(repo: ScalerRepository, event: Event, now: datetime) -> None:
+    await _track_placement(repo, event)
+    action_id: str | None = getattr(event, "action_id", None)
+    if isinstance(event, AllocationFailed):
+        if action_id is None or not await repo.resolve_action(action_id, "failed", now):
+            await repo.fail_pending(event.model_id, event.region, now)
+    elif action_id is not None:
+        await repo.resolve_action(action_id, "confirmed", now)
 
 
 async def _track_placement(repo: ScalerRepository, event: Event) -> None:
