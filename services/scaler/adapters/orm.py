@@ -131,3 +131,16 @@ model_tier = Table(
     Column("changed_at", DateTime(timezone=True), nullable=False),
     Column("evaluated_at", DateTime(timezone=True), nullable=False),
 )
+
+# Consecutive refusals of capacity by the allocator per model and region (no row: none since the
+# last success). The scaler backs off from asking again and alerts once `alert_fired_at` is set.
+allocation_backoff = Table(
+    "allocation_backoff",
+    metadata,
+    Column("model_id", String(200), primary_key=True),
+    Column("region", String(50), primary_key=True),
+    Column("refusals", Integer, nullable=False),
+    Column("last_refused_at", DateTime(timezone=True), nullable=False),
+    Column("last_reason", Text, nullable=False),
+    Column("alert_fired_at", DateTime(timezone=True)),
+)
