@@ -11,7 +11,14 @@ and the topics; import from `shared.events`, which re-exports every public name.
 
 from __future__ import annotations
 
-from shared.events.allocation import AllocationFailed, ModelLoaded, ModelUnloaded, ServerAllocated, ServerReleased
+from shared.events.allocation import (
+    AllocationFailed,
+    FleetRepaired,
+    ModelLoaded,
+    ModelUnloaded,
+    ServerAllocated,
+    ServerReleased,
+)
 from shared.events.cost import (
     CapacityChangeRequested,
     CostRecommended,
@@ -90,6 +97,7 @@ __all__ = [
     "DemandForecasted",
     "DemandWindowReported",
     "Event",
+    "FleetRepaired",
     "GpuPrice",
     "InferenceCompleted",
     "InferenceRequested",

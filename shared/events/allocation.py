@@ -61,3 +61,24 @@ class AllocationFailed(Event):
     region: str
     reason: str
     action_id: str | None = None
+
+
+class FleetRepaired(Event):
+    """The allocator's reconciler found the records and the running fleet apart, and mended it.
+
+    One event per repair, with the reason, for operators and audits; the state change itself
+    (a server released, a model unloaded, an action failed) goes out as its own event too.
+    `action` rather than `action_id`: a repair answers no scaling action, and consumers treat an
+    event carrying `action_id` as that action's answer.
+    """
+
+    type: Literal["fleet_repaired"] = "fleet_repaired"
+    repair: str = Field(
+        description="what was mended: action_rolled_back, server_gone, server_stopped, orphan_stopped,"
+        " placement_reloaded, placement_dropped, model_unloaded, gpus_returned, gpu_accounting_broken"
+    )
+    reason: str
+    region: str | None = None
+    server_id: str | None = None
+    model_id: str | None = None
+    action: str | None = Field(default=None, description="the scaling action the repair concerns")

@@ -8,7 +8,14 @@ from typing import Annotated, Any, Generic, Union
 from pydantic import Field, TypeAdapter
 from typing_extensions import TypeVar
 
-from shared.events.allocation import AllocationFailed, ModelLoaded, ModelUnloaded, ServerAllocated, ServerReleased
+from shared.events.allocation import (
+    AllocationFailed,
+    FleetRepaired,
+    ModelLoaded,
+    ModelUnloaded,
+    ServerAllocated,
+    ServerReleased,
+)
 from shared.events.cost import (
     CapacityChangeRequested,
     CostRecommended,
@@ -42,7 +49,7 @@ class Topic(Generic[E_co]):
 
 
 ScalingActionEvent = ScalingActionRequested | ScalingActionOverdue | CapacityChangeRequested
-AllocationEvent = ServerAllocated | ModelLoaded | ModelUnloaded | ServerReleased | AllocationFailed
+AllocationEvent = ServerAllocated | ModelLoaded | ModelUnloaded | ServerReleased | AllocationFailed | FleetRepaired
 CostReportEvent = CostReported | CostReportRequested
 
 INFERENCE_REQUESTS = Topic("inference.requests.v1", 8, (InferenceRequested,))
@@ -57,7 +64,9 @@ SCALING_ACTIONS: Topic[ScalingActionEvent] = Topic(
 )
 MODEL_REQUESTS = Topic("fleet.model-requests.v1", 4, (ModelRequested,))
 ALLOCATIONS: Topic[AllocationEvent] = Topic(
-    "fleet.allocations.v1", 4, (ServerAllocated, ModelLoaded, ModelUnloaded, ServerReleased, AllocationFailed)
+    "fleet.allocations.v1",
+    4,
+    (ServerAllocated, ModelLoaded, ModelUnloaded, ServerReleased, AllocationFailed, FleetRepaired),
 )
 PRICES = Topic("fleet.prices.v1", 1, (PricesPublished,))
 COST_REPORTS: Topic[CostReportEvent] = Topic("fleet.cost-reports.v1", 1, (CostReported, CostReportRequested))

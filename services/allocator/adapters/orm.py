@@ -91,6 +91,7 @@ server = Table(
     Column("pricing_class", String(20), nullable=False),
     Column("action_id", String(200)),
     Column("reason", String(2000)),
+    Column("unhealthy_since", DateTime(timezone=True), doc="when the reconciler first found it not answering"),
     *_timestamps(),
     Index("ix_server_state", "state"),
 )
@@ -118,7 +119,21 @@ scaling_action = Table(
     Column("target_instances", Integer, nullable=False),
     Column("state", String(20), nullable=False, doc="in_progress, done, failed"),
     Column("reason", String(2000)),
+    Column("priority", Integer, nullable=False, server_default="1", doc="0 high, 1 medium, 2 low: served first"),
+    Column("attempts", Integer, nullable=False, server_default="0", doc="times a worker took it on"),
+    Column("owner", String(200), doc="the worker carrying it out now (while its lease runs)"),
+    Column("lease_until", DateTime(timezone=True)),
     *_timestamps(),
+    Index("ix_scaling_action_queue", "state", "priority", "created_at"),
+)
+
+# Which server of a deployment's Triton pool each server id was handed: survives a restart.
+pool_assignment = Table(
+    "pool_assignment",
+    metadata,
+    Column("endpoint", String(200), primary_key=True),
+    Column("server_id", String(200), nullable=False, unique=True),
+    Column("assigned_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
 )
 
 # The deployment plan chosen for a model on a server's GPU type (planner.best_plan), kept for

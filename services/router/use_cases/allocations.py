@@ -8,7 +8,15 @@ from services.router.adapters import repository
 from services.router.adapters.orm import inbox
 from services.router.domain.registry import Registry, Server
 from services.router.settings import StaticServer
-from shared.events import AllocationFailed, Event, ModelLoaded, ModelUnloaded, ServerAllocated, ServerReleased
+from shared.events import (
+    AllocationFailed,
+    Event,
+    FleetRepaired,
+    ModelLoaded,
+    ModelUnloaded,
+    ServerAllocated,
+    ServerReleased,
+)
 from shared.inbox import first_delivery
 
 
@@ -53,7 +61,8 @@ def apply_allocation(registry: Registry, event: Event) -> None:
         registry.load_model(event.server_id, event.model_id, event.triton_model)
     elif isinstance(event, ModelUnloaded):
         registry.unload_model(event.server_id, event.model_id)
-    elif not isinstance(event, AllocationFailed):  # AllocationFailed changes no registry state
+    elif not isinstance(event, AllocationFailed | FleetRepaired):
+        # A failure changes no registry state; a repair's state change comes as its own event.
         raise TypeError(f"not an allocation event: {type(event).__name__}")
 
 
