@@ -27,13 +27,14 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from shared.broker import create_broker
 from shared.db import create_engine, session_factory
+from shared.delivery import DeliveryLedger, SqlDeliveryLedger, find_delivery_attempt_table
 from shared.events import Event, Topic
 from shared.jobs import Job, Jobs, OnFailure, exit_loudly, loop
 from shared.metrics import new_registry, serve_metrics
 from shared.outbox import OutboxRelay
 from shared.retention import Kept, retention_job
 from shared.settings import ServiceSettings
-from shared.subscribe import Handler, subscribe
+from shared.subscribe import DeliveryMetrics, Handler, subscribe
 
 S = TypeVar("S", bound=ServiceSettings)
 M = TypeVar("M")
@@ -103,11 +104,43 @@ class ServiceApp(Generic[S, M]):
         self.relay = OutboxRelay(runtime.sessions, outbox, runtime.broker)
         self.relay_poll_s = relay_poll_s
         self.background = Jobs(on_failure)
+        # The service's `delivery_attempt` table sits beside its outbox in `adapters/orm.py`.
+        self._delivery_attempts = find_delivery_attempt_table(outbox.metadata)
+        self._delivery_metrics: DeliveryMetrics | None = None
+
+    def delivery_ledger(self) -> DeliveryLedger:
+        """Where this service's subscribers count deliveries across restarts: its `delivery_attempt` table.
+
+        A service that subscribes must declare the table (`delivery_attempt_table(metadata)` in
+        its `adapters/orm.py`, and a migration): without it a record that crashes the process
+        would be retried forever, so this fails at start-up instead.
+        """
+        if self._delivery_attempts is None:
+            raise LookupError(
+                f"{self.settings.service_name} subscribes but declares no delivery_attempt table: "
+                "add `delivery_attempt_table(metadata)` to its adapters/orm.py and a migration"
+            )
+        return SqlDeliveryLedger(self.runtime.sessions, self._delivery_attempts)
 
     def subscribe(self, topic: Topic[E], handler: Handler[E], inbox: str | None = None) -> str:
-        """Subscribe `handler` to `topic` as this service (its group, its name on dead letters); its inbox name."""
+        """Subscribe `handler` to `topic` as this service (its group, its name on dead letters); its inbox name.
+
+        Deliveries are counted in the service's `delivery_attempt` table, parked records and lost
+        dead letters on its `/metrics`.
+        """
         settings = self.settings
-        return subscribe(self.runtime.broker, topic, settings.group_id, handler, settings.service_name, inbox=inbox)
+        if self._delivery_metrics is None:  # once per registry: a metric can be registered only once
+            self._delivery_metrics = DeliveryMetrics(self.runtime.registry, settings.service_name)
+        return subscribe(
+            self.runtime.broker,
+            topic,
+            settings.group_id,
+            handler,
+            settings.service_name,
+            inbox=inbox,
+            ledger=self.delivery_ledger(),
+            metrics=self._delivery_metrics,
+        )
 
     def rounds(self) -> Sequence[Job]:
         """The service's periodic rounds (evaluation, cycle, scrape...); none by default."""
@@ -117,9 +150,21 @@ class ServiceApp(Generic[S, M]):
         """What retention prunes; nothing by default."""
         return ()
 
+    def pruned(self) -> tuple[Kept, ...]:
+        """What retention prunes: `retained()`, and the delivery counts a crash left behind.
+
+        Rows of `delivery_attempt` are deleted once their record is done; the rest go after
+        `inbox_retention_s`. Added here, not in each `retained()`, so a service that declares the
+        table cannot forget to prune it.
+        """
+        kept = tuple(self.retained())
+        if self._delivery_attempts is not None:
+            kept += (Kept(self._delivery_attempts, "updated_at", self.settings.inbox_retention_s),)
+        return kept
+
     def retention(self) -> Job:
-        """The retention job over `retained()`, every `retention_interval_s` on one replica."""
-        return retention_job(self.runtime.sessions, self.settings, self.retained())
+        """The retention job over `pruned()`, every `retention_interval_s` on one replica."""
+        return retention_job(self.runtime.sessions, self.settings, self.pruned())
 
     def jobs(self) -> Sequence[Job]:
         """The outbox relay, the service's rounds, then retention."""

@@ -63,7 +63,7 @@ class MonitorApp(ServiceApp[MonitorSettings, MonitorMetrics]):
 
     def retention(self) -> Job:
         """Retention on the monitor's clock; the first round runs at once."""
-        return retention_job(self.runtime.sessions, self.settings, self.retained(), self.clock, immediately=True)
+        return retention_job(self.runtime.sessions, self.settings, self.pruned(), self.clock, immediately=True)
 
     async def scrape_round(self) -> None:
         """Scrape every target once; wake the relay when the round raised alerts."""

@@ -20,7 +20,9 @@ from opentelemetry.sdk.trace import TracerProvider
 from sqlalchemy import MetaData
 
 from shared.broker import create_broker, publish_event
+from shared.delivery import DeliveryLedger, Noted, RecordAt
 from shared.events import DEADLETTER, DeadLettered, Event, Topic
+from shared.metrics import new_registry
 from shared.outbox import outbox_table
 from shared.runtime import ServiceApp
 
@@ -46,16 +48,42 @@ class CountingRelay:
         self.notified += 1
 
 
+@dataclass
+class MemoryLedger:
+    """Stands in for the `delivery_attempt` table: delivery counts and last errors in a dict."""
+
+    rows: dict[RecordAt, Noted] = field(default_factory=dict)
+    noted: list[RecordAt] = field(default_factory=list)  # every delivery counted, in order
+
+    async def note_delivery(self, at: RecordAt) -> Noted:
+        old = self.rows.get(at, Noted(0, None))
+        self.rows[at] = Noted(old.deliveries + 1, old.last_error)
+        self.noted.append(at)
+        return self.rows[at]
+
+    async def note_error(self, at: RecordAt, error: str) -> None:
+        if at in self.rows:
+            self.rows[at] = Noted(self.rows[at].deliveries, error)
+
+    async def forget(self, at: RecordAt) -> None:
+        self.rows.pop(at, None)
+
+
 class FakeApp(ServiceApp[Any, Any]):
     """A `ServiceApp` over stand-ins, as `register(app)` sees one: its real `subscribe` on the in-memory
     broker, a token for the session factory, a relay that counts wake-ups; each service's test adds
     its metrics and dependencies."""
 
     def __init__(self, broker: KafkaBroker, settings: Any, metrics: Any = None) -> None:
-        runtime: Any = SimpleNamespace(broker=broker, sessions=SESSIONS)
+        runtime: Any = SimpleNamespace(broker=broker, sessions=SESSIONS, registry=new_registry())
         super().__init__(runtime, settings, metrics, outbox_table(MetaData()))
         self.counting = CountingRelay()
         self.relay = self.counting  # type: ignore[assignment]  # only notify() is called
+        self.ledger = MemoryLedger()
+
+    def delivery_ledger(self) -> DeliveryLedger:
+        """Deliveries counted in memory (the session factory is a token here)."""
+        return self.ledger
 
     @property
     def notified(self) -> int:

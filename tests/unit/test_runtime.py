@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 
+import pytest
 from sqlalchemy import MetaData
 
 from shared.jobs import Job, loop, periodic
@@ -59,3 +60,27 @@ async def test_start_prepares_then_runs_the_jobs_and_stop_ends_them_then_release
     await app.stop()
     assert app.calls == ["prepare", "release"] and app.background.names == []
     await app.runtime.close()
+
+
+def test_a_service_that_subscribes_without_a_delivery_attempt_table_fails_at_start_up():
+    from shared.events import DEMAND
+
+    async def on_demand(event) -> None: ...
+
+    with pytest.raises(LookupError, match="delivery_attempt"):
+        Sample().subscribe(DEMAND, on_demand)
+
+
+def test_the_delivery_counts_are_pruned_beside_what_the_service_retains_and_used_by_its_subscribers():
+    from shared.db import service_metadata
+    from shared.delivery import SqlDeliveryLedger, delivery_attempt_table
+
+    metadata = service_metadata("sample")
+    outbox, table = outbox_table(metadata), delivery_attempt_table(metadata)
+    settings = ServiceSettings(service_name="sample")
+    app = ServiceApp(create_runtime(settings), settings, None, outbox)
+    assert [(kept.table, kept.column, kept.keep_s) for kept in app.pruned()] == [
+        (table, "updated_at", settings.inbox_retention_s)
+    ]
+    ledger = app.delivery_ledger()
+    assert isinstance(ledger, SqlDeliveryLedger) and ledger.table is table

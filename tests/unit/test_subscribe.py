@@ -9,11 +9,35 @@ import pytest
 from faststream.kafka import TestKafkaBroker
 from sqlalchemy.exc import OperationalError
 
+from shared.delivery import Noted, RecordAt
 from shared.events import ALLOCATIONS, DEMAND, DemandWindowReported, Event, ModelLoaded, ServerReleased
-from shared.subscribe import RetryPolicy, inbox_consumer, subscribe, topic_group
-from tests.support.wiring import assert_dead_lettered, dead_letters, publish, publish_unreadable, wiring_broker
+from shared.metrics import new_registry
+from shared.subscribe import DeliveryMetrics, Pace, RetryPolicy, inbox_consumer, subscribe, topic_group
+from tests.support.wiring import (
+    MemoryLedger,
+    assert_dead_lettered,
+    dead_letters,
+    publish,
+    publish_unreadable,
+    wiring_broker,
+)
 
-FAST = RetryPolicy(attempts=3, backoff_s=0.0, transient_pause_s=0.0)
+FAST = RetryPolicy(attempts=3, backoff_s=0.0, transient_budget_s=5.0, transient_backoff_s=1.0, dead_letter_attempts=3)
+
+
+class FakeTime:
+    """A clock that moves only when the consumer sleeps: the retries take no real time."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+        self.sleeps: list[float] = []
+        self.pace = Pace(sleep=self.sleep, clock=lambda: self.now, jitter=lambda: 0.0)
+
+    async def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.now += seconds
+
+
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
 
 
@@ -121,15 +145,78 @@ async def test_a_handler_that_keeps_failing_is_retried_then_its_message_dead_let
     assert [letter.reason for letter in letters] == ["handler failed 3 times: ValueError: unknown model m"]
 
 
-async def test_a_transient_failure_is_not_dead_lettered_but_raised_so_the_offset_stays():
+async def test_a_transient_failure_is_retried_within_its_budget_then_parked_and_the_consumer_goes_on():
     broker = wiring_broker()
     letters = dead_letters(broker)
+    time, handled = FakeTime(), []
+    metrics = DeliveryMetrics(new_registry(), "svc")
 
     async def handler(event: DemandWindowReported) -> None:
-        raise OperationalError("select 1", {}, ConnectionRefusedError())
+        if event.model_id == "down":  # this record's writes always fail as if the database were down
+            raise OperationalError("select 1", {}, ConnectionRefusedError())
+        handled.append(event.model_id)
 
-    subscribe(broker, DEMAND, "g", handler, source="s", retry=FAST)
+    subscribe(broker, DEMAND, "g", handler, source="s", retry=FAST, metrics=metrics, pace=time.pace)
     async with TestKafkaBroker(broker) as br:
-        with pytest.raises(OperationalError):
-            await publish(br, DEMAND, demand())
-    assert letters == []
+        await publish(br, DEMAND, demand().model_copy(update={"model_id": "down"}))  # returns: committed past
+        await publish(br, DEMAND, demand())
+    assert handled == ["m"]
+    assert [letter.reason.split(" for ")[0] for letter in letters] == ["transient errors"]
+    assert len(time.sleeps) == 3  # 0.5, 1, 2: a fourth pause (4 s) would overrun the 5 s budget
+    assert "OperationalError" in letters[0].reason
+    assert sum(time.sleeps) <= FAST.transient_budget_s
+    assert metrics.parked.labels(DEMAND.name, "transient")._value.get() == 1
+
+
+async def test_a_record_that_crashed_earlier_processes_is_parked_without_running_the_handler():
+    broker = wiring_broker()
+    letters = dead_letters(broker)
+    calls: list[Event] = []
+    # The in-memory broker delivers at partition 0, offset 0; the row says three processes died there.
+    at = RecordAt(topic_group("g", DEMAND.name), DEMAND.name, 0, 0)
+    ledger = MemoryLedger(rows={at: Noted(3, "RuntimeError: boom")})
+
+    async def handler(event: DemandWindowReported) -> None:
+        calls.append(event)
+
+    subscribe(broker, DEMAND, "g", handler, source="s", retry=FAST, ledger=ledger)
+    async with TestKafkaBroker(broker) as br:
+        await publish(br, DEMAND, demand())
+        assert calls == [] and ledger.rows == {}  # parked, and its count forgotten
+        await publish(br, DEMAND, demand())  # the next delivery at that offset starts afresh
+    assert len(calls) == 1
+    assert [letter.reason for letter in letters] == [
+        "3 deliveries did not finish (the consumer stopped or crashed in each); last error: RuntimeError: boom"
+    ]
+
+
+async def test_a_dead_letter_that_cannot_be_published_is_logged_with_its_coordinates_and_the_consumer_goes_on(
+    monkeypatch, caplog
+):
+    broker = wiring_broker()
+    time, calls, tries = FakeTime(), [], []
+    metrics = DeliveryMetrics(new_registry(), "svc")
+
+    async def refused(broker, topic, event, key):
+        tries.append(event)
+        raise RuntimeError("MessageSizeTooLargeError")
+
+    monkeypatch.setattr("shared.subscribe.publish_event", refused)
+
+    async def handler(event: DemandWindowReported) -> None:
+        calls.append(event)
+        if len(calls) == 1:
+            raise ValueError("unknown model m")
+
+    subscribe(broker, DEMAND, "g", handler, source="s", retry=RetryPolicy(attempts=1), metrics=metrics, pace=time.pace)
+    async with TestKafkaBroker(broker) as br:
+        await publish(br, DEMAND, demand())  # does not raise: no seek back to this record
+        await publish(br, DEMAND, demand())
+    assert len(calls) == 2  # the consumer went on
+    assert len(tries) == RetryPolicy().dead_letter_attempts
+    assert time.sleeps == [0.5, 1.0, 2.0, 4.0]
+    errors = [r for r in caplog.records if r.levelname == "ERROR"]
+    assert len(errors) == 1
+    message = errors[0].getMessage()
+    assert "fleet.demand.v1[0]@0" in message and "g.fleet.demand.v1" in message and "unknown model m" in message
+    assert metrics.dead_letters_lost.labels(DEMAND.name)._value.get() == 1

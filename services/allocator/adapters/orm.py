@@ -7,11 +7,13 @@ from datetime import datetime
 from sqlalchemy import CheckConstraint, Column, DateTime, Float, Index, Integer, String, Table, func
 
 from shared.db import service_metadata
+from shared.delivery import delivery_attempt_table
 from shared.inbox import inbox_table
 from shared.outbox import outbox_table
 
 metadata = service_metadata("allocator")
 inbox = inbox_table(metadata)
+delivery_attempt = delivery_attempt_table(metadata)
 outbox = outbox_table(metadata)
 
 

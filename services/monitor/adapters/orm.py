@@ -6,11 +6,13 @@ from sqlalchemy import BigInteger, Boolean, Column, DateTime, Float, Identity, I
 from sqlalchemy.dialects.postgresql import JSONB, UUID
 
 from shared.db import service_metadata
+from shared.delivery import delivery_attempt_table
 from shared.inbox import inbox_table
 from shared.outbox import outbox_table
 
 metadata = service_metadata("monitor")
 inbox = inbox_table(metadata)
+delivery_attempt = delivery_attempt_table(metadata)
 outbox = outbox_table(metadata)
 
 # Servers learned from allocation events, and how their scrapes are going.

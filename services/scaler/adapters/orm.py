@@ -6,11 +6,13 @@ from sqlalchemy import BigInteger, Column, DateTime, Float, Index, Integer, Stri
 from sqlalchemy.dialects.postgresql import JSONB, UUID
 
 from shared.db import service_metadata
+from shared.delivery import delivery_attempt_table
 from shared.inbox import inbox_table
 from shared.outbox import outbox_table
 
 metadata = service_metadata("scaler")
 inbox = inbox_table(metadata)
+delivery_attempt = delivery_attempt_table(metadata)
 outbox = outbox_table(metadata)
 
 # One row per reported window and router replica: replicas report the same period apart, so
