@@ -14,6 +14,7 @@ from shared.events import (
     SCALING_SIGNALS,
     SERVER_METRICS,
     AllocationEvent,
+    AllocationFailed,
     DemandWindowReported,
     ModelRequested,
     ScalingSignalRaised,
@@ -39,14 +40,21 @@ def register(app: ScalerApp) -> None:
 
     async def on_model_requested(event: ModelRequested) -> None:
         action = await cold_starts.request_cold_start(
-            sessions, inbox_consumer(), event, settings.policy.value, datetime.now(UTC), uuid.uuid4().hex
-        )
+            sessions, inbox_consumer(), event, settings.policy.value, datetime.now(UTC), uuid.uuid4().hex,
+            settings.backoff,
+        )  # fmt: skip
         if action is not None:
             app.metrics.action(action)
             app.relay.notify()
 
     async def on_allocation_changed(event: AllocationEvent) -> None:
-        await recording.record_allocation(sessions, inbox_consumer(), event, datetime.now(UTC))
+        if not await recording.record_allocation(
+            sessions, inbox_consumer(), event, datetime.now(UTC), settings.backoff
+        ):
+            return
+        if isinstance(event, AllocationFailed):
+            app.metrics.refused(event.model_id, event.region)
+        app.relay.notify()  # a capacity alert may be in the outbox
 
     app.subscribe(DEMAND, on_demand_window_reported)
     app.subscribe(SERVER_METRICS, on_server_metrics_reported)

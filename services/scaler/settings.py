@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
+from services.scaler.domain.backoff import BackoffPolicy
 from services.scaler.domain.policy import PolicyName
 from services.scaler.domain.series import Seasons
 from shared.performance import LATENCY_TARGET_MS, MAX_BATCH, OUTPUT_TOKENS, PROMPT_TOKENS
@@ -61,6 +63,25 @@ class ScalerSettings(ServiceSettings):
     compaction_bucket_s: int = Field(default=3600, ge=1, description="bucket that aged history is merged into")
     compaction_interval_s: float = Field(default=3600.0, gt=0, description="how often aged history is compacted")
     outbox_poll_s: float = Field(default=1.0, gt=0, description="how often the outbox relay looks for unsent events")
+    refusal_backoff_s: float = Field(
+        default=30.0, ge=0, description="after the k-th refusal in a row by the allocator, no capacity ask for the"
+        " model in that region for refusal_backoff_s * 2^(k-1) (on top of the cooldown)",
+    )  # fmt: skip
+    refusal_backoff_max_s: float = Field(
+        default=1800.0, ge=0, description="the longest wait after refusals, however many in a row"
+    )
+    refusal_alert_after: int = Field(
+        default=3, ge=1, description="refusals in a row for a model and region that fire 'capacity exhausted'"
+    )
+
+    @property
+    def backoff(self) -> BackoffPolicy:
+        """How the scaler backs off from, and alerts on, a model and region the allocator refuses."""
+        return BackoffPolicy(
+            timedelta(seconds=self.refusal_backoff_s),
+            timedelta(seconds=self.refusal_backoff_max_s),
+            self.refusal_alert_after,
+        )
 
     @property
     def seasons(self) -> Seasons:

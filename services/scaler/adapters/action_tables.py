@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.scaler.adapters.orm import model_tier, scaling_action
 from services.scaler.domain.planner import PlannedAction
 from services.scaler.domain.tiers import Tier
+from shared.events import ActionKind
 
 Key = tuple[str, str]  # (model id, region)
 PENDING = "pending"
@@ -58,6 +59,12 @@ class ActionTables:
             .returning(scaling_action.c.action_id)
         )
         return result.first() is not None
+
+    async def action_kind(self, action_id: str) -> ActionKind | None:
+        """The kind of a recorded action; None when the scaler did not ask for it."""
+        query = select(scaling_action.c.kind).where(scaling_action.c.action_id == action_id)
+        kind = (await self._session.execute(query)).scalar_one_or_none()
+        return None if kind is None else ActionKind(kind)
 
     async def fail_pending(self, model_id: str, region: str, at: datetime) -> None:
         """The allocator could not place the model: its pending action in the region has ended."""

@@ -49,6 +49,10 @@ class ScalerMetrics:
         self.tier = Gauge(
             "llmfleet_scaler_model_tier", "1 for the model's current tier", ["model", "tier"], registry=registry
         )
+        self.refusals = Counter(
+            "llmfleet_scaler_allocation_refusals_total", "AllocationFailed answers from the allocator",
+            ["model", "region"], registry=registry,
+        )  # fmt: skip
         self.evaluation_seconds = Histogram(
             "llmfleet_scaler_evaluation_seconds", "Time of one evaluation round", registry=registry,
             buckets=(0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30),
@@ -57,6 +61,10 @@ class ScalerMetrics:
     def action(self, event: ScalingActionRequested) -> None:
         """Count one requested action."""
         self.actions.labels(kind=event.kind.value, rule=event.reason.split(" ", 1)[0].removeprefix("rule=")).inc()
+
+    def refused(self, model_id: str, region: str) -> None:
+        """Count one refusal by the allocator."""
+        self.refusals.labels(model=model_id, region=region).inc()
 
     def evaluated(self, result: ObservedEvaluation, seconds: float) -> None:
         """Record one evaluation round's results."""

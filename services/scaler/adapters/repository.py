@@ -11,13 +11,16 @@ from datetime import datetime
 from typing import Protocol
 
 from services.scaler.adapters.action_tables import ActionTables
+from services.scaler.adapters.backoff_tables import BackoffTables
 from services.scaler.adapters.demand_tables import DemandTables
 from services.scaler.adapters.fleet_tables import FleetTables
 from services.scaler.adapters.history_tables import HistoryTables
 from services.scaler.adapters.orm import inbox, outbox
+from services.scaler.domain.backoff import Refusals
 from services.scaler.domain.planner import PlannedAction
 from services.scaler.domain.tiers import Tier
 from shared.events import (
+    ActionKind,
     DemandForecasted,
     DemandWindowReported,
     Event,
@@ -79,8 +82,23 @@ class ScalerRepository(Protocol):
     async def resolve_action(self, action_id: str, status: str, at: datetime) -> bool:
         """Close an open action as confirmed or failed; False when there was none to close."""
 
+    async def action_kind(self, action_id: str) -> ActionKind | None:
+        """The kind of a recorded action; None when the scaler did not ask for it."""
+
     async def fail_pending(self, model_id: str, region: str, at: datetime) -> None:
         """The allocator could not place the model: its pending action in the region has ended."""
+
+    async def refusals(self) -> dict[Key, Refusals]:
+        """Every model and region refused since its last success."""
+
+    async def refusals_of(self, model_id: str, region: str) -> Refusals | None:
+        """The model's refusals in the region since its last success (locked until the commit)."""
+
+    async def save_refusals(self, model_id: str, region: str, refusals: Refusals) -> None:
+        """Insert or replace the model's refusals in the region."""
+
+    async def forget_refusals(self, model_id: str, region: str) -> None:
+        """A success: the model's refusals in the region no longer count."""
 
     async def has_pending(self, model_id: str, region: str) -> bool:
         """Whether an action for the model in the region awaits the allocator."""
@@ -115,7 +133,7 @@ ScalerStore = UnitOfWork[ScalerRepository]
 Database = Transactions[ScalerRepository]
 
 
-class SqlScalerRepository(SqlRepository, DemandTables, FleetTables, ActionTables, HistoryTables):
+class SqlScalerRepository(SqlRepository, DemandTables, FleetTables, ActionTables, BackoffTables, HistoryTables):
     """The repository on the service's Postgres schema, bound to one session."""
 
     inbox_table = inbox

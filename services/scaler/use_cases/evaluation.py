@@ -1,5 +1,8 @@
 """The periodic evaluation: forecast every model, plan its capacity, report overdue actions.
 
+Capacity asks for a model and region the allocator refused lately wait out their backoff
+(domain/backoff.py); the plan's other actions go out.
+
 A model's capacity per instance is the GPU performance model's for it (domain/capacity.py, from
 the fleet file, read each round so an edit takes effect), unless `requests_per_instance_hour` is
 set: then that one figure is every model's.
@@ -20,9 +23,10 @@ import numpy as np
 
 from services.scaler.adapters.fleet_file import read_model_specs
 from services.scaler.adapters.repository import Database, ScalerRepository, ScalerStore, scaler_store
+from services.scaler.domain.backoff import Refusals, held_back
 from services.scaler.domain.capacity import FALLBACK_RPH, Reference, capacities
 from services.scaler.domain.ensemble import Forecast, forecast
-from services.scaler.domain.planner import ModelPlan, PlanSettings, RegionState, plan_model
+from services.scaler.domain.planner import ModelPlan, PlannedAction, PlanSettings, RegionState, plan_model
 from services.scaler.domain.policy import POLICIES
 from services.scaler.domain.series import bucket_index, to_series
 from services.scaler.domain.tiers import Tier
@@ -47,6 +51,7 @@ class Snapshot:
     last_actions: dict[Key, datetime]
     tiers: dict[str, Tier]
     forecasted: set[tuple[str, str, datetime]]
+    refusals: dict[Key, Refusals] = field(default_factory=dict)
 
 
 @dataclass
@@ -57,6 +62,7 @@ class Evaluation:
     forecasts: list[DemandForecasted] = field(default_factory=list)
     actions: list[ScalingActionRequested] = field(default_factory=list)
     overdue: list[ScalingActionOverdue] = field(default_factory=list)
+    held_back: list[PlannedAction] = field(default_factory=list)  # capacity asks waiting out a backoff
 
 
 def _at(bucket: int, bucket_s: int) -> datetime:
@@ -79,6 +85,7 @@ async def read_snapshot(repo: ScalerRepository, settings: ScalerSettings, now: d
         last_actions=last_actions,
         tiers=await repo.tiers(),
         forecasted=await repo.forecasted_horizons(_at(current, settings.bucket_s)),
+        refusals=await repo.refusals(),
     )
 
 
@@ -187,6 +194,10 @@ async def evaluate(
     for model_id, states in sorted(region_states(snapshot, forecasts, settings).items()):
         sized = replace(plan_settings, requests_per_instance_hour=capacity(model_id))
         plan = plan_model(model_id, states, snapshot.tiers.get(model_id), sized, now)
+        waiting = held_back(plan.actions, snapshot.refusals, now, settings.backoff)
+        if waiting:  # the allocator refused these lately: ask again only after the backoff
+            plan = replace(plan, actions=tuple(a for a in plan.actions if a not in waiting))
+            done.held_back.extend(waiting)
         mine = {key: result for key, result in forecasts.items() if key[0] == model_id}
         try:
             await _apply(store, snapshot, plan, mine, settings, now, new_id, done)

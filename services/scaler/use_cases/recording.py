@@ -6,6 +6,8 @@ from collections.abc import Awaitable, Callable
 from datetime import datetime
 
 from services.scaler.adapters.repository import Database, ScalerRepository, scaler_store
+from services.scaler.domain.backoff import BackoffPolicy
+from services.scaler.use_cases import feedback
 from shared.events import (
     AllocationFailed,
     DemandWindowReported,
@@ -33,9 +35,11 @@ async def record_signal(sessions: Database, consumer: str, event: ScalingSignalR
     return await _once(sessions, consumer, event, lambda repo: repo.save_signal(event))
 
 
-async def record_allocation(sessions: Database, consumer: str, event: Event, now: datetime) -> bool:
-    """Track placements and close the actions the allocator answered; False on a redelivery."""
-    return await _once(sessions, consumer, event, lambda repo: _apply_allocation(repo, event, now))
+async def record_allocation(
+    sessions: Database, consumer: str, event: Event, now: datetime, backoff: BackoffPolicy
+) -> bool:
+    """Track placements, close the actions the allocator answered, count its refusals; False on a redelivery."""
+    return await _once(sessions, consumer, event, lambda repo: _apply_allocation(repo, event, now, backoff))
 
 
 async def _once(
@@ -49,14 +53,17 @@ async def _once(
         return True
 
 
-async def _apply_allocation(repo: ScalerRepository, event: Event, now: datetime) -> None:
+async def _apply_allocation(repo: ScalerRepository, event: Event, now: datetime, backoff: BackoffPolicy) -> None:
     await _track_placement(repo, event)
     action_id: str | None = getattr(event, "action_id", None)
     if isinstance(event, AllocationFailed):
         if action_id is None or not await repo.resolve_action(action_id, "failed", now):
             await repo.fail_pending(event.model_id, event.region, now)
+        await feedback.note_refusal(repo, event, backoff, now)
     elif action_id is not None:
         await repo.resolve_action(action_id, "confirmed", now)
+    if isinstance(event, ModelLoaded):  # with or without an action: the capacity was there
+        await feedback.note_success(repo, event, backoff, now)
 
 
 async def _track_placement(repo: ScalerRepository, event: Event) -> None:

@@ -16,10 +16,12 @@ from datetime import datetime
 from statistics import mean
 
 from services.scaler.adapters.repository import Key, ScalerRepository
+from services.scaler.domain.backoff import Refusals
 from services.scaler.domain.planner import PlannedAction
 from services.scaler.domain.series import DemandSample, compact
 from services.scaler.domain.tiers import Tier
 from shared.events import (
+    ActionKind,
     DemandForecasted,
     DemandWindowReported,
     Event,
@@ -57,6 +59,7 @@ class ScalerState:
     tiers: dict[str, tuple[Tier, float, datetime]] = field(default_factory=dict)  # tier, rph, changed_at
     forecasts: list[tuple[DemandForecasted, int]] = field(default_factory=list)  # with its bucket_s
     outbox: list[tuple[str, str, Event]] = field(default_factory=list)
+    refusals: dict[Key, Refusals] = field(default_factory=dict)  # the allocation_backoff table
 
     def announced(self, topic: Topic) -> list[Event]:
         """The events queued for `topic`, in order."""
@@ -164,6 +167,22 @@ class FakeScalerRepository:
             return False
         row.status, row.resolved_at = status, at
         return True
+
+    async def action_kind(self, action_id: str) -> ActionKind | None:
+        row = self.state.actions.get(action_id)
+        return None if row is None else row.action.kind
+
+    async def refusals(self) -> dict[Key, Refusals]:
+        return dict(self.state.refusals)
+
+    async def refusals_of(self, model_id: str, region: str) -> Refusals | None:
+        return self.state.refusals.get((model_id, region))
+
+    async def save_refusals(self, model_id: str, region: str, refusals: Refusals) -> None:
+        self.state.refusals[(model_id, region)] = refusals
+
+    async def forget_refusals(self, model_id: str, region: str) -> None:
+        self.state.refusals.pop((model_id, region), None)
 
     async def fail_pending(self, model_id: str, region: str, at: datetime) -> None:
         for row in self.state.actions.values():

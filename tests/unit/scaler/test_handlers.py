@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from types import SimpleNamespace
 from typing import Any
 
@@ -10,6 +10,7 @@ import pytest
 from faststream.kafka import KafkaBroker, TestKafkaBroker
 
 from services.scaler import handlers
+from services.scaler.domain.backoff import BackoffPolicy
 from services.scaler.domain.policy import PolicyName
 from shared.events import (
     ALLOCATIONS,
@@ -17,6 +18,7 @@ from shared.events import (
     MODEL_REQUESTS,
     SCALING_SIGNALS,
     SERVER_METRICS,
+    AllocationFailed,
     DeadLettered,
     Event,
     ScalingActionRequested,
@@ -35,6 +37,7 @@ from tests.support.wiring import (
 )
 
 GROUP = "llmfleet-scaler"
+BACKOFF = BackoffPolicy(timedelta(seconds=30), timedelta(minutes=30), 3)
 SUBSCRIBED = (DEMAND, SERVER_METRICS, SCALING_SIGNALS, MODEL_REQUESTS, ALLOCATIONS)
 
 
@@ -43,8 +46,12 @@ class FakeScalerApp(FakeApp):
 
     def __init__(self, broker: KafkaBroker) -> None:
         self.counted: list[ScalingActionRequested] = []
-        settings = SimpleNamespace(group_id=GROUP, service_name="scaler", policy=PolicyName.CONSERVATIVE)
-        super().__init__(broker, settings, SimpleNamespace(action=self.counted.append))
+        self.refused: list[tuple[str, str]] = []
+        settings = SimpleNamespace(
+            group_id=GROUP, service_name="scaler", policy=PolicyName.CONSERVATIVE, backoff=BACKOFF
+        )
+        metrics = SimpleNamespace(action=self.counted.append, refused=lambda *key: self.refused.append(key))
+        super().__init__(broker, settings, metrics)
 
 
 class Wired:
@@ -95,9 +102,20 @@ async def test_an_allocation_change_is_recorded_with_the_time_it_was_seen(monkey
     event = sample_events.server_allocated()
     async with TestKafkaBroker(wired.broker) as br:
         await publish(br, ALLOCATIONS, event)
-    sessions, inbox, seen, now = wired.only_call("record_allocation")
-    assert (sessions, inbox, seen) == (SESSIONS, "scaler.on_allocation_changed", event)
+    sessions, inbox, seen, now, backoff = wired.only_call("record_allocation")
+    assert (sessions, inbox, seen, backoff) == (SESSIONS, "scaler.on_allocation_changed", event, BACKOFF)
     assert isinstance(now, datetime) and now.tzinfo is not None
+
+
+@pytest.mark.parametrize("applied", [True, False], ids=["first", "redelivered"])
+async def test_a_refusal_is_counted_and_wakes_the_relay_only_when_applied(monkeypatch, applied: bool):
+    wired = Wired(monkeypatch)
+    wired.cases["record_allocation"].result = applied
+    event = AllocationFailed(source="allocator", model_id="m", region="us-east-1", reason="no GPUs")
+    async with TestKafkaBroker(wired.broker) as br:
+        await publish(br, ALLOCATIONS, event)
+    assert wired.app.refused == ([("m", "us-east-1")] if applied else [])
+    assert wired.app.notified == (1 if applied else 0)
 
 
 async def test_a_model_request_asks_for_a_cold_start_under_the_policy_and_announces_it(monkeypatch):
@@ -106,7 +124,8 @@ async def test_a_model_request_asks_for_a_cold_start_under_the_policy_and_announ
     event = sample_events.model_requested()
     async with TestKafkaBroker(wired.broker) as br:
         await publish(br, MODEL_REQUESTS, event)
-    sessions, inbox, seen, policy, now, action_id = wired.only_call("request_cold_start")
+    sessions, inbox, seen, policy, now, action_id, backoff = wired.only_call("request_cold_start")
+    assert backoff == BACKOFF
     assert (sessions, inbox, seen, policy) == (SESSIONS, "scaler.on_model_requested", event, "conservative")
     assert now.tzinfo is not None and isinstance(action_id, str) and action_id
     assert wired.app.counted == [action] and wired.app.notified == 1

@@ -62,7 +62,9 @@ async def evaluate(store: FakeScalerStore, now: datetime = NOW) -> evaluation.Ev
 
 
 async def cold_start(store: FakeScalerStore, request: ModelRequested) -> ScalingActionRequested | None:
-    return await cold_starts.request_cold_start(store, CONSUMER, request, "aggressive", NOW, uuid.uuid4().hex)
+    return await cold_starts.request_cold_start(
+        store, CONSUMER, request, "aggressive", NOW, uuid.uuid4().hex, SETTINGS.backoff
+    )
 
 
 async def test_a_redelivered_input_changes_nothing():
@@ -94,15 +96,15 @@ async def test_answers_from_the_allocator_place_models_and_close_their_actions()
     )
     assert requested is not None
     answer = loaded("m", "eu-west-1", "s1", requested.action_id)
-    assert await recording.record_allocation(store, CONSUMER, answer, NOW)
-    assert not await recording.record_allocation(store, CONSUMER, answer, NOW)  # redelivered
+    assert await recording.record_allocation(store, CONSUMER, answer, NOW, SETTINGS.backoff)
+    assert not await recording.record_allocation(store, CONSUMER, answer, NOW, SETTINGS.backoff)  # redelivered
     assert set(store.state.placements) == {("s1", "m")}
     assert store.state.actions[requested.action_id].status == "confirmed"
     assert store.state.actions[requested.action_id].resolved_at == NOW
 
-    await recording.record_allocation(store, CONSUMER, loaded("other", "eu-west-1", "s1"), NOW)
+    await recording.record_allocation(store, CONSUMER, loaded("other", "eu-west-1", "s1"), NOW, SETTINGS.backoff)
     await recording.record_allocation(
-        store, CONSUMER, ServerReleased(source="t", server_id="s1", region="eu-west-1"), NOW
+        store, CONSUMER, ServerReleased(source="t", server_id="s1", region="eu-west-1"), NOW, SETTINGS.backoff
     )
     assert store.state.placements == {}  # whatever the server held went with it
 
@@ -114,7 +116,7 @@ async def test_a_failure_without_an_action_id_ends_the_pending_action_of_its_mod
     )
     assert requested is not None
     failed = AllocationFailed(source="allocator", model_id="m", region="us-east-1", reason="no GPUs")
-    assert await recording.record_allocation(store, CONSUMER, failed, NOW)
+    assert await recording.record_allocation(store, CONSUMER, failed, NOW, SETTINGS.backoff)
     assert store.state.statuses("m") == {"us-east-1": "failed"}
 
 
@@ -138,7 +140,7 @@ async def test_a_cold_start_preloads_once_at_high_priority():
 
 async def test_no_cold_start_for_a_model_already_placed_in_the_region():
     store = FakeScalerStore()
-    await recording.record_allocation(store, CONSUMER, loaded("m", "eu-west-1", "s1"), NOW)
+    await recording.record_allocation(store, CONSUMER, loaded("m", "eu-west-1", "s1"), NOW, SETTINGS.backoff)
     assert (
         await cold_start(store, ModelRequested(source="t", model_id="m", region="eu-west-1", pending_requests=1))
         is None
@@ -150,7 +152,9 @@ async def busy_model(store: FakeScalerStore, model_id: str = "m") -> None:
     """1,800 requests/hour for 24 buckets in us-east-1, where one instance runs."""
     for window in windows(model_id, "us-east-1", 5, 24):
         await recording.record_demand_window(store, CONSUMER, window)
-    await recording.record_allocation(store, CONSUMER, loaded(model_id, "us-east-1", f"s-{model_id}"), NOW)
+    await recording.record_allocation(
+        store, CONSUMER, loaded(model_id, "us-east-1", f"s-{model_id}"), NOW, SETTINGS.backoff
+    )
 
 
 async def test_an_evaluation_forecasts_plans_and_announces_what_it_recorded():
