@@ -24,10 +24,12 @@ import sys
 import time
 import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
 
+from benchmarks.leftovers import forget_gateway_tenant
 from benchmarks.local_stack import kafka_and_postgres
 from benchmarks.router_driver import Driver, percentiles
 from benchmarks.router_stack import ROOT, private_topics, router_env, router_process, triton_server
@@ -78,8 +80,18 @@ def gateway_process(env: dict[str, str]) -> Iterator[subprocess.Popen[bytes]]:
         log.close()
 
 
-async def prepare_database() -> str:
-    """The gateway role and schema (idempotent), migrated; a tenant and key for the run; the key."""
+@dataclass(frozen=True)
+class BenchTenant:
+    """The run's tenant and key in the gateway's schema (removed when the run ends)."""
+
+    url: str
+    tenant_id: str
+    key_id: str
+    secret: str
+
+
+async def prepare_database() -> BenchTenant:
+    """The gateway role and schema (idempotent), migrated; a tenant and key for the run."""
     info = postgres.status()
     admin_url = f"postgresql+asyncpg://{postgres.SUPERUSER}:{postgres.role_password('admin')}@{info['host']}:{info['port']}/{info['database']}"
     await provision(admin_url, postgres.role_password)
@@ -89,8 +101,18 @@ async def prepare_database() -> str:
     try:
         store = gateway_store(session_factory(engine))
         name, generous = f"bench-{uuid.uuid4().hex[:8]}", Limits(rpm=10_000_000, tpm=1_000_000_000, concurrency=10_000)
-        await admin.create_tenant(store, name, generous)
-        return (await admin.create_key(store, name, "bench", (), generous)).secret
+        tenant = await admin.create_tenant(store, name, generous)
+        created = await admin.create_key(store, name, "bench", (), generous)
+        return BenchTenant(url, tenant.tenant_id, created.record.key_id, created.secret)
+    finally:
+        await engine.dispose()
+
+
+async def forget_tenant(bench: BenchTenant) -> None:
+    """Remove the run's tenant, key and their usage rows, so no later run lists or counts them."""
+    engine = create_engine(bench.url, "gateway", pool_size=1)
+    try:
+        await forget_gateway_tenant(session_factory(engine), bench.tenant_id, bench.key_id)
     finally:
         await engine.dispose()
 
@@ -193,8 +215,16 @@ async def overhead(http: Http, driver: Driver, metrics_url: str) -> dict[str, fl
 
 
 async def run(bootstrap: str) -> dict[str, Any]:
-    """Set up, measure, tear down."""
-    key = await prepare_database()
+    """Set up, measure, tear down (the run's tenant and key too)."""
+    bench = await prepare_database()
+    try:
+        return await measure(bootstrap, bench.secret)
+    finally:
+        await forget_tenant(bench)
+
+
+async def measure(bootstrap: str, key: str) -> dict[str, Any]:
+    """The router and gateway processes on private topics, and both measurements through them."""
     port, metrics_port = free_port(18180), free_port(19180)
     base = f"http://127.0.0.1:{port}"
     async with private_topics(bootstrap) as (requests_topic, results_topic):

@@ -27,6 +27,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from sqlalchemy import func, select
 
 from benchmarks import monitor_targets
+from benchmarks.leftovers import forget_monitor_run
 from benchmarks.local_stack import kafka_and_postgres
 from deploy.local import kafka, postgres
 from services.monitor.adapters.orm import alert_state, scrape_target
@@ -75,7 +76,7 @@ def window(model_id: str, end: datetime, p95: float) -> DemandWindowReported:
     )  # fmt: skip
 
 
-async def alert_latencies(monitor: MonitorApp, producer: AIOKafkaProducer) -> list[float]:
+async def alert_latencies(monitor: MonitorApp, producer: AIOKafkaProducer, run: str) -> list[float]:
     """Milliseconds from the breaching event sent to its firing alert read back, per breach."""
     bootstrap = monitor.settings.kafka_bootstrap
     reader = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
@@ -83,7 +84,7 @@ async def alert_latencies(monitor: MonitorApp, producer: AIOKafkaProducer) -> li
     partitions = [TopicPartition(ALERTS.name, p) for p in range(ALERTS.partitions)]
     reader.assign(partitions)
     await reader.seek_to_end(*partitions)
-    run, t0 = uuid.uuid4().hex[:6], datetime.now(UTC) - timedelta(hours=1)
+    t0 = datetime.now(UTC) - timedelta(hours=1)
     models = [f"bench-{run}-{i}" for i in range(BREACHES)]
     for model in models:  # pending first: the timed event is the one that completes the for-duration
         await send(producer, DEMAND.name, model, window(model, t0, 3500))
@@ -115,37 +116,46 @@ async def _fired(reader: AIOKafkaConsumer, model: str) -> bool:
     return False
 
 
-async def targets_round(monitor: MonitorApp, producer: AIOKafkaProducer, port: int, count: int) -> dict[str, float]:
+async def targets_round(
+    monitor: MonitorApp, producer: AIOKafkaProducer, port: int, count: int, run: str
+) -> dict[str, float]:
     """Announce `count` simulated targets, scrape them ROUNDS times at the interval, release them."""
-    run = uuid.uuid4().hex[:6]
-    ids = [f"bench-{run}-{i}" for i in range(count)]
-    for i, server_id in enumerate(ids):
-        url = f"http://127.0.0.1:{port}/metrics/{i}"
-        event = ServerAllocated(source="bench", server_id=server_id, endpoint=f"127.0.0.1:{port}", metrics_url=url,
-                                region=f"bench-{i % 4}", gpu_type="a100_80gb", cost_per_hour=4.1)  # fmt: skip
-        await producer.send(ALLOCATIONS.name, event.model_dump_json().encode(), key=server_id.encode())
-    await producer.flush()
+    level = f"bench-{run}-t{count}-"
+    announced: list[str] = []  # each one gets its ServerReleased, however the round ends
     durations: list[float] = []
     try:
-        await _until_targets(monitor, f"bench-{run}-%", count)
+        for i in range(count):
+            server_id, url = f"{level}{i}", f"http://127.0.0.1:{port}/metrics/{i}"
+            event = ServerAllocated(source="bench", server_id=server_id, endpoint=f"127.0.0.1:{port}",
+                                    metrics_url=url, region=f"bench-{i % 4}", gpu_type="a100_80gb",
+                                    cost_per_hour=4.1)  # fmt: skip
+            announced.append(server_id)
+            await producer.send(ALLOCATIONS.name, event.model_dump_json().encode(), key=server_id.encode())
+        await producer.flush()
+        await _until_targets(monitor, f"{level}%", count)
         for _ in range(ROUNDS):
             started = time.perf_counter()
             await monitor.collector.run_round()
             durations.append(time.perf_counter() - started)
             await asyncio.sleep(max(0.0, INTERVAL_S - durations[-1]))
-        errors = await _scrape_errors(monitor, f"bench-{run}-%")
+        errors = await _scrape_errors(monitor, f"{level}%")
     finally:  # released even when a round fails, so no simulated target outlives the benchmark
-        for server_id in ids:
-            release = ServerReleased(source="bench", server_id=server_id, region="bench")
-            await producer.send(ALLOCATIONS.name, release.model_dump_json().encode(), key=server_id.encode())
-        await producer.flush()
-        await _until_targets(monitor, f"bench-{run}-%", 0)
+        await _release(producer, announced)
+        await _until_targets(monitor, f"{level}%", 0)
     return {
         "targets": count,
         "round_p50_s": statistics.median(durations),
         "round_max_s": max(durations),
         "errors": errors,
     }
+
+
+async def _release(producer: AIOKafkaProducer, server_ids: list[str]) -> None:
+    """A ServerReleased for each server, on the shared allocations topic every service follows."""
+    for server_id in server_ids:
+        release = ServerReleased(source="bench", server_id=server_id, region="bench")
+        await producer.send(ALLOCATIONS.name, release.model_dump_json().encode(), key=server_id.encode())
+    await producer.flush()
 
 
 async def _in_phase(monitor: MonitorApp, pattern: str, phase: str) -> int:
@@ -180,7 +190,8 @@ async def _scrape_errors(monitor: MonitorApp, pattern: str) -> int:
 
 
 async def run() -> dict[str, object]:
-    """Both measurements against the local Kafka and PostgreSQL."""
+    """Both measurements against the local Kafka and PostgreSQL; the run's rows removed afterwards."""
+    run_id = uuid.uuid4().hex[:8]  # every model and server id of this run starts with bench-<run_id>-
     config = settings()
     await asyncio.to_thread(migrate, config)
     _app, monitor = create_app(config)
@@ -196,13 +207,18 @@ async def run() -> dict[str, object]:
         async with monitor.runtime.broker:
             await monitor.runtime.broker.start()
             await monitor.start()
-            delays = await alert_latencies(monitor, producer)
-            levels = [await targets_round(monitor, producer, port, n) for n in TARGET_LEVELS]
-            await monitor.stop()
+            try:
+                delays = await alert_latencies(monitor, producer, run_id)
+                levels = [await targets_round(monitor, producer, port, n, run_id) for n in TARGET_LEVELS]
+            finally:
+                await monitor.stop()
     finally:
         server.kill()
         await producer.stop()
-        await monitor.runtime.close()
+        try:  # its scrape targets, windows and alert states would otherwise stay in the monitor's schema
+            await forget_monitor_run(monitor.runtime.sessions, f"bench-{run_id}-")
+        finally:
+            await monitor.runtime.close()
     return _figures(delays, levels)
 
 

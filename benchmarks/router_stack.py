@@ -48,7 +48,7 @@ def triton_server(name: str = "router-bench-0") -> Iterator[str]:
 def router_env(bootstrap: str, requests_topic: str, endpoint: str, group: str) -> dict[str, str]:
     """Environment of the router process: static server, private topic, no cold starts."""
     server = {
-        "server_id": "bench-0",
+        "server_id": f"{group}-0",  # unique per run (the group is); known to this router process only
         "endpoint": endpoint,
         "region": "us-east-1",
         "gpu_type": "h100_80gb",
