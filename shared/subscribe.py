@@ -202,10 +202,9 @@ async def _count_delivery(ledger: DeliveryLedger, at: RecordAt, policy: RetryPol
         return None
     if noted.deliveries > policy.deliveries:
         last = f"; last error: {noted.last_error}" if noted.last_error else ""
-        unfinished = noted.deliveries - 1
-        return Parked(
-            f"{unfinished} deliveries did not finish (the consumer stopped or crashed in each){last}", "crash_loop"
-        )
+        earlier = noted.deliveries - 1
+        deliveries = f"{earlier} deliver{'y' if earlier == 1 else 'ies'}"
+        return Parked(f"{deliveries} did not finish (the consumer stopped or crashed in each){last}", "crash_loop")
     return None
 
 
