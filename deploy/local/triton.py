@@ -255,7 +255,7 @@ def status(paths: StackPaths | None = None) -> dict[str, dict[str, Any]]:
 
 USAGE = (
     "usage: python -m deploy.local.triton start NAME GPU_TYPE REGION BASE_PORT"
-    " [--emulates=MODEL] [--quantisation=Q] [--tensor-parallel=N] | stop NAME"
+    " [--emulates=MODEL] [--quantisation=Q] [--tensor-parallel=N] | stop NAME | list"
 )
 
 
@@ -269,7 +269,7 @@ def _emulation(options: Sequence[str]) -> Emulation:
 
 
 def main(argv: Sequence[str]) -> int:
-    """`start NAME GPU_TYPE REGION BASE_PORT [options]` or `stop NAME`; the answer is one JSON line on stdout."""
+    """`start NAME GPU_TYPE REGION BASE_PORT [options]`, `stop NAME` or `list`; answers one JSON line on stdout."""
     if len(argv) >= 5 and argv[0] == "start":
         name, gpu_type, region, base_port = argv[1:5]
         if gpu_type not in PROFILES:
@@ -282,6 +282,14 @@ def main(argv: Sequence[str]) -> int:
             print(json.dumps({"error": f"starting {name} failed: {error}"}))
             return 1
         print(json.dumps({"http_url": info["http_url"], "metrics_url": info["metrics_url"]}))
+        return 0
+    if argv == ["list"]:
+        # What the allocator's reconciler compares its records with: every recorded server, alive or not.
+        listed = {
+            name: {key: info.get(key) for key in ("running", "ready", "http_url", "metrics_url", "region")}
+            for name, info in status().items()
+        }
+        print(json.dumps({"servers": listed}))
         return 0
     if len(argv) == 2 and argv[0] == "stop":
         stop_server(argv[1])

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from faststream import FastStream
 from opentelemetry.sdk.trace.export import SpanExporter
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.allocator import handlers
 from services.allocator.adapters.config import load_fleet
@@ -38,10 +39,10 @@ async def _seed(settings: AllocatorSettings) -> None:
         await engine.dispose()
 
 
-def provisioner_for(settings: AllocatorSettings) -> Provisioner:
-    """The provisioner the settings name: local Triton processes, or a deployment's pool."""
+def provisioner_for(settings: AllocatorSettings, sessions: async_sessionmaker[AsyncSession]) -> Provisioner:
+    """The provisioner the settings name: local Triton processes, or a deployment's pool (assignments on record)."""
     if settings.provisioner is ProvisionerKind.POOL:
-        return PoolProvisioner(settings.triton_pool)
+        return PoolProvisioner(settings.triton_pool, sessions)
     return LocalProvisioner(settings.triton_base_port)
 
 
@@ -51,6 +52,6 @@ def create_app(
     """The allocator as a FastStream application, and the service it runs (tests may pass their provisioner)."""
 
     def assemble(runtime: Runtime, settings: AllocatorSettings) -> AllocatorApp:
-        return AllocatorApp(runtime, settings, provisioner or provisioner_for(settings))
+        return AllocatorApp(runtime, settings, provisioner or provisioner_for(settings, runtime.sessions))
 
     return create_service(settings, span_exporter, assemble, handlers.register)

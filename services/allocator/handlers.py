@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from services.allocator.jobs import AllocatorApp
-from services.allocator.use_cases import planning, prices, provisioning
+from services.allocator.use_cases import planning, prices
 from shared.events import PRICES, SCALING_ACTIONS, PricesPublished, ScalingActionEvent, ScalingActionRequested
 from shared.subscribe import inbox_consumer
 
@@ -13,9 +13,10 @@ def register(app: AllocatorApp) -> None:
     allocator = app.allocator
 
     async def on_scaling_action_requested(event: ScalingActionEvent) -> None:
-        # ScalingActionOverdue shares the topic; it is for the monitor, not for us.
+        # ScalingActionOverdue shares the topic; it is for the monitor, not for us. Planning commits
+        # the action; the provisioning worker carries it out, so the consumer never waits on a start.
         if isinstance(event, ScalingActionRequested) and await planning.plan_action(allocator, inbox_consumer(), event):
-            await provisioning.carry_out(allocator, event.action_id)
+            allocator.work_ready.set()
 
     async def on_prices_published(event: PricesPublished) -> None:
         await prices.record_prices(allocator, inbox_consumer(), event)

@@ -1,16 +1,24 @@
-"""The allocator assembled over the shared runtime, and its jobs: the outbox relay and retention."""
+"""The allocator assembled over the shared runtime, and its jobs: the outbox relay, the provisioning
+worker, the reconciler and retention."""
 
 from __future__ import annotations
 
+import asyncio
+import os
+import socket
 import uuid
-from collections.abc import Sequence
+from collections.abc import Coroutine, Sequence
+from typing import Any
 
 from services.allocator.adapters.config import load_fleet
 from services.allocator.adapters.metrics import AllocatorMetrics
 from services.allocator.adapters.orm import inbox, outbox
 from services.allocator.adapters.provisioner import Provisioner
 from services.allocator.settings import AllocatorSettings
+from services.allocator.use_cases import provisioning
 from services.allocator.use_cases.allocator import Allocator
+from services.allocator.use_cases.reconciling import Reconciler
+from shared.jobs import Job, periodic
 from shared.retention import Kept, messaging
 from shared.runtime import Runtime, ServiceApp
 
@@ -35,6 +43,22 @@ class AllocatorApp(ServiceApp[AllocatorSettings, AllocatorMetrics]):
             metrics=metrics,
             new_suffix=lambda: uuid.uuid4().hex[:8],
         )
+        self.reconciler = Reconciler(self.allocator)
+        # Names this replica on the actions it holds (a lease), so an operator can tell who works on what.
+        self.worker_id = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+
+    def rounds(self) -> Sequence[Job]:
+        """The provisioning worker (off the consumer loop) and the reconciler (at start, then every interval)."""
+        allocator = self.allocator
+
+        def work(stopping: asyncio.Event) -> Coroutine[Any, Any, None]:
+            return provisioning.work(allocator, self.worker_id, stopping)
+
+        reconcile = periodic(
+            "allocator reconciler", self.settings.reconcile_interval_s, self.reconciler.round, immediately=True
+        )
+        # Cancelled on stop (not graceful): a start may take minutes, and the next owner carries it on.
+        return (Job("allocator provisioning", work), reconcile)
 
     def retained(self) -> Sequence[Kept]:
         """The inbox and sent outbox rows."""

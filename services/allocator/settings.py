@@ -49,6 +49,30 @@ class AllocatorSettings(ServiceSettings):
     relay_poll_interval_s: float = Field(
         default=1.0, description="how often the outbox relay looks for unsent allocation events"
     )
+    worker_poll_interval_s: float = Field(
+        default=1.0, gt=0, description="how often the provisioning worker looks for actions when not woken"
+    )
+    action_lease_s: float = Field(
+        default=60.0, gt=0, description="a worker's hold on the action it carries out, renewed while it works"
+    )
+    step_timeout_s: float = Field(
+        default=300.0, gt=0, description="longest one provisioning step may take (start and load, load, unload, stop)"
+    )
+    max_action_attempts: int = Field(
+        default=3, ge=1, description="workers that may take an action on before it is rolled back as failed"
+    )
+    action_timeout_s: float = Field(
+        default=900.0, gt=0, description="an action in progress this long, with no worker on it, is rolled back"
+    )
+    reconcile_interval_s: float = Field(
+        default=15.0, gt=0, description="how often the reconciler compares the records with the running fleet"
+    )
+    dead_after_s: float = Field(
+        default=30.0, ge=0, description="a running server not answering this long is marked gone and replaced"
+    )
+    orphan_grace_s: float = Field(
+        default=60.0, ge=0, description="a server process no record owns is stopped after this long"
+    )
     triton_pool: list[PoolServer] = Field(
         default_factory=list, description="the servers a `pool` provisioner hands out (JSON list)"
     )

@@ -34,6 +34,20 @@ class AllocatorMetrics:
             buckets=(0.1, 0.5, 1, 2, 5, 10, 20, 40, 80, 160),
             registry=registry,
         )
+        self.repairs = Counter(
+            "llmfleet_allocator_repairs", "Differences the reconciler mended, by kind", ["repair"], registry=registry
+        )
+        self.conservation_violations = Gauge(
+            "llmfleet_allocator_gpu_conservation_violations",
+            "Pools whose GPU books do not balance (free + reserved + allocated != total), at the last check",
+            registry=registry,
+        )
+        self.reconcile_seconds = Histogram(
+            "llmfleet_allocator_reconcile_seconds",
+            "Time of one reconciliation round",
+            buckets=(0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60),
+            registry=registry,
+        )
 
     async def refresh(self, sessions: async_sessionmaker[AsyncSession]) -> None:
         """Set the gauges from the pools and servers as committed."""

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Protocol
 
 from services.allocator.domain.planner import Emulation
+from services.allocator.domain.reconciliation import ServerObserved
 from shared import triton
 
 # The local stack's launcher, run from the repository root (where `deploy/` lives in development).
@@ -65,7 +66,11 @@ class Provisioner(Protocol):
         ...
 
     async def stop_server(self, server_id: str) -> None:
-        """Stop the server (nothing when it is not running)."""
+        """Stop the server (nothing when it is not running); ProvisioningError when it could not."""
+        ...
+
+    async def observe(self, prefix: str) -> dict[str, ServerObserved]:
+        """Every server of this deployment (ids starting `<prefix>-`) that exists: alive, ready, what it has loaded."""
         ...
 
 
@@ -106,7 +111,8 @@ class LocalProvisioner:
         if process.returncode != 0 or "error" in answer:
             reason = answer.get("error") or f"the launcher exited with {process.returncode} (see the log)"
             raise ProvisioningError(str(reason))
-        return {key: str(value) for key, value in answer.items()}
+        # Nested answers (`list`) stay JSON text, so every answer is a flat dict of strings.
+        return {key: value if isinstance(value, str) else json.dumps(value) for key, value in answer.items()}
 
     async def load_model(self, endpoint: str, triton_model: str) -> None:
         """Load through the repository API; a name the repository lacks fails with that reason."""
@@ -134,3 +140,24 @@ class LocalProvisioner:
     async def stop_server(self, server_id: str) -> None:
         """SIGTERM the process group, SIGKILL after a grace period; forget the server."""
         await self._launch("stop", server_id)
+
+    async def observe(self, prefix: str) -> dict[str, ServerObserved]:
+        """The launcher's records of this deployment's servers, and the models each ready one has loaded."""
+        listed = json.loads((await self._launch("list")).get("servers", "{}"))
+        seen = {}
+        for server_id, info in listed.items():
+            if not server_id.startswith(f"{prefix}-"):
+                continue
+            alive, ready = bool(info.get("running")), bool(info.get("ready"))
+            loaded = await loaded_models(str(info["http_url"])) if ready else None
+            seen[server_id] = ServerObserved(server_id, alive, ready, loaded)
+        return seen
+
+
+async def loaded_models(endpoint: str) -> frozenset[str] | None:
+    """Names READY in the server's repository index; None when the index cannot be read."""
+    try:
+        index = await asyncio.to_thread(triton.repository_index, endpoint)
+    except (OSError, RuntimeError, ValueError):
+        return None
+    return frozenset(str(entry.get("name")) for entry in index if entry.get("state") == "READY")

@@ -10,22 +10,24 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable
+from datetime import datetime
 from typing import Protocol
 
 from sqlalchemy import and_, func, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from services.allocator.adapters import inventory
+from services.allocator.adapters import control, inventory
 from services.allocator.adapters.inventory import InsufficientGpus, seed
 from services.allocator.adapters.metrics import AllocatorMetrics
 from services.allocator.adapters.orm import gpu_price, inbox, outbox, placement, scaling_action, server
 from services.allocator.domain.allocation import PoolKey
 from services.allocator.domain.fleet import FleetConfig, ModelRequirement, Pool
+from services.allocator.domain.reconciliation import ActionOnRecord, PoolAccount, ServerOnRecord
 from services.allocator.domain.records import ActionRecord, PendingSteps, PlacementRecord, ServerRecord
 from services.allocator.domain.scaling import Server, StartServer
 from shared import unit_of_work as shared_uow
-from shared.events import ALLOCATIONS, Event, GpuPrice, ScalingActionRequested
+from shared.events import ALERTS, ALLOCATIONS, AlertChanged, Event, GpuPrice, ScalingActionRequested
 from shared.inbox import first_delivery
 from shared.outbox import add_to_outbox
 
@@ -100,8 +102,38 @@ class AllocatorRepository(Protocol):
     async def record_price(self, price: GpuPrice) -> None:
         """Store (or replace) a pool's published prices."""
 
+    async def now(self) -> datetime:
+        """The database's clock."""
+
+    async def claim_action(self, owner: str, lease_s: float, max_attempts: int) -> ActionRecord | None:
+        """Take the next action to carry out (priority, then age) under a lease; None when there is none."""
+
+    async def renew_lease(self, action_id: str, owner: str, lease_s: float) -> bool:
+        """Extend the owner's lease; False when the action is no longer the owner's."""
+
+    async def release_action(self, action_id: str, owner: str) -> None:
+        """Give up the owner's lease."""
+
+    async def actions_in_progress(self) -> list[ActionOnRecord]:
+        """Every action in progress and whether a lease on it still runs."""
+
+    async def servers_on_record(self, prefix: str) -> list[ServerOnRecord]:
+        """This deployment's live servers with placements, and whether an action in progress owns them."""
+
+    async def mark_unhealthy(self, server_id: str, since: bool) -> None:
+        """Start (since=True) or clear a running server's unhealthy clock."""
+
+    async def pool_accounts(self) -> list[PoolAccount]:
+        """Each pool's counters and its GPU rows by state."""
+
+    async def stray_gpu_holders(self) -> list[str]:
+        """Server ids holding GPUs that are not live."""
+
     async def announce(self, event: Event, key: str) -> None:
         """Queue an allocation event; it goes out only if the transaction commits."""
+
+    async def raise_alert(self, alert: AlertChanged) -> None:
+        """Queue an alert (fired or resolved) on the alerts topic, with the transaction."""
 
 
 class UnitOfWork(shared_uow.UnitOfWork[AllocatorRepository], Protocol):
@@ -125,7 +157,7 @@ class SqlAllocatorRepository:
         """Record the action as in progress; False when its id is already on record."""
         values: dict[str, object] = {"action_id": event.action_id, "model_id": event.model_id}
         values |= {"region": event.region, "kind": event.kind.value, "target_instances": event.target_instances}
-        values["state"] = "in_progress"
+        values |= {"state": "in_progress", "priority": control.PRIORITY.get(event.priority, 1)}
         recorded = await self.session.execute(
             insert(scaling_action).values(values).on_conflict_do_nothing().returning(scaling_action.c.action_id)
         )
@@ -265,9 +297,49 @@ class SqlAllocatorRepository:
             .on_conflict_do_update(index_elements=["region", "gpu_type"], set_=values)
         )
 
+    async def now(self) -> datetime:
+        """The database's clock."""
+        return await control.now(self.session)
+
+    async def claim_action(self, owner: str, lease_s: float, max_attempts: int) -> ActionRecord | None:
+        """Take the next action to carry out (priority, then age) under a lease; None when there is none."""
+        return await control.claim_action(self.session, owner, lease_s, max_attempts)
+
+    async def renew_lease(self, action_id: str, owner: str, lease_s: float) -> bool:
+        """Extend the owner's lease; False when the action is no longer the owner's."""
+        return await control.renew_lease(self.session, action_id, owner, lease_s)
+
+    async def release_action(self, action_id: str, owner: str) -> None:
+        """Give up the owner's lease."""
+        await control.release_action(self.session, action_id, owner)
+
+    async def actions_in_progress(self) -> list[ActionOnRecord]:
+        """Every action in progress and whether a lease on it still runs."""
+        return await control.actions_in_progress(self.session)
+
+    async def servers_on_record(self, prefix: str) -> list[ServerOnRecord]:
+        """This deployment's live servers with placements, and whether an action in progress owns them."""
+        return await control.servers_on_record(self.session, prefix)
+
+    async def mark_unhealthy(self, server_id: str, since: bool) -> None:
+        """Start (since=True) or clear a running server's unhealthy clock."""
+        await control.mark_unhealthy(self.session, server_id, since)
+
+    async def pool_accounts(self) -> list[PoolAccount]:
+        """Each pool's counters and its GPU rows by state."""
+        return await control.pool_accounts(self.session)
+
+    async def stray_gpu_holders(self) -> list[str]:
+        """Server ids holding GPUs that are not live."""
+        return await control.stray_gpu_holders(self.session)
+
     async def announce(self, event: Event, key: str) -> None:
         """Queue an allocation event; it goes out only if the transaction commits."""
         await add_to_outbox(self.session, outbox, ALLOCATIONS, event, key=key)
+
+    async def raise_alert(self, alert: AlertChanged) -> None:
+        """Queue an alert (fired or resolved) on the alerts topic, with the transaction."""
+        await add_to_outbox(self.session, outbox, ALERTS, alert, key=alert.alert_id)
 
 
 class SqlUnitOfWork(shared_uow.SqlUnitOfWork[AllocatorRepository]):

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -43,6 +44,8 @@ class Allocator:
     metrics: AllocatorMetrics
     new_suffix: Callable[[], str]
     unit_of_work: UnitOfWork | None = None  # tests pass a fake; by default, transactions over `sessions`
+    # Set when an action was planned: the provisioning worker wakes instead of waiting for its poll.
+    work_ready: asyncio.Event = field(default_factory=asyncio.Event)
 
     def __post_init__(self) -> None:
         self.units: UnitOfWork = self.unit_of_work or SqlUnitOfWork(self.sessions)

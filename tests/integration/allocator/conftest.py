@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,7 +22,9 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from deploy.local import triton
 from services.allocator.adapters.orm import gpu, gpu_pool, gpu_price, model_requirement, server
 from services.allocator.app import migrate
+from services.allocator.jobs import AllocatorApp
 from services.allocator.settings import AllocatorSettings
+from tests.integration.helpers import running
 
 
 @dataclass(frozen=True)
@@ -70,3 +73,20 @@ async def _forget(url: str, region: str, models: tuple[str, ...]) -> None:
             await connection.execute(delete(table).where(table.c.region == region))
         await connection.execute(delete(model_requirement).where(model_requirement.c.model_id.in_(models)))
     await engine.dispose()
+
+
+@asynccontextmanager
+async def serving(service: AllocatorApp) -> AsyncIterator[None]:
+    """The allocator's consumers and its jobs (relay, provisioning worker, reconciler) for the block.
+
+    A job that dies fails the test at the end of the block instead of ending the pytest process.
+    """
+    died: list[tuple[str, BaseException]] = []
+    service.background.on_failure = lambda name, error: died.append((name, error))
+    async with running(service.runtime.broker):
+        await service.start()
+        try:
+            yield
+        finally:
+            await service.stop()
+    assert not died, died

@@ -22,7 +22,8 @@ from shared.events import (
     PricesPublished,
     ScalingActionRequested,
 )
-from tests.integration.helpers import collect, produce_raw, running, start_group_at_end, wait_for
+from tests.integration.allocator.conftest import serving
+from tests.integration.helpers import collect, produce_raw, start_group_at_end, wait_for
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -72,9 +73,10 @@ async def servers_of(runtime: Any, prefix: str) -> list[Any]:
 async def test_scale_up_starts_a_server_that_answers_and_unload_stops_it(test_fleet, kafka_bootstrap):
     settings, region, model = test_fleet.settings, test_fleet.region, test_fleet.echo
     await start_group_at_end(kafka_bootstrap, settings.group_id, SCALING_ACTIONS.name, PRICES.name)
-    runtime = create_app(settings)[1].runtime
+    service = create_app(settings)[1]
+    runtime = service.runtime
     up = request(model, region, ActionKind.SCALE_UP, 2)
-    async with running(runtime.broker):
+    async with serving(service):
         await send(kafka_bootstrap, up)
         events = await events_of(kafka_bootstrap, up.action_id, has("server_allocated", "model_loaded"))
         assert [e["type"] for e in events] == ["server_allocated", "model_loaded"], events
@@ -129,11 +131,12 @@ async def test_scale_up_starts_a_server_that_answers_and_unload_stops_it(test_fl
 async def test_failures_say_why_and_give_the_gpus_back(test_fleet, kafka_bootstrap):
     settings, region = test_fleet.settings, test_fleet.region
     await start_group_at_end(kafka_bootstrap, settings.group_id, SCALING_ACTIONS.name, PRICES.name)
-    runtime = create_app(settings)[1].runtime
+    service = create_app(settings)[1]
+    runtime = service.runtime
     ghost = request(test_fleet.ghost, region, ActionKind.SCALE_UP, 1)
     too_many = request(test_fleet.echo, region, ActionKind.SCALE_UP, 100)
     unknown = request(f"unknown-{uuid.uuid4().hex[:6]}", region, ActionKind.PRELOAD, 1)
-    async with running(runtime.broker):
+    async with serving(service):
         await send(kafka_bootstrap, too_many, unknown, ghost)
         reasons = {}
         for action in (too_many, unknown, ghost):
@@ -164,8 +167,9 @@ async def test_an_action_cut_short_after_planning_is_carried_on_when_redelivered
     assert await available(crashed, region) == 2
     await crashed.close()
 
-    runtime = create_app(settings)[1].runtime
-    async with running(runtime.broker):
+    service = create_app(settings)[1]
+    runtime = service.runtime
+    async with serving(service):
         await send(kafka_bootstrap, up)  # Kafka delivers it again: the offset was never committed
         events = await events_of(kafka_bootstrap, up.action_id, has("server_allocated", "model_loaded"))
         assert [e["type"] for e in events] == ["server_allocated", "model_loaded"], events
@@ -178,7 +182,8 @@ async def test_an_action_cut_short_after_planning_is_carried_on_when_redelivered
 async def test_published_prices_set_the_cost_of_new_servers(test_fleet, kafka_bootstrap):
     settings, region = test_fleet.settings, test_fleet.region
     await start_group_at_end(kafka_bootstrap, settings.group_id, SCALING_ACTIONS.name, PRICES.name)
-    runtime = create_app(settings)[1].runtime
+    service = create_app(settings)[1]
+    runtime = service.runtime
     prices = PricesPublished(
         source="test",
         prices=[
@@ -188,7 +193,7 @@ async def test_published_prices_set_the_cost_of_new_servers(test_fleet, kafka_bo
         ],
     )
     up = request(test_fleet.echo, region, ActionKind.SCALE_UP, 5)  # 4 per GPU: two GPUs on one server
-    async with running(runtime.broker):
+    async with serving(service):
         await produce_raw(kafka_bootstrap, PRICES.name, [prices.model_dump_json().encode()], key=region.encode())
 
         async def price_recorded() -> bool:

@@ -12,8 +12,10 @@ import uuid
 from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from services.allocator.adapters.control import PRIORITY
 from services.allocator.adapters.inventory import LIVE, InsufficientGpus
 from services.allocator.adapters.metrics import AllocatorMetrics
 from services.allocator.adapters.provisioner import ProvisioningError, ServerEndpoint
@@ -21,9 +23,18 @@ from services.allocator.adapters.repository import AllocatorRepository
 from services.allocator.domain.allocation import PoolKey, gpu_ids_for
 from services.allocator.domain.fleet import FleetConfig, ModelRequirement, Pool, PricingClass
 from services.allocator.domain.planner import DeploymentPlan, Emulation, best_plan
+from services.allocator.domain.reconciliation import (
+    ActionOnRecord,
+    PlacementOnRecord,
+    PoolAccount,
+    ServerObserved,
+    ServerOnRecord,
+)
 from services.allocator.domain.records import ActionRecord, PendingSteps, PlacementRecord, ServerRecord
 from services.allocator.domain.scaling import Server, StartServer
-from shared.events import Event, GpuPrice, ScalingActionRequested
+from shared.events import AlertChanged, Event, GpuPrice, ScalingActionRequested
+
+EPOCH = datetime(2026, 1, 1, tzinfo=UTC)
 
 
 @dataclass
@@ -40,6 +51,13 @@ class FakeState:
     plans: dict[tuple[str, str], DeploymentPlan] = field(default_factory=dict)
     inbox: set[tuple[str, uuid.UUID]] = field(default_factory=set)
     outbox: list[tuple[Event, str]] = field(default_factory=list)
+    alerts: list[AlertChanged] = field(default_factory=list)
+    clock: datetime = EPOCH  # the database's clock: tests move it with `advance`
+    created: int = 0  # actions recorded so far: orders actions recorded at one clock reading
+
+    def advance(self, seconds: float) -> None:
+        """Let time pass on the database's clock."""
+        self.clock += timedelta(seconds=seconds)
 
 
 def seeded(fleet: FleetConfig) -> FakeState:
@@ -71,9 +89,12 @@ class FakeRepository:
     async def record_action(self, event: ScalingActionRequested) -> bool:
         if event.action_id in self.state.actions:
             return False
+        self.state.created += 1
         self.state.actions[event.action_id] = {
             "model_id": event.model_id, "region": event.region, "kind": event.kind.value,
             "target_instances": event.target_instances, "state": "in_progress", "reason": None,
+            "priority": PRIORITY[event.priority], "attempts": 0, "owner": None, "lease_until": None,
+            "created_at": self.state.clock, "order": self.state.created,
         }  # fmt: skip
         return True
 
@@ -216,6 +237,98 @@ class FakeRepository:
     async def announce(self, event: Event, key: str) -> None:
         self.state.outbox.append((event, key))
 
+    async def raise_alert(self, alert: AlertChanged) -> None:
+        self.state.alerts.append(alert)
+
+    async def now(self) -> datetime:
+        return self.state.clock
+
+    def _leased(self, row: dict[str, Any]) -> bool:
+        return row["owner"] is not None and row["lease_until"] >= self.state.clock
+
+    async def claim_action(self, owner: str, lease_s: float, max_attempts: int) -> ActionRecord | None:
+        free = [
+            (row["priority"], row["created_at"], row["order"], action_id)
+            for action_id, row in self.state.actions.items()
+            if row["state"] == "in_progress" and not self._leased(row) and row["attempts"] < max_attempts
+        ]
+        if not free:
+            return None
+        action_id = min(free)[-1]
+        row = self.state.actions[action_id]
+        row |= {"owner": owner, "lease_until": self.state.clock + timedelta(seconds=lease_s)}
+        row["attempts"] += 1
+        return ActionRecord(action_id, row["model_id"], row["region"])
+
+    async def renew_lease(self, action_id: str, owner: str, lease_s: float) -> bool:
+        row = self.state.actions[action_id]
+        if row["owner"] != owner or row["state"] != "in_progress":
+            return False
+        row["lease_until"] = self.state.clock + timedelta(seconds=lease_s)
+        return True
+
+    async def release_action(self, action_id: str, owner: str) -> None:
+        row = self.state.actions[action_id]
+        if row["owner"] == owner:
+            row |= {"owner": None, "lease_until": None}
+
+    async def actions_in_progress(self) -> list[ActionOnRecord]:
+        return [
+            ActionOnRecord(
+                action_id, row["model_id"], row["region"], row["created_at"], row["attempts"], self._leased(row)
+            )
+            for action_id, row in self.state.actions.items()
+            if row["state"] == "in_progress"
+        ]
+
+    async def servers_on_record(self, prefix: str) -> list[ServerOnRecord]:
+        in_progress = {a for a, row in self.state.actions.items() if row["state"] == "in_progress"}
+        recorded = []
+        for sid, row in self.state.servers.items():
+            if row["state"] not in LIVE or not sid.startswith(f"{prefix}-"):
+                continue
+            placed = [(m, p) for (s, m), p in self.state.placements.items() if s == sid]
+            busy = (row["action_id"] in in_progress and row["state"] != "running") or any(
+                p["action_id"] in in_progress and p["state"] != "ready" for _, p in placed
+            )
+            recorded.append(
+                ServerOnRecord(
+                    sid,
+                    row["region"],
+                    row["state"],
+                    busy,
+                    row["endpoint"],
+                    row.get("unhealthy_since"),
+                    tuple(PlacementOnRecord(m, p["triton_model"], p["state"], p["instances"]) for m, p in placed),
+                )
+            )
+        return recorded
+
+    async def mark_unhealthy(self, server_id: str, since: bool) -> None:
+        row = self.state.servers[server_id]
+        if row["state"] == "running":
+            row["unhealthy_since"] = self.state.clock if since else None
+
+    async def pool_accounts(self) -> list[PoolAccount]:
+        accounts = []
+        for (region, gpu_type), pool in sorted(self.state.pools.items()):
+            rows: dict[str, int] = {}
+            for g in self.state.gpus.values():
+                if (g["region"], g["gpu_type"]) == (region, gpu_type):
+                    rows[g["state"]] = rows.get(g["state"], 0) + 1
+            accounts.append(PoolAccount(region, gpu_type, pool.total, pool.available, pool.reserved, rows))
+        return accounts
+
+    async def stray_gpu_holders(self) -> list[str]:
+        live = {sid for sid, row in self.state.servers.items() if row["state"] in LIVE}
+        return sorted(
+            {
+                g["server_id"]
+                for g in self.state.gpus.values()
+                if g["state"] == "allocated" and g["server_id"] is not None and g["server_id"] not in live
+            }
+        )
+
 
 class FakeUnitOfWork:
     """`UnitOfWork` whose transactions work on a copy and keep it only on a clean exit."""
@@ -251,6 +364,14 @@ class FakeProvisioner:
         self.loaded: dict[str, set[str]] = {}  # endpoint -> ready models
         self.stopped: list[str] = []
         self.emulations: dict[str, Emulation | None] = {}  # server id -> what it was told to emulate
+        self.refuse_stop: set[str] = set()  # server ids whose stop fails (the launcher errs)
+        self.start_raises: Exception | None = None  # what start_server raises instead of starting
+        self.starts: dict[str, int] = {}  # server id -> processes started for it
+
+    def crash(self, server_id: str) -> None:
+        """The server's process dies (SIGKILL): gone from what is running, the records do not know."""
+        endpoint = self.running.pop(server_id)
+        self.loaded.pop(endpoint.endpoint, None)
 
     async def start_server(
         self, server_id: str, region: str, gpu_type: str, gpu_count: int, emulation: Emulation | None = None
@@ -258,26 +379,45 @@ class FakeProvisioner:
         self.emulations[server_id] = emulation
         if gpu_type in self.broken_gpu_types:
             raise ProvisioningError(f"no local emulation profile for GPU type {gpu_type}")
+        if self.start_raises is not None:
+            raise self.start_raises
+        if server_id not in self.running:
+            self.starts[server_id] = self.starts.get(server_id, 0) + 1
         endpoint = self.running.setdefault(server_id, ServerEndpoint(f"{server_id}:8000", f"http://{server_id}:8002"))
         self.loaded.setdefault(endpoint.endpoint, set())
         return endpoint
 
     async def load_model(self, endpoint: str, triton_model: str) -> None:
+        self._answering(endpoint)
         if triton_model not in self.repository:
             raise ProvisioningError(f"model {triton_model} is not in the repository of {endpoint}")
         self.loaded[endpoint].add(triton_model)
+
+    def _answering(self, endpoint: str) -> None:
+        if endpoint not in self.loaded:  # as a real server that is gone: the connection is refused
+            raise ProvisioningError(f"{endpoint}: connection refused")
 
     async def model_ready(self, endpoint: str, triton_model: str) -> bool:
         return triton_model in self.loaded.get(endpoint, set())
 
     async def unload_model(self, endpoint: str, triton_model: str) -> None:
+        self._answering(endpoint)
         self.loaded[endpoint].discard(triton_model)
 
     async def stop_server(self, server_id: str) -> None:
+        if server_id in self.refuse_stop:
+            raise ProvisioningError(f"stop {server_id} failed: the launcher exited with 1")
         endpoint = self.running.pop(server_id, None)
         if endpoint is not None:
             self.loaded.pop(endpoint.endpoint, None)
             self.stopped.append(server_id)
+
+    async def observe(self, prefix: str) -> dict[str, ServerObserved]:
+        return {
+            sid: ServerObserved(sid, alive=True, ready=True, loaded=frozenset(self.loaded.get(endpoint.endpoint, ())))
+            for sid, endpoint in self.running.items()
+            if sid.startswith(f"{prefix}-")
+        }
 
 
 class FakeRelay:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from types import SimpleNamespace
 
 import pytest
@@ -22,7 +23,11 @@ from tests.support.wiring import (
 
 GROUP = "llmfleet-allocator"
 SETTINGS = SimpleNamespace(group_id=GROUP, service_name="allocator")
-ALLOCATOR = SimpleNamespace(settings=SETTINGS)  # what the use cases get: the handlers only pass it on
+
+
+def allocator() -> SimpleNamespace:
+    """What the use cases get: the handlers pass it on, and wake its provisioning worker."""
+    return SimpleNamespace(settings=SETTINGS, work_ready=asyncio.Event())
 
 
 class FakeAllocatorApp(FakeApp):
@@ -30,7 +35,7 @@ class FakeAllocatorApp(FakeApp):
 
     def __init__(self, broker: KafkaBroker) -> None:
         super().__init__(broker, SETTINGS)
-        self.allocator = ALLOCATOR
+        self.allocator = allocator()
 
 
 class Wired:
@@ -38,10 +43,8 @@ class Wired:
 
     def __init__(self, monkeypatch: pytest.MonkeyPatch, planned: bool = True) -> None:
         self.plan_action = UseCase(result=planned)
-        self.carry_out = UseCase()
         self.record_prices = UseCase()
         monkeypatch.setattr(handlers.planning, "plan_action", self.plan_action)
-        monkeypatch.setattr(handlers.provisioning, "carry_out", self.carry_out)
         monkeypatch.setattr(handlers.prices, "record_prices", self.record_prices)
         self.broker: KafkaBroker = wiring_broker()
         self.letters: list[DeadLettered] = dead_letters(self.broker)
@@ -49,25 +52,27 @@ class Wired:
         handlers.register(self.app)  # type: ignore[arg-type]  # a stand-in for AllocatorApp
 
     def called(self) -> bool:
-        return any(case.calls for case in (self.plan_action, self.carry_out, self.record_prices))
+        return (
+            any(case.calls for case in (self.plan_action, self.record_prices)) or self.app.allocator.work_ready.is_set()
+        )
 
 
-async def test_a_requested_action_is_planned_then_carried_out(monkeypatch):
+async def test_a_requested_action_is_planned_and_the_worker_woken_not_waited_for(monkeypatch):
     wired = Wired(monkeypatch)
     event = sample_events.action_requested()
     async with TestKafkaBroker(wired.broker) as br:
         await publish(br, SCALING_ACTIONS, event)
-    assert wired.plan_action.calls == [(ALLOCATOR, "allocator.on_scaling_action_requested", event)]
-    assert wired.carry_out.calls == [(ALLOCATOR, "a1")]
+    assert wired.plan_action.calls == [(wired.app.allocator, "allocator.on_scaling_action_requested", event)]
+    assert wired.app.allocator.work_ready.is_set()  # the provisioning worker carries it out, off the consumer
     assert wired.letters == []
 
 
-async def test_an_action_not_planned_this_time_is_not_carried_out(monkeypatch):
+async def test_an_action_not_planned_this_time_wakes_no_worker(monkeypatch):
     # plan_action says False for a repeat delivery or a refused action.
     wired = Wired(monkeypatch, planned=False)
     async with TestKafkaBroker(wired.broker) as br:
         await publish(br, SCALING_ACTIONS, sample_events.action_requested())
-    assert len(wired.plan_action.calls) == 1 and wired.carry_out.calls == []
+    assert len(wired.plan_action.calls) == 1 and not wired.app.allocator.work_ready.is_set()
 
 
 @pytest.mark.parametrize(
@@ -90,7 +95,7 @@ async def test_published_prices_are_recorded(monkeypatch):
     event = sample_events.prices()
     async with TestKafkaBroker(wired.broker) as br:
         await publish(br, PRICES, event)
-    assert wired.record_prices.calls == [(ALLOCATOR, "allocator.on_prices_published", event)]
+    assert wired.record_prices.calls == [(wired.app.allocator, "allocator.on_prices_published", event)]
     assert wired.plan_action.calls == []
 
 
