@@ -18,7 +18,7 @@ from typing import Any
 
 from sqlalchemy import Table, delete, literal_column, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-from sqlalchemy.sql.elements import ColumnClause
+from sqlalchemy.sql.elements import ColumnClause, ColumnElement
 
 from shared.jobs import Job, periodic
 from shared.leader import leading
@@ -30,11 +30,15 @@ Sessions = async_sessionmaker[AsyncSession]
 
 @dataclass(frozen=True)
 class Kept:
-    """A table pruned by one timestamp column: rows older than `keep_s` go (rows where it is NULL stay)."""
+    """A table pruned by one timestamp column: rows older than `keep_s` go (rows where it is NULL stay).
+
+    `only`: a condition a row must also meet to go (e.g. finished actions only, never live ones).
+    """
 
     table: Table
     column: str
     keep_s: float
+    only: ColumnElement[bool] | None = None
 
 
 def messaging(inbox: Table, outbox: Table, settings: ServiceSettings) -> tuple[Kept, Kept]:
@@ -48,6 +52,8 @@ def messaging(inbox: Table, outbox: Table, settings: ServiceSettings) -> tuple[K
 async def delete_batch(session: AsyncSession, kept: Kept, cutoff: datetime, limit: int) -> int:
     """Delete at most `limit` rows of `kept.table` older than `cutoff`; return how many went."""
     older = kept.table.c[kept.column] < cutoff
+    if kept.only is not None:
+        older = older & kept.only
     # DELETE has no LIMIT in PostgreSQL: pick the rows by their physical id (works for any key).
     ctid: ColumnClause[Any] = literal_column("ctid")
     batch = select(ctid).select_from(kept.table).where(older).limit(limit).scalar_subquery()

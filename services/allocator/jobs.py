@@ -12,7 +12,7 @@ from typing import Any
 
 from services.allocator.adapters.config import load_fleet
 from services.allocator.adapters.metrics import AllocatorMetrics
-from services.allocator.adapters.orm import inbox, outbox
+from services.allocator.adapters.orm import inbox, outbox, scaling_action, server
 from services.allocator.adapters.provisioner import Provisioner
 from services.allocator.settings import AllocatorSettings
 from services.allocator.use_cases import provisioning
@@ -24,8 +24,16 @@ from shared.runtime import Runtime, ServiceApp
 
 
 def retained(settings: AllocatorSettings) -> tuple[Kept, ...]:
-    """What retention prunes: the inbox and sent outbox rows (the rest is live inventory and actions)."""
-    return messaging(inbox, outbox, settings)
+    """What retention prunes: inbox, sent outbox, and finished history (actions done or failed, servers gone).
+
+    Live inventory never goes: actions in progress and live servers are kept however old.
+    """
+    history = settings.history_retention_s
+    return (
+        *messaging(inbox, outbox, settings),
+        Kept(scaling_action, "updated_at", history, only=scaling_action.c.state.in_(("done", "failed"))),
+        Kept(server, "updated_at", history, only=server.c.state.in_(("released", "failed"))),
+    )
 
 
 class AllocatorApp(ServiceApp[AllocatorSettings, AllocatorMetrics]):

@@ -84,6 +84,15 @@ async def test_old_rows_go_recent_and_unstamped_rows_stay(scratch):
     assert await prune(sessions, lock(), [kept], NOW, batch_rows=10) == {kept.table.name: 0}
 
 
+async def test_rows_that_do_not_meet_only_stay_however_old(scratch):
+    # As the allocator keeps actions in progress and live servers: only finished history goes.
+    sessions, kept = scratch
+    await fill(sessions, kept, [OLD, OLD, OLD, RECENT])
+    finished_only = Kept(kept.table, kept.column, kept.keep_s, only=kept.table.c.id != 1)
+    assert await prune(sessions, lock(), [finished_only], NOW, batch_rows=10) == {kept.table.name: 2}
+    assert await left(sessions, kept) == [1, 3]
+
+
 async def test_only_the_leader_prunes(scratch):
     sessions, kept = scratch
     await fill(sessions, kept, [OLD, OLD, RECENT])

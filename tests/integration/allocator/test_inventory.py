@@ -118,3 +118,50 @@ async def test_concurrent_scaling_actions_never_over_allocate(test_fleet):
     assert pool.available >= 0 and pool.available + owned == 3  # counters and GPU rows agree
     assert in_servers == owned <= 3  # every allocated GPU belongs to exactly one server's count
     assert sum(planned) <= 3  # the three actions wanting more than the pool were refused
+
+
+async def test_gpu_books_balance_after_any_sequence_of_takes_and_returns(test_fleet):
+    """Property: whatever is taken, refused and given back, free + reserved + allocated == total, rows and counters."""
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    from services.allocator.adapters import control
+    from services.allocator.domain.reconciliation import conservation_violations
+
+    region = test_fleet.region
+    engine = create_engine(test_fleet.settings.database_url, "allocator", pool_size=2)
+    sessions = session_factory(engine)
+    operations = st.lists(
+        st.tuples(st.sampled_from(["take", "return"]), st.integers(1, 4), st.integers(0, 3)), max_size=10
+    )
+
+    async def books() -> list[str]:
+        async with sessions() as session:
+            return [p for p in conservation_violations(await control.pool_accounts(session)) if region in p]
+
+    async def run(steps: list[tuple[str, int, int]]) -> None:
+        for what, count, owner in steps:
+            server_id = f"prop-{region}-{owner}"
+            try:
+                async with sessions.begin() as session:
+                    if what == "take":
+                        await inventory.take_gpus(session, region, "a100_80gb", count, server_id)
+                    else:
+                        await inventory.return_gpus(session, [server_id])
+            except inventory.InsufficientGpus:
+                pass  # refused, never over-allocated: the books must still balance
+            assert await books() == [], (what, count, owner)
+        async with sessions.begin() as session:  # give everything back for the next example
+            await inventory.return_gpus(session, [f"prop-{region}-{n}" for n in range(4)])
+
+    loop = asyncio.get_running_loop()
+
+    @settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck))
+    @given(steps=operations)
+    def property_holds(steps: list[tuple[str, int, int]]) -> None:
+        asyncio.run_coroutine_threadsafe(run(steps), loop).result(timeout=60)
+
+    try:
+        await asyncio.to_thread(property_holds)
+    finally:
+        await engine.dispose()
