@@ -3,8 +3,16 @@
 from __future__ import annotations
 
 from services.allocator.jobs import AllocatorApp
-from services.allocator.use_cases import planning, prices
-from shared.events import PRICES, SCALING_ACTIONS, PricesPublished, ScalingActionEvent, ScalingActionRequested
+from services.allocator.use_cases import planning, prices, registrations
+from shared.events import (
+    ALLOCATIONS,
+    PRICES,
+    SCALING_ACTIONS,
+    AllocationEvent,
+    PricesPublished,
+    ScalingActionEvent,
+    ScalingActionRequested,
+)
 from shared.subscribe import inbox_consumer
 
 
@@ -21,5 +29,9 @@ def register(app: AllocatorApp) -> None:
     async def on_prices_published(event: PricesPublished) -> None:
         await prices.record_prices(allocator, inbox_consumer(), event)
 
+    async def on_server_registered(event: AllocationEvent) -> None:
+        await registrations.record_registration(allocator, inbox_consumer(), event)
+
     app.subscribe(SCALING_ACTIONS, on_scaling_action_requested)
     app.subscribe(PRICES, on_prices_published)
+    app.subscribe(ALLOCATIONS, on_server_registered)

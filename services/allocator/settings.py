@@ -73,6 +73,11 @@ class AllocatorSettings(ServiceSettings):
     orphan_grace_s: float = Field(
         default=60.0, ge=0, description="a server process no record owns is stopped after this long"
     )
+    retire_after_s: float = Field(
+        default=300.0,
+        ge=0,
+        description="a server others registered on the allocations topic is released after not answering this long",
+    )
     triton_pool: list[PoolServer] = Field(
         default_factory=list, description="the servers a `pool` provisioner hands out (JSON list)"
     )

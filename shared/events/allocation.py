@@ -75,7 +75,8 @@ class FleetRepaired(Event):
     type: Literal["fleet_repaired"] = "fleet_repaired"
     repair: str = Field(
         description="what was mended: action_rolled_back, server_gone, server_stopped, orphan_stopped,"
-        " placement_reloaded, placement_dropped, model_unloaded, gpus_returned, gpu_accounting_broken"
+        " placement_reloaded, placement_confirmed, placement_dropped, model_unloaded, gpus_returned,"
+        " gpu_accounting_broken, server_retired"
     )
     reason: str
     region: str | None = None

@@ -10,10 +10,17 @@ from collections import defaultdict
 from datetime import datetime, timedelta
 
 from sqlalchemy import and_, func, or_, select
+from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.allocator.adapters.orm import gpu, gpu_pool, placement, scaling_action, server
-from services.allocator.domain.reconciliation import ActionOnRecord, PlacementOnRecord, PoolAccount, ServerOnRecord
+from services.allocator.adapters.orm import gpu, gpu_pool, placement, registered_server, scaling_action, server
+from services.allocator.domain.reconciliation import (
+    ActionOnRecord,
+    PlacementOnRecord,
+    PoolAccount,
+    RegisteredServer,
+    ServerOnRecord,
+)
 from services.allocator.domain.records import ActionRecord
 
 LIVE = ("starting", "running", "stopping")
@@ -165,3 +172,38 @@ async def stray_gpu_holders(session: AsyncSession) -> list[str]:
         .distinct()
     )
     return sorted(str(r[0]) for r in rows)
+
+
+async def register_server(session: AsyncSession, server_id: str, endpoint: str, region: str) -> None:
+    """Watch a server someone else announced (again: its address may have changed, its clock restarts)."""
+    values = {"endpoint": endpoint, "region": region, "unanswered_since": None}
+    await session.execute(
+        insert(registered_server)
+        .values(server_id=server_id, **values)
+        .on_conflict_do_update(index_elements=["server_id"], set_=values)
+    )
+
+
+async def forget_registered(session: AsyncSession, server_id: str) -> None:
+    """Stop watching a server (it was released)."""
+    await session.execute(registered_server.delete().where(registered_server.c.server_id == server_id))
+
+
+async def registered_servers(session: AsyncSession, limit: int) -> list[RegisteredServer]:
+    """Registered servers, those unasked longest first (the oldest clocks), at most `limit`."""
+    rows = await session.execute(
+        select(registered_server)
+        .order_by(registered_server.c.unanswered_since.asc().nulls_last(), registered_server.c.registered_at)
+        .limit(limit)
+    )
+    return [RegisteredServer(r.server_id, r.endpoint, r.region, r.unanswered_since) for r in rows]
+
+
+async def mark_unanswered(session: AsyncSession, server_ids: list[str], since: bool) -> None:
+    """Start (since=True: now) or clear the servers' unanswered clocks."""
+    if server_ids:
+        await session.execute(
+            registered_server.update()
+            .where(registered_server.c.server_id.in_(server_ids))
+            .values(unanswered_since=func.now() if since else None)
+        )

@@ -129,6 +129,18 @@ scaling_action = Table(
     Index("ix_scaling_action_queue", "state", "priority", "created_at"),
 )
 
+# Servers announced on the allocations topic by anyone else (a benchmark, another deployment, an
+# operator's script): the reconciler retires those that stop answering, so no consumer keeps them.
+registered_server = Table(
+    "registered_server",
+    metadata,
+    Column("server_id", String(200), primary_key=True),
+    Column("endpoint", String(200), nullable=False),
+    Column("region", String(50), nullable=False),
+    Column("registered_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("unanswered_since", DateTime(timezone=True), doc="when it was first found not answering"),
+)
+
 # Which server of a deployment's Triton pool each server id was handed: survives a restart.
 pool_assignment = Table(
     "pool_assignment",

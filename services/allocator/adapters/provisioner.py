@@ -154,6 +154,11 @@ class LocalProvisioner:
         return seen
 
 
+async def server_answers(endpoint: str) -> bool:
+    """True when a Triton server answers ready at `endpoint` (anyone's server: no provisioner involved)."""
+    return bool(await asyncio.to_thread(triton.server_ready, endpoint))
+
+
 async def loaded_models(endpoint: str) -> frozenset[str] | None:
     """Names READY in the server's repository index; None when the index cannot be read."""
     try:

@@ -23,7 +23,7 @@ from services.allocator.adapters.metrics import AllocatorMetrics
 from services.allocator.adapters.orm import gpu_price, inbox, outbox, placement, scaling_action, server
 from services.allocator.domain.allocation import PoolKey
 from services.allocator.domain.fleet import FleetConfig, ModelRequirement, Pool
-from services.allocator.domain.reconciliation import ActionOnRecord, PoolAccount, ServerOnRecord
+from services.allocator.domain.reconciliation import ActionOnRecord, PoolAccount, RegisteredServer, ServerOnRecord
 from services.allocator.domain.records import ActionRecord, PendingSteps, PlacementRecord, ServerRecord
 from services.allocator.domain.scaling import Server, StartServer
 from shared import unit_of_work as shared_uow
@@ -134,6 +134,18 @@ class AllocatorRepository(Protocol):
 
     async def raise_alert(self, alert: AlertChanged) -> None:
         """Queue an alert (fired or resolved) on the alerts topic, with the transaction."""
+
+    async def register_server(self, server_id: str, endpoint: str, region: str) -> None:
+        """Watch a server someone else announced on the allocations topic."""
+
+    async def forget_registered(self, server_id: str) -> None:
+        """Stop watching a registered server."""
+
+    async def registered_servers(self, limit: int) -> list[RegisteredServer]:
+        """Registered servers, the oldest unanswered first."""
+
+    async def mark_unanswered(self, server_ids: list[str], since: bool) -> None:
+        """Start (since=True) or clear registered servers' unanswered clocks."""
 
 
 class UnitOfWork(shared_uow.UnitOfWork[AllocatorRepository], Protocol):
@@ -340,6 +352,22 @@ class SqlAllocatorRepository:
     async def raise_alert(self, alert: AlertChanged) -> None:
         """Queue an alert (fired or resolved) on the alerts topic, with the transaction."""
         await add_to_outbox(self.session, outbox, ALERTS, alert, key=alert.alert_id)
+
+    async def register_server(self, server_id: str, endpoint: str, region: str) -> None:
+        """Watch a server someone else announced on the allocations topic."""
+        await control.register_server(self.session, server_id, endpoint, region)
+
+    async def forget_registered(self, server_id: str) -> None:
+        """Stop watching a registered server."""
+        await control.forget_registered(self.session, server_id)
+
+    async def registered_servers(self, limit: int) -> list[RegisteredServer]:
+        """Registered servers, the oldest unanswered first."""
+        return await control.registered_servers(self.session, limit)
+
+    async def mark_unanswered(self, server_ids: list[str], since: bool) -> None:
+        """Start (since=True) or clear registered servers' unanswered clocks."""
+        await control.mark_unanswered(self.session, server_ids, since)
 
 
 class SqlUnitOfWork(shared_uow.SqlUnitOfWork[AllocatorRepository]):

@@ -294,3 +294,41 @@ def conservation_violations(pools: Iterable[PoolAccount]) -> list[str]:
                 f" counters {p.available}/{p.reserved}/{counted_allocated}"
             )
     return problems
+
+
+@dataclass(frozen=True)
+class RegisteredServer:
+    """A server someone else announced on the allocations topic, and since when it has not answered."""
+
+    server_id: str
+    endpoint: str
+    region: str
+    unanswered_since: datetime | None
+
+
+@dataclass(frozen=True)
+class Retirement:
+    """What to do with registered servers after a round of asking them: retire, start or stop the clock."""
+
+    retire: tuple[RegisteredServer, ...] = ()
+    unanswered: tuple[str, ...] = ()  # start their clock
+    answered: tuple[str, ...] = ()  # clear their clock
+
+
+def retirements(
+    registered: Sequence[RegisteredServer], answering: Mapping[str, bool], now: datetime, retire_after_s: float
+) -> Retirement:
+    """Retire registered servers that have not answered for `retire_after_s`, whoever registered them."""
+    retire, unanswered, answered = [], [], []
+    for server in registered:
+        ok = answering.get(server.server_id)
+        if ok is None:
+            continue  # not asked this round
+        if ok:
+            if server.unanswered_since is not None:
+                answered.append(server.server_id)
+        elif server.unanswered_since is None:
+            unanswered.append(server.server_id)
+        elif (now - server.unanswered_since).total_seconds() >= retire_after_s:
+            retire.append(server)
+    return Retirement(tuple(retire), tuple(unanswered), tuple(answered))

@@ -20,12 +20,13 @@ fails is logged and tried again next round; one failing never stops the others.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 import uuid
 from dataclasses import dataclass, field
 
-from services.allocator.adapters.provisioner import ProvisioningError
+from services.allocator.adapters.provisioner import ProvisioningError, server_answers
 from services.allocator.domain.reconciliation import (
     ConfirmPlacement,
     DropPlacement,
@@ -43,6 +44,7 @@ from services.allocator.domain.reconciliation import (
     UnloadStray,
     conservation_violations,
     reconcile_servers,
+    retirements,
     stuck_actions,
     unowned,
 )
@@ -66,6 +68,7 @@ from shared.leader import leading
 log = logging.getLogger(__name__)
 LOCK = "allocator.reconciler"
 CONSUMER = "allocator.reconciler"  # the inbox name of the actions the reconciler plans itself
+RETIRE_BATCH = 100  # registered servers asked per round (a dead one refuses at once; a lost host takes 2 s)
 
 
 @dataclass
@@ -115,6 +118,7 @@ class Reconciler:
         for repair in repairs:
             await self._apply(repair, made)
         await self._books(made)
+        await self._retire(made)
         return made
 
     async def _apply(self, repair: Repair, made: dict[str, int]) -> None:
@@ -305,6 +309,34 @@ class Reconciler:
             )
         )
         return "model_unloaded"
+
+    async def _retire(self, made: dict[str, int]) -> None:
+        """Release servers others registered that have not answered for `retire_after_s`."""
+        async with self.allocator.units.transaction() as repo:
+            registered = await repo.registered_servers(RETIRE_BATCH)
+            now = await repo.now()
+        if not registered:
+            return
+        answers = await asyncio.gather(*(server_answers(s.endpoint) for s in registered))
+        answering = {s.server_id: ok for s, ok in zip(registered, answers, strict=True)}
+        limit = self.allocator.settings.retire_after_s
+        decision = retirements(registered, answering, now, limit)
+        async with self.allocator.units.transaction() as repo:
+            await repo.mark_unanswered(list(decision.unanswered), since=True)
+            await repo.mark_unanswered(list(decision.answered), since=False)
+            for server in decision.retire:
+                await repo.forget_registered(server.server_id)
+                released = ServerReleased(source="allocator", server_id=server.server_id, region=server.region)
+                await repo.announce(released, key=server.server_id)
+                reason = f"registered by another party, not answering at {server.endpoint} for over {limit:.0f} s"
+                retired = FleetRepaired(
+                    source="allocator", repair="server_retired", reason=reason, region=server.region,
+                    server_id=server.server_id,
+                )  # fmt: skip
+                await repo.announce(retired, key=server.server_id)
+        if decision.retire:
+            made["server_retired"] = made.get("server_retired", 0) + len(decision.retire)
+            self.allocator.metrics.repairs.labels("server_retired").inc(len(decision.retire))
 
     async def _books(self, made: dict[str, int]) -> None:
         """Return GPUs leaked to servers that are not live, then check every pool's books balance."""

@@ -27,7 +27,7 @@ FAST = {"reconcile_interval_s": 1.0, "dead_after_s": 2.0, "orphan_grace_s": 2.0}
 async def test_a_sigkilled_server_is_released_and_its_model_placed_again(test_fleet, kafka_bootstrap):
     settings = test_fleet.settings.model_copy(update=FAST)
     region, model = test_fleet.region, test_fleet.echo
-    await start_group_at_end(kafka_bootstrap, settings.group_id, SCALING_ACTIONS.name, PRICES.name)
+    await start_group_at_end(kafka_bootstrap, settings.group_id, SCALING_ACTIONS.name, PRICES.name, ALLOCATIONS.name)
     service = create_app(settings)[1]
     up = request(model, region, ActionKind.SCALE_UP, 1)
     async with serving(service):

@@ -72,7 +72,7 @@ async def servers_of(runtime: Any, prefix: str) -> list[Any]:
 
 async def test_scale_up_starts_a_server_that_answers_and_unload_stops_it(test_fleet, kafka_bootstrap):
     settings, region, model = test_fleet.settings, test_fleet.region, test_fleet.echo
-    await start_group_at_end(kafka_bootstrap, settings.group_id, SCALING_ACTIONS.name, PRICES.name)
+    await start_group_at_end(kafka_bootstrap, settings.group_id, SCALING_ACTIONS.name, PRICES.name, ALLOCATIONS.name)
     service = create_app(settings)[1]
     runtime = service.runtime
     up = request(model, region, ActionKind.SCALE_UP, 2)
@@ -130,7 +130,7 @@ async def test_scale_up_starts_a_server_that_answers_and_unload_stops_it(test_fl
 
 async def test_failures_say_why_and_give_the_gpus_back(test_fleet, kafka_bootstrap):
     settings, region = test_fleet.settings, test_fleet.region
-    await start_group_at_end(kafka_bootstrap, settings.group_id, SCALING_ACTIONS.name, PRICES.name)
+    await start_group_at_end(kafka_bootstrap, settings.group_id, SCALING_ACTIONS.name, PRICES.name, ALLOCATIONS.name)
     service = create_app(settings)[1]
     runtime = service.runtime
     ghost = request(test_fleet.ghost, region, ActionKind.SCALE_UP, 1)
@@ -157,7 +157,7 @@ async def test_an_action_cut_short_after_planning_is_carried_on_when_redelivered
     from services.allocator.use_cases import planning
 
     settings, region = test_fleet.settings, test_fleet.region
-    await start_group_at_end(kafka_bootstrap, settings.group_id, SCALING_ACTIONS.name, PRICES.name)
+    await start_group_at_end(kafka_bootstrap, settings.group_id, SCALING_ACTIONS.name, PRICES.name, ALLOCATIONS.name)
     up = request(test_fleet.echo, region, ActionKind.PRELOAD, 1)
     # A first delivery that planned and took the GPUs, then died before starting the server.
     _app, first = create_app(settings)
@@ -181,7 +181,7 @@ async def test_an_action_cut_short_after_planning_is_carried_on_when_redelivered
 
 async def test_published_prices_set_the_cost_of_new_servers(test_fleet, kafka_bootstrap):
     settings, region = test_fleet.settings, test_fleet.region
-    await start_group_at_end(kafka_bootstrap, settings.group_id, SCALING_ACTIONS.name, PRICES.name)
+    await start_group_at_end(kafka_bootstrap, settings.group_id, SCALING_ACTIONS.name, PRICES.name, ALLOCATIONS.name)
     service = create_app(settings)[1]
     runtime = service.runtime
     prices = PricesPublished(

@@ -27,6 +27,7 @@ from services.allocator.domain.reconciliation import (
     ActionOnRecord,
     PlacementOnRecord,
     PoolAccount,
+    RegisteredServer,
     ServerObserved,
     ServerOnRecord,
 )
@@ -52,6 +53,7 @@ class FakeState:
     inbox: set[tuple[str, uuid.UUID]] = field(default_factory=set)
     outbox: list[tuple[Event, str]] = field(default_factory=list)
     alerts: list[AlertChanged] = field(default_factory=list)
+    registered: dict[str, RegisteredServer] = field(default_factory=dict)  # servers others announced
     clock: datetime = EPOCH  # the database's clock: tests move it with `advance`
     created: int = 0  # actions recorded so far: orders actions recorded at one clock reading
 
@@ -318,6 +320,21 @@ class FakeRepository:
                     rows[g["state"]] = rows.get(g["state"], 0) + 1
             accounts.append(PoolAccount(region, gpu_type, pool.total, pool.available, pool.reserved, rows))
         return accounts
+
+    async def register_server(self, server_id: str, endpoint: str, region: str) -> None:
+        self.state.registered[server_id] = RegisteredServer(server_id, endpoint, region, None)
+
+    async def forget_registered(self, server_id: str) -> None:
+        self.state.registered.pop(server_id, None)
+
+    async def registered_servers(self, limit: int) -> list[RegisteredServer]:
+        return list(self.state.registered.values())[:limit]
+
+    async def mark_unanswered(self, server_ids: list[str], since: bool) -> None:
+        for sid in server_ids:
+            self.state.registered[sid] = replace(
+                self.state.registered[sid], unanswered_since=self.state.clock if since else None
+            )
 
     async def stray_gpu_holders(self) -> list[str]:
         live = {sid for sid, row in self.state.servers.items() if row["state"] in LIVE}

@@ -301,6 +301,43 @@ async def test_books_that_do_not_balance_fire_an_alert_once_and_resolve_it(fleet
     assert [a.state for a in uow.state.alerts] == [AlertState.FIRING, AlertState.RESOLVED]
 
 
+async def test_a_server_someone_else_registered_is_retired_once_it_stops_answering(fleet, monkeypatch):
+    from services.allocator.use_cases import reconciling, registrations
+    from shared.events import ServerAllocated, ServerReleased
+
+    allocator, uow = fleet
+    answering = {"bench-1:8000": True, "bench-2:8000": False}
+
+    async def answers(endpoint: str) -> bool:
+        return answering[endpoint]
+
+    monkeypatch.setattr(reconciling, "server_answers", answers)
+    for n in (1, 2):
+        announced = ServerAllocated(
+            source="bench", server_id=f"bench-{n}", endpoint=f"bench-{n}:8000", metrics_url="", region=REGION,
+            gpu_type="a100_80gb", cost_per_hour=1.0,
+        )  # fmt: skip
+        await registrations.record_registration(allocator, "allocator.on_server_registered", announced)
+    ours = ServerAllocated(
+        source="allocator", server_id="t-test-1-00", endpoint="x:1", metrics_url="", region=REGION,
+        gpu_type="a100_80gb", cost_per_hour=1.0,
+    )  # fmt: skip
+    await registrations.record_registration(allocator, "allocator.on_server_registered", ours)
+    assert set(uow.state.registered) == {"bench-1", "bench-2"}  # its own servers it knows from its tables
+
+    reconciler = Reconciler(allocator)
+    await reconciler.reconcile()  # bench-2's clock starts
+    uow.state.advance(allocator.settings.retire_after_s + 1)
+    await reconciler.reconcile()
+    released = [e.server_id for e in uow.events if isinstance(e, ServerReleased)]
+    assert released == ["bench-2"] and set(uow.state.registered) == {"bench-1"}
+    assert repairs(uow) == ["server_retired"]
+
+    gone = ServerReleased(source="bench", server_id="bench-1", region=REGION)
+    await registrations.record_registration(allocator, "allocator.on_server_registered", gone)
+    assert uow.state.registered == {}
+
+
 # GPU conservation under any sequence of actions, failures and repairs
 
 STEPS = st.lists(

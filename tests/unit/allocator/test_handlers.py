@@ -9,7 +9,7 @@ import pytest
 from faststream.kafka import KafkaBroker, TestKafkaBroker
 
 from services.allocator import handlers
-from shared.events import PRICES, SCALING_ACTIONS, DeadLettered, Topic
+from shared.events import ALLOCATIONS, PRICES, SCALING_ACTIONS, DeadLettered, Topic
 from tests.support import sample_events
 from tests.support.wiring import (
     FakeApp,
@@ -44,7 +44,9 @@ class Wired:
     def __init__(self, monkeypatch: pytest.MonkeyPatch, planned: bool = True) -> None:
         self.plan_action = UseCase(result=planned)
         self.record_prices = UseCase()
+        self.record_registration = UseCase()
         monkeypatch.setattr(handlers.planning, "plan_action", self.plan_action)
+        monkeypatch.setattr(handlers.registrations, "record_registration", self.record_registration)
         monkeypatch.setattr(handlers.prices, "record_prices", self.record_prices)
         self.broker: KafkaBroker = wiring_broker()
         self.letters: list[DeadLettered] = dead_letters(self.broker)
@@ -99,7 +101,15 @@ async def test_published_prices_are_recorded(monkeypatch):
     assert wired.plan_action.calls == []
 
 
-@pytest.mark.parametrize("topic", [SCALING_ACTIONS, PRICES], ids=lambda t: t.name)
+async def test_servers_announced_on_the_allocations_topic_are_recorded_for_the_reconciler(monkeypatch):
+    wired = Wired(monkeypatch)
+    event = sample_events.server_allocated()
+    async with TestKafkaBroker(wired.broker) as br:
+        await publish(br, ALLOCATIONS, event)
+    assert wired.record_registration.calls == [(wired.app.allocator, "allocator.on_server_registered", event)]
+
+
+@pytest.mark.parametrize("topic", [SCALING_ACTIONS, PRICES, ALLOCATIONS], ids=lambda t: t.name)
 async def test_an_unreadable_message_is_dead_lettered(monkeypatch, topic: Topic):
     wired = Wired(monkeypatch)
     async with TestKafkaBroker(wired.broker) as br:
