@@ -78,14 +78,20 @@ async def test_a_monitor_run_leaves_no_targets_windows_or_alerts_and_others_stay
                 )
             )  # fmt: skip
 
-    await forget_monitor_run(sessions, run)
+    try:
+        await forget_monitor_run(sessions, run)
 
-    for prefix, kept in ((run, 0), (other, 1)):
-        targets, states = monitor.scrape_target.c, monitor.alert_state.c
-        assert await count(sessions, monitor.scrape_target, targets.server_id.like(f"{prefix}%")) == kept
-        assert await count(sessions, monitor.alert_state, states.scope_key.like(f"%={prefix}%")) == 2 * kept
-        assert await count(sessions, monitor.demand_window, monitor.demand_window.c.model_id.like(f"{prefix}%")) == kept
-        assert await count(sessions, monitor.alert_history, monitor.alert_history.c.alert_id == f"x/{prefix}") == kept
+        for prefix, kept in ((run, 0), (other, 1)):
+            targets, states = monitor.scrape_target.c, monitor.alert_state.c
+            assert await count(sessions, monitor.scrape_target, targets.server_id.like(f"{prefix}%")) == kept
+            assert await count(sessions, monitor.alert_state, states.scope_key.like(f"%={prefix}%")) == 2 * kept
+            windows = monitor.demand_window.c.model_id.like(f"{prefix}%")
+            assert await count(sessions, monitor.demand_window, windows) == kept
+            history = monitor.alert_history.c.alert_id == f"x/{prefix}"
+            assert await count(sessions, monitor.alert_history, history) == kept
+    finally:  # the kept rows too: a monitor on the shared stack would scrape the target and alert on it
+        await forget_monitor_run(sessions, other)
+        await forget_monitor_run(sessions, run)
 
 
 async def test_a_gateway_run_leaves_no_tenant_key_or_usage(sessions_of):
@@ -107,7 +113,7 @@ async def test_a_gateway_run_leaves_no_tenant_key_or_usage(sessions_of):
             await session.execute(gateway.inflight.insert().values(subject=subject, requests=0))
             await session.execute(gateway.lease.insert().values(request_id="r1", subject=subject, expires_at=NOW))
 
-    await forget_gateway_tenant(sessions, tenant_id, key_id)
+    await forget_gateway_tenant(sessions, tenant_id, key_id)  # also what cleans up after this test
 
     assert await count(sessions, gateway.tenant, gateway.tenant.c.tenant_id == tenant_id) == 0
     assert await count(sessions, gateway.api_key, gateway.api_key.c.key_id == key_id) == 0
