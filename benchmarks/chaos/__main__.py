@@ -1,4 +1,5 @@
-"""`python -m benchmarks.chaos [--quick] [--seed N]`: the chaos suite; its last line is one JSON object."""
+"""`python -m benchmarks.chaos [--quick] [--seed N]`: the chaos suite (request path and control path);
+its last line is one JSON object."""
 
 from __future__ import annotations
 
@@ -15,17 +16,17 @@ from typing import Any
 
 from benchmarks.chaos.report import summary
 from benchmarks.chaos.run import Options, execute
-from benchmarks.chaos.schedule import DEFAULT, QUICK, plan
+from benchmarks.chaos.schedule import CONTROL, DEFAULT, QUICK, plan
 
 
 def parse(argv: list[str]) -> tuple[Options, bool]:
     """Options from the command line, and whether only the plan is wanted."""
     parser = argparse.ArgumentParser(prog="python -m benchmarks.chaos", description=__doc__)
     parser.add_argument("--seed", type=int, default=None, help="fault schedule and poison seed (default: random)")
-    parser.add_argument("--quick", action="store_true", help="shorter outages, each fault once: ~6 minutes")
+    parser.add_argument("--quick", action="store_true", help="shorter outages, each fault once: ~7 minutes")
     parser.add_argument("--rate", type=float, default=50.0, help="steady requests per second (default 50)")
     parser.add_argument("--drain-s", type=float, default=None, help="longest wait for owed results (120; quick 60)")
-    parser.add_argument("--budget-s", type=float, default=None, help="whole run's limit in s (900; quick 480)")
+    parser.add_argument("--budget-s", type=float, default=None, help="whole run's limit in s (900; quick 540)")
     parser.add_argument("--folder", type=Path, default=None, help="run folder (default reports/chaos-<UTC time>)")
     parser.add_argument("--plan", action="store_true", help="print the fault schedule and exit")
     args = parser.parse_args(argv)
@@ -36,7 +37,7 @@ def parse(argv: list[str]) -> tuple[Options, bool]:
         profile=QUICK if args.quick else DEFAULT,
         rate=args.rate,
         drain_s=args.drain_s if args.drain_s is not None else (60.0 if args.quick else 120.0),
-        budget_s=args.budget_s if args.budget_s is not None else (480.0 if args.quick else 900.0),
+        budget_s=args.budget_s if args.budget_s is not None else (540.0 if args.quick else 900.0),
         folder=args.folder,
     )
     return options, args.plan
@@ -60,7 +61,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"seed {options.seed}; planned fault phase {schedule.phase_s:.0f} s:", flush=True)
     for fault in schedule.faults:
         extra = f" {fault.duration_s:.0f} s" if fault.duration_s else ""
-        print(f"  {fault.at_s:7.1f}s {fault.kind.value}{extra} {fault.detail}".rstrip(), flush=True)
+        track = "  [control]" if fault.kind in CONTROL else ""
+        print(f"  {fault.at_s:7.1f}s {fault.kind.value}{extra} {fault.detail}{track}".rstrip(), flush=True)
     if only_plan:
         return 0
     started = time.monotonic()

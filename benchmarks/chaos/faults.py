@@ -5,9 +5,9 @@ from __future__ import annotations
 import asyncio
 import signal
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from benchmarks.chaos.routers import RouterFleet
 from benchmarks.chaos.schedule import INSTANT, Fault, FaultKind
@@ -38,23 +38,17 @@ class Injected:
         return found
 
 
-class Injector:
-    """Runs faults in order; outages one after another, poison and overload whenever they are due."""
+class Track:
+    """Runs one track's faults in order, each at its planned time or after the previous one ends."""
 
-    def __init__(self, stack: ChaosStack, routers: RouterFleet, driver: Driver, t0: float, limit: float) -> None:
-        self.stack, self.routers, self.driver = stack, routers, driver
+    def __init__(self, t0: float, limit: float) -> None:
         self.t0, self.limit = t0, limit  # limit: monotonic time after which no new fault starts
         self.injected: list[Injected] = []
         self.skipped: list[dict[str, Any]] = []
-        self._tags = 0
 
     def now(self) -> float:
         """Seconds since the fault phase began."""
         return round(time.monotonic() - self.t0, 1)
-
-    def outages(self) -> list[tuple[float, float]]:
-        """Real windows of the outages (instant faults excluded), for the stall count."""
-        return [(i.at_s, i.end_s) for i in self.injected if i.kind not in INSTANT]
 
     async def run_all(self, faults: Sequence[Fault], expected_s: dict[FaultKind, float]) -> None:
         """Run `faults` in order, each at its planned time or after the previous one ends (3 s apart)."""
@@ -75,6 +69,40 @@ class Injector:
                 record.end_s = self.now()
             print(f"[{record.end_s:7.1f}s] done   {fault.kind.value} {'; '.join(record.notes)}", flush=True)
             earliest = record.end_s + (3.0 if fault.kind not in INSTANT else 0.0)
+
+    async def _do(self, fault: Fault, record: Injected) -> None:
+        raise NotImplementedError
+
+
+class PostgresCompanion(Protocol):
+    """What the control path does around the shared PostgreSQL outage (a scale-up in flight)."""
+
+    async def before_postgres_down(self, record: Injected) -> Callable[[], None]:
+        """Put a scale-up in flight; return what lets it go on once PostgreSQL is down."""
+        ...
+
+    async def after_postgres_up(self, record: Injected) -> None:
+        """Note what became of that scale-up."""
+        ...
+
+
+class Injector(Track):
+    """Runs faults in order; outages one after another, poison and overload whenever they are due.
+
+    `exclusive` is held through every Kafka and PostgreSQL outage; the control track holds it
+    through each of its faults, so the two never overlap even when a fault runs late.
+    """
+
+    def __init__(self, stack: ChaosStack, routers: RouterFleet, driver: Driver, t0: float, limit: float) -> None:
+        super().__init__(t0, limit)
+        self.stack, self.routers, self.driver = stack, routers, driver
+        self.exclusive = asyncio.Lock()
+        self.companion: PostgresCompanion | None = None
+        self._tags = 0
+
+    def outages(self) -> list[tuple[float, float]]:
+        """Real windows of the outages (instant faults excluded), for the stall count."""
+        return [(i.at_s, i.end_s) for i in self.injected if i.kind not in INSTANT]
 
     async def _do(self, fault: Fault, record: Injected) -> None:
         handlers = {
@@ -114,6 +142,10 @@ class Injector:
         record.notes.append("it left on SIGTERM" if clean else "it did not stop on SIGTERM (killed)")
 
     async def _kafka_down(self, fault: Fault, record: Injected) -> None:
+        async with self.exclusive:
+            await self._kafka_outage(fault, record)
+
+    async def _kafka_outage(self, fault: Fault, record: Injected) -> None:
         self.driver.open.clear()
         try:
             await asyncio.to_thread(self.stack.kafka_down, fault.detail == "SIGKILL")
@@ -125,8 +157,21 @@ class Injector:
             self.driver.open.set()
 
     async def _postgres_down(self, fault: Fault, record: Injected) -> None:
+        async with self.exclusive:
+            let_go = await self.companion.before_postgres_down(record) if self.companion else None
+            try:
+                await self._postgres_outage(fault, record, let_go)
+            finally:
+                if let_go is not None:
+                    let_go()  # also when stopping PostgreSQL failed
+            if self.companion is not None:
+                await self.companion.after_postgres_up(record)
+
+    async def _postgres_outage(self, fault: Fault, record: Injected, let_go: Callable[[], None] | None) -> None:
         down_at = time.monotonic()
         await asyncio.to_thread(self.stack.postgres_down)
+        if let_go is not None:
+            let_go()
         try:
             await asyncio.sleep(fault.offset_s)
             slot = self.routers.slots["a"]

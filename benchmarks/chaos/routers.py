@@ -1,7 +1,8 @@
-"""Router processes of the run: started as deploy/local/services.py starts them, killed and restarted by pid.
+"""Service processes of the run (routers, and the control path's allocators): started as
+deploy/local/services.py starts them, killed and restarted by pid.
 
-A small supervisor stands in for the process manager of a real deployment: a router that exits on
-its own is counted and started again (with a backoff). It also samples every router's VmRSS.
+A small supervisor stands in for the process manager of a real deployment: a service that exits on
+its own is counted and started again (with a backoff). It also samples every process's VmRSS.
 """
 
 from __future__ import annotations
@@ -52,7 +53,7 @@ def router_settings(triton_endpoint: str, instance_id: str) -> dict[str, str]:
 
 @dataclass
 class Slot:
-    """One router replica: wanted or not, under a fault's hands or not, its current process."""
+    """One replica: wanted or not, under a fault's hands or not, its current process."""
 
     name: str
     desired: bool = False
@@ -68,41 +69,52 @@ class Slot:
         return self.process is not None and self.process.poll() is None
 
 
-class RouterFleet:
-    """The run's router processes (slot "a" always wanted, "b" the replica that joins and leaves)."""
+class ServiceFleet:
+    """Replicas of one service (`python -m services.<service>`), slot "a" the usual one, "b" one that joins."""
 
-    def __init__(self, stack: Mapping[str, Any], paths: StackPaths, triton_endpoint: str) -> None:
-        self._stack, self._paths, self._endpoint = stack, paths, triton_endpoint
+    service = ""
+    metrics_base_port = METRICS_BASE_PORT
+
+    def __init__(self, stack: Mapping[str, Any], paths: StackPaths) -> None:
+        self._stack, self._paths = stack, paths
         self.slots = {name: Slot(name) for name in ("a", "b")}
         self.unexpected_exits: list[dict[str, Any]] = []
         self.max_rss_mb = 0.0
         self.t0 = time.monotonic()
 
+    def settings(self, slot: Slot) -> dict[str, str]:
+        """The service's own `LLMFLEET_<SERVICE>_*` settings for a slot."""
+        raise NotImplementedError
+
     def _env(self, slot: Slot) -> dict[str, str]:
-        settings = router_settings(self._endpoint, f"chaos-{slot.name}")
-        env = services.service_env("router", self._stack, GROUP_PREFIX, slot.metrics_port, settings)
+        env = services.service_env(self.service, self._stack, GROUP_PREFIX, slot.metrics_port, self.settings(slot))
         env |= {"LLMFLEET_RUN_DIR": str(self._paths.run), "LLMFLEET_CACHE": str(self._paths.cache)}
         return {**os.environ, **env}
 
     def migrate(self) -> None:
-        """Run the router's migration job once (services do not migrate at start)."""
+        """Run the service's migration job once (services do not migrate at start)."""
         env = self._env(self.slots["a"])
-        log = self._paths.logs / "router-migrate.log"
+        log = self._paths.logs / f"{self.service}-migrate.log"
         with log.open("ab") as out:
-            subprocess.run(
-                [sys.executable, "-m", "services.router", "migrate"], stdout=out, stderr=out, env=env, check=True
+            subprocess.run(  # noqa: S603 - this interpreter, one of our own modules
+                [sys.executable, "-m", f"services.{self.service}", "migrate"],
+                stdout=out,
+                stderr=out,
+                env=env,
+                check=True,
+                cwd=REPO_ROOT,
             )
 
     def spawn(self, name: str) -> int:
-        """Start the slot's router now (same command, environment and session as `services.start`)."""
+        """Start the slot's process now (same command, environment and session as `services.start`)."""
         slot = self.slots[name]
         slot.desired = True
         if not slot.metrics_port or not port_is_free(slot.metrics_port):
-            slot.metrics_port = free_port(METRICS_BASE_PORT + ord(name) - ord("a"))
-        log = self._paths.logs / f"router-{name}.log"
+            slot.metrics_port = free_port(self.metrics_base_port + ord(name) - ord("a"))
+        log = self._paths.logs / f"{self.service}-{name}.log"
         with log.open("ab") as out:
-            slot.process = subprocess.Popen(
-                [sys.executable, "-m", "services.router"],
+            slot.process = subprocess.Popen(  # noqa: S603 - this interpreter, one of our own modules
+                [sys.executable, "-m", f"services.{self.service}"],
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
@@ -114,28 +126,30 @@ class RouterFleet:
         slot.pids.append(slot.process.pid)
         return slot.process.pid
 
-    async def ready(self, name: str, timeout: float = 90.0) -> bool:
-        """Wait until the slot's router serves /metrics (it has migrated and started); False if it died."""
+    async def ready(self, name: str, timeout: float = 90.0, path: str = "/metrics") -> bool:
+        """Wait until the slot's process answers `path` with 200 (it has started); False if it died."""
         slot = self.slots[name]
         deadline = time.monotonic() + timeout
-        url = f"http://127.0.0.1:{slot.metrics_port}/metrics"
+        url = f"http://127.0.0.1:{slot.metrics_port}{path}"
         while time.monotonic() < deadline and slot.alive():
             if await asyncio.to_thread(_answers, url):
                 return True
             await asyncio.sleep(0.5)
         return False
 
-    def kill(self, name: str) -> None:
-        """SIGKILL the slot's router (its process group) and reap it."""
+    def kill(self, name: str) -> bool:
+        """SIGKILL the slot's process group and reap it; True when it was running."""
         slot = self.slots[name]
-        if slot.process is not None and slot.alive():
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(slot.process.pid, signal.SIGKILL)
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                slot.process.wait(timeout=15)
+        if slot.process is None or not slot.alive():
+            return False
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(slot.process.pid, signal.SIGKILL)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            slot.process.wait(timeout=15)
+        return True
 
     async def terminate(self, name: str, timeout: float = services.STOP_TIMEOUT) -> bool:
-        """SIGTERM the slot's router (it drains and commits), SIGKILL after `timeout`; True if it stopped by itself."""
+        """SIGTERM the slot's process group, SIGKILL after `timeout`; True if it stopped by itself."""
         slot = self.slots[name]
         slot.desired = False
         process = slot.process
@@ -151,7 +165,7 @@ class RouterFleet:
             return False
 
     async def supervise(self, stop: asyncio.Event) -> None:
-        """Once a second: sample RSS; restart a wanted router that exited by itself (counted), with backoff."""
+        """Once a second: sample RSS; restart a wanted process that exited by itself (counted), with backoff."""
         while not stop.is_set():
             for slot in self.slots.values():
                 if slot.alive() and slot.process is not None:
@@ -166,15 +180,29 @@ class RouterFleet:
                     continue
                 rc = slot.process.poll()
                 at = round(time.monotonic() - self.t0, 1)
-                self.unexpected_exits.append({"router": slot.name, "rc": rc, "at_s": at})
-                print(f"[{at:7.1f}s] router {slot.name} exited by itself (rc {rc}); restarting it", flush=True)
+                self.unexpected_exits.append({self.service: slot.name, "rc": rc, "at_s": at})
+                print(f"[{at:7.1f}s] {self.service} {slot.name} exited by itself (rc {rc}); restarting it", flush=True)
                 slot.failures += 1
                 self.spawn(slot.name)
             await asyncio.sleep(1.0)
 
-    async def stop_all(self) -> None:
-        """SIGTERM every router this run started (by pid), SIGKILL the ones still running after the timeout."""
-        await asyncio.gather(*(self.terminate(name) for name in self.slots))
+    async def stop_all(self, timeout: float = services.STOP_TIMEOUT) -> None:
+        """SIGTERM every process of this fleet (by pid), SIGKILL the ones still running after the timeout."""
+        await asyncio.gather(*(self.terminate(name, timeout) for name in self.slots))
+
+
+class RouterFleet(ServiceFleet):
+    """The run's router processes (slot "a" always wanted, "b" the replica that joins and leaves)."""
+
+    service = "router"
+
+    def __init__(self, stack: Mapping[str, Any], paths: StackPaths, triton_endpoint: str) -> None:
+        super().__init__(stack, paths)
+        self._endpoint = triton_endpoint
+
+    def settings(self, slot: Slot) -> dict[str, str]:
+        """One static Triton server, tracing off, no cold starts."""
+        return router_settings(self._endpoint, f"chaos-{slot.name}")
 
 
 def _answers(url: str) -> bool:

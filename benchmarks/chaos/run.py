@@ -1,4 +1,5 @@
-"""One chaos run: its own stack, the router, steady traffic, the faults, the drain and the count."""
+"""One chaos run: its own stack, the router and the allocator, steady traffic, the faults (request path and
+control path, on two tracks), the drain and the count."""
 
 from __future__ import annotations
 
@@ -11,10 +12,12 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.chaos import poison
+from benchmarks.chaos.control_faults import ControlInjector, ControlPath, ControlWatch
+from benchmarks.chaos.control_tally import ControlFigures
 from benchmarks.chaos.faults import Injector
 from benchmarks.chaos.report import figures
 from benchmarks.chaos.routers import RouterFleet
-from benchmarks.chaos.schedule import INSTANT, Profile, Schedule
+from benchmarks.chaos.schedule import CONTROL, INSTANT, Profile, Schedule
 from benchmarks.chaos.stack import ChaosStack, chaos_paths
 from benchmarks.chaos.traffic import Driver, Ledger, Recorder
 from benchmarks.chaos.watch import OffsetWatch
@@ -51,6 +54,10 @@ class ChaosRun:
         self.stack = ChaosStack(chaos_paths(self.folder))
         self.routers: RouterFleet | None = None
         self.ledger = Ledger()
+        self.control: ControlPath | None = None
+        self.control_injector: ControlInjector | None = None
+        self.control_figures: ControlFigures | None = None
+        self.control_error: str | None = None
 
     def deadline(self) -> float:
         """Monotonic time by which the run must be tearing down."""
@@ -66,8 +73,10 @@ class ChaosRun:
         self.routers = RouterFleet(self.stack.info, self.stack.paths, str(self.stack.triton["http_url"]))
         self.routers.migrate()
         self.routers.spawn("a")
+        control_ready = asyncio.create_task(self._start_control())
         if not await self.routers.ready("a"):
             raise RuntimeError(f"the router did not start; see {self.stack.paths.logs / 'router-a.log'}")
+        await control_ready
         driver = Driver(self.stack.bootstrap, self.ledger, random.Random(self.options.seed))
         recorder = Recorder(self.stack.bootstrap, self.ledger)
         await driver.start()
@@ -78,36 +87,85 @@ class ChaosRun:
             await driver.stop()
             await recorder.stop()
 
+    async def _start_control(self) -> None:
+        """Migrate and start the allocator; a failure is reported (the request path still runs)."""
+        self.control = ControlPath(self.stack, self.folder, self.options.profile, self.options.seed)
+        try:
+            await self.control.start()
+            if not await self.control.serving():
+                raise RuntimeError(f"the allocator did not start; see {self.stack.paths.logs / 'allocator-a.log'}")
+        except Exception as error:  # the control part is then reported as broken; the request path goes on
+            self.control_error = repr(error)[:600]
+            print(f"control path not started: {self.control_error}", flush=True)
+
     async def _phase(self, driver: Driver) -> dict[str, Any]:
         assert self.routers is not None
         t0 = time.monotonic()
         self.routers.t0 = t0
         print(f"stack up in {t0 - self.started:.0f} s; fault phase of {self.schedule.phase_s:.0f} s begins", flush=True)
-        stop_traffic, stop_watch = asyncio.Event(), asyncio.Event()
+        stop_traffic, stop_watch, stop_control = asyncio.Event(), asyncio.Event(), asyncio.Event()
         watch = OffsetWatch(self.stack.bootstrap, self.ledger, t0)
         limit = self.deadline() - min(self.options.drain_s, 60.0)
         injector = Injector(self.stack, self.routers, driver, t0, limit)
         expected = self.options.profile.allowance_s
-        outages = [f for f in self.schedule.faults if f.kind not in INSTANT]
+        outages = [f for f in self.schedule.faults if f.kind not in INSTANT | CONTROL]
         instants = [f for f in self.schedule.faults if f.kind in INSTANT]
+        tracks = [injector.run_all(outages, expected), injector.run_all(instants, expected)]
         background = [
             asyncio.create_task(driver.steady(self.options.rate, stop_traffic)),
             asyncio.create_task(watch.run(stop_watch)),
             asyncio.create_task(self.routers.supervise(stop_watch)),
             asyncio.create_task(self._progress(t0, watch, driver, stop_watch)),
         ]
+        control = self.control if self.control_error is None else None
+        if control is not None:
+            control.fleet.t0 = t0
+            control.watch = ControlWatch(control.probe, self.stack, t0)
+            settle = self.options.profile.settle_s
+            self.control_injector = ControlInjector(control, t0, self.deadline() - settle - 5.0, injector.exclusive)
+            injector.companion = control
+            tracks.append(
+                self.control_injector.run_all([f for f in self.schedule.faults if f.kind in CONTROL], expected)
+            )
+            background += [
+                asyncio.create_task(control.watch.run(stop_control)),
+                asyncio.create_task(control.fleet.supervise(stop_control)),
+            ]
+        measured: asyncio.Task[None] | None = None
         try:
-            await asyncio.gather(injector.run_all(outages, expected), injector.run_all(instants, expected))
+            await asyncio.gather(*tracks)
+            measured = asyncio.create_task(self._measure_control(t0, injector, stop_control))
             tail = max(0.0, min(t0 + self.schedule.phase_s, limit) - time.monotonic())
             await asyncio.sleep(max(tail, self.options.profile.tail_s if time.monotonic() < limit else 0.0))
             stop_traffic.set()
             print(f"[{time.monotonic() - t0:7.1f}s] traffic stopped; waiting for the results still owed", flush=True)
             drained = await self._drain(t0)
+            await measured
         finally:
+            if measured is not None and not measured.done():
+                measured.cancel()
             stop_traffic.set()
             stop_watch.set()
-            await asyncio.gather(*background, return_exceptions=True)
+            stop_control.set()
+            await asyncio.gather(*background, *([measured] if measured else []), return_exceptions=True)
         return figures(self, injector, watch, drained, t0)
+
+    async def _measure_control(self, t0: float, injector: Injector, stop: asyncio.Event) -> None:
+        """The control figures, read `settle_s` after the last fault of either track ended (within the budget)."""
+        if self.control is None or self.control_error is not None:
+            return
+        done = [i.end_s for i in injector.injected + (self.control_injector.injected if self.control_injector else [])]
+        at = min(t0 + max(done, default=0.0) + self.options.profile.settle_s, self.deadline() - 5.0)
+        print(f"[{time.monotonic() - t0:7.1f}s] control figures at {at - t0:.0f} s (after the last fault)", flush=True)
+        await asyncio.sleep(max(0.0, at - time.monotonic()))
+        try:
+            self.control_figures = await self.control.measure(self.ledger.control_dead_letters)
+            if self.control_figures is None:
+                self.control_error = "the allocator's tables could not be read at the end"
+        except Exception as error:  # reported, never hidden
+            self.control_error = f"measuring failed: {error!r}"[:600]
+        finally:
+            stop.set()
 
     async def _drain(self, t0: float) -> float:
         """Wait (bounded by the drain time and the budget) until no result is owed; return seconds waited."""
@@ -131,10 +189,20 @@ class ChaosRun:
             )
 
     async def stop(self) -> None:
-        """Stop every process this run started, by pid: routers, then Triton, Kafka, PostgreSQL."""
+        """Stop every process this run started, by pid: allocators, routers, then Triton, Kafka, PostgreSQL, and
+        any Triton process the state file never recorded (an allocator killed as it spawned one)."""
+        if self.control is not None:
+            try:
+                await self.control.stop()
+            except Exception as error:  # every part gets its stop
+                print(f"teardown: {error!r}", flush=True)
         if self.routers is not None:
             await self.routers.stop_all()
-        await asyncio.to_thread(self.stack.stop)
+        try:
+            await asyncio.to_thread(self.stack.stop)
+        finally:
+            if self.control is not None and (left := await asyncio.to_thread(self.control.stop_orphans)):
+                print(f"teardown: stopped unrecorded Triton processes {left}", flush=True)
 
 
 async def execute(options: Options, schedule: Schedule) -> tuple[dict[str, Any], Path]:

@@ -13,10 +13,11 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from benchmarks.chaos import poison
 from benchmarks.chaos.tally import OVERLOAD, STEADY, Result, Sent
-from shared.events import ALLOCATIONS, DEADLETTER, INFERENCE_RESULTS
+from shared.events import ALLOCATIONS, DEADLETTER, INFERENCE_RESULTS, PRICES, SCALING_ACTIONS
 
 log = logging.getLogger(__name__)
 REPLY_PARTITIONS = 2
+CONTROL_TOPICS = (SCALING_ACTIONS.name, PRICES.name)  # the allocator's: their dead letters are the control path's
 
 
 class Ledger:
@@ -30,6 +31,7 @@ class Ledger:
         self.answered: set[str] = set()
         self.results: list[Result] = []
         self.dead_letters: set[tuple[int, int]] = set()
+        self.control_dead_letters: set[tuple[str, int, int]] = set()  # (source topic, partition, offset)
         self.send_failed = 0
         self.unparsable_results = 0
 
@@ -209,7 +211,10 @@ class Recorder:
             self.ledger.unparsable_results += 1
             return
         if topic == DEADLETTER.name:
+            coordinates = (int(body.get("source_partition", -1)), int(body.get("source_offset", -1)))
             if body.get("source_topic") == poison.REQUESTS_TOPIC:
-                self.ledger.dead_letters.add((int(body["source_partition"]), int(body["source_offset"])))
+                self.ledger.dead_letters.add(coordinates)
+            elif body.get("source_topic") in CONTROL_TOPICS:
+                self.ledger.control_dead_letters.add((str(body["source_topic"]), *coordinates))
         elif body.get("type") == "inference_completed" and "request_id" in body:
             self.ledger.on_result(Result(body["request_id"], str(body.get("status")), topic, body.get("reason") or ""))
