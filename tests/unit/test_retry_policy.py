@@ -243,7 +243,11 @@ def test_a_dead_letter_of_a_small_record_keeps_all_of_it():
 # Inbox rows are keyed by these names: a name that changed would apply every event again.
 
 TODAY = {
-    "allocator": {"allocator.on_scaling_action_requested", "allocator.on_prices_published"},
+    "allocator": {
+        "allocator.on_scaling_action_requested",
+        "allocator.on_prices_published",
+        "allocator.on_server_registered",
+    },
     "scaler": {
         "scaler.on_demand_window_reported",
         "scaler.on_server_metrics_reported",
