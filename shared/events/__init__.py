@@ -18,6 +18,7 @@ from shared.events.allocation import (
     ModelUnloaded,
     ServerAllocated,
     ServerReleased,
+    SpotInterruptionNotice,
 )
 from shared.events.cost import (
     CapacityChangeRequested,
@@ -116,6 +117,7 @@ __all__ = [
     "ServerReleased",
     "Severity",
     "SignalKind",
+    "SpotInterruptionNotice",
     "Timings",
     "Topic",
 ]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Literal
 
 from pydantic import Field
@@ -63,6 +64,20 @@ class AllocationFailed(Event):
     action_id: str | None = None
 
 
+class SpotInterruptionNotice(Event):
+    """The cloud takes a spot server back at `reclaim_at` (AWS gives 2 minutes, others 30 s or less).
+
+    The router stops sending it new batches at once (in-flight ones finish); the allocator starts
+    a replacement and stops the server once the replacement serves, or at `reclaim_at`.
+    """
+
+    type: Literal["spot_interruption_notice"] = "spot_interruption_notice"
+    server_id: str
+    region: str
+    reclaim_at: datetime
+    provider: str = Field(default="local", description="who gave notice: the local market, aws, gcp...")
+
+
 class FleetRepaired(Event):
     """The allocator's reconciler found the records and the running fleet apart, and mended it.
 
@@ -76,7 +91,7 @@ class FleetRepaired(Event):
     repair: str = Field(
         description="what was mended: action_rolled_back, server_gone, server_stopped, orphan_stopped,"
         " placement_reloaded, placement_confirmed, placement_dropped, model_unloaded, gpus_returned,"
-        " gpu_accounting_broken, server_retired"
+        " gpu_accounting_broken, server_retired, spot_reclaimed"
     )
     reason: str
     region: str | None = None

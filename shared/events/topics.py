@@ -15,6 +15,7 @@ from shared.events.allocation import (
     ModelUnloaded,
     ServerAllocated,
     ServerReleased,
+    SpotInterruptionNotice,
 )
 from shared.events.cost import (
     CapacityChangeRequested,
@@ -49,7 +50,15 @@ class Topic(Generic[E_co]):
 
 
 ScalingActionEvent = ScalingActionRequested | ScalingActionOverdue | CapacityChangeRequested
-AllocationEvent = ServerAllocated | ModelLoaded | ModelUnloaded | ServerReleased | AllocationFailed | FleetRepaired
+AllocationEvent = (
+    ServerAllocated
+    | ModelLoaded
+    | ModelUnloaded
+    | ServerReleased
+    | AllocationFailed
+    | FleetRepaired
+    | SpotInterruptionNotice
+)
 CostReportEvent = CostReported | CostReportRequested
 
 INFERENCE_REQUESTS = Topic("inference.requests.v1", 8, (InferenceRequested,))
@@ -66,7 +75,15 @@ MODEL_REQUESTS = Topic("fleet.model-requests.v1", 4, (ModelRequested,))
 ALLOCATIONS: Topic[AllocationEvent] = Topic(
     "fleet.allocations.v1",
     4,
-    (ServerAllocated, ModelLoaded, ModelUnloaded, ServerReleased, AllocationFailed, FleetRepaired),
+    (
+        ServerAllocated,
+        ModelLoaded,
+        ModelUnloaded,
+        ServerReleased,
+        AllocationFailed,
+        FleetRepaired,
+        SpotInterruptionNotice,
+    ),
 )
 PRICES = Topic("fleet.prices.v1", 1, (PricesPublished,))
 COST_REPORTS: Topic[CostReportEvent] = Topic("fleet.cost-reports.v1", 1, (CostReported, CostReportRequested))

@@ -86,7 +86,7 @@ server = Table(
     Column("region", String(50), nullable=False),
     Column("gpu_type", String(50), nullable=False),
     Column("gpu_count", Integer, nullable=False),
-    Column("state", String(20), nullable=False, doc="starting, running, stopping, released, failed"),
+    Column("state", String(20), nullable=False, doc="starting, running, draining, stopping, released, failed"),
     Column("endpoint", String(200)),
     Column("metrics_url", String(300)),
     Column("cost_per_hour", Float, nullable=False),
@@ -94,6 +94,7 @@ server = Table(
     Column("action_id", String(200)),
     Column("reason", String(2000)),
     Column("unhealthy_since", DateTime(timezone=True), doc="when the reconciler first found it not answering"),
+    Column("reclaim_at", DateTime(timezone=True), doc="a spot server's reclaim time (state draining until then)"),
     *_timestamps(),
     Index("ix_server_state", "state"),
 )
