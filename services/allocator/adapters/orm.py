@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from sqlalchemy import CheckConstraint, Column, DateTime, Float, Index, Integer, String, Table, func
+from sqlalchemy.dialects.postgresql import JSONB
 
 from shared.db import service_metadata
 from shared.delivery import delivery_attempt_table
@@ -49,6 +50,13 @@ gpu = Table(
     Column("gpu_type", String(50), nullable=False),
     Column("state", String(20), nullable=False, doc="free, reserved or allocated"),
     Column("server_id", String(200)),
+    Column(
+        "pricing_class",
+        String(20),
+        nullable=False,
+        server_default="on_demand",
+        doc="how this GPU is paid for: on_demand, spot or reserved (a commitment)",
+    ),
     Index("ix_gpu_pool_state", "region", "gpu_type", "state"),
     Index("ix_gpu_server_id", "server_id"),
 )
@@ -140,6 +148,23 @@ registered_server = Table(
     Column("region", String(50), nullable=False),
     Column("registered_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     Column("unanswered_since", DateTime(timezone=True), doc="when it was first found not answering"),
+)
+
+# Every CapacityChangeRequested the cost service sent (an operator applied a recommendation), once
+# per request id: what was asked, what changed (or why it was refused), and when.
+capacity_change = Table(
+    "capacity_change",
+    metadata,
+    Column("request_id", String(200), primary_key=True),
+    Column("recommendation_id", String(200), nullable=False),
+    Column("region", String(50), nullable=False),
+    Column("gpu_type", String(50), nullable=False),
+    Column("requested", JSONB, nullable=False, doc="GPUs to add or release per pricing class"),
+    Column("applied", JSONB, doc="what changed: conversions, releases, purchases, servers repriced"),
+    Column("result", String(20), nullable=False, doc="applied or refused"),
+    Column("reason", String(2000)),
+    Column("commitment_months", Integer),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
 )
 
 # Which server of a deployment's Triton pool each server id was handed: survives a restart.
