@@ -27,9 +27,7 @@ from services.allocator.domain.planner import best_plan
 from services.allocator.domain.scaling import Server
 from shared.leader import lock_for_transaction
 
-# Rows whose server holds GPUs. A `draining` one (under a spot reclaim notice) still runs and holds
-# its GPUs, but is no capacity: planning replaces it, and it does not count toward max_servers.
-LIVE = ("starting", "running", "draining", "stopping")
+LIVE = ("starting", "running", "stopping")
 # A mutex, not leadership: a transaction-scoped advisory lock that serialises planning (the
 # server cap spans regions) and is released at commit. Every replica plans; they take turns.
 SERVERS_LOCK = "allocator.servers"
@@ -125,7 +123,7 @@ async def lock_region(session: AsyncSession, region: str) -> dict[PoolKey, Pool]
 
 
 async def live_servers(session: AsyncSession, prefix: str) -> tuple[list[Server], int]:
-    """Servers of this deployment that can take instances, with their placements, and how many count toward the cap."""
+    """Servers of this deployment that can take instances, with their placements, and how many run."""
     rows = (
         await session.execute(
             select(server.c.server_id, server.c.region, server.c.gpu_type, server.c.gpu_count, server.c.state).where(
@@ -145,9 +143,9 @@ async def live_servers(session: AsyncSession, prefix: str) -> tuple[list[Server]
     servers = [
         Server(r.server_id, r.region, r.gpu_type, r.gpu_count, counts[r.server_id])
         for r in rows
-        if r.state not in ("stopping", "draining")
+        if r.state != "stopping"
     ]
-    return servers, sum(1 for r in rows if r.state != "draining")
+    return servers, len(rows)
 
 
 async def take_gpus(session: AsyncSession, region: str, gpu_type: str, count: int, server_id: str) -> list[str]:
