@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from services.allocator.jobs import AllocatorApp
-from services.allocator.use_cases import planning, prices, registrations
+from services.allocator.use_cases import planning, prices, registrations, spot
 from shared.events import (
     ALLOCATIONS,
     PRICES,
@@ -12,6 +12,7 @@ from shared.events import (
     PricesPublished,
     ScalingActionEvent,
     ScalingActionRequested,
+    SpotInterruptionNotice,
 )
 from shared.subscribe import inbox_consumer
 
@@ -29,9 +30,13 @@ def register(app: AllocatorApp) -> None:
     async def on_prices_published(event: PricesPublished) -> None:
         await prices.record_prices(allocator, inbox_consumer(), event)
 
-    async def on_server_registered(event: AllocationEvent) -> None:
-        await registrations.record_registration(allocator, inbox_consumer(), event)
+    async def on_allocation_event(event: AllocationEvent) -> None:
+        # Spot reclaim notices (the cloud's, or the local market's) for our servers; servers others announce.
+        if isinstance(event, SpotInterruptionNotice):
+            await spot.on_notice(allocator, inbox_consumer(), event)
+        else:
+            await registrations.record_registration(allocator, inbox_consumer(), event)
 
     app.subscribe(SCALING_ACTIONS, on_scaling_action_requested)
     app.subscribe(PRICES, on_prices_published)
-    app.subscribe(ALLOCATIONS, on_server_registered)
+    app.subscribe(ALLOCATIONS, on_allocation_event)

@@ -15,7 +15,7 @@ from services.allocator.adapters.metrics import AllocatorMetrics
 from services.allocator.adapters.orm import inbox, outbox, scaling_action, server
 from services.allocator.adapters.provisioner import Provisioner
 from services.allocator.settings import AllocatorSettings
-from services.allocator.use_cases import provisioning
+from services.allocator.use_cases import provisioning, spot
 from services.allocator.use_cases.allocator import Allocator
 from services.allocator.use_cases.reconciling import Reconciler
 from shared.jobs import Job, periodic
@@ -65,8 +65,12 @@ class AllocatorApp(ServiceApp[AllocatorSettings, AllocatorMetrics]):
         reconcile = periodic(
             "allocator reconciler", self.settings.reconcile_interval_s, self.reconciler.round, immediately=True
         )
-        # Cancelled on stop (not graceful): a start may take minutes, and the next owner carries it on.
-        return (Job("allocator provisioning", work), reconcile)
+        # The worker is cancelled on stop, not graceful: a start may take minutes, and the next owner carries it on.
+        jobs = [Job("allocator provisioning", work), reconcile]
+        if self.settings.spot_reclaims_per_hour > 0:  # the local spot market (a cloud gives notices itself)
+            rate, every = self.settings.spot_reclaims_per_hour, self.settings.spot_market_interval_s
+            jobs.append(periodic("allocator spot market", every, lambda: spot.market_round(allocator, rate, every)))
+        return jobs
 
     def retained(self) -> Sequence[Kept]:
         """The inbox and sent outbox rows."""

@@ -78,6 +78,13 @@ class AllocatorSettings(ServiceSettings):
         ge=0,
         description="a server others registered on the allocations topic is released after not answering this long",
     )
+    spot_reclaims_per_hour: float = Field(
+        default=0.0, ge=0, description="local spot market: reclaims per spot server-hour it injects (0: none)"
+    )
+    spot_notice_s: float = Field(
+        default=120.0, gt=0, description="local spot market: notice before a reclaim (AWS gives 120 s)"
+    )
+    spot_market_interval_s: float = Field(default=10.0, gt=0, description="how often the local spot market draws")
     triton_pool: list[PoolServer] = Field(
         default_factory=list, description="the servers a `pool` provisioner hands out (JSON list)"
     )

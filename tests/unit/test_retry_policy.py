@@ -246,7 +246,7 @@ TODAY = {
     "allocator": {
         "allocator.on_scaling_action_requested",
         "allocator.on_prices_published",
-        "allocator.on_server_registered",
+        "allocator.on_allocation_event",
     },
     "scaler": {
         "scaler.on_demand_window_reported",

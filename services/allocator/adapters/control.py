@@ -13,6 +13,7 @@ from sqlalchemy import and_, func, or_, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from services.allocator.adapters.inventory import LIVE
 from services.allocator.adapters.orm import gpu, gpu_pool, placement, registered_server, scaling_action, server
 from services.allocator.domain.reconciliation import (
     ActionOnRecord,
@@ -20,10 +21,10 @@ from services.allocator.domain.reconciliation import (
     PoolAccount,
     RegisteredServer,
     ServerOnRecord,
+    replacement_prefix,
 )
 from services.allocator.domain.records import ActionRecord
 
-LIVE = ("starting", "running", "stopping")
 PRIORITY = {"high": 0, "medium": 1, "low": 2}
 
 
@@ -125,6 +126,7 @@ async def servers_on_record(session: AsyncSession, prefix: str) -> list[ServerOn
         placed[p.server_id].append(PlacementOnRecord(p.model_id, p.triton_model, p.state, p.instances))
         if p.owned and p.state != "ready":
             busy_placements.add(p.server_id)
+    replaced = await _replaced(session, [r.server_id for r in rows if r.state == "draining"])
     return [
         ServerOnRecord(
             server_id=r.server_id,
@@ -134,9 +136,42 @@ async def servers_on_record(session: AsyncSession, prefix: str) -> list[ServerOn
             endpoint=r.endpoint,
             unhealthy_since=r.unhealthy_since,
             placements=tuple(placed[r.server_id]),
+            reclaim_at=r.reclaim_at,
+            replaced=r.server_id in replaced or (r.state == "draining" and not placed[r.server_id]),
         )
         for r in rows
     ]
+
+
+async def _replaced(session: AsyncSession, draining: list[str]) -> set[str]:
+    """The draining servers whose replacement actions exist and are all done."""
+    states: dict[str, set[str]] = defaultdict(set)
+    for server_id in draining:
+        prefix = replacement_prefix(server_id)
+        query = select(scaling_action.c.state).where(scaling_action.c.action_id.startswith(prefix, autoescape=True))
+        states[server_id] = set((await session.execute(query)).scalars())
+    return {sid for sid, seen in states.items() if seen == {"done"}}
+
+
+async def mark_draining(session: AsyncSession, server_id: str, reclaim_at: datetime) -> bool:
+    """Put a running server under a reclaim notice; False when it is not running (gone, or already draining)."""
+    marked = await session.execute(
+        server.update()
+        .where(server.c.server_id == server_id, server.c.state == "running")
+        .values(state="draining", reclaim_at=reclaim_at, updated_at=func.now())
+        .returning(server.c.server_id)
+    )
+    return marked.first() is not None
+
+
+async def spot_servers(session: AsyncSession, prefix: str) -> list[str]:
+    """This deployment's running servers priced as spot."""
+    rows = await session.execute(
+        select(server.c.server_id).where(
+            server.c.state == "running", server.c.pricing_class == "spot", server.c.server_id.startswith(f"{prefix}-")
+        )
+    )
+    return sorted(str(r[0]) for r in rows)
 
 
 async def mark_unhealthy(session: AsyncSession, server_id: str, since: bool) -> None:

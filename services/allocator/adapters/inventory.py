@@ -27,7 +27,9 @@ from services.allocator.domain.planner import best_plan
 from services.allocator.domain.scaling import Server
 from shared.leader import lock_for_transaction
 
-LIVE = ("starting", "running", "stopping")
+# Rows whose server holds GPUs. A `draining` one (under a spot reclaim notice) still runs and holds
+# its GPUs, but is no capacity: planning replaces it, and it does not count toward max_servers.
+LIVE = ("starting", "running", "draining", "stopping")
 # A mutex, not leadership: a transaction-scoped advisory lock that serialises planning (the
 # server cap spans regions) and is released at commit. Every replica plans; they take turns.
 SERVERS_LOCK = "allocator.servers"
@@ -123,7 +125,7 @@ async def lock_region(session: AsyncSession, region: str) -> dict[PoolKey, Pool]
 
 
 async def live_servers(session: AsyncSession, prefix: str) -> tuple[list[Server], int]:
-    """Servers of this deployment that can take instances, with their placements, and how many run."""
+    """Servers of this deployment that can take instances, with their placements, and how many count toward the cap."""
     rows = (
         await session.execute(
             select(server.c.server_id, server.c.region, server.c.gpu_type, server.c.gpu_count, server.c.state).where(
@@ -143,9 +145,9 @@ async def live_servers(session: AsyncSession, prefix: str) -> tuple[list[Server]
     servers = [
         Server(r.server_id, r.region, r.gpu_type, r.gpu_count, counts[r.server_id])
         for r in rows
-        if r.state != "stopping"
+        if r.state not in ("stopping", "draining")
     ]
-    return servers, len(rows)
+    return servers, sum(1 for r in rows if r.state != "draining")
 
 
 async def take_gpus(session: AsyncSession, region: str, gpu_type: str, count: int, server_id: str) -> list[str]:

@@ -6,6 +6,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from services.allocator.adapters.inventory import LIVE
 from services.allocator.adapters.orm import gpu_pool, server
 
 
@@ -42,6 +43,9 @@ class AllocatorMetrics:
             "Pools whose GPU books do not balance (free + reserved + allocated != total), at the last check",
             registry=registry,
         )
+        self.spot_notices = Counter(
+            "llmfleet_allocator_spot_notices", "Spot reclaim notices for this deployment's servers", registry=registry
+        )
         self.reconcile_seconds = Histogram(
             "llmfleet_allocator_reconcile_seconds",
             "Time of one reconciliation round",
@@ -62,7 +66,7 @@ class AllocatorMetrics:
                         func.count(),
                         func.sum(server.c.cost_per_hour),
                     )
-                    .where(server.c.state.in_(("starting", "running", "stopping")))
+                    .where(server.c.state.in_(LIVE))
                     .group_by(server.c.region, server.c.gpu_type, server.c.state)
                 )
             ).all()

@@ -138,6 +138,12 @@ class AllocatorRepository(Protocol):
     async def register_server(self, server_id: str, endpoint: str, region: str) -> None:
         """Watch a server someone else announced on the allocations topic."""
 
+    async def mark_draining(self, server_id: str, reclaim_at: datetime) -> bool:
+        """Put a running server under a spot reclaim notice; False when it is not running."""
+
+    async def spot_servers(self, prefix: str) -> list[str]:
+        """This deployment's running spot servers."""
+
     async def forget_registered(self, server_id: str) -> None:
         """Stop watching a registered server."""
 
@@ -356,6 +362,14 @@ class SqlAllocatorRepository:
     async def register_server(self, server_id: str, endpoint: str, region: str) -> None:
         """Watch a server someone else announced on the allocations topic."""
         await control.register_server(self.session, server_id, endpoint, region)
+
+    async def mark_draining(self, server_id: str, reclaim_at: datetime) -> bool:
+        """Put a running server under a spot reclaim notice; False when it is not running."""
+        return await control.mark_draining(self.session, server_id, reclaim_at)
+
+    async def spot_servers(self, prefix: str) -> list[str]:
+        """This deployment's running spot servers."""
+        return await control.spot_servers(self.session, prefix)
 
     async def forget_registered(self, server_id: str) -> None:
         """Stop watching a registered server."""

@@ -10,6 +10,7 @@ reconciler's own timeout (`stuck_actions`) takes an action away from a worker th
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -36,6 +37,8 @@ class ServerOnRecord:
     endpoint: str | None = None
     unhealthy_since: datetime | None = None
     placements: tuple[PlacementOnRecord, ...] = ()
+    reclaim_at: datetime | None = None  # a draining spot server: when the cloud takes it
+    replaced: bool = False  # a draining server whose replacement actions are all done
 
 
 @dataclass(frozen=True)
@@ -99,10 +102,23 @@ class ServerGone:
 
 @dataclass(frozen=True)
 class FinishStop:
-    """A server left `starting` or `stopping` by an action that is no longer in progress."""
+    """A server left `starting` or `stopping` by an action no longer in progress, or a reclaimed spot server."""
 
     server: ServerOnRecord
     reason: str
+    kind: str = "server_stopped"
+
+
+@dataclass(frozen=True)
+class ReplaceDraining:
+    """A spot server under notice whose replacement is not done: (re)plan it (idempotent by action id)."""
+
+    server: ServerOnRecord
+
+
+def replacement_prefix(server_id: str) -> str:
+    """The action ids that replace a reclaimed spot server's instances start with this."""
+    return f"spot-{server_id}-"
 
 
 @dataclass(frozen=True)
@@ -155,6 +171,7 @@ Repair = (
     | MarkHealthy
     | ServerGone
     | FinishStop
+    | ReplaceDraining
     | StopOrphan
     | ReloadPlacement
     | ConfirmPlacement
@@ -205,6 +222,9 @@ def reconcile_servers(
         if server.busy:
             continue
         seen = observed.get(server.server_id)
+        if server.state == "draining":
+            repairs.append(_draining(server, now))
+            continue
         if server.state != "running":
             # No action in progress owns it, so nobody will finish its start or stop.
             repairs.append(FinishStop(server, f"left {server.state} by an action that is no longer in progress"))
@@ -218,6 +238,15 @@ def reconcile_servers(
         if seen is not None and seen.loaded is not None:
             repairs.extend(_placement_drift(server, seen.loaded))
     return repairs
+
+
+def _draining(server: ServerOnRecord, now: datetime) -> Repair:
+    """Make before break: stop a spot server under notice once its replacement serves, or when reclaimed."""
+    if server.reclaim_at is not None and now >= server.reclaim_at:
+        return FinishStop(server, f"spot reclaimed at {server.reclaim_at.isoformat()}", "spot_reclaimed")
+    if server.replaced:
+        return FinishStop(server, "replaced before its spot reclaim", "spot_reclaimed")
+    return ReplaceDraining(server)
 
 
 def _unhealthy(server: ServerOnRecord, seen: ServerObserved | None, now: datetime, limits: Limits) -> list[Repair]:
@@ -332,3 +361,15 @@ def retirements(
         elif (now - server.unanswered_since).total_seconds() >= retire_after_s:
             retire.append(server)
     return Retirement(tuple(retire), tuple(unanswered), tuple(answered))
+
+
+def spot_reclaims(
+    server_ids: Sequence[str], rate_per_hour: float, interval_s: float, draws: Sequence[float]
+) -> list[str]:
+    """The spot servers a market with `rate_per_hour` reclaims per server-hour takes in one `interval_s`.
+
+    Reclaims are a Poisson process per server: P(reclaim within dt) = 1 - exp(-rate * dt).
+    `draws` are uniform in [0, 1), one per server.
+    """
+    chance = 1.0 - math.exp(-rate_per_hour * interval_s / 3600.0)
+    return [sid for sid, u in zip(server_ids, draws, strict=True) if u < chance]

@@ -37,6 +37,7 @@ from services.allocator.domain.reconciliation import (
     OrphanClock,
     ReloadPlacement,
     Repair,
+    ReplaceDraining,
     RollBackAction,
     ServerGone,
     ServerOnRecord,
@@ -49,6 +50,7 @@ from services.allocator.domain.reconciliation import (
     unowned,
 )
 from services.allocator.domain.scaling import instances_of
+from services.allocator.use_cases import spot
 from services.allocator.use_cases.allocator import Allocator
 from services.allocator.use_cases.planning import fail_action, plan_action
 from services.allocator.use_cases.provisioning import bounded, load_ready
@@ -143,7 +145,10 @@ class Reconciler:
         if isinstance(repair, ServerGone):
             return await self._server_gone(repair)
         if isinstance(repair, FinishStop):
-            return await self._finish_stop(repair.server, repair.reason, "server_stopped")
+            return await self._finish_stop(repair.server, repair.reason, repair.kind)
+        if isinstance(repair, ReplaceDraining):
+            await spot.replace(self.allocator, repair.server)  # idempotent: planned once by action id
+            return None
         if isinstance(repair, StopOrphan):
             await bounded(
                 self.allocator, f"stopping {repair.server_id}", self.allocator.provisioner.stop_server(repair.server_id)

@@ -22,6 +22,7 @@ class Server:
     cost_per_hour: float
     capacity: int = 1
     healthy: bool = True
+    draining: bool = False  # under a spot reclaim notice: in-flight batches finish, no new ones
     inflight: int = 0
     ok: int = 0
     failed: int = 0
@@ -47,7 +48,13 @@ class Registry:
         old = self.servers.get(server.server_id)
         if old is not None:
             server.inflight, server.ok, server.failed, server.healthy = old.inflight, old.ok, old.failed, old.healthy
+            server.draining = old.draining
         self.servers[server.server_id] = server
+
+    def drain_server(self, server_id: str) -> None:
+        """Send the server no new batches (it is about to be taken away); unknown servers are ignored."""
+        if (server := self.servers.get(server_id)) is not None:
+            server.draining = True
 
     def remove_server(self, server_id: str) -> None:
         """Forget a released server and its placements."""
@@ -70,11 +77,14 @@ class Registry:
         return any(s in self.servers for s in self.by_model.get(model_id, ()))
 
     def candidates(self, model_id: str, exclude: frozenset[str] = frozenset()) -> list[Server]:
-        """Healthy servers that have the model loaded."""
+        """Healthy servers that have the model loaded and are not draining."""
         return [
             server
             for server_id in sorted(self.by_model.get(model_id, ()))
-            if (server := self.servers.get(server_id)) is not None and server.healthy and server_id not in exclude
+            if (server := self.servers.get(server_id)) is not None
+            and server.healthy
+            and not server.draining
+            and server_id not in exclude
         ]
 
     def triton_name(self, server_id: str, model_id: str) -> str:

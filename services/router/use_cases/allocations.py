@@ -16,6 +16,7 @@ from shared.events import (
     ModelUnloaded,
     ServerAllocated,
     ServerReleased,
+    SpotInterruptionNotice,
 )
 from shared.inbox import first_delivery
 
@@ -61,6 +62,8 @@ def apply_allocation(registry: Registry, event: Event) -> None:
         registry.load_model(event.server_id, event.model_id, event.triton_model)
     elif isinstance(event, ModelUnloaded):
         registry.unload_model(event.server_id, event.model_id)
+    elif isinstance(event, SpotInterruptionNotice):
+        registry.drain_server(event.server_id)
     elif not isinstance(event, AllocationFailed | FleetRepaired):
         # A failure changes no registry state; a repair's state change comes as its own event.
         raise TypeError(f"not an allocation event: {type(event).__name__}")

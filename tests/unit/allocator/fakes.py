@@ -30,6 +30,7 @@ from services.allocator.domain.reconciliation import (
     RegisteredServer,
     ServerObserved,
     ServerOnRecord,
+    replacement_prefix,
 )
 from services.allocator.domain.records import ActionRecord, PendingSteps, PlacementRecord, ServerRecord
 from services.allocator.domain.scaling import Server, StartServer
@@ -131,9 +132,9 @@ class FakeRepository:
         servers = [
             Server(sid, row["region"], row["gpu_type"], row["gpu_count"], counts[sid])
             for sid, row in rows.items()
-            if row["state"] != "stopping"
+            if row["state"] not in ("stopping", "draining")
         ]
-        return servers, len(rows)
+        return servers, sum(1 for row in rows.values() if row["state"] != "draining")
 
     async def price_per_gpu(self, fleet: FleetConfig, pool: Pool) -> float:
         prices = self.state.prices.get((pool.region, pool.gpu_type))
@@ -293,6 +294,9 @@ class FakeRepository:
             busy = (row["action_id"] in in_progress and row["state"] != "running") or any(
                 p["action_id"] in in_progress and p["state"] != "ready" for _, p in placed
             )
+            replacements = {
+                row["state"] for a, row in self.state.actions.items() if a.startswith(replacement_prefix(sid))
+            }
             recorded.append(
                 ServerOnRecord(
                     sid,
@@ -302,9 +306,25 @@ class FakeRepository:
                     row["endpoint"],
                     row.get("unhealthy_since"),
                     tuple(PlacementOnRecord(m, p["triton_model"], p["state"], p["instances"]) for m, p in placed),
+                    row.get("reclaim_at"),
+                    replacements == {"done"} or (row["state"] == "draining" and not placed),
                 )
             )
         return recorded
+
+    async def mark_draining(self, server_id: str, reclaim_at: datetime) -> bool:
+        row = self.state.servers.get(server_id)
+        if row is None or row["state"] != "running":
+            return False
+        row |= {"state": "draining", "reclaim_at": reclaim_at}
+        return True
+
+    async def spot_servers(self, prefix: str) -> list[str]:
+        return sorted(
+            sid
+            for sid, row in self.state.servers.items()
+            if row["state"] == "running" and row["pricing_class"] == "spot" and sid.startswith(f"{prefix}-")
+        )
 
     async def mark_unhealthy(self, server_id: str, since: bool) -> None:
         row = self.state.servers[server_id]

@@ -388,3 +388,91 @@ async def _books_balance(steps: list[tuple[str, int]]) -> None:
             pass
     live = {sid for sid, row in uow.state.servers.items() if row["state"] in ("starting", "running", "stopping")}
     assert live == set(provisioner.running)
+
+
+# Spot reclaims: drain, replace, then stop (make before break)
+
+
+def spot_allocator() -> tuple[Allocator, FakeUnitOfWork]:
+    allocator, uow = make_allocator()
+    key = POOL
+    from dataclasses import replace as with_fields
+
+    from services.allocator.domain.fleet import PricingClass
+
+    uow.state.pools[key] = with_fields(uow.state.pools[key], pricing_class=PricingClass.SPOT)
+    return allocator, uow
+
+
+async def test_a_spot_notice_drains_the_server_replaces_it_then_stops_it_before_the_reclaim():
+    from datetime import timedelta
+
+    from shared.events import SpotInterruptionNotice
+
+    allocator, uow = spot_allocator()
+    await running_echo(allocator)
+    assert uow.state.servers["t-test-1-00"]["pricing_class"] == "spot"
+    notice = SpotInterruptionNotice(
+        source="cloud", server_id="t-test-1-00", region=REGION, reclaim_at=uow.state.clock + timedelta(seconds=120)
+    )
+    from services.allocator.use_cases import spot
+
+    assert await spot.on_notice(allocator, "allocator.on_allocation_event", notice)
+    assert not await spot.on_notice(allocator, "allocator.on_allocation_event", notice)  # redelivered: nothing
+    assert server_state(uow, "t-test-1-00") == "draining"
+    assert allocator.work_ready.is_set()
+
+    reconciler = Reconciler(allocator)
+    await reconciler.reconcile()  # replacement not ready yet: the doomed server keeps serving in-flight work
+    assert server_state(uow, "t-test-1-00") == "draining"
+    replacement = await claim_and_carry_out(allocator)
+    assert replacement == "spot-t-test-1-00-echo-m"
+    assert server_state(uow, "t-test-1-01") == "running"
+    assert uow.state.placements[("t-test-1-01", "echo-m")]["instances"] == 2  # what the drained server had
+
+    await reconciler.reconcile()  # replaced: stopped now, well before the reclaim
+    assert server_state(uow, "t-test-1-00") == "failed"
+    assert "replaced before its spot reclaim" in uow.state.servers["t-test-1-00"]["reason"]
+    assert "spot_reclaimed" in repairs(uow) and await balanced(uow) == []
+
+
+async def test_a_spot_server_with_no_replacement_is_stopped_when_the_cloud_takes_it():
+    from datetime import timedelta
+
+    from services.allocator.use_cases import spot
+    from shared.events import SpotInterruptionNotice
+
+    allocator, uow = spot_allocator()
+    await running_echo(allocator)
+    allocator.provisioner.start_raises = RuntimeError("no capacity anywhere")
+    notice = SpotInterruptionNotice(
+        source="cloud", server_id="t-test-1-00", region=REGION, reclaim_at=uow.state.clock + timedelta(seconds=30)
+    )
+    assert await spot.on_notice(allocator, "allocator.on_allocation_event", notice)
+    await claim_and_carry_out(allocator)  # the replacement fails
+    reconciler = Reconciler(allocator)
+    await reconciler.reconcile()
+    assert server_state(uow, "t-test-1-00") == "draining"  # still serving what it can until the reclaim
+    uow.state.advance(31)
+    await reconciler.reconcile()
+    assert (
+        server_state(uow, "t-test-1-00") == "failed"
+        and "spot reclaimed at" in uow.state.servers["t-test-1-00"]["reason"]
+    )
+    assert uow.state.pools[POOL].available == 3 and await balanced(uow) == []
+
+
+async def test_the_local_spot_market_gives_notice_at_its_rate():
+    from services.allocator.domain.reconciliation import spot_reclaims
+    from services.allocator.use_cases import spot
+    from shared.events import SpotInterruptionNotice
+
+    assert spot_reclaims(["a", "b"], 0.0, 10, [0.0, 0.0]) == []  # rate 0: never
+    assert spot_reclaims(["a", "b"], 360.0, 10, [0.5, 0.7]) == ["a"]  # 1 - e^-1 = 0.632
+    allocator, uow = spot_allocator()
+    await running_echo(allocator)
+    taken = await spot.draw_reclaims(allocator, 0.5, 10, uniform=lambda: 0.0)
+    assert taken == ["t-test-1-00"]
+    (notice,) = [e for e in uow.events if isinstance(e, SpotInterruptionNotice)]
+    assert (notice.reclaim_at - uow.state.clock).total_seconds() == allocator.settings.spot_notice_s
+    assert await spot.draw_reclaims(allocator, 0.5, 10, uniform=lambda: 0.99) == []

@@ -106,7 +106,7 @@ async def test_servers_announced_on_the_allocations_topic_are_recorded_for_the_r
     event = sample_events.server_allocated()
     async with TestKafkaBroker(wired.broker) as br:
         await publish(br, ALLOCATIONS, event)
-    assert wired.record_registration.calls == [(wired.app.allocator, "allocator.on_server_registered", event)]
+    assert wired.record_registration.calls == [(wired.app.allocator, "allocator.on_allocation_event", event)]
 
 
 @pytest.mark.parametrize("topic", [SCALING_ACTIONS, PRICES, ALLOCATIONS], ids=lambda t: t.name)

@@ -49,6 +49,26 @@ def test_registry_candidates_need_a_known_healthy_server_with_the_model():
     assert registry.servers == {} and not registry.knows_model("m")
 
 
+def test_a_spot_reclaim_notice_drains_the_server_for_new_batches_only():
+    from datetime import UTC, datetime
+
+    from services.router.use_cases.allocations import apply_allocation
+    from shared.events import SpotInterruptionNotice
+
+    registry = Registry()
+    for sid in ("s1", "s2"):
+        registry.add_server(server(sid))
+        registry.load_model(sid, "m", "echo")
+    registry.servers["s1"].inflight = 2
+    notice = SpotInterruptionNotice(source="test", server_id="s1", region="us-east-1", reclaim_at=datetime.now(UTC))
+    apply_allocation(registry, notice)
+    assert [s.server_id for s in registry.candidates("m")] == ["s2"]  # no new batches to s1
+    assert registry.servers["s1"].inflight == 2 and registry.knows_model("m")  # in-flight ones finish there
+    registry.add_server(server("s1"))  # announced again (a redelivery): still draining
+    assert [s.server_id for s in registry.candidates("m")] == ["s2"]
+    apply_allocation(registry, notice.model_copy(update={"server_id": "unknown"}))  # ignored
+
+
 def test_re_announcing_a_server_keeps_its_live_load():
     registry = Registry()
     registry.add_server(server("s1"))
