@@ -13,9 +13,11 @@ from __future__ import annotations
 
 from shared.events.allocation import (
     AllocationFailed,
+    CapacityChanged,
     FleetRepaired,
     ModelLoaded,
     ModelUnloaded,
+    RepricedServer,
     ServerAllocated,
     ServerReleased,
     SpotInterruptionNotice,
@@ -90,6 +92,7 @@ __all__ = [
     "AllocationEvent",
     "AllocationFailed",
     "CapacityChangeRequested",
+    "CapacityChanged",
     "CostRecommended",
     "CostReportEvent",
     "CostReportRequested",
@@ -106,6 +109,7 @@ __all__ = [
     "ModelRequested",
     "ModelUnloaded",
     "PricesPublished",
+    "RepricedServer",
     "ResultStatus",
     "RoutingStrategy",
     "ScalingActionEvent",

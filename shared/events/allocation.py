@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Literal
 
-from pydantic import Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from shared.events.envelope import Event
 
@@ -98,3 +98,39 @@ class FleetRepaired(Event):
     server_id: str | None = None
     model_id: str | None = None
     action: str | None = Field(default=None, description="the scaling action the repair concerns")
+
+
+PricingClassName = Literal["on_demand", "spot", "reserved"]
+
+
+class RepricedServer(BaseModel):
+    """A running server whose GPUs a capacity change moved to another pricing class."""
+
+    model_config = ConfigDict(frozen=True)
+
+    server_id: str
+    pricing_class: PricingClassName
+    cost_per_hour: float = Field(ge=0.0)
+
+
+class CapacityChanged(Event):
+    """The allocator carried out (or refused) a CapacityChangeRequested; keyed `region:gpu_type`.
+
+    `gpus_by_class` is the pool's GPUs per pricing class afterwards (free or held by servers; not
+    those held back). Servers whose GPUs changed class (a reserved commitment covering them) are in
+    `repriced`; servers started later are priced by the class of the GPUs they take.
+    """
+
+    type: Literal["capacity_changed"] = "capacity_changed"
+    request_id: str
+    recommendation_id: str
+    region: str
+    gpu_type: str
+    result: Literal["applied", "refused"]
+    reason: str | None = None
+    changes: dict[PricingClassName, int] = Field(
+        default_factory=dict, description="GPUs of each class added (positive) or gone (negative)"
+    )
+    gpus_by_class: dict[PricingClassName, int] = Field(default_factory=dict)
+    repriced: list[RepricedServer] = Field(default_factory=list)
+    commitment_months: int | None = None

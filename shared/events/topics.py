@@ -10,6 +10,7 @@ from typing_extensions import TypeVar
 
 from shared.events.allocation import (
     AllocationFailed,
+    CapacityChanged,
     FleetRepaired,
     ModelLoaded,
     ModelUnloaded,
@@ -58,6 +59,7 @@ AllocationEvent = (
     | AllocationFailed
     | FleetRepaired
     | SpotInterruptionNotice
+    | CapacityChanged
 )
 CostReportEvent = CostReported | CostReportRequested
 
@@ -83,6 +85,7 @@ ALLOCATIONS: Topic[AllocationEvent] = Topic(
         AllocationFailed,
         FleetRepaired,
         SpotInterruptionNotice,
+        CapacityChanged,
     ),
 )
 PRICES = Topic("fleet.prices.v1", 1, (PricesPublished,))

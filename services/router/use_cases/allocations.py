@@ -10,6 +10,7 @@ from services.router.domain.registry import Registry, Server
 from services.router.settings import StaticServer
 from shared.events import (
     AllocationFailed,
+    CapacityChanged,
     Event,
     FleetRepaired,
     ModelLoaded,
@@ -64,8 +65,9 @@ def apply_allocation(registry: Registry, event: Event) -> None:
         registry.unload_model(event.server_id, event.model_id)
     elif isinstance(event, SpotInterruptionNotice):
         registry.drain_server(event.server_id)
-    elif not isinstance(event, AllocationFailed | FleetRepaired):
-        # A failure changes no registry state; a repair's state change comes as its own event.
+    elif not isinstance(event, AllocationFailed | FleetRepaired | CapacityChanged):
+        # A failure changes no registry state; a repair's state change comes as its own event; a
+        # capacity change reprices GPUs, it moves no server.
         raise TypeError(f"not an allocation event: {type(event).__name__}")
 
 
