@@ -9,7 +9,7 @@ import logging
 
 import typer
 
-from llmfleet.commands import runs, stack
+from llmfleet.commands import chaos, runs, stack
 from llmfleet.keys import register as register_keys
 from llmfleet.simulate.command import simulate as simulate_command
 
@@ -22,6 +22,7 @@ stack.register(app)  # install, up, down, status
 runs.register(app)  # demo, replay
 app.command("simulate")(simulate_command)
 register_keys(app)  # keys, tenants
+chaos.register(app)  # chaos spot-reclaim
 
 if __name__ == "__main__":
     app()
