@@ -75,7 +75,7 @@ bench-simulator: setup ## one simulated day at seed scale with the services' pol
 bench-monitor: install ## metrics event -> alert event delay, scrape targets sustained (last line: JSON)
 	$(PY) -m benchmarks.monitor
 
-chaos: install ## kills, rebalances, outages, poison records and overload against the request path (<= 15 min; last line: JSON)
+chaos: install ## kills, outages, poison records and overload against the request path and the allocator (<= 15 min; last line: JSON)
 	$(PY) -m benchmarks.chaos $(CHAOS_ARGS)
 
 bench: bench-triton bench-router bench-allocator bench-scaler bench-monitor bench-simulator ## every benchmark

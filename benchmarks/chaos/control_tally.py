@@ -92,13 +92,23 @@ class Leaks:
         return len(self.orphans) + len(self.dead_rows)
 
 
-def leaked_servers(processes: Mapping[int, str], servers: Iterable[ServerRow]) -> Leaks:
-    """Triton processes (pid -> key) no starting/running/stopping row owns, plus running rows whose process is gone."""
+def leaked_servers(
+    processes: Mapping[int, str], servers: Iterable[ServerRow], actions: Iterable[ActionRow] = ()
+) -> Leaks:
+    """Triton processes (pid -> key) no starting/running/stopping row owns, plus rows whose process is gone:
+    running ones, and starting or stopping ones that no action in progress is working on (a row left
+    half-way, holding its GPUs, after its action was closed)."""
     rows = list(servers)
     live = live_keys(rows)
     alive = set(processes.values())
+    working = {a.action_id for a in actions if a.state in ACTIVE_ACTION_STATES}
     orphans = sorted(f"{key} (pid {pid})" for pid, key in processes.items() if key not in live)
-    dead = sorted(s.server_id for s in rows if s.state == "running" and triton_key(s.server_id) not in alive)
+    dead = sorted(
+        f"{s.server_id} ({s.state})"
+        for s in rows
+        if triton_key(s.server_id) not in alive
+        and (s.state == "running" or (s.state in LIVE_SERVER_STATES and s.action_id not in working))
+    )
     return Leaks(tuple(orphans), tuple(dead))
 
 
@@ -206,12 +216,13 @@ def count_control(
     dead_letters: Iterable[tuple[str, int, int]],
 ) -> ControlFigures:
     """Every control figure from the final look (processes, then the tables) and what was seen on the way."""
-    leaks = leaked_servers(processes, snapshot.servers)
+    leaks = leaked_servers(processes, snapshot.servers, snapshot.actions)
     stuck = stuck_actions(snapshot.actions, stuck_after_s)
     violations = gpu_conservation_violations(snapshot)
     unfinished = unfinished_actions(published, snapshot.actions)
     lettered = set(dead_letters)
     states = Counter(a.state for a in snapshot.actions if a.action_id in set(published))
+    others = lettered - set(poison)  # records of the control topics dead-lettered that were no poison
     return ControlFigures(
         leaked_servers=leaks.count,
         stuck_actions=len(stuck),
@@ -228,6 +239,7 @@ def count_control(
             "duplicates": duplicates.examples,
             "unfinished": unfinished[:5],
             "action_states": dict(states),
+            "actions_deadlettered": len(others),
             "server_states": dict(Counter(s.state for s in snapshot.servers)),
         },
     )

@@ -116,11 +116,19 @@ def test_a_process_without_a_live_row_leaks():
     assert leaks.orphans == (f"{key(A)} (pid 10)", f"{key(B)} (pid 11)", f"{key(C)} (pid 12)")
 
 
-def test_a_running_row_whose_process_is_gone_leaks_but_a_starting_one_does_not():
-    rows = [ServerRow(A, "running"), ServerRow(B, "starting"), ServerRow(C, "stopping")]
-    leaks = leaked_servers({}, rows)
-    assert leaks.dead_rows == (A,)
+def test_a_running_row_whose_process_is_gone_leaks_but_one_an_action_is_starting_or_stopping_does_not():
+    rows = [ServerRow(A, "running", "up"), ServerRow(B, "starting", "up"), ServerRow(C, "stopping", "down")]
+    working = [ActionRow("up", "in_progress", 10.0), ActionRow("down", "in_progress", 10.0)]
+    leaks = leaked_servers({}, rows, working)
+    assert leaks.dead_rows == (f"{A} (running)",)
     assert leaks.count == 1
+
+
+def test_a_starting_or_stopping_row_without_a_process_leaks_once_its_action_is_closed():
+    rows = [ServerRow(B, "starting", "up"), ServerRow(C, "stopping", "down"), ServerRow(A, "released", "down")]
+    closed = [ActionRow("up", "failed", 100.0), ActionRow("down", "done", 100.0)]
+    assert leaked_servers({}, rows, closed).dead_rows == (f"{B} (starting)", f"{C} (stopping)")
+    assert leaked_servers({1: key(B), 2: key(C)}, rows, closed).count == 0
 
 
 # ------------------------------------------------------------------ actions
@@ -254,7 +262,13 @@ def test_a_converged_fleet_passes():
     assert (found.leaked_servers, found.stuck_actions, found.gpu_conservation_violations) == (0, 0, 0)
     assert (found.duplicate_servers_per_action, found.unfinished_actions) == (0, 0)
     assert (found.poison_sent, found.poison_deadlettered) == (1, 1)
+    assert found.details["actions_deadlettered"] == 0
     assert control_passed(found)
+
+
+def test_dead_letters_of_the_control_topics_that_were_no_poison_are_reported():
+    found = figures(letters=(("t", 0, 1), ("t", 0, 7), ("t", 0, 8)))
+    assert found.details["actions_deadlettered"] == 2
 
 
 @pytest.mark.parametrize(
@@ -262,6 +276,16 @@ def test_a_converged_fleet_passes():
     [
         {"processes": {1: key(A), 2: key(C)}},  # an orphan process
         {"processes": {}},  # the running server's process is gone
+        {
+            "snapshot": Snapshot(
+                servers=(ServerRow(A, "stopping", "down-2"),),
+                actions=(ActionRow("down-2", "failed", 100.0),),
+                pools=(pool(available=3),),
+                gpus=gpus(free=3, **{A: 1}),
+            ),
+            "processes": {},
+            "published": (),
+        },  # a row left stopping, its action closed
         {"processes": {1: key(A), 2: key(A)}},  # a duplicate
         {"published": ("up-1", "down-2", "never-seen")},  # an action never answered
         {"letters": ()},  # a poison record never parked
