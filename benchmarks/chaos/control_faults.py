@@ -129,6 +129,7 @@ class ControlWatch:
         self.max_violations = 0
         self.max_processes = 0
         self.samples = 0
+        self.errors: list[str] = []
 
     async def look(self) -> tuple[dict[int, str], Any]:
         """Processes first, then the tables (a row always exists before its process)."""
@@ -139,7 +140,11 @@ class ControlWatch:
         """Sample until `stop`."""
         while not stop.is_set():
             started = time.monotonic()
-            processes, snapshot = await self.look()
+            try:
+                processes, snapshot = await self.look()
+            except Exception as error:  # one look lost (counted), the watch goes on
+                self.errors.append(repr(error)[:200])
+                processes, snapshot = {}, None
             self.max_processes = max(self.max_processes, len(processes))
             if snapshot is not None:
                 self.samples += 1
@@ -222,10 +227,20 @@ class ControlPath:
     # -- the PostgreSQL outage, shared with the request path
 
     async def before_postgres_down(self, record: Injected) -> Callable[[], None]:
-        """Put a scale-up in flight: its server row is `starting` while the launcher waits for the state lock."""
+        """Put a scale-up in flight: its server row is `starting` while the launcher waits for the state lock.
+
+        Never raises: the request path's outage goes on whatever happened here (noted).
+        """
+        lock = self.hold_state()
+        try:
+            return await self._scale_up_in_flight(record, lock)
+        except Exception as error:  # noted; the outage is the request path's too
+            record.notes.append(f"scale-up not put in flight: {error!r}"[:300])
+            return lock.release
+
+    async def _scale_up_in_flight(self, record: Injected, lock: StateLock) -> Callable[[], None]:
         deadline = time.monotonic() + self.profile.pg_prepare_s
         record.notes.append(await self.settle(False, timeout=max(1.0, deadline - time.monotonic() - 5)))
-        lock = self.hold_state()
         if not await lock.acquire(timeout=3):
             record.notes.append("state lock busy: no scale-up held in flight")
             return lock.release
@@ -240,7 +255,10 @@ class ControlPath:
     async def after_postgres_up(self, record: Injected) -> None:
         """Note what became of the scale-up."""
         if self._pg_action is not None:
-            state = await self.wait_action(self._pg_action, 10.0)
+            try:
+                state = await self.wait_action(self._pg_action, 10.0)
+            except Exception as error:  # noted, never raised into the request path's fault
+                state = f"unknown ({error!r})"[:200]
             record.notes.append(f"scale-up {state} after PostgreSQL was back")
 
     async def _rows_of(self, action: str, state: str) -> list[ServerRow]:

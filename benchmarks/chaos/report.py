@@ -94,6 +94,8 @@ def control_figures(run: ChaosRun) -> dict[str, Any]:
         **common,
         "gpu_conservation_violations_max_during": watch.max_violations if watch else None,
         "allocator_triton_processes_max": watch.max_processes if watch else None,
+        "control_looks": watch.samples if watch else 0,
+        "control_look_errors": watch.errors[:3] if watch else [],
         "control_details": found.details,
         "control_path_passed": control_passed(found),
     }
