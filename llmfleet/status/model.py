@@ -25,12 +25,19 @@ def jsonable(value: Any) -> Any:
 
 
 def servers_section(servers: Iterable[Row], placements: Iterable[Row]) -> list[dict[str, Any]]:
-    """Live servers with the models placed on them ({model_id: instances}), by server id."""
+    """Live servers with the models placed on them ({model_id: instances}) and each one's plan, by server id."""
     models: dict[str, dict[str, int]] = defaultdict(dict)
+    plans: dict[str, dict[str, str]] = defaultdict(dict)
     for p in placements:
         models[p["server_id"]][p["model_id"]] = int(p["instances"])
+        if p.get("strategy"):
+            plans[p["server_id"]][p["model_id"]] = f"{p['quantisation']} {p['strategy']} on {p['plan_gpus']} GPU"
     fields = ("server_id", "region", "gpu_type", "gpu_count", "pricing_class", "cost_per_hour", "state", "endpoint")
-    rows = [{f: s[f] for f in fields} | {"models": dict(sorted(models[s["server_id"]].items()))} for s in servers]
+    rows = [
+        {f: s[f] for f in fields}
+        | {"models": dict(sorted(models[s["server_id"]].items())), "plans": dict(sorted(plans[s["server_id"]].items()))}
+        for s in servers
+    ]
     return sorted(rows, key=lambda r: r["server_id"])
 
 

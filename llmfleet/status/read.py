@@ -47,10 +47,18 @@ def _rows(result: Any) -> Rows:
 
 
 async def read_allocator(connection: AsyncConnection) -> tuple[Rows, Rows]:
-    """Servers not released or failed, and the placements on them."""
+    """Servers not released or failed, and the placements on them with the deployment plan each runs."""
     servers = _rows(await connection.execute(select(allocator.server).where(allocator.server.c.state.not_in(GONE))))
     live = select(allocator.server.c.server_id).where(allocator.server.c.state.not_in(GONE))
-    placed = select(allocator.placement).where(allocator.placement.c.server_id.in_(live))
+    plan = allocator.deployment_plan
+    on_plan = (plan.c.server_id == allocator.placement.c.server_id) & (
+        plan.c.model_id == allocator.placement.c.model_id
+    )
+    placed = (
+        select(allocator.placement, plan.c.strategy, plan.c.quantisation, plan.c.gpus.label("plan_gpus"))
+        .select_from(allocator.placement.outerjoin(plan, on_plan))
+        .where(allocator.placement.c.server_id.in_(live))
+    )
     return servers, _rows(await connection.execute(placed))
 
 

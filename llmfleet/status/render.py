@@ -32,6 +32,11 @@ def _table(title: str, columns: tuple[str, ...], rows: Sequence[Sequence[str]]) 
     return table
 
 
+def _placed(model_id: str, instances: int, plan: str | None) -> str:
+    """`model x2 (int8 single on 1 GPU)`: the instances and the deployment plan they run."""
+    return f"{model_id} x{instances}" + (f" ({plan})" if plan else "")
+
+
 def _servers(servers: list[dict[str, Any]]) -> Table:
     columns = ("server", "region", "gpus", "pricing", "$/h", "state", "endpoint", "models")
     rows = [
@@ -43,7 +48,7 @@ def _servers(servers: list[dict[str, Any]]) -> Table:
             f"{s['cost_per_hour']:.2f}",
             s["state"],
             s["endpoint"] or "-",
-            ", ".join(f"{m} x{n}" for m, n in s["models"].items()) or "-",
+            ", ".join(_placed(m, n, s.get("plans", {}).get(m)) for m, n in s["models"].items()) or "-",
         )
         for s in servers
     ]

@@ -62,6 +62,12 @@ def test_servers_are_sorted_and_carry_their_models() -> None:
     assert "metrics_url" not in rows[0]
 
 
+def test_each_instance_shows_the_deployment_plan_it_runs() -> None:
+    planned = placement("s-a", "m1", 2) | {"strategy": "single", "quantisation": "int8", "plan_gpus": 1}
+    (row,) = servers_section([server("s-a")], [planned, placement("s-a", "m2", 1)])
+    assert row["plans"] == {"m1": "int8 single on 1 GPU"}  # m2 has no plan on record: none shown
+
+
 def test_instances_count_only_live_servers_and_sum_per_region() -> None:
     servers = [server("a", "us-east-1"), server("b", "us-east-1"), server("c", "eu-west-1")]
     placements = [placement("a", "m", 1), placement("b", "m", 2), placement("c", "m", 1), placement("gone", "m", 5)]

@@ -21,6 +21,7 @@ the single-GPU request plus the 5% bubble, with `s` requests in flight sharing t
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 from fractions import Fraction
@@ -118,11 +119,16 @@ def _modelled_plans(name: str, target_ms: float | None, gpu: GpuSpec, price: flo
 def feasible_plans(
     requirement: ModelRequirement, gpu: GpuSpec, price_per_hour: float, latency_target_ms: float, gpus_available: int
 ) -> list[DeploymentPlan]:
-    """The plans that fit in memory, meet the latency target and the GPUs available, best first."""
+    """The plans that fit in memory, meet the latency target and the GPUs available, best first.
+
+    Only the quantisations the model allows: a model whose quality was not checked at int8 is
+    never planned (nor run) at int8.
+    """
     plans = [
         plan
         for plan in candidate_plans(requirement, gpu, price_per_hour)
-        if plan.memory_per_gpu_gb <= gpu.memory_gb + 1e-9
+        if plan.quantisation in requirement.quantisations
+        and plan.memory_per_gpu_gb <= gpu.memory_gb + 1e-9
         and plan.latency_ms <= latency_target_ms + 1e-9
         and plan.gpus <= gpus_available
     ]
@@ -137,15 +143,35 @@ def best_plan(
     return plans[0] if plans else None
 
 
+@functools.lru_cache(maxsize=4096)
+def running_quantisation(requirement: ModelRequirement, gpu: GpuSpec, max_gpus: int = 8) -> str:
+    """The quantisation instances of the model run at on `gpu`: the best plan's (fp16 when none fits).
+
+    The deployment plan is what runs: planning counts GPU shares at this quantisation, and an
+    emulated server is started at it.
+    """
+    target = math.inf if requirement.latency_target_ms is None else requirement.latency_target_ms
+    plans = feasible_plans(requirement, gpu, 1.0, target, max_gpus)
+    return plans[0].quantisation if plans else "fp16"
+
+
 def gpu_share(
-    requirement: ModelRequirement, gpu: GpuSpec, quantisation: str = "fp16", extra_ms: float = 0.0, max_gpus: int = 8
+    requirement: ModelRequirement,
+    gpu: GpuSpec,
+    quantisation: str | None = None,
+    extra_ms: float = 0.0,
+    max_gpus: int = 8,
 ) -> Fraction | None:
     """GPUs one instance takes on `gpu`: 1/k when k instances share one, n when it spans n GPUs.
+
+    `quantisation`: None for the one the model runs at there (`running_quantisation`).
 
     One GPU when the instance fits it and is fast enough there (packed `instances_on` to a GPU);
     otherwise, at fp16, the parallel plan (tensor or pipeline) with the best cost per throughput
     that fits and meets the latency target less `extra_ms` (the network); None when nothing does.
     """
+    if quantisation is None:
+        quantisation = running_quantisation(requirement, gpu, max_gpus)
     per_gpu = requirement.instances_on(gpu, quantisation)
     if per_gpu >= 1 and requirement.meets_latency(gpu, quantisation, extra_ms):
         return Fraction(1, per_gpu)
@@ -171,12 +197,15 @@ class Emulation:
 
 
 def emulation_for(requirement: ModelRequirement, gpu: GpuSpec) -> Emulation | None:
-    """How a server of `gpu` emulates the model: fp16, over the GPUs an instance spans (None: not known).
+    """How a server of `gpu` emulates the model: at its running quantisation, over the GPUs an instance spans.
+
+    None when the performance model does not know the model.
 
     The performance model has no pipeline parallelism: a pipeline plan is emulated as tensor
     parallel over the same GPUs.
     """
     if (name := requirement.performance_model) is None:
         return None
-    share = gpu_share(requirement, gpu)
-    return Emulation(name, "fp16", int(share) if share is not None and share > 1 else 1)
+    quantisation = running_quantisation(requirement, gpu)
+    share = gpu_share(requirement, gpu, quantisation)
+    return Emulation(name, quantisation, int(share) if share is not None and share > 1 else 1)

@@ -9,7 +9,14 @@ from typing import Any
 import pytest
 
 from services.allocator.domain.fleet import GpuSpec, fleet_from_mapping
-from services.allocator.domain.planner import DeploymentPlan, best_plan, candidate_plans, gpu_share
+from services.allocator.domain.planner import (
+    DeploymentPlan,
+    best_plan,
+    candidate_plans,
+    emulation_for,
+    gpu_share,
+    running_quantisation,
+)
 from shared.performance import instance_memory_gib, profile, request_latency_ms, throughput_at
 
 H100 = GpuSpec("h100_80gb", 80, 8.0, 1.0)
@@ -65,8 +72,19 @@ def test_a_model_too_big_for_one_gpu_spans_the_plan_with_the_best_cost_per_reque
     # fp16 on one a100 does not fit; TP 2 serves a request per $ better than TP 4/8 or a pipeline.
     assert gpu_share(model, A100) == Fraction(2)
     plan = best_plan(model, A100, 4.1, latency_target_ms=6000, gpus_available=8)
-    assert plan is not None and (plan.strategy, plan.quantisation) == ("single", "int4")  # 3.5 s, 39 GB
+    assert plan is not None and (plan.strategy, plan.quantisation) == ("tensor_parallel_4", "fp16")  # fp16 only
     assert best_plan(model, A100, 4.1, latency_target_ms=3000, gpus_available=8) is None  # 3.5 s at best
+
+    # Allowed to run at int4, the plan is one GPU, and that is what runs: shares and emulation follow it.
+    quantised = fleet_from_mapping(
+        config({"llama-2-70b": {"preferred_gpu": "a100_80gb", "quantisations": ["fp16", "int8", "int4"]}})
+    ).models["llama-2-70b"]
+    plan = best_plan(quantised, A100, 4.1, latency_target_ms=6000, gpus_available=8)
+    assert plan is not None and (plan.strategy, plan.quantisation) == ("single", "int4")  # 3.5 s, 39 GB
+    assert running_quantisation(quantised, A100) == "int4"
+    assert gpu_share(quantised, A100) == Fraction(1)  # one GPU instead of the fp16 plan's four
+    emulation = emulation_for(quantised, A100)
+    assert emulation is not None and (emulation.quantisation, emulation.tensor_parallel) == ("int4", 1)
 
 
 def test_a_user_file_with_latency_ms_loads_and_says_what_wins():
