@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from services.allocator.jobs import AllocatorApp
-from services.allocator.use_cases import planning, prices, registrations, spot
+from services.allocator.use_cases import capacity, planning, prices, registrations, spot
 from shared.events import (
     ALLOCATIONS,
     PRICES,
     SCALING_ACTIONS,
     AllocationEvent,
+    CapacityChangeRequested,
     PricesPublished,
     ScalingActionEvent,
     ScalingActionRequested,
@@ -26,6 +27,8 @@ def register(app: AllocatorApp) -> None:
         # the action; the provisioning worker carries it out, so the consumer never waits on a start.
         if isinstance(event, ScalingActionRequested) and await planning.plan_action(allocator, inbox_consumer(), event):
             allocator.work_ready.set()
+        elif isinstance(event, CapacityChangeRequested):  # an operator applied a cost recommendation
+            await capacity.change_capacity(allocator, inbox_consumer(), event)
 
     async def on_prices_published(event: PricesPublished) -> None:
         await prices.record_prices(allocator, inbox_consumer(), event)

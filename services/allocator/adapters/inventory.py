@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable
 
-from sqlalchemy import and_, func, select
+from sqlalchemy import and_, case, func, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -22,6 +22,7 @@ from services.allocator.adapters.orm import (
     server,
 )
 from services.allocator.domain.allocation import PoolKey, gpu_ids_for
+from services.allocator.domain.capacity import TAKE_ORDER
 from services.allocator.domain.fleet import FleetConfig, ModelRequirement, Pool, PricingClass
 from services.allocator.domain.planner import best_plan
 from services.allocator.domain.scaling import Server
@@ -161,11 +162,10 @@ async def take_gpus(session: AsyncSession, region: str, gpu_type: str, count: in
     if taken.first() is None:
         raise InsufficientGpus(f"fewer than {count} free {gpu_type} GPUs in {region}")
     free = and_(gpu.c.region == region, gpu.c.gpu_type == gpu_type, gpu.c.state == "free")
-    ids = list(
-        (await session.execute(select(gpu.c.gpu_id).where(free).order_by(gpu.c.gpu_id).limit(count).with_for_update()))
-        .scalars()
-        .all()
-    )
+    # Reserved GPUs first (paid for whether used or not), then spot, then on-demand.
+    first = case(*((gpu.c.pricing_class == c, n) for n, c in enumerate(TAKE_ORDER)), else_=len(TAKE_ORDER))
+    query = select(gpu.c.gpu_id).where(free).order_by(first, gpu.c.gpu_id).limit(count).with_for_update()
+    ids = list((await session.execute(query)).scalars().all())
     if len(ids) < count:
         raise InsufficientGpus(f"pool {region}/{gpu_type} counts more free GPUs than it has ids for")
     await session.execute(gpu.update().where(gpu.c.gpu_id.in_(ids)).values(state="allocated", server_id=server_id))

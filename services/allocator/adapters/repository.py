@@ -11,23 +11,32 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterable
 from datetime import datetime
-from typing import Protocol
+from typing import Any, Protocol
 
 from sqlalchemy import and_, func, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from services.allocator.adapters import control, inventory
+from services.allocator.adapters import capacity, control, inventory
 from services.allocator.adapters.inventory import InsufficientGpus, seed
 from services.allocator.adapters.metrics import AllocatorMetrics
 from services.allocator.adapters.orm import gpu_price, inbox, outbox, placement, scaling_action, server
 from services.allocator.domain.allocation import PoolKey
+from services.allocator.domain.capacity import CapacityPlan, GpuOnRecord
 from services.allocator.domain.fleet import FleetConfig, ModelRequirement, Pool
 from services.allocator.domain.reconciliation import ActionOnRecord, PoolAccount, RegisteredServer, ServerOnRecord
 from services.allocator.domain.records import ActionRecord, PendingSteps, PlacementRecord, ServerRecord
 from services.allocator.domain.scaling import Server, StartServer
 from shared import unit_of_work as shared_uow
-from shared.events import ALERTS, ALLOCATIONS, AlertChanged, Event, GpuPrice, ScalingActionRequested
+from shared.events import (
+    ALERTS,
+    ALLOCATIONS,
+    AlertChanged,
+    CapacityChangeRequested,
+    Event,
+    GpuPrice,
+    ScalingActionRequested,
+)
 from shared.inbox import first_delivery
 from shared.outbox import add_to_outbox
 
@@ -152,6 +161,28 @@ class AllocatorRepository(Protocol):
 
     async def mark_unanswered(self, server_ids: list[str], since: bool) -> None:
         """Start (since=True) or clear registered servers' unanswered clocks."""
+
+    async def lock_pool(self, region: str, gpu_type: str) -> tuple[Pool | None, list[GpuOnRecord], set[str]]:
+        """The pool locked (with planning's lock), its GPUs, and the live servers holding them."""
+
+    async def apply_capacity_plan(
+        self, region: str, gpu_type: str, plan: CapacityPlan, new_ids: dict[str, list[str]]
+    ) -> None:
+        """Convert, release and add the plan's GPUs; the pool's counters follow its rows."""
+
+    async def capacity_change_on_record(self, request_id: str) -> bool:
+        """True when the capacity change request was carried out or refused before."""
+
+    async def record_capacity_change(
+        self, event: CapacityChangeRequested, result: str, reason: str | None, applied: dict[str, Any]
+    ) -> bool:
+        """Audit the request once; False when its request id is on record already."""
+
+    async def gpu_classes(self, gpu_ids: list[str]) -> dict[str, int]:
+        """How many of the GPUs are of each pricing class."""
+
+    async def reprice_server(self, server_id: str, pricing_class: str, cost_per_hour: float) -> None:
+        """A running server's new pricing class and $/h."""
 
 
 class UnitOfWork(shared_uow.UnitOfWork[AllocatorRepository], Protocol):
@@ -382,6 +413,34 @@ class SqlAllocatorRepository:
     async def mark_unanswered(self, server_ids: list[str], since: bool) -> None:
         """Start (since=True) or clear registered servers' unanswered clocks."""
         await control.mark_unanswered(self.session, server_ids, since)
+
+    async def lock_pool(self, region: str, gpu_type: str) -> tuple[Pool | None, list[GpuOnRecord], set[str]]:
+        """The pool locked (with planning's lock), its GPUs, and the live servers holding them."""
+        return await capacity.lock_pool(self.session, region, gpu_type)
+
+    async def apply_capacity_plan(
+        self, region: str, gpu_type: str, plan: CapacityPlan, new_ids: dict[str, list[str]]
+    ) -> None:
+        """Convert, release and add the plan's GPUs; the pool's counters follow its rows."""
+        await capacity.apply_plan(self.session, region, gpu_type, plan, new_ids)
+
+    async def capacity_change_on_record(self, request_id: str) -> bool:
+        """True when the capacity change request was carried out or refused before."""
+        return await capacity.change_on_record(self.session, request_id)
+
+    async def record_capacity_change(
+        self, event: CapacityChangeRequested, result: str, reason: str | None, applied: dict[str, Any]
+    ) -> bool:
+        """Audit the request once; False when its request id is on record already."""
+        return await capacity.record_change(self.session, event, result, reason, applied)
+
+    async def gpu_classes(self, gpu_ids: list[str]) -> dict[str, int]:
+        """How many of the GPUs are of each pricing class."""
+        return await capacity.gpu_classes(self.session, gpu_ids)
+
+    async def reprice_server(self, server_id: str, pricing_class: str, cost_per_hour: float) -> None:
+        """A running server's new pricing class and $/h."""
+        await capacity.reprice_server(self.session, server_id, pricing_class, cost_per_hour)
 
 
 class SqlUnitOfWork(shared_uow.SqlUnitOfWork[AllocatorRepository]):

@@ -15,7 +15,8 @@ from dataclasses import replace
 
 from services.allocator.adapters.repository import AllocatorRepository
 from services.allocator.domain.allocation import PoolKey
-from services.allocator.domain.fleet import Pool
+from services.allocator.domain.capacity import server_class
+from services.allocator.domain.fleet import Pool, PricingClass
 from services.allocator.domain.scaling import AddInstances, Server, StartServer, Step, plan_scaling
 from services.allocator.use_cases.allocator import Allocator
 from shared.events import ActionKind, AllocationFailed, ModelLoaded, ScalingActionRequested
@@ -84,9 +85,13 @@ async def _write_step(
     action_id = event.action_id
     if isinstance(step, StartServer):
         pool = pools[(step.region, step.gpu_type)]
-        price = await repo.price_per_gpu(allocator.fleet, pool)
-        await repo.take_gpus(step.region, step.gpu_type, step.gpu_count, step.server_id)
-        await repo.add_server(step, round(price * step.gpu_count, 4), pool.pricing_class.value, action_id)
+        # Priced by the classes of the GPUs it takes (a capacity change may have mixed the pool's).
+        taken = await repo.take_gpus(step.region, step.gpu_type, step.gpu_count, step.server_id)
+        classes = await repo.gpu_classes(taken)
+        cost = 0.0
+        for name, n in sorted(classes.items()):
+            cost += n * await repo.price_per_gpu(allocator.fleet, replace(pool, pricing_class=PricingClass(name)))
+        await repo.add_server(step, round(cost, 4), server_class(classes), action_id)
         await repo.add_placement(step.server_id, step.model_id, triton_model, step.instances, action_id)
     elif isinstance(step, AddInstances):
         if step.load:

@@ -21,6 +21,7 @@ from services.allocator.adapters.metrics import AllocatorMetrics
 from services.allocator.adapters.provisioner import ProvisioningError, ServerEndpoint
 from services.allocator.adapters.repository import AllocatorRepository
 from services.allocator.domain.allocation import PoolKey, gpu_ids_for
+from services.allocator.domain.capacity import TAKE_ORDER, CapacityPlan, GpuOnRecord
 from services.allocator.domain.fleet import FleetConfig, ModelRequirement, Pool, PricingClass
 from services.allocator.domain.planner import DeploymentPlan, Emulation, best_plan
 from services.allocator.domain.reconciliation import (
@@ -34,7 +35,7 @@ from services.allocator.domain.reconciliation import (
 )
 from services.allocator.domain.records import ActionRecord, PendingSteps, PlacementRecord, ServerRecord
 from services.allocator.domain.scaling import Server, StartServer
-from shared.events import AlertChanged, Event, GpuPrice, ScalingActionRequested
+from shared.events import AlertChanged, CapacityChangeRequested, Event, GpuPrice, ScalingActionRequested
 
 EPOCH = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -44,7 +45,8 @@ class FakeState:
     """Everything the allocator's tables hold, as plain dicts."""
 
     pools: dict[PoolKey, Pool] = field(default_factory=dict)
-    gpus: dict[str, dict[str, Any]] = field(default_factory=dict)  # gpu_id -> region, gpu_type, state, server_id
+    gpus: dict[str, dict[str, Any]] = field(default_factory=dict)  # gpu_id -> region, gpu_type, state, server_id, class
+    capacity_changes: dict[str, dict[str, Any]] = field(default_factory=dict)  # request id -> the audit row
     prices: dict[PoolKey, dict[PricingClass, float]] = field(default_factory=dict)
     requirements: dict[str, ModelRequirement] = field(default_factory=dict)
     actions: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -73,7 +75,10 @@ def seeded(fleet: FleetConfig) -> FakeState:
         held = set(ids[len(ids) - pool.reserved :]) if pool.reserved else set()
         for n, gpu_id in enumerate(ids):
             status = "free" if n < pool.available else "reserved" if gpu_id in held else "allocated"
-            state.gpus[gpu_id] = {"region": pool.region, "gpu_type": pool.gpu_type, "state": status, "server_id": None}
+            state.gpus[gpu_id] = {
+                "region": pool.region, "gpu_type": pool.gpu_type, "state": status, "server_id": None,
+                "pricing_class": pool.pricing_class.value,
+            }  # fmt: skip
         state.prices[key] = {c: fleet.price(pool.region, pool.gpu_type, c) for c in PricingClass}
     return state
 
@@ -150,8 +155,9 @@ class FakeRepository:
             raise InsufficientGpus(f"fewer than {count} free {gpu_type} GPUs in {region}")
         self.state.pools[(region, gpu_type)] = replace(pool, available=pool.available - count)
         free = sorted(
-            gid for gid, g in self.state.gpus.items()
-            if (g["region"], g["gpu_type"], g["state"]) == (region, gpu_type, "free")
+            (gid for gid, g in self.state.gpus.items()
+             if (g["region"], g["gpu_type"], g["state"]) == (region, gpu_type, "free")),
+            key=lambda gid: (TAKE_ORDER.index(self.state.gpus[gid].get("pricing_class", "on_demand")), gid),
         )[:count]  # fmt: skip
         for gpu_id in free:
             self.state.gpus[gpu_id] |= {"state": "allocated", "server_id": server_id}
@@ -355,6 +361,69 @@ class FakeRepository:
             self.state.registered[sid] = replace(
                 self.state.registered[sid], unanswered_since=self.state.clock if since else None
             )
+
+    async def lock_pool(self, region: str, gpu_type: str) -> tuple[Pool | None, list[GpuOnRecord], set[str]]:
+        pool = self.state.pools.get((region, gpu_type))
+        if pool is None:
+            return None, [], set()
+        gpus = [
+            GpuOnRecord(gid, g["state"], g.get("pricing_class", "on_demand"), g["server_id"])
+            for gid, g in sorted(self.state.gpus.items())
+            if (g["region"], g["gpu_type"]) == (region, gpu_type)
+        ]
+        live = {
+            g.server_id
+            for g in gpus
+            if g.server_id is not None and self.state.servers.get(g.server_id, {}).get("state") in LIVE
+        }
+        return pool, gpus, live
+
+    async def apply_capacity_plan(
+        self, region: str, gpu_type: str, plan: CapacityPlan, new_ids: dict[str, list[str]]
+    ) -> None:
+        for gpu_id, target in plan.convert.items():
+            self.state.gpus[gpu_id]["pricing_class"] = target
+        for gpu_id in plan.release:
+            assert self.state.gpus[gpu_id]["state"] == "free", "only free GPUs are released"
+            del self.state.gpus[gpu_id]
+        added = 0
+        for c, ids in new_ids.items():
+            for gpu_id in ids:
+                assert gpu_id not in self.state.gpus, "gpu ids are primary keys"
+                self.state.gpus[gpu_id] = {
+                    "region": region, "gpu_type": gpu_type, "state": "free", "server_id": None, "pricing_class": c,
+                }  # fmt: skip
+                added += 1
+        change = added - len(plan.release)
+        pool = self.state.pools[(region, gpu_type)]
+        self.state.pools[(region, gpu_type)] = replace(
+            pool, total=pool.total + change, available=pool.available + change
+        )
+
+    async def capacity_change_on_record(self, request_id: str) -> bool:
+        return request_id in self.state.capacity_changes
+
+    async def record_capacity_change(
+        self, event: CapacityChangeRequested, result: str, reason: str | None, applied: dict[str, Any]
+    ) -> bool:
+        if event.request_id in self.state.capacity_changes:
+            return False
+        self.state.capacity_changes[event.request_id] = {
+            "recommendation_id": event.recommendation_id, "region": event.region, "gpu_type": event.gpu_type,
+            "requested": dict(event.changes), "applied": applied or None, "result": result, "reason": reason,
+            "commitment_months": event.commitment_months, "created_at": self.state.clock,
+        }  # fmt: skip
+        return True
+
+    async def gpu_classes(self, gpu_ids: list[str]) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for gpu_id in gpu_ids:
+            c = self.state.gpus[gpu_id].get("pricing_class", "on_demand")
+            counts[c] = counts.get(c, 0) + 1
+        return counts
+
+    async def reprice_server(self, server_id: str, pricing_class: str, cost_per_hour: float) -> None:
+        self.state.servers[server_id] |= {"pricing_class": pricing_class, "cost_per_hour": cost_per_hour}
 
     async def stray_gpu_holders(self) -> list[str]:
         live = {sid for sid, row in self.state.servers.items() if row["state"] in LIVE}

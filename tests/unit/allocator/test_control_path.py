@@ -401,6 +401,8 @@ def spot_allocator() -> tuple[Allocator, FakeUnitOfWork]:
     from services.allocator.domain.fleet import PricingClass
 
     uow.state.pools[key] = with_fields(uow.state.pools[key], pricing_class=PricingClass.SPOT)
+    for g in uow.state.gpus.values():  # a server is priced by the class of the GPUs it takes
+        g["pricing_class"] = "spot"
     return allocator, uow
 
 

@@ -45,7 +45,9 @@ class Wired:
         self.plan_action = UseCase(result=planned)
         self.record_prices = UseCase()
         self.record_registration = UseCase()
+        self.change_capacity = UseCase()
         monkeypatch.setattr(handlers.planning, "plan_action", self.plan_action)
+        monkeypatch.setattr(handlers.capacity, "change_capacity", self.change_capacity)
         monkeypatch.setattr(handlers.registrations, "record_registration", self.record_registration)
         monkeypatch.setattr(handlers.prices, "record_prices", self.record_prices)
         self.broker: KafkaBroker = wiring_broker()
@@ -55,7 +57,8 @@ class Wired:
 
     def called(self) -> bool:
         return (
-            any(case.calls for case in (self.plan_action, self.record_prices)) or self.app.allocator.work_ready.is_set()
+            any(case.calls for case in (self.plan_action, self.record_prices, self.change_capacity))
+            or self.app.allocator.work_ready.is_set()
         )
 
 
@@ -77,19 +80,21 @@ async def test_an_action_not_planned_this_time_wakes_no_worker(monkeypatch):
     assert len(wired.plan_action.calls) == 1 and not wired.app.allocator.work_ready.is_set()
 
 
-@pytest.mark.parametrize(
-    "event",
-    [
-        sample_events.action_overdue(),
-        sample_events.capacity_change(),
-    ],
-    ids=lambda event: type(event).__name__,
-)
-async def test_the_other_events_of_the_actions_topic_are_not_the_allocators(monkeypatch, event):
+async def test_an_overdue_action_is_not_the_allocators(monkeypatch):
     wired = Wired(monkeypatch)
     async with TestKafkaBroker(wired.broker) as br:
-        await publish(br, SCALING_ACTIONS, event)
+        await publish(br, SCALING_ACTIONS, sample_events.action_overdue())
     assert not wired.called() and wired.letters == []
+
+
+async def test_a_capacity_change_an_operator_applied_is_carried_out_without_planning(monkeypatch):
+    wired = Wired(monkeypatch)
+    event = sample_events.capacity_change()
+    async with TestKafkaBroker(wired.broker) as br:
+        await publish(br, SCALING_ACTIONS, event)
+    assert wired.change_capacity.calls == [(wired.app.allocator, "allocator.on_scaling_action_requested", event)]
+    assert wired.plan_action.calls == [] and not wired.app.allocator.work_ready.is_set()
+    assert wired.letters == []
 
 
 async def test_published_prices_are_recorded(monkeypatch):
