@@ -13,6 +13,7 @@ import numpy as np
 
 from llmfleet.simulate.catalogue import SimModel, catalogue, requirement, target_ms
 from llmfleet.simulate.fleet import scaled_fleet
+from llmfleet.simulate.loop import deployed_quantisation, deployed_requirement
 from llmfleet.simulate.options import REGIONS, SimOptions
 from llmfleet.simulate.pricing import price_table, reserved_commitment
 from llmfleet.simulate.scaler import ForecastCache
@@ -52,6 +53,19 @@ class Prepared:
     catalogue: Catalogue
     prices: np.ndarray  # [region, gpu type, class]
     reserved: np.ndarray  # [region, gpu type] GPUs committed (mixed pricing)
+    quantisations: tuple[str, ...] = ()  # [model] the deployed precision (plans); empty: fp16 for all
+
+    def milp_fleet(self) -> FleetConfig:
+        """The fleet as the MILP sees it: each model's own requirement at its deployed quantisation.
+
+        `gpu_share` then sizes and latency-checks every option with the performance model at that
+        precision (the allocator's scaling path is given the memory-substituted twin instead).
+        """
+        models = {
+            m.model_id: replace(m.requirement, quantisations=(self.quantisations[i] if self.quantisations else "fp16",))
+            for i, m in enumerate(self.traffic.models)
+        }
+        return replace(self.fleet, models=models)
 
     @property
     def rtt_s(self) -> np.ndarray:
@@ -81,16 +95,23 @@ def prepare(options: SimOptions) -> Prepared:
         models = catalogue(w, options.latency, options.seed)
         traffic = seed_traffic(models, w, options.duration_s, options.step_s, options.seed)
     fleet = replace(scaled_fleet(load_fleet(DEFAULT_FLEET), options.fleet_gpus, models), region_rtt_ms=RTT_MS)
+    quantisations = None
+    if options.plans:  # the allocator is given each model as deployed (its quantisation's memory)
+        quantisations = [deployed_quantisation(m.requirement, fleet) for m in models]
+        deployed = {
+            m.model_id: deployed_requirement(m.requirement, q) for m, q in zip(models, quantisations, strict=True)
+        }
+        fleet = replace(fleet, models=deployed)
     router = RouterSettings()
     limits = limits_for(options.batching, router.default_token_budget)
-    table = service_table(traffic, fleet, limits, options.storage)
+    table = service_table(traffic, fleet, limits, options.storage, quantisations)
     preferred = np.array([_placed_on(table, i, m.requirement.preferred_gpu) for i, m in enumerate(models)])
     capacity_rph = scaler_capacity(models)
     catalogue_ = Catalogue()
     prices = price_table(catalogue_, table.gpu_types)
     return Prepared(
         options, traffic, fleet, limits, table, forecast_cache(traffic), capacity_rph, preferred, catalogue_, prices,
-        _commitment(traffic, table, preferred, catalogue_, options),
+        _commitment(traffic, table, preferred, catalogue_, options), tuple(quantisations or ()),
     )  # fmt: skip
 
 

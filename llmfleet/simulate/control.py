@@ -9,7 +9,10 @@ the fleet (their recommendations are counted, not applied).
 
 from __future__ import annotations
 
+import heapq
+import time
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -18,11 +21,20 @@ from numpy.typing import NDArray
 
 from llmfleet.simulate.allocator import Allocator
 from llmfleet.simulate.engine import Engine
-from llmfleet.simulate.fleet import CLASSES, Fleet
+from llmfleet.simulate.fleet import CLASSES, Fleet, SimServer
+from llmfleet.simulate.loop import (
+    lost_in_flight,
+    region_instances,
+    replan_region,
+    service_samples_s,
+    stop_taking_batches_at,
+)
 from llmfleet.simulate.metrics import BINS, EDGES
 from llmfleet.simulate.monitor import Monitor
-from llmfleet.simulate.options import REGIONS
+from llmfleet.simulate.options import REGIONS, Placement
 from llmfleet.simulate.scaler import Key, Scaler
+from services.allocator.domain.fleet import FleetConfig
+from services.allocator.domain.scaling import Server
 from services.cost.domain.fleet import Server as CostServer
 from services.cost.domain.pricing import Catalogue
 from services.cost.domain.rules import Thresholds, pools, rule_recommendations
@@ -60,6 +72,16 @@ class PolicyControl:
     preloads: dict[Key, float] = field(default_factory=dict)  # preloaded, waiting to see traffic
     utilization: Array = field(default_factory=lambda: np.zeros(0))  # the last window's [model, region]
     gpu_hours: dict[str, float] = field(default_factory=dict)  # by pricing class
+    # The fleet loop (issue 15): reclaim notices acted on, MILP re-plans.
+    notice_s: float = 0.0
+    placement: Placement = Placement.GREEDY
+    replan_interval_s: float = 3600.0
+    milp_time_limit_s: float = 1.0
+    milp_fleet: FleetConfig | None = None  # the models as the MILP sees them (None: the fleet's)
+    # (at, seq, "stop" | "gone", server, what it held, reclaimed at): a heap of reclaim notices' events
+    _events: list[tuple[float, int, str, str, dict[str, int], float]] = field(default_factory=list)
+    _seq: int = 0
+    figures: dict[str, float] = field(default_factory=dict)  # sums that are not counts (lost requests, seconds)
 
     @property
     def ready(self) -> NDArray[np.int64]:
@@ -80,9 +102,15 @@ class PolicyControl:
         placed = self.fleet.ready.sum(axis=2)
         utilization = self.observe(engine, placed, at) if engine.window.seconds else np.full(placed.shape, np.nan)
         self.utilization = utilization
-        for server_id, region, models in self.allocator.reclaim(self.rng, self.reclaim_probability):
-            for model_id in models:
-                self.scaler.released(server_id, model_id, region)
+        if self.placement is Placement.MILP and now % self.replan_interval_s == 0:
+            self.replan()
+        for entry in self.allocator.reclaim(self.rng, self.reclaim_probability, notice=self.notice_s > 0):
+            if self.notice_s > 0:
+                self.notice(entry, now)
+                continue
+            self.count_lost(entry.server, entry.server.placements, None)
+            for model_id in entry.server.placements:
+                self.scaler.released(entry.server.server_id, model_id, entry.server.region)
         placements, utilizations = {}, {}
         for m, r in zip(*np.nonzero(placed > 0), strict=True):
             key = (self.model_ids[m], REGIONS[r])
@@ -94,6 +122,77 @@ class PolicyControl:
             self.execute(action, now)
         if now % 3600 == 0:
             self.cost_cycle()
+
+    def replan(self) -> None:
+        """The MILP re-plan: each region's instances placed afresh; new instances go to its types first."""
+        started = time.perf_counter()
+        held = self.fleet.ready + self.fleet.loading
+        types: dict[tuple[str, str], str] = {}
+        for r, region in enumerate(REGIONS):
+            demanded = region_instances(held[:, r, :].tolist(), self.model_ids)
+            config = self.milp_fleet or self.fleet.config
+            plan = replan_region(demanded, region, config, self.fleet.pools, self.milp_time_limit_s)
+            types |= plan.types
+            self.counts[f"replan_{plan.method}"] += 1
+            self.figures["replan_cost_per_hour"] = self.figures.get("replan_cost_per_hour", 0.0) + plan.cost_per_hour
+        moved = sum(
+            1 for (model_id, _), gpu_type in types.items()
+            if gpu_type != self.fleet.config.models[model_id].preferred_gpu
+        )  # fmt: skip
+        self.counts["replan_types_off_preferred"] = moved
+        self.allocator.placement_types = types
+        self.figures["replan_s"] = self.figures.get("replan_s", 0.0) + time.perf_counter() - started
+
+    def drain_s(self, m: int, g: int) -> float:
+        """The longest sampled request of model m on an instance of GPU type g (at its batch bound)."""
+        t = self.allocator.table
+        b = int(max(t.b_max[m, g], 1))
+        return float(service_samples_s(t.prefill_samples_s[m, g], t.step_samples[m], float(t.step_s[m, g, b])).max())
+
+    def count_lost(self, server: Server, held: Mapping[str, int], drain_s: float | None) -> None:
+        """Requests in flight on a reclaimed server that cannot finish (see `loop.lost_in_flight`)."""
+        t, r, g = self.allocator.table, REGIONS.index(server.region), self.fleet.gpu_types.index(server.gpu_type)
+        for model_id, count in held.items():
+            m = self.model_ids.index(model_id)
+            seen = self.utilization.size and np.isfinite(self.utilization[m, r])
+            busy = float(self.utilization[m, r]) if seen else 1.0
+            b = int(max(t.b_max[m, g], 1))
+            samples = service_samples_s(t.prefill_samples_s[m, g], t.step_samples[m], float(t.step_s[m, g, b]))
+            lost = lost_in_flight(count, busy, b, samples, drain_s)
+            self.figures["requests_lost_to_reclaims"] = self.figures.get("requests_lost_to_reclaims", 0.0) + lost
+
+    def notice(self, entry: SimServer, now: float) -> None:
+        """A reclaim notice: replacements start now; the server serves until they do, drains, then goes."""
+        server = entry.server
+        reclaim_at = now + self.notice_s
+        ready: float | None = now
+        drain = 0.0
+        g = self.fleet.gpu_types.index(server.gpu_type)
+        for model_id, count in server.placements.items():
+            done = self.allocator.replace_capacity(model_id, server.region, count, now)
+            if done is None:
+                self.counts["replacements_failed"] += 1
+            ready = None if done is None or ready is None else max(ready, done)
+            drain = max(drain, self.drain_s(self.model_ids.index(model_id), g))
+        stop_at = stop_taking_batches_at(now, reclaim_at, ready, drain)
+        self.figures["notice_overlap_s"] = self.figures.get("notice_overlap_s", 0.0) + (stop_at - now)
+        held = dict(server.placements)
+        self._seq += 1
+        heapq.heappush(self._events, (stop_at, self._seq, "stop", server.server_id, held, reclaim_at))
+        heapq.heappush(self._events, (reclaim_at, self._seq, "gone", server.server_id, held, reclaim_at))
+
+    def reclaim_events(self, now: float) -> None:
+        """Reclaimed servers that stop taking batches (their in-flight work drains), or go, by now."""
+        while self._events and self._events[0][0] <= now + 1e-9:
+            at, _, kind, server_id, held, reclaim_at = heapq.heappop(self._events)
+            if kind == "stop":  # the drain window runs from the planned stop to the reclaim
+                server = self.fleet.servers[server_id].server
+                self.fleet.stop_serving(server_id)
+                self.count_lost(server, held, max(reclaim_at - at, 0.0))
+            else:
+                entry = self.fleet.release(server_id)
+                for model_id in held:
+                    self.scaler.released(server_id, model_id, entry.server.region)
 
     def observe(self, engine: Engine, placed: NDArray[np.int64], at: datetime) -> Array:
         """The monitor's round on the window: alerts, signals to the scaler; the utilisation it saw."""
@@ -138,7 +237,8 @@ class PolicyControl:
             self.preloads[(action.model_id, action.region)] = now
 
     def step(self, engine: Engine, now: float) -> None:
-        """Loads that finished: their instances serve, their actions are confirmed."""
+        """Reclaim notices running out; loads that finished: their instances serve, their actions are confirmed."""
+        self.reclaim_events(now)
         for server_id, model_id in self.fleet.finish_loads(now):
             region = self.fleet.servers[server_id].server.region
             self.scaler.loaded(server_id, model_id, region, self.at(now))

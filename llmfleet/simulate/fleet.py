@@ -69,6 +69,7 @@ class Fleet:
         self.gpus_by_class: NDArray[np.int64] = np.zeros((len(REGIONS), len(self.gpu_types), len(CLASSES)), np.int64)
         self.by_region = {r: {} for r in REGIONS}
         self.free: dict[str, int] = {}  # GPUs of each server no instance takes
+        self.draining: set[str] = set()  # servers under a reclaim notice: no planning sees them
 
     def _key(self, model_id: str, server: Server) -> tuple[int, int, int]:
         return self.models[model_id], REGIONS.index(server.region), self.gpu_types.index(server.gpu_type)
@@ -151,6 +152,48 @@ class Fleet:
         g = self.gpu_types.index(server.gpu_type)
         self.gpus_by_class[REGIONS.index(server.region), g, CLASSES.index(entry.pricing)] -= server.gpu_count
         return entry
+
+    def detach(self, server_id: str) -> SimServer:
+        """A server under a reclaim notice: still serving and paid for, but no plan may use or change it."""
+        entry = self.servers[server_id]
+        region = entry.server.region
+        del self.by_region[region][server_id]
+        del self.free[server_id]
+        self.draining.add(server_id)
+        return entry
+
+    def stop_serving(self, server_id: str) -> dict[str, int]:
+        """A detached server takes no more batches: its instances stop counting; what it held (model -> n)."""
+        entry = self.servers[server_id]
+        held = dict(entry.server.placements)
+        for model_id, count in held.items():
+            key = self._key(model_id, entry.server)
+            if model_id in entry.ready_at:  # still loading: the load never lands
+                self.loading[key] -= count
+                del entry.ready_at[model_id]
+            else:
+                self.ready[key] -= count
+        entry.server = replace(entry.server, placements={})
+        return held
+
+    def release(self, server_id: str) -> SimServer:
+        """A detached server goes (the reclaim): its GPUs return to the pool and stop being paid for."""
+        entry = self.servers.pop(server_id)
+        if entry.server.placements:
+            self.stop_serving_entry(entry)
+        self.draining.discard(server_id)
+        server = entry.server
+        key = (server.region, server.gpu_type)
+        self.pools[key] = self.pools[key].give_back(server.gpu_count)
+        g = self.gpu_types.index(server.gpu_type)
+        self.gpus_by_class[REGIONS.index(server.region), g, CLASSES.index(entry.pricing)] -= server.gpu_count
+        return entry
+
+    def stop_serving_entry(self, entry: SimServer) -> None:
+        """`stop_serving` for an entry already out of `servers`."""
+        self.servers[entry.server.server_id] = entry
+        self.stop_serving(entry.server.server_id)
+        del self.servers[entry.server.server_id]
 
     def finish_loads(self, now: float) -> list[tuple[str, str]]:
         """Instances whose cold start is over serve from now; (server, model) of each."""

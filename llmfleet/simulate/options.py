@@ -35,6 +35,13 @@ class Pricing(StrEnum):
     ON_DEMAND = "on_demand"
 
 
+class Placement(StrEnum):
+    """Which GPU type new instances of a model go to: the preferred type first, or the fleet MILP's."""
+
+    GREEDY = "greedy"  # the live allocator's rule (`plan_scaling` -> `allocate`): preferred type first
+    MILP = "milp"  # `placement.milp_place` re-plans every `replan_interval_s`; greedy when it runs out of time
+
+
 @dataclass(frozen=True)
 class Workload:
     """The seed's traffic: requests a day over models with Zipf popularity, in three regions."""
@@ -74,6 +81,17 @@ class SimOptions:
     pricing: Pricing = Pricing.MIXED
     spot_share: float = field(default_factory=lambda: CostSettings().spot_interruption_tolerance)
     spot_reclaims_per_hour: float = 0.5  # published GPU spot data: one per 1.4-3.2 instance-hours
+    # Spot interruption notice (AWS: 120 s). 0: none is acted on, the server goes at the reclaim and
+    # its in-flight requests are lost. > 0: the allocator starts a replacement at the notice and the
+    # server drains (make-before-break), so only requests longer than the drain window are lost.
+    reclaim_notice_s: float = 0.0
+    # The fleet loop (issue 15): where instances go, and how they are deployed.
+    placement: Placement = Placement.GREEDY
+    replan_interval_s: float = 3600.0
+    milp_time_limit_s: float = 1.0
+    # True: each model runs the allocator planner's best single-GPU quantisation (fp16 / int8 / int4)
+    # and the GPUs per instance follow from it (`gpu_share`); False: fp16 only.
+    plans: bool = False
     storage: Storage = Storage.LOCAL_NVME  # where a cold start reads the weights from
     slo_ms: float = 2000.0
     latency: LatencyMeasure = LatencyMeasure.TTFT
@@ -91,4 +109,6 @@ class SimOptions:
         extras = [] if self.tiers else ["tiers off"]
         extras += [] if self.preload else ["preload off"]
         extras += [] if self.forecast else ["reactive (no forecast)"]
+        extras += ["milp"] if self.placement is Placement.MILP else []
+        extras += ["plans"] if self.plans else []
         return " ".join([self.policy.value, *extras])

@@ -88,11 +88,17 @@ def policy_control(prepared: Prepared, options: SimOptions) -> PolicyControl:
     )
     tick_s = tick_steps(options) * options.step_s
     hazard = options.spot_reclaims_per_hour if options.pricing is Pricing.MIXED else 0.0
-    return PolicyControl(
+    control = PolicyControl(
         fleet, allocator, scaler, Monitor(MonitorSettings().signal_cooldown_s), prepared.catalogue,
         CostSettings().params().thresholds, prepared.traffic.start, 1 - math.exp(-hazard * tick_s / 3600),
         np.random.default_rng(options.seed + 7), list(models),
     )  # fmt: skip
+    control.notice_s = options.reclaim_notice_s
+    control.placement = options.placement
+    control.replan_interval_s = options.replan_interval_s
+    control.milp_time_limit_s = options.milp_time_limit_s
+    control.milp_fleet = prepared.milp_fleet()
+    return control
 
 
 def warm_start(prepared: Prepared, control: PolicyControl) -> None:
@@ -123,7 +129,7 @@ def run_policy(prepared: Prepared, options: SimOptions) -> RunResult:
         warm_start(prepared, control)
     engine = engine_for(prepared, options, control)
     accounts = engine.run(control)
-    counts: dict[str, float] = {**control.allocator.counts, **control.counts}
+    counts: dict[str, float] = {**control.allocator.counts, **control.counts, **control.figures}
     counts |= {f"gpu_hours_{pricing}": round(hours, 1) for pricing, hours in control.gpu_hours.items()}
     return RunResult(
         options.name(), options, accounts, prepared.traffic.models, counts, dict(control.monitor.firings),

@@ -10,6 +10,7 @@ length distribution. B is bounded by the KV cache and the router's batch limits 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -50,18 +51,32 @@ class ServiceTable:
 
 
 def instance_gpus(traffic: Traffic, fleet: FleetConfig, gpu_types: tuple[str, ...]) -> NDArray[np.int64]:
-    """GPUs one instance of each model takes on each type, as the allocator's planner decides (0: none)."""
+    """GPUs one instance of each model takes on each type, as the allocator's planner decides (0: none).
+
+    The requirement is the fleet's (the model as deployed: with plans, at its quantisation).
+    """
     result = np.zeros((len(traffic.models), len(gpu_types)), dtype=np.int64)
     for m, model in enumerate(traffic.models):
+        requirement = fleet.models.get(model.model_id, model.requirement)
         for g, gpu_type in enumerate(gpu_types):
-            share = gpu_share(model.requirement, fleet.gpus[gpu_type])
+            share = gpu_share(requirement, fleet.gpus[gpu_type])
             # The simulated models take whole GPUs (one instance per GPU, or a parallel plan).
             result[m, g] = 0 if share is None else max(1, int(share))
     return result
 
 
-def service_table(traffic: Traffic, fleet: FleetConfig, limits: BatchLimits, storage: Storage) -> ServiceTable:
-    """Every model on every GPU type of the fleet, from the performance model and the router's limits."""
+def service_table(
+    traffic: Traffic,
+    fleet: FleetConfig,
+    limits: BatchLimits,
+    storage: Storage,
+    quantisations: Sequence[str] | None = None,
+) -> ServiceTable:
+    """Every model on every GPU type of the fleet, from the performance model and the router's limits.
+
+    `quantisations`: each model's deployed precision (None: fp16 for all); an instance spanning n
+    GPUs is timed as tensor parallel over n at that precision.
+    """
     gpu_types = tuple(sorted(fleet.gpus))
     gpus = instance_gpus(traffic, fleet, gpu_types)
     models, types, k = len(traffic.models), len(gpu_types), len(traffic.samples[0].prompt)
@@ -79,7 +94,8 @@ def service_table(traffic: Traffic, fleet: FleetConfig, limits: BatchLimits, sto
         for g, gpu_type in enumerate(gpu_types):
             if gpus[m, g] == 0:
                 continue
-            p = profile(gpu_type, SHAPES[model.size], "fp16", int(gpus[m, g]))
+            quantisation = "fp16" if quantisations is None else quantisations[m]
+            p = profile(gpu_type, SHAPES[model.size], quantisation, int(gpus[m, g]))
             b_max[m, g] = max(0, min(top, budget, int(p.kv_capacity_tokens // per_request)))
             if b_max[m, g] == 0:
                 gpus[m, g] = 0  # the weights leave no room for one sequence's KV cache
