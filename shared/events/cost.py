@@ -55,6 +55,13 @@ class CostReported(Event):
     by_pricing_class_per_hour: dict[str, float] = Field(default_factory=dict)
     servers: int = Field(default=0, ge=0, description="servers in the fleet snapshot the report prices")
     gpus: int = Field(default=0, ge=0)
+    capacity_by_pool: dict[str, dict[str, int]] = Field(
+        default_factory=dict,
+        description="region/gpu_type -> GPUs per pricing class, for pools an applied capacity change set",
+    )
+    committed_per_hour: float = Field(
+        default=0.0, ge=0.0, description="reserved GPUs of those pools x the reserved rate: paid whether used or not"
+    )
 
 
 class CostReportRequested(Event):

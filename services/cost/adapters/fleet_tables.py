@@ -9,11 +9,24 @@ from sqlalchemy import case, delete, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.cost.adapters.orm import demand_window, fleet_server, forecast, server_model, server_utilization
+from services.cost.adapters.orm import (
+    demand_window,
+    fleet_server,
+    forecast,
+    pool_capacity,
+    server_model,
+    server_utilization,
+)
 from services.cost.domain.cycle import Forecast
-from services.cost.domain.fleet import DemandWindow, Server
+from services.cost.domain.fleet import DemandWindow, PoolCapacity, Server
 from services.cost.domain.pricing import PricingClass
-from shared.events import DemandForecasted, DemandWindowReported, ServerAllocated, ServerMetricsReported
+from shared.events import (
+    CapacityChanged,
+    DemandForecasted,
+    DemandWindowReported,
+    ServerAllocated,
+    ServerMetricsReported,
+)
 
 
 class FleetTables:
@@ -141,4 +154,32 @@ class FleetTables:
         return [
             Forecast(r.model_id, r.region or None, r.horizon_start, tuple(float(v) for v in r.requests_per_hour))
             for r in rows
+        ]
+
+    async def record_capacity(self, event: CapacityChanged) -> None:
+        """An applied capacity change: the servers it repriced, and the pool's GPUs per class."""
+        for server in event.repriced:
+            await self._session.execute(
+                update(fleet_server)
+                .where(fleet_server.c.server_id == server.server_id)
+                .values(pricing_class=server.pricing_class, cost_per_hour=server.cost_per_hour)
+            )
+        values: dict[str, object] = {"on_demand": 0, "spot": 0, "reserved": 0}
+        values |= {c: int(n) for c, n in event.gpus_by_class.items()}
+        values |= {"request_id": event.request_id, "changed_at": event.occurred_at}
+        if event.commitment_months is not None:
+            values["commitment_months"] = event.commitment_months
+        statement = insert(pool_capacity).values(region=event.region, gpu_type=event.gpu_type, **values)
+        newer = pool_capacity.c.changed_at <= event.occurred_at
+        await self._session.execute(
+            statement.on_conflict_do_update(index_elements=["region", "gpu_type"], set_=values, where=newer)
+        )
+
+    async def load_capacity(self) -> list[PoolCapacity]:
+        """Every pool's GPUs per pricing class as last announced."""
+        rows = await self._session.execute(
+            select(pool_capacity).order_by(pool_capacity.c.region, pool_capacity.c.gpu_type)
+        )
+        return [
+            PoolCapacity(r.region, r.gpu_type, r.on_demand, r.spot, r.reserved, r.commitment_months) for r in rows.all()
         ]

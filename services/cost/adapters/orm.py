@@ -104,6 +104,20 @@ recommendation = Table(
     Column("updated_at", DateTime(timezone=True), nullable=False),
     Column("applied_request", JSONB),
 )
+# Each pool's GPUs per pricing class as the allocator last announced them (CapacityChanged), with the
+# reserved commitment's term: the report's committed spend. Pools never changed have no row.
+pool_capacity = Table(
+    "pool_capacity",
+    metadata,
+    Column("region", String(50), primary_key=True),
+    Column("gpu_type", String(50), primary_key=True),
+    Column("on_demand", Integer, nullable=False),
+    Column("spot", Integer, nullable=False),
+    Column("reserved", Integer, nullable=False),
+    Column("commitment_months", Integer),
+    Column("request_id", String(200), nullable=False, doc="the capacity change that set it"),
+    Column("changed_at", DateTime(timezone=True), nullable=False),
+)
 # Every report sent, with the fleet snapshot it priced.
 cost_report = Table(
     "cost_report",

@@ -15,10 +15,18 @@ from services.cost.adapters.fleet_tables import FleetTables
 from services.cost.adapters.orm import inbox, outbox
 from services.cost.domain.applying import RecommendationRow
 from services.cost.domain.cycle import Forecast
-from services.cost.domain.fleet import DemandWindow, Server
+from services.cost.domain.fleet import DemandWindow, PoolCapacity, Server
 from services.cost.domain.pricing import Catalogue, GpuRate, RegionRate
 from services.cost.domain.recommendation import Recommendation
-from shared.events import DemandForecasted, DemandWindowReported, Event, ServerAllocated, ServerMetricsReported, Topic
+from shared.events import (
+    CapacityChanged,
+    DemandForecasted,
+    DemandWindowReported,
+    Event,
+    ServerAllocated,
+    ServerMetricsReported,
+    Topic,
+)
 from shared.unit_of_work import SqlRepository, Transactions, UnitOfWork, unit_of_work
 
 
@@ -60,6 +68,12 @@ class CostRepository(Protocol):
 
     async def prune_inputs(self, windows_ended_before: datetime, forecasts_before: datetime) -> None:
         """Drop demand windows and forecasts older than the cutoffs."""
+
+    async def record_capacity(self, event: CapacityChanged) -> None:
+        """An applied capacity change: the servers it repriced, and the pool's GPUs per class."""
+
+    async def load_capacity(self) -> list[PoolCapacity]:
+        """Every pool's GPUs per pricing class as the allocator last announced them."""
 
     async def load_servers(self) -> list[Server]:
         """Servers not released, with their models and latest utilisation."""

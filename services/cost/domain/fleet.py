@@ -28,6 +28,33 @@ class Server:
 
 
 @dataclass(frozen=True)
+class PoolCapacity:
+    """A pool's GPUs per pricing class as the allocator last announced them (after a capacity change)."""
+
+    region: str
+    gpu_type: str
+    on_demand: int
+    spot: int
+    reserved: int
+    commitment_months: int | None = None
+
+    @property
+    def key(self) -> str:
+        """`region/gpu_type`, as the report names pools."""
+        return f"{self.region}/{self.gpu_type}"
+
+
+def committed_per_hour(capacity: Iterable[PoolCapacity], catalogue: Catalogue) -> float:
+    """Reserved GPUs x the reserved rate: paid every hour of the commitment, whether a server uses them or not."""
+    total = 0.0
+    for pool in capacity:
+        price = catalogue.price(pool.region, pool.gpu_type)
+        if price is not None:
+            total += pool.reserved * price.reserved
+    return round(total, 6)
+
+
+@dataclass(frozen=True)
 class DemandWindow:
     """Traffic of one model in one region over one window (from the router)."""
 

@@ -6,6 +6,7 @@ from collections.abc import Awaitable, Callable
 
 from services.cost.adapters.repository import CostRepository, Database, cost_store
 from shared.events import (
+    CapacityChanged,
     DemandForecasted,
     DemandWindowReported,
     Event,
@@ -42,6 +43,8 @@ async def _apply(repo: CostRepository, event: Event) -> bool:
         await repo.add_demand_window(event)
     elif isinstance(event, DemandForecasted):
         await repo.save_forecast(event)
+    elif isinstance(event, CapacityChanged) and event.result == "applied":
+        await repo.record_capacity(event)  # an operator's cost action, carried out: the next report shows it
     else:
         return False  # AllocationFailed and the like change no cost
     return True

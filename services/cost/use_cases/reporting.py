@@ -9,7 +9,7 @@ from typing import Literal
 
 from services.cost.adapters.repository import CostRepository, Database, cost_store
 from services.cost.domain.cycle import Evaluation, Params, evaluate
-from services.cost.domain.fleet import Server
+from services.cost.domain.fleet import Server, committed_per_hour
 from services.cost.domain.recommendation import Recommendation
 from shared.events import COST_RECOMMENDATIONS, COST_REPORTS, CostRecommended, CostReported, CostReportRequested
 
@@ -73,7 +73,15 @@ async def _cycle(repo: CostRepository, ctx: CycleContext) -> CycleResult:
         await repo.load_catalogue(),
         ctx.params,
     )
-    report = _report(evaluation, servers, ctx)
+    capacity = await repo.load_capacity()
+    report = _report(evaluation, servers, ctx).model_copy(
+        update={
+            "capacity_by_pool": {
+                p.key: {"on_demand": p.on_demand, "spot": p.spot, "reserved": p.reserved} for p in capacity
+            },
+            "committed_per_hour": committed_per_hour(capacity, await repo.load_catalogue()),
+        }
+    )
     body = {
         "report": report.model_dump(mode="json"),
         "servers": [s.server_id for s in servers],

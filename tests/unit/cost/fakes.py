@@ -13,7 +13,7 @@ from typing import Any
 from services.cost.adapters.repository import CostRepository
 from services.cost.domain.applying import RecommendationRow
 from services.cost.domain.cycle import Forecast
-from services.cost.domain.fleet import DemandWindow, Server
+from services.cost.domain.fleet import DemandWindow, PoolCapacity, Server
 from services.cost.domain.pricing import (
     DEFAULT_GPU_RATES,
     DEFAULT_REGION_RATES,
@@ -24,6 +24,7 @@ from services.cost.domain.pricing import (
 )
 from services.cost.domain.recommendation import Recommendation
 from shared.events import (
+    CapacityChanged,
     DemandForecasted,
     DemandWindowReported,
     Event,
@@ -50,6 +51,7 @@ class CostState:
     reports: list[dict[str, Any]] = field(default_factory=list)
     recommendations: dict[str, dict[str, Any]] = field(default_factory=dict)
     outbox: list[tuple[str, str, Event]] = field(default_factory=list)
+    capacity: dict[tuple[str, str], PoolCapacity] = field(default_factory=dict)
 
     def announced(self, topic: Topic) -> list[Event]:
         """The events queued for `topic`, in order."""
@@ -90,6 +92,27 @@ class FakeCostRepository:
         )
         s.allocated_at[event.server_id] = event.occurred_at
         s.released_at[event.server_id] = released if released is not None and released >= event.occurred_at else None
+
+    async def record_capacity(self, event: CapacityChanged) -> None:
+        for server in event.repriced:
+            if server.server_id in self.state.servers:
+                self.state.servers[server.server_id] = replace(
+                    self.state.servers[server.server_id],
+                    pricing_class=PricingClass(server.pricing_class),
+                    reported_cost_per_hour=server.cost_per_hour,
+                )
+        by_class = {str(c): n for c, n in event.gpus_by_class.items()}
+        self.state.capacity[(event.region, event.gpu_type)] = PoolCapacity(
+            event.region,
+            event.gpu_type,
+            by_class.get("on_demand", 0),
+            by_class.get("spot", 0),
+            by_class.get("reserved", 0),
+            event.commitment_months,
+        )
+
+    async def load_capacity(self) -> list[PoolCapacity]:
+        return [self.state.capacity[k] for k in sorted(self.state.capacity)]
 
     async def add_model(self, server_id: str, model_id: str) -> None:
         self.state.models.add((server_id, model_id))

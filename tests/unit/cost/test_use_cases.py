@@ -192,3 +192,31 @@ async def test_applying_a_recommendation_queues_its_requests_once():
 async def _servers(store: FakeCostStore):
     async with store.transaction() as repo:
         return await repo.load_servers()
+
+
+async def test_an_applied_capacity_change_shows_in_the_next_report_and_a_refused_one_does_not():
+    from shared.events import CapacityChanged, RepricedServer
+
+    store = await fed(busy_fleet())
+    before = await reporting.run_cycle(store, context())
+    assert before is not None and before.report.total_per_hour == pytest.approx(41.0)
+    assert before.report.committed_per_hour == 0 and before.report.capacity_by_pool == {}
+    refused = CapacityChanged(
+        source="allocator", request_id="r0", recommendation_id="x", region="us-east-1", gpu_type="a100_80gb",
+        result="refused", reason="no", gpus_by_class={"on_demand": 10},
+    )  # fmt: skip
+    assert not await recording.record(store, "cost.test", refused)
+    applied = CapacityChanged(
+        source="allocator", request_id="r1", recommendation_id="reserved-x", region="us-east-1",
+        gpu_type="a100_80gb", result="applied", changes={"on_demand": -12, "reserved": 12},
+        gpus_by_class={"on_demand": 88, "spot": 0, "reserved": 12}, commitment_months=12,
+        repriced=[RepricedServer(server_id="s1", pricing_class="reserved", cost_per_hour=28.7)],
+    )  # fmt: skip
+    assert await recording.record(store, "cost.test", applied)
+    assert not await recording.record(store, "cost.test", applied)  # once
+    after = await reporting.run_cycle(store, context(NOW + timedelta(minutes=5)))
+    assert after is not None
+    assert after.report.total_per_hour == pytest.approx(28.7)  # 10 x 2.87: the server is now reserved
+    assert after.report.by_pricing_class_per_hour == {"reserved": pytest.approx(28.7)}
+    assert after.report.committed_per_hour == pytest.approx(12 * 2.87)  # 2 reserved GPUs wait for servers
+    assert after.report.capacity_by_pool == {"us-east-1/a100_80gb": {"on_demand": 88, "spot": 0, "reserved": 12}}
