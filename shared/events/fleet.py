@@ -95,6 +95,7 @@ class ScalingSignalRaised(Event):
     model_id: str | None = None
     server_id: str | None = None
     region: str | None = None
+    gpu_type: str | None = Field(default=None, description="the GPU type the signal is about; None: every type")
     metric: str
     value: float
     threshold: float

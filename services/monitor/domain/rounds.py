@@ -35,26 +35,28 @@ def alert_observations(rounds: Sequence[TargetRound]) -> list[Observation]:
 
 
 def signal_inputs(rounds: Sequence[TargetRound]) -> list[Observation]:
-    """Per model and region: mean utilisation of its servers, worst queue of one of them.
+    """Per model, region and GPU type: mean utilisation of its servers, worst queue of one of them.
 
     The scaler scales models, so signals are keyed by model; a server holding several models
-    lends its utilisation to each of them.
+    lends its utilisation to each of them. The seed scopes its utilisation signals per region x
+    GPU type: servers of one model on A100s and on H100s are judged apart (one may be saturated
+    while the other idles), and each signal names its GPU type.
     """
-    utilization: dict[tuple[str, str], list[float]] = {}
-    queue: dict[tuple[str, str], float] = {}
+    utilization: dict[tuple[str, str, str], list[float]] = {}
+    queue: dict[tuple[str, str, str], float] = {}
     for r in rounds:
         server = next((w for w in r.windows if w.model_id is None), None)
         for w in r.windows:
             if w.model_id is None or server is None:
                 continue
-            key = (r.target.model_id(w.model_id), r.target.region)
+            key = (r.target.model_id(w.model_id), r.target.region, r.target.gpu_type)
             utilization.setdefault(key, []).append(server.utilization)
             queue[key] = max(queue.get(key, 0.0), w.queue_depth)
     observations = []
-    for (model_id, region), values in sorted(utilization.items()):
-        scope = {"model_id": model_id, "region": region}
+    for (model_id, region, gpu_type), values in sorted(utilization.items()):
+        scope = {"model_id": model_id, "region": region, "gpu_type": gpu_type}
         observations.append(Observation(Metric.GPU_UTILIZATION, scope, fmean(values)))
-        observations.append(Observation(Metric.QUEUE_DEPTH, scope, queue[(model_id, region)]))
+        observations.append(Observation(Metric.QUEUE_DEPTH, scope, queue[(model_id, region, gpu_type)]))
     return observations
 
 

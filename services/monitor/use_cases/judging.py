@@ -98,6 +98,7 @@ async def _signals(
             model_id=scope.get("model_id"),
             server_id=scope.get("server_id"),
             region=scope.get("region"),
+            gpu_type=scope.get("gpu_type"),
             metric=signal.metric.value,
             value=signal.value,
             threshold=signal.threshold,

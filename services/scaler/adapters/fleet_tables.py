@@ -8,7 +8,9 @@ from sqlalchemy import and_, case, delete, func, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.scaler.adapters.orm import model_placement, scaling_signal, server_utilization
+from services.scaler.adapters.orm import capacity_estimate, model_placement, scaling_signal, server_utilization
+from services.scaler.domain.measured import Measured
+from services.scaler.domain.signals import combine
 from shared.events import ModelLoaded, ScalingSignalRaised, ServerMetricsReported, SignalKind
 
 Key = tuple[str, str]  # (model id, region)
@@ -94,6 +96,8 @@ class FleetTables:
                 value=event.value,
                 threshold=event.threshold,
                 raised_at=event.occurred_at,
+                factor=event.factor,
+                gpu_type=event.gpu_type,
             )
         )
 
@@ -118,3 +122,61 @@ class FleetTables:
             .group_by(model, region)
         )
         return {(m, r): (1 if wants_more else -1) for m, r, wants_more in await self._session.execute(query) if m}
+
+    async def signal_sizes(self, since: datetime) -> dict[Key, float]:
+        """The size of the recent signals per model and region (domain/signals.py's `combine`), where known.
+
+        Scoped like `pressures` (a server's signal counts for the models on it); signals of every GPU
+        type of a model in a region are combined.
+        """
+        placed = model_placement.alias("placed")
+        model = func.coalesce(scaling_signal.c.model_id, placed.c.model_id).label("model")
+        region = func.coalesce(scaling_signal.c.region, placed.c.region, "").label("region")
+        query = (
+            select(model, region, scaling_signal.c.kind, scaling_signal.c.factor)
+            .select_from(
+                scaling_signal.outerjoin(
+                    placed, and_(scaling_signal.c.model_id.is_(None), placed.c.server_id == scaling_signal.c.server_id)
+                )
+            )
+            .where(scaling_signal.c.raised_at >= since)
+        )
+        found: dict[Key, list[tuple[bool, float | None]]] = {}
+        for m, r, kind, factor in await self._session.execute(query):
+            if m:
+                found.setdefault((m, r), []).append((kind != SignalKind.SCALE_DOWN.value, factor))
+        sizes = {key: combine(signals) for key, signals in found.items()}
+        return {key: p.change for key, p in sizes.items() if p is not None and p.change is not None}
+
+    async def measured_capacity(self, model_id: str, gpu_type: str) -> Measured | None:
+        """The model's measured capacity on the GPU type, locked until the commit (reports update it in turn)."""
+        query = (
+            select(capacity_estimate.c.requests_per_hour, capacity_estimate.c.samples, capacity_estimate.c.updated_at)
+            .where(capacity_estimate.c.model_id == model_id, capacity_estimate.c.gpu_type == gpu_type)
+            .with_for_update()
+        )
+        row = (await self._session.execute(query)).first()
+        return None if row is None else Measured(float(row[0]), int(row[1]), row[2])
+
+    async def save_measured_capacity(self, model_id: str, gpu_type: str, measured: Measured) -> None:
+        """Insert or replace the model's measured capacity on the GPU type."""
+        values = {
+            "requests_per_hour": measured.requests_per_hour,
+            "samples": measured.samples,
+            "updated_at": measured.updated_at,
+        }
+        statement = insert(capacity_estimate).values(model_id=model_id, gpu_type=gpu_type, **values)
+        await self._session.execute(
+            statement.on_conflict_do_update(index_elements=["model_id", "gpu_type"], set_=values)
+        )
+
+    async def measured_capacities(self) -> dict[Key, Measured]:
+        """Every measured capacity, keyed by (model id, GPU type) (a small table: one row per pair)."""
+        query = select(
+            capacity_estimate.c.model_id,
+            capacity_estimate.c.gpu_type,
+            capacity_estimate.c.requests_per_hour,
+            capacity_estimate.c.samples,
+            capacity_estimate.c.updated_at,
+        )
+        return {(m, g): Measured(float(rph), int(n), at) for m, g, rph, n, at in await self._session.execute(query)}

@@ -71,7 +71,21 @@ scaling_signal = Table(
     Column("value", Float, nullable=False),
     Column("threshold", Float, nullable=False),
     Column("raised_at", DateTime(timezone=True), nullable=False),
+    Column("factor", Float),  # the suggested relative change (+0.25, -0.20); NULL on rows from before 0006
+    Column("gpu_type", String(50)),  # NULL: every GPU type (latency signals, older rows)
     Index("ix_scaling_signal_model_time", "model_id", "raised_at"),
+)
+
+# The measured capacity of one instance per model and GPU type: an exponentially weighted mean of the
+# monitor's throughput / utilisation (domain/measured.py).
+capacity_estimate = Table(
+    "capacity_estimate",
+    metadata,
+    Column("model_id", String(200), primary_key=True),
+    Column("gpu_type", String(50), primary_key=True),
+    Column("requests_per_hour", Float, nullable=False),
+    Column("samples", Integer, nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
 )
 
 forecast = Table(

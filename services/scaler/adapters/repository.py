@@ -17,6 +17,7 @@ from services.scaler.adapters.fleet_tables import FleetTables
 from services.scaler.adapters.history_tables import HistoryTables
 from services.scaler.adapters.orm import inbox, outbox
 from services.scaler.domain.backoff import Refusals
+from services.scaler.domain.measured import Measured
 from services.scaler.domain.planner import PlannedAction
 from services.scaler.domain.tiers import Tier
 from shared.events import (
@@ -75,6 +76,18 @@ class ScalerRepository(Protocol):
 
     async def pressures(self, since: datetime) -> dict[Key, int]:
         """+1 where recent monitor signals ask for more capacity, -1 where only for less."""
+
+    async def signal_sizes(self, since: datetime) -> dict[Key, float]:
+        """How far the recent monitor signals push each model and region (a positive fraction), where known."""
+
+    async def measured_capacity(self, model_id: str, gpu_type: str) -> Measured | None:
+        """The model's measured capacity per instance on the GPU type (locked until the commit)."""
+
+    async def save_measured_capacity(self, model_id: str, gpu_type: str, measured: Measured) -> None:
+        """Insert or replace the model's measured capacity on the GPU type."""
+
+    async def measured_capacities(self) -> dict[Key, Measured]:
+        """Every measured capacity, keyed by (model id, GPU type)."""
 
     async def save_action(self, action: PlannedAction, action_id: str, now: datetime) -> None:
         """Record a decision with its inputs, as pending."""

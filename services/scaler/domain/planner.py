@@ -32,6 +32,7 @@ class RegionState:
     instances: int = 0
     utilization: float | None = None
     pressure: int = 0
+    signal_change: float | None = None  # the size of the monitor's recent signals (domain/signals.py)
     pending: bool = False
     last_action_at: datetime | None = None
     last_request_at: datetime | None = None
@@ -154,13 +155,18 @@ def _plan_region(
     inputs = CapacityInputs(
         state.instances, state.predicted_rph, state.confidence, state.utilization,
         settings.requests_per_instance_hour, max(1, floor), settings.max_instances, state.pressure,
+        state.signal_change,
     )  # fmt: skip
     decision = decide(settings.policy, inputs)
     if decision is None:
         return None
     up = decision.target > state.instances
     kind = ActionKind.SCALE_UP if up else ActionKind.SCALE_DOWN
-    return action(kind, decision.target, "high" if up else "low", decision.rule, decision.required)
+    planned = action(kind, decision.target, "high" if up else "low", decision.rule, decision.required)
+    if state.pressure != 0 and state.signal_change is not None:  # the signal's size, signed as the monitor sent it
+        signed = round(state.signal_change if state.pressure > 0 else -state.signal_change, 4)
+        planned = replace(planned, extra={**planned.extra, "signal_change": signed})
+    return planned
 
 
 def cold_start(model_id: str, region: str, instances: int, pending: bool, policy: str) -> PlannedAction | None:

@@ -4,8 +4,10 @@ Capacity asks for a model and region the allocator refused lately wait out their
 (domain/backoff.py); the plan's other actions go out.
 
 A model's capacity per instance is the GPU performance model's for it (domain/capacity.py, from
-the fleet file, read each round so an edit takes effect), unless `requests_per_instance_hour` is
-set: then that one figure is every model's.
+the fleet file, read each round so an edit takes effect: each model's own `latency_target_ms`,
+else the setting's 2 s), corrected by what its instances on that GPU type were measured to serve
+(domain/measured.py), unless `requests_per_instance_hour` is set: then that one figure is every
+model's, as the operator set it.
 
 One read of the fleet state, the forecasting off the event loop (it is CPU work), then one
 transaction per model for its forecasts, actions and tier, so a failure touches one model only.
@@ -26,6 +28,7 @@ from services.scaler.adapters.repository import Database, ScalerRepository, Scal
 from services.scaler.domain.backoff import Refusals, held_back
 from services.scaler.domain.capacity import FALLBACK_RPH, Reference, capacities
 from services.scaler.domain.ensemble import Forecast, forecast
+from services.scaler.domain.measured import Measured, corrected
 from services.scaler.domain.planner import ModelPlan, PlannedAction, PlanSettings, RegionState, plan_model
 from services.scaler.domain.policy import POLICIES
 from services.scaler.domain.series import bucket_index, to_series
@@ -52,6 +55,8 @@ class Snapshot:
     tiers: dict[str, Tier]
     forecasted: set[tuple[str, str, datetime]]
     refusals: dict[Key, Refusals] = field(default_factory=dict)
+    signal_sizes: dict[Key, float] = field(default_factory=dict)  # how far the recent signals push
+    measured: dict[Key, Measured] = field(default_factory=dict)  # (model, GPU type) -> measured capacity
 
 
 @dataclass
@@ -81,11 +86,13 @@ async def read_snapshot(repo: ScalerRepository, settings: ScalerSettings, now: d
         placements=await repo.placements(),
         utilizations=await repo.utilizations(now - timedelta(seconds=settings.utilization_max_age_s)),
         pressures=await repo.pressures(now - timedelta(seconds=settings.signal_max_age_s)),
+        signal_sizes=await repo.signal_sizes(now - timedelta(seconds=settings.signal_max_age_s)),
         pending=pending,
         last_actions=last_actions,
         tiers=await repo.tiers(),
         forecasted=await repo.forecasted_horizons(_at(current, settings.bucket_s)),
         refusals=await repo.refusals(),
+        measured=await repo.measured_capacities(),
     )
 
 
@@ -115,12 +122,16 @@ def region_states(
     everything = {**forecasts, **{key: idle for key in acted if key[0] in modelled}}
     for key, result in everything.items():
         count, loaded_at = snapshot.placements.get(key, (0, None))
+        # A signal for the region, else one for every region of the model (region "").
+        signalled = key if snapshot.pressures.get(key) else (key[0], "")
+        pressure = snapshot.pressures.get(signalled, 0)
         models.setdefault(key[0], []).append(
             RegionState(
                 region=key[1],
                 instances=count,
                 utilization=snapshot.utilizations.get(key),
-                pressure=snapshot.pressures.get(key) or snapshot.pressures.get((key[0], ""), 0),
+                pressure=pressure,
+                signal_change=snapshot.signal_sizes.get(signalled) if pressure else None,
                 pending=key in snapshot.pending,
                 last_action_at=snapshot.last_actions.get(key),
                 last_request_at=snapshot.last_requests.get(key),
@@ -135,8 +146,15 @@ def region_states(
     return models
 
 
-def capacity_per_instance(settings: ScalerSettings) -> Callable[[str], float]:
-    """Model id -> requests per hour one instance serves: the setting when set, else the performance model's."""
+def capacity_per_instance(
+    settings: ScalerSettings, measured: dict[Key, Measured] | None = None, now: datetime | None = None
+) -> Callable[[str], float]:
+    """Model id -> requests per hour one instance serves.
+
+    The setting when set (the operator's figure, not corrected); else the performance model's for
+    the model's preferred GPU type at its own latency target (1,000 for a model it cannot size),
+    corrected by the instances' measured capacity on that GPU type (`domain/measured.corrected`).
+    """
     if settings.requests_per_instance_hour is not None:
         override = settings.requests_per_instance_hour
         return lambda _model_id: override
@@ -152,7 +170,13 @@ def capacity_per_instance(settings: ScalerSettings) -> Callable[[str], float]:
         settings.max_batch,
     )
     known = {model_id: c.requests_per_hour for model_id, c in capacities(specs, reference).items()}
-    return lambda model_id: known.get(model_id, FALLBACK_RPH)
+    measured = measured or {}
+    at = now or datetime.now(UTC)
+    sized = {
+        model_id: corrected(known.get(model_id, FALLBACK_RPH), measured.get((model_id, spec.gpu_type)), at)
+        for model_id, spec in specs.items()
+    }
+    return lambda model_id: sized.get(model_id, known.get(model_id, FALLBACK_RPH))
 
 
 def forecast_event(
@@ -182,7 +206,7 @@ async def evaluate(
     async with store.transaction() as repo:
         snapshot = await read_snapshot(repo, settings, now)
     forecasts = await asyncio.to_thread(forecast_all, snapshot, settings, now)
-    capacity = await asyncio.to_thread(capacity_per_instance, settings)
+    capacity = await asyncio.to_thread(capacity_per_instance, settings, snapshot.measured, now)
     plan_settings = PlanSettings(
         policy=POLICIES[settings.policy],
         requests_per_instance_hour=FALLBACK_RPH,

@@ -7,6 +7,7 @@ from datetime import datetime
 
 from services.scaler.adapters.repository import Database, ScalerRepository, scaler_store
 from services.scaler.domain.backoff import BackoffPolicy
+from services.scaler.domain.measured import capacity_sample, update
 from services.scaler.use_cases import feedback
 from shared.events import (
     AllocationFailed,
@@ -26,8 +27,19 @@ async def record_demand_window(sessions: Database, consumer: str, event: DemandW
 
 
 async def record_server_metrics(sessions: Database, consumer: str, event: ServerMetricsReported) -> bool:
-    """Keep a server's latest utilisation; False on a redelivery."""
-    return await _once(sessions, consumer, event, lambda repo: repo.save_utilization(event))
+    """Keep a server's latest utilisation and learn the model's measured capacity from it; False on a redelivery."""
+    return await _once(sessions, consumer, event, lambda repo: _apply_server_metrics(repo, event))
+
+
+async def _apply_server_metrics(repo: ScalerRepository, event: ServerMetricsReported) -> None:
+    await repo.save_utilization(event)
+    if not event.model_id:
+        return  # a server-wide row: its busy time is every model's, no one model's capacity
+    sample = capacity_sample(event.throughput_rps, event.utilization, event.requests_ok)
+    if sample is None:
+        return
+    previous = await repo.measured_capacity(event.model_id, event.gpu_type)
+    await repo.save_measured_capacity(event.model_id, event.gpu_type, update(previous, sample, event.occurred_at))
 
 
 async def record_signal(sessions: Database, consumer: str, event: ScalingSignalRaised) -> bool:

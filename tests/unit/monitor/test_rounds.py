@@ -50,6 +50,22 @@ def test_signal_inputs_are_per_platform_model_and_region():
     assert len(inputs) == 4
 
 
+def test_signal_inputs_judge_each_gpu_type_of_a_model_apart():
+    h100 = Target("h", "http://h/metrics", "eu", "h100_80gb", models={"tinylm": "llama-7b"})
+    rounds = [
+        TargetRound(target("a", models={"tinylm": "llama-7b"}), 0, (window(None, 0.9, 0), window("tinylm", 0.9, 0))),
+        TargetRound(h100, 0, (window(None, 0.1, 70), window("tinylm", 0.1, 70))),
+    ]
+    inputs = {
+        (o.metric, o.scope["model_id"], o.scope["region"], o.scope["gpu_type"]): o.value for o in signal_inputs(rounds)
+    }
+    # One saturated A100 and one idle H100 are two scopes, not one "half busy" mean of 0.5.
+    assert inputs[(Metric.GPU_UTILIZATION, "llama-7b", "eu", "a100_80gb")] == 0.9
+    assert inputs[(Metric.GPU_UTILIZATION, "llama-7b", "eu", "h100_80gb")] == 0.1
+    assert inputs[(Metric.QUEUE_DEPTH, "llama-7b", "eu", "h100_80gb")] == 70
+    assert inputs[(Metric.QUEUE_DEPTH, "llama-7b", "eu", "a100_80gb")] == 0
+
+
 def test_cost_per_hour_by_region_prefers_the_priced_figure():
     targets = [target("a"), target("b"), target("c", region="us")]
     assert cost_per_hour_by_region(targets, {"a": 3.0}) == {"eu": 5.0, "us": 2.0}

@@ -11,8 +11,11 @@ import pytest
 from services.monitor import jobs
 from services.monitor.adapters.metrics import MonitorMetrics
 from services.monitor.adapters.scraper import ScrapeError
+from services.monitor.domain.fleet import Observation
+from services.monitor.domain.rules import Metric
 from services.monitor.settings import MonitorSettings
 from services.monitor.use_cases import recording
+from services.monitor.use_cases.judging import judge
 from services.monitor.use_cases.scraping import Collector
 from shared.events import (
     ALERTS,
@@ -25,6 +28,7 @@ from shared.events import (
     ScalingActionOverdue,
     ServerAllocated,
     ServerReleased,
+    SignalKind,
 )
 from shared.metrics import new_registry
 from tests.unit.monitor.fakes import FakeMonitorStore
@@ -93,6 +97,26 @@ async def test_slow_windows_fire_one_alert_after_the_for_duration_and_resolve_on
     assert [i for i, v in enumerate(verdicts) if v.signals] == [0, 2]
     assert len(store.state.announced(SCALING_SIGNALS)) == 2
     assert store.state.firing() == set()
+
+
+async def test_utilisation_signals_carry_their_size_and_gpu_type():
+    store = FakeMonitorStore()
+    scope = {"model_id": "m1", "region": "us-east-1"}
+    inputs = [
+        Observation(Metric.GPU_UTILIZATION, {**scope, "gpu_type": "a100_80gb"}, 0.9),
+        Observation(Metric.GPU_UTILIZATION, {**scope, "gpu_type": "h100_80gb"}, 0.1),
+        Observation(Metric.GPU_UTILIZATION, {**scope, "gpu_type": "l4"}, 0.5),  # inside the band: nothing
+    ]
+    async with store.transaction() as repo:
+        verdict = await judge(repo, [], [], T0, "monitor", inputs, 60.0)
+    raised = {(s.gpu_type, s.kind, s.factor) for s in verdict.signals}
+    assert raised == {("a100_80gb", SignalKind.SCALE_UP, 0.25), ("h100_80gb", SignalKind.SCALE_DOWN, -0.20)}
+    assert all((s.model_id, s.region) == ("m1", "us-east-1") for s in verdict.signals)
+    assert len(store.state.announced(SCALING_SIGNALS)) == 2
+    # Inside the cooldown (per kind and scope, GPU type included) a second round raises nothing.
+    async with store.transaction() as repo:
+        again = await judge(repo, [], [], T0 + timedelta(seconds=30), "monitor", inputs, 60.0)
+    assert again.signals == []
 
 
 async def test_an_overdue_action_alerts_until_an_allocation_confirms_it():

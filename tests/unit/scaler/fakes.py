@@ -17,8 +17,10 @@ from statistics import mean
 
 from services.scaler.adapters.repository import Key, ScalerRepository
 from services.scaler.domain.backoff import Refusals
+from services.scaler.domain.measured import Measured
 from services.scaler.domain.planner import PlannedAction
 from services.scaler.domain.series import DemandSample, compact
+from services.scaler.domain.signals import combine
 from services.scaler.domain.tiers import Tier
 from shared.events import (
     ActionKind,
@@ -60,6 +62,7 @@ class ScalerState:
     forecasts: list[tuple[DemandForecasted, int]] = field(default_factory=list)  # with its bucket_s
     outbox: list[tuple[str, str, Event]] = field(default_factory=list)
     refusals: dict[Key, Refusals] = field(default_factory=dict)  # the allocation_backoff table
+    capacity: dict[Key, Measured] = field(default_factory=dict)  # capacity_estimate: (model, GPU type)
 
     def announced(self, topic: Topic) -> list[Event]:
         """The events queued for `topic`, in order."""
@@ -145,17 +148,36 @@ class FakeScalerRepository:
     async def save_signal(self, event: ScalingSignalRaised) -> None:
         self.state.signals.append(event)
 
+    def _signal_targets(self, signal: ScalingSignalRaised) -> list[Key]:
+        if signal.model_id is not None:
+            return [(signal.model_id, _first(signal.region, ""))]
+        # about a server: it counts for the models on it, in their region unless the signal names one
+        on = [p for (s, _), p in self.state.placements.items() if s == signal.server_id]
+        return [(p.model_id, _first(signal.region, p.region, "")) for p in on]
+
     async def pressures(self, since: datetime) -> dict[Key, int]:
         wants_more: dict[Key, bool] = {}
         for signal in (s for s in self.state.signals if s.occurred_at >= since):
-            if signal.model_id is not None:
-                targets = [(signal.model_id, _first(signal.region, ""))]
-            else:  # about a server: it counts for the models on it, in their region unless the signal names one
-                on = [p for (s, _), p in self.state.placements.items() if s == signal.server_id]
-                targets = [(p.model_id, _first(signal.region, p.region, "")) for p in on]
-            for key in targets:
+            for key in self._signal_targets(signal):
                 wants_more[key] = wants_more.get(key, False) or signal.kind is not SignalKind.SCALE_DOWN
         return {key: 1 if more else -1 for key, more in wants_more.items()}
+
+    async def signal_sizes(self, since: datetime) -> dict[Key, float]:
+        found: dict[Key, list[tuple[bool, float | None]]] = defaultdict(list)
+        for signal in (s for s in self.state.signals if s.occurred_at >= since):
+            for key in self._signal_targets(signal):
+                found[key].append((signal.kind is not SignalKind.SCALE_DOWN, signal.factor))
+        combined = {key: combine(signals) for key, signals in found.items()}
+        return {key: p.change for key, p in combined.items() if p is not None and p.change is not None}
+
+    async def measured_capacity(self, model_id: str, gpu_type: str) -> Measured | None:
+        return self.state.capacity.get((model_id, gpu_type))
+
+    async def save_measured_capacity(self, model_id: str, gpu_type: str, measured: Measured) -> None:
+        self.state.capacity[(model_id, gpu_type)] = measured
+
+    async def measured_capacities(self) -> dict[Key, Measured]:
+        return dict(self.state.capacity)
 
     async def save_action(self, action: PlannedAction, action_id: str, now: datetime) -> None:
         self.state.actions[action_id] = ActionRow(action_id, action, PENDING, now)
