@@ -10,6 +10,7 @@ import logging
 import typer
 
 from llmfleet.commands import chaos, runs, stack
+from llmfleet.cost import register as register_cost
 from llmfleet.keys import register as register_keys
 from llmfleet.simulate.command import simulate as simulate_command
 
@@ -23,6 +24,7 @@ runs.register(app)  # demo, replay
 app.command("simulate")(simulate_command)
 register_keys(app)  # keys, tenants
 chaos.register(app)  # chaos spot-reclaim
+register_cost(app)  # cost recommendations, cost apply
 
 if __name__ == "__main__":
     app()
