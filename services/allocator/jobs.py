@@ -15,7 +15,7 @@ from services.allocator.adapters.metrics import AllocatorMetrics
 from services.allocator.adapters.orm import inbox, outbox, scaling_action, server
 from services.allocator.adapters.provisioner import Provisioner
 from services.allocator.settings import AllocatorSettings
-from services.allocator.use_cases import provisioning, spot
+from services.allocator.use_cases import provisioning, replanning, spot
 from services.allocator.use_cases.allocator import Allocator
 from services.allocator.use_cases.reconciling import Reconciler
 from shared.jobs import Job, periodic
@@ -67,6 +67,10 @@ class AllocatorApp(ServiceApp[AllocatorSettings, AllocatorMetrics]):
         )
         # The worker is cancelled on stop, not graceful: a start may take minutes, and the next owner carries it on.
         jobs = [Job("allocator provisioning", work), reconcile]
+        if self.settings.replan_interval_s > 0:  # the fleet MILP over what runs, moving instances that save enough
+            jobs.append(
+                periodic("allocator re-plan", self.settings.replan_interval_s, lambda: replanning.replan(allocator))
+            )
         if self.settings.spot_reclaims_per_hour > 0:  # the local spot market (a cloud gives notices itself)
             rate, every = self.settings.spot_reclaims_per_hour, self.settings.spot_market_interval_s
             jobs.append(periodic("allocator spot market", every, lambda: spot.market_round(allocator, rate, every)))

@@ -85,6 +85,14 @@ class AllocatorSettings(ServiceSettings):
         default=120.0, gt=0, description="local spot market: notice before a reclaim (AWS gives 120 s)"
     )
     spot_market_interval_s: float = Field(default=10.0, gt=0, description="how often the local spot market draws")
+    replan_interval_s: float = Field(
+        default=600.0, ge=0, description="how often the fleet MILP re-plans what runs, moving instances (0: never)"
+    )
+    replan_min_saving_pct: float = Field(
+        default=10.0, ge=0, description="a move must save at least this share of its server's $/h"
+    )
+    replan_max_moves: int = Field(default=1, ge=0, description="moves one re-plan round may start")
+    replan_time_limit_s: float = Field(default=1.0, gt=0, description="the MILP's time budget (then greedy)")
     triton_pool: list[PoolServer] = Field(
         default_factory=list, description="the servers a `pool` provisioner hands out (JSON list)"
     )

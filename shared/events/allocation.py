@@ -78,6 +78,26 @@ class SpotInterruptionNotice(Event):
     provider: str = Field(default="local", description="who gave notice: the local market, aws, gcp...")
 
 
+class InstancesMoved(Event):
+    """The re-plan moves a server's instances to a cheaper GPU type: the new server starts first.
+
+    The old server is stopped once the new one serves (a `ServerReleased` and a `FleetRepaired`
+    `moved` follow). `action` rather than `action_id`: no scaling action asked for it.
+    """
+
+    type: Literal["instances_moved"] = "instances_moved"
+    model_id: str
+    region: str
+    from_server: str
+    from_gpu_type: str
+    to_server: str
+    to_gpu_type: str
+    quantisation: str
+    instances: int
+    saving_per_hour: float = Field(description="$/h saved once the old server is gone")
+    action: str
+
+
 class FleetRepaired(Event):
     """The allocator's reconciler found the records and the running fleet apart, and mended it.
 
@@ -91,7 +111,7 @@ class FleetRepaired(Event):
     repair: str = Field(
         description="what was mended: action_rolled_back, server_gone, server_stopped, orphan_stopped,"
         " placement_reloaded, placement_confirmed, placement_dropped, model_unloaded, gpus_returned,"
-        " gpu_accounting_broken, server_retired, spot_reclaimed"
+        " gpu_accounting_broken, server_retired, spot_reclaimed, moved, move_abandoned"
     )
     reason: str
     region: str | None = None

@@ -12,6 +12,7 @@ from shared.events.allocation import (
     AllocationFailed,
     CapacityChanged,
     FleetRepaired,
+    InstancesMoved,
     ModelLoaded,
     ModelUnloaded,
     ServerAllocated,
@@ -59,6 +60,7 @@ AllocationEvent = (
     | AllocationFailed
     | FleetRepaired
     | SpotInterruptionNotice
+    | InstancesMoved
     | CapacityChanged
 )
 CostReportEvent = CostReported | CostReportRequested
@@ -85,6 +87,7 @@ ALLOCATIONS: Topic[AllocationEvent] = Topic(
         AllocationFailed,
         FleetRepaired,
         SpotInterruptionNotice,
+        InstancesMoved,
         CapacityChanged,
     ),
 )

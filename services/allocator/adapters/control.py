@@ -24,6 +24,7 @@ from services.allocator.domain.reconciliation import (
     replacement_prefix,
 )
 from services.allocator.domain.records import ActionRecord
+from services.allocator.domain.replanning import RunningServer
 
 PRIORITY = {"high": 0, "medium": 1, "low": 2}
 
@@ -126,7 +127,7 @@ async def servers_on_record(session: AsyncSession, prefix: str) -> list[ServerOn
         placed[p.server_id].append(PlacementOnRecord(p.model_id, p.triton_model, p.state, p.instances))
         if p.owned and p.state != "ready":
             busy_placements.add(p.server_id)
-    replaced = await _replaced(session, [r.server_id for r in rows if r.state == "draining"])
+    replacements = await _replacements(session, [r.server_id for r in rows if r.state == "draining"])
     return [
         ServerOnRecord(
             server_id=r.server_id,
@@ -137,27 +138,30 @@ async def servers_on_record(session: AsyncSession, prefix: str) -> list[ServerOn
             unhealthy_since=r.unhealthy_since,
             placements=tuple(placed[r.server_id]),
             reclaim_at=r.reclaim_at,
-            replaced=r.server_id in replaced or (r.state == "draining" and not placed[r.server_id]),
+            replaced=replacements.get(r.server_id) == {"done"} or (r.state == "draining" and not placed[r.server_id]),
+            replacement_failed="failed" in replacements.get(r.server_id, set())
+            and "in_progress" not in replacements.get(r.server_id, set()),
         )
         for r in rows
     ]
 
 
-async def _replaced(session: AsyncSession, draining: list[str]) -> set[str]:
-    """The draining servers whose replacement actions exist and are all done."""
-    states: dict[str, set[str]] = defaultdict(set)
+async def _replacements(session: AsyncSession, draining: list[str]) -> dict[str, set[str]]:
+    """For each draining server, the states of the actions replacing it."""
+    states: dict[str, set[str]] = {}
     for server_id in draining:
         prefix = replacement_prefix(server_id)
         query = select(scaling_action.c.state).where(scaling_action.c.action_id.startswith(prefix, autoescape=True))
         states[server_id] = set((await session.execute(query)).scalars())
-    return {sid for sid, seen in states.items() if seen == {"done"}}
+    return states
 
 
 async def mark_draining(session: AsyncSession, server_id: str, reclaim_at: datetime) -> bool:
-    """Put a running server under a reclaim notice; False when it is not running (gone, or already draining)."""
+    """Put a running server (or one being moved) under a reclaim notice; False when it is gone or already noticed."""
+    movable = (server.c.state == "running") | ((server.c.state == "draining") & server.c.reclaim_at.is_(None))
     marked = await session.execute(
         server.update()
-        .where(server.c.server_id == server_id, server.c.state == "running")
+        .where(server.c.server_id == server_id, movable)
         .values(state="draining", reclaim_at=reclaim_at, updated_at=func.now())
         .returning(server.c.server_id)
     )
@@ -242,3 +246,43 @@ async def mark_unanswered(session: AsyncSession, server_ids: list[str], since: b
             .where(registered_server.c.server_id.in_(server_ids))
             .values(unanswered_since=func.now() if since else None)
         )
+
+
+async def undrain(session: AsyncSession, server_id: str, reason: str) -> None:
+    """A server whose move failed serves on: running again."""
+    await session.execute(
+        server.update()
+        .where(server.c.server_id == server_id, server.c.state == "draining", server.c.reclaim_at.is_(None))
+        .values(state="running", reason=reason, updated_at=func.now())
+    )
+
+
+async def running_servers(session: AsyncSession, prefix: str) -> list[RunningServer]:
+    """This deployment's running servers with their ready placements (what a re-plan may move)."""
+    rows = (
+        await session.execute(
+            select(server).where(server.c.state == "running", server.c.server_id.startswith(f"{prefix}-"))
+        )
+    ).all()
+    placed: dict[str, dict[str, int]] = defaultdict(dict)
+    for p in await session.execute(
+        select(placement.c.server_id, placement.c.model_id, placement.c.instances).where(
+            placement.c.server_id.in_([r.server_id for r in rows]), placement.c.state == "ready"
+        )
+    ):
+        placed[p.server_id][p.model_id] = int(p.instances)
+    return [
+        RunningServer(r.server_id, r.region, r.gpu_type, r.gpu_count, float(r.cost_per_hour), placed[r.server_id])
+        for r in rows
+    ]
+
+
+async def mark_moving(session: AsyncSession, server_id: str) -> bool:
+    """A running server whose instances move elsewhere: draining (no reclaim), no longer capacity."""
+    marked = await session.execute(
+        server.update()
+        .where(server.c.server_id == server_id, server.c.state == "running")
+        .values(state="draining", reclaim_at=None, updated_at=func.now())
+        .returning(server.c.server_id)
+    )
+    return marked.first() is not None

@@ -125,6 +125,17 @@ async def lock_region(session: AsyncSession, region: str) -> dict[PoolKey, Pool]
     }
 
 
+async def pools(session: AsyncSession) -> dict[PoolKey, Pool]:
+    """Every pool as committed (not locked: for reading, e.g. the re-plan)."""
+    rows = await session.execute(select(gpu_pool).order_by(gpu_pool.c.region, gpu_pool.c.gpu_type))
+    return {
+        (r.region, r.gpu_type): Pool(
+            r.region, r.gpu_type, r.total, r.available, r.reserved, PricingClass(r.pricing_class)
+        )
+        for r in rows
+    }
+
+
 async def live_servers(session: AsyncSession, prefix: str) -> tuple[list[Server], int]:
     """Servers of this deployment that can take instances, with their placements, and how many count toward the cap."""
     rows = (

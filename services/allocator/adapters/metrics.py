@@ -46,6 +46,9 @@ class AllocatorMetrics:
         self.spot_notices = Counter(
             "llmfleet_allocator_spot_notices", "Spot reclaim notices for this deployment's servers", registry=registry
         )
+        self.moves = Counter(
+            "llmfleet_allocator_moves", "Servers the re-plan moved to a cheaper placement", registry=registry
+        )
         self.reconcile_seconds = Histogram(
             "llmfleet_allocator_reconcile_seconds",
             "Time of one reconciliation round",

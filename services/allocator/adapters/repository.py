@@ -26,6 +26,7 @@ from services.allocator.domain.capacity import CapacityPlan, GpuOnRecord
 from services.allocator.domain.fleet import FleetConfig, ModelRequirement, Pool
 from services.allocator.domain.reconciliation import ActionOnRecord, PoolAccount, RegisteredServer, ServerOnRecord
 from services.allocator.domain.records import ActionRecord, PendingSteps, PlacementRecord, ServerRecord
+from services.allocator.domain.replanning import RunningServer
 from services.allocator.domain.scaling import Server, StartServer
 from shared import unit_of_work as shared_uow
 from shared.events import (
@@ -152,6 +153,18 @@ class AllocatorRepository(Protocol):
 
     async def spot_servers(self, prefix: str) -> list[str]:
         """This deployment's running spot servers."""
+
+    async def running_servers(self, prefix: str) -> list[RunningServer]:
+        """This deployment's running servers with their ready placements."""
+
+    async def mark_moving(self, server_id: str) -> bool:
+        """Put a running server whose instances move elsewhere in `draining`; False when it is not running."""
+
+    async def undrain(self, server_id: str, reason: str) -> None:
+        """A server whose move failed is running again."""
+
+    async def pools(self) -> dict[PoolKey, Pool]:
+        """Every pool as committed (not locked)."""
 
     async def forget_registered(self, server_id: str) -> None:
         """Stop watching a registered server."""
@@ -401,6 +414,22 @@ class SqlAllocatorRepository:
     async def spot_servers(self, prefix: str) -> list[str]:
         """This deployment's running spot servers."""
         return await control.spot_servers(self.session, prefix)
+
+    async def running_servers(self, prefix: str) -> list[RunningServer]:
+        """This deployment's running servers with their ready placements."""
+        return await control.running_servers(self.session, prefix)
+
+    async def mark_moving(self, server_id: str) -> bool:
+        """Put a running server whose instances move elsewhere in `draining`; False when it is not running."""
+        return await control.mark_moving(self.session, server_id)
+
+    async def undrain(self, server_id: str, reason: str) -> None:
+        """A server whose move failed is running again."""
+        await control.undrain(self.session, server_id, reason)
+
+    async def pools(self) -> dict[PoolKey, Pool]:
+        """Every pool as committed (not locked)."""
+        return await inventory.pools(self.session)
 
     async def forget_registered(self, server_id: str) -> None:
         """Stop watching a registered server."""

@@ -21,7 +21,7 @@ from scipy.sparse import coo_matrix
 
 from services.allocator.domain.allocation import Allocation, PoolKey, allocate, apply
 from services.allocator.domain.fleet import FleetConfig, Pool
-from services.allocator.domain.planner import gpu_share
+from services.allocator.domain.planner import gpu_share, running_quantisation
 
 # (model_id, region, gpu_type, quantisation, GPUs per instance): remote users may need a faster,
 # wider plan than local ones, so the share is part of the group.
@@ -94,9 +94,11 @@ def greedy_place(demands: Sequence[Demand], fleet: FleetConfig, pools: Mapping[P
         result = allocate(requirement, demand.instances, demand.region, fleet, left)
         if isinstance(result, Allocation):
             left = apply(left, result)
-            share = gpu_share(requirement, fleet.gpus[result.gpu_type]) or Fraction(1)
+            gpu = fleet.gpus[result.gpu_type]
+            share = gpu_share(requirement, gpu) or Fraction(1)
+            quantisation = running_quantisation(requirement, gpu)  # what greedy's share was counted at
             group = Group(
-                demand.model_id, demand.region, result.gpu_type, "fp16", demand.instances, result.gpu_count, share
+                demand.model_id, demand.region, result.gpu_type, quantisation, demand.instances, result.gpu_count, share
             )
             groups.append(group)
         else:

@@ -37,8 +37,9 @@ class ServerOnRecord:
     endpoint: str | None = None
     unhealthy_since: datetime | None = None
     placements: tuple[PlacementOnRecord, ...] = ()
-    reclaim_at: datetime | None = None  # a draining spot server: when the cloud takes it
+    reclaim_at: datetime | None = None  # a draining spot server: when the cloud takes it (None: a move)
     replaced: bool = False  # a draining server whose replacement actions are all done
+    replacement_failed: bool = False  # ... or all ended, and one failed
 
 
 @dataclass(frozen=True)
@@ -117,8 +118,16 @@ class ReplaceDraining:
 
 
 def replacement_prefix(server_id: str) -> str:
-    """The action ids that replace a reclaimed spot server's instances start with this."""
-    return f"spot-{server_id}-"
+    """The action ids that replace a server's instances (gone, reclaimed or moved) start with this."""
+    return f"replace-{server_id}-"
+
+
+@dataclass(frozen=True)
+class Undrain:
+    """A server moved to a cheaper placement whose replacement failed: it serves on as before."""
+
+    server: ServerOnRecord
+    reason: str
 
 
 @dataclass(frozen=True)
@@ -172,6 +181,7 @@ Repair = (
     | ServerGone
     | FinishStop
     | ReplaceDraining
+    | Undrain
     | StopOrphan
     | ReloadPlacement
     | ConfirmPlacement
@@ -223,7 +233,8 @@ def reconcile_servers(
             continue
         seen = observed.get(server.server_id)
         if server.state == "draining":
-            repairs.append(_draining(server, now))
+            if (repair := _draining(server, now)) is not None:
+                repairs.append(repair)
             continue
         if server.state != "running":
             # No action in progress owns it, so nobody will finish its start or stop.
@@ -240,13 +251,24 @@ def reconcile_servers(
     return repairs
 
 
-def _draining(server: ServerOnRecord, now: datetime) -> Repair:
-    """Make before break: stop a spot server under notice once its replacement serves, or when reclaimed."""
+def _draining(server: ServerOnRecord, now: datetime) -> Repair | None:
+    """Make before break: stop a draining server once its replacement serves (or when the cloud reclaims it).
+
+    A spot server under notice (`reclaim_at`) is replaced by planning, again each round until it
+    is; a server moved to a cheaper placement (no `reclaim_at`) had its replacement written with
+    the move, and serves on if that fails.
+    """
+    spot = server.reclaim_at is not None
     if server.reclaim_at is not None and now >= server.reclaim_at:
         return FinishStop(server, f"spot reclaimed at {server.reclaim_at.isoformat()}", "spot_reclaimed")
     if server.replaced:
-        return FinishStop(server, "replaced before its spot reclaim", "spot_reclaimed")
-    return ReplaceDraining(server)
+        reason = "replaced before its spot reclaim" if spot else "moved: its replacement serves"
+        return FinishStop(server, reason, "spot_reclaimed" if spot else "moved")
+    if spot:
+        return ReplaceDraining(server)
+    if server.replacement_failed:
+        return Undrain(server, "its move failed: it serves on where it is")
+    return None
 
 
 def _unhealthy(server: ServerOnRecord, seen: ServerObserved | None, now: datetime, limits: Limits) -> list[Repair]:

@@ -68,13 +68,13 @@ async def _plan(allocator: Allocator, repo: AllocatorRepository, event: ScalingA
     if not plan.steps:
         await _confirm(repo, event, servers, requirement.repository_name)
     for step in plan.steps:
-        await _write_step(allocator, repo, event, step, requirement.repository_name, pools)
+        await write_step(allocator, repo, event, step, requirement.repository_name, pools)
         if isinstance(step, StartServer) or (isinstance(step, AddInstances) and step.load):
             await repo.record_plan(fleet, step.server_id, requirement)
     return None
 
 
-async def _write_step(
+async def write_step(
     allocator: Allocator,
     repo: AllocatorRepository,
     event: ScalingActionRequested,
@@ -82,6 +82,7 @@ async def _write_step(
     triton_model: str,
     pools: dict[PoolKey, Pool],
 ) -> None:
+    """Write one planned step's rows in the caller's transaction (GPUs taken, servers and placements pending)."""
     action_id = event.action_id
     if isinstance(step, StartServer):
         pool = pools[(step.region, step.gpu_type)]

@@ -42,6 +42,7 @@ from services.allocator.domain.reconciliation import (
     ServerGone,
     ServerOnRecord,
     StopOrphan,
+    Undrain,
     UnloadStray,
     conservation_violations,
     reconcile_servers,
@@ -146,6 +147,15 @@ class Reconciler:
             return await self._server_gone(repair)
         if isinstance(repair, FinishStop):
             return await self._finish_stop(repair.server, repair.reason, repair.kind)
+        if isinstance(repair, Undrain):
+            async with self.allocator.units.transaction() as repo:
+                await repo.undrain(repair.server.server_id, repair.reason)
+                abandoned = FleetRepaired(
+                    source="allocator", repair="move_abandoned", reason=repair.reason, region=repair.server.region,
+                    server_id=repair.server.server_id,
+                )  # fmt: skip
+                await repo.announce(abandoned, key=repair.server.server_id)
+            return "move_abandoned"
         if isinstance(repair, ReplaceDraining):
             await spot.replace(self.allocator, repair.server)  # idempotent: planned once by action id
             return None

@@ -3,7 +3,7 @@
 A `SpotInterruptionNotice` (from the cloud's provider adapter; locally the spot market job, or
 `llmfleet chaos spot-reclaim`) marks the server `draining` until `reclaim_at`: it is no longer
 capacity, so the replacement is planned as a high-priority action per model it held, with a
-deterministic id (`spot-<server>-<model>`), so a redelivered notice or the reconciler asking
+deterministic id (`replace-<server>-<model>`), so a redelivered notice or the reconciler asking
 again plans nothing twice. The router, reading the same notice, sends the server no new batches.
 The reconciler stops the server once every replacement is done, or when the cloud takes it.
 """

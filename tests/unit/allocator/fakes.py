@@ -34,6 +34,7 @@ from services.allocator.domain.reconciliation import (
     replacement_prefix,
 )
 from services.allocator.domain.records import ActionRecord, PendingSteps, PlacementRecord, ServerRecord
+from services.allocator.domain.replanning import RunningServer
 from services.allocator.domain.scaling import Server, StartServer
 from shared.events import AlertChanged, CapacityChangeRequested, Event, GpuPrice, ScalingActionRequested
 
@@ -314,6 +315,7 @@ class FakeRepository:
                     tuple(PlacementOnRecord(m, p["triton_model"], p["state"], p["instances"]) for m, p in placed),
                     row.get("reclaim_at"),
                     replacements == {"done"} or (row["state"] == "draining" and not placed),
+                    "failed" in replacements and "in_progress" not in replacements,
                 )
             )
         return recorded
@@ -331,6 +333,34 @@ class FakeRepository:
             for sid, row in self.state.servers.items()
             if row["state"] == "running" and row["pricing_class"] == "spot" and sid.startswith(f"{prefix}-")
         )
+
+    async def running_servers(self, prefix: str) -> list[RunningServer]:
+        running = []
+        for sid, row in sorted(self.state.servers.items()):
+            if row["state"] != "running" or not sid.startswith(f"{prefix}-"):
+                continue
+            placed = {
+                m: p["instances"] for (s, m), p in self.state.placements.items() if s == sid and p["state"] == "ready"
+            }
+            running.append(
+                RunningServer(sid, row["region"], row["gpu_type"], row["gpu_count"], row["cost_per_hour"], placed)
+            )
+        return running
+
+    async def mark_moving(self, server_id: str) -> bool:
+        row = self.state.servers.get(server_id)
+        if row is None or row["state"] != "running":
+            return False
+        row |= {"state": "draining", "reclaim_at": None}
+        return True
+
+    async def undrain(self, server_id: str, reason: str) -> None:
+        row = self.state.servers[server_id]
+        if row["state"] == "draining" and row.get("reclaim_at") is None:
+            row |= {"state": "running", "reason": reason}
+
+    async def pools(self) -> dict[PoolKey, Pool]:
+        return dict(sorted(self.state.pools.items()))
 
     async def mark_unhealthy(self, server_id: str, since: bool) -> None:
         row = self.state.servers[server_id]

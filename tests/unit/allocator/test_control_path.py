@@ -428,7 +428,7 @@ async def test_a_spot_notice_drains_the_server_replaces_it_then_stops_it_before_
     await reconciler.reconcile()  # replacement not ready yet: the doomed server keeps serving in-flight work
     assert server_state(uow, "t-test-1-00") == "draining"
     replacement = await claim_and_carry_out(allocator)
-    assert replacement == "spot-t-test-1-00-echo-m"
+    assert replacement == "replace-t-test-1-00-echo-m"
     assert server_state(uow, "t-test-1-01") == "running"
     assert uow.state.placements[("t-test-1-01", "echo-m")]["instances"] == 2  # what the drained server had
 
