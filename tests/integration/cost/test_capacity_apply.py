@@ -199,3 +199,44 @@ async def _scenario(cost_app, allocator, kafka_bootstrap, gpu_type) -> None:
     final = await cost_app.cycle_once()
     assert final is not None
     assert final.report.by_gpu_type_per_hour[gpu_type] == pytest.approx(expected)  # changed once
+
+
+def test_cost_apply_exits_non_zero_with_a_clear_message_for_unknown_and_withdrawn_ids(database_url):
+    from datetime import UTC, datetime
+
+    from typer.testing import CliRunner
+
+    from llmfleet.cli import app
+    from services.cost.adapters.orm import recommendation
+
+    url, rec_id = database_url("cost"), f"spot-test{uuid.uuid4().hex[:12]}"
+    now = datetime.now(UTC)
+
+    async def withdrawn(add: bool) -> None:
+        from sqlalchemy.ext.asyncio import create_async_engine
+
+        engine = create_async_engine(url)
+        async with engine.begin() as connection:
+            if add:
+                await connection.execute(
+                    recommendation.insert().values(
+                        recommendation_id=rec_id, key=f"spot:{rec_id}", kind="spot", region=REGION, gpu_type="x",
+                        summary="test", savings_per_month=1.0, action={}, evidence={}, status="withdrawn",
+                        created_at=now, updated_at=now,
+                    )
+                )  # fmt: skip
+            else:
+                await connection.execute(delete(recommendation).where(recommendation.c.recommendation_id == rec_id))
+        await engine.dispose()
+
+    runner = CliRunner()
+    unknown = runner.invoke(app, ["cost", "apply", "spot-nosuchid", "--yes", "--database-url", url])
+    assert unknown.exit_code == cli.UNKNOWN and "no recommendation spot-nosuchid" in unknown.output
+    asyncio.run(withdrawn(True))
+    try:
+        gone = runner.invoke(app, ["cost", "apply", rec_id, "--yes", "--database-url", url])
+        assert gone.exit_code == cli.NOT_OPEN and f"{rec_id} is withdrawn, not open" in gone.output
+        listed = runner.invoke(app, ["cost", "recommendations", "-o", "json", "--database-url", url])
+        assert listed.exit_code == 0 and rec_id not in listed.output  # only open and applied are listed
+    finally:
+        asyncio.run(withdrawn(False))
