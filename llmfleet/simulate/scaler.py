@@ -17,10 +17,12 @@ from datetime import datetime, timedelta
 import numpy as np
 from numpy.typing import NDArray
 
+from services.monitor.domain.signals import DEFAULT_SIGNAL_RULES
 from services.scaler.domain.ensemble import PROVISION_QUANTILE, Forecast
 from services.scaler.domain.planner import PlannedAction, PlanSettings, cold_start, plan_model
 from services.scaler.domain.policy import POLICIES, PolicyName
 from services.scaler.domain.series import bucket_index
+from services.scaler.domain.signals import combine
 from services.scaler.domain.tiers import Tier
 from services.scaler.settings import ScalerSettings
 from services.scaler.use_cases.evaluation import Snapshot, forecast_all, region_states
@@ -95,6 +97,7 @@ class Scaler:
     last_actions: dict[Key, datetime] = field(default_factory=dict)
     tiers: dict[str, Tier] = field(default_factory=dict)
     signals: dict[tuple[Key, bool], datetime] = field(default_factory=dict)  # (key, wants more) -> last
+    sized: dict[tuple[Key, SignalKind], tuple[datetime, float]] = field(default_factory=dict)  # last, its size
     loaded_at: dict[Key, datetime] = field(default_factory=dict)
 
     def plan_settings(self, model_id: str) -> PlanSettings:
@@ -108,9 +111,25 @@ class Scaler:
             max_instances=s.max_instances,
         )
 
-    def signal(self, key: Key, kind: SignalKind, now: datetime) -> None:
-        """Keep a monitor signal (only the latest of each direction matters)."""
+    def signal(self, key: Key, kind: SignalKind, now: datetime, change: float | None = None) -> None:
+        """Keep a monitor signal (only the latest of each direction matters) and its size.
+
+        Without a size, the monitor's rule's own (+0.25, -0.20, +0.5; the p95 rule's least, +0.25).
+        """
         self.signals[(key, kind is not SignalKind.SCALE_DOWN)] = now
+        if change is None:
+            change = next((r.factor for r in DEFAULT_SIGNAL_RULES if r.kind is kind), None)
+        if change is not None:
+            self.sized[(key, kind)] = (now, change)
+
+    def signal_sizes(self, since: datetime) -> dict[Key, float]:
+        """How far the recent signals push each key (the repository's rule: `signals.combine`)."""
+        found: dict[Key, list[tuple[bool, float | None]]] = {}
+        for (key, kind), (at, change) in self.sized.items():
+            if at >= since:
+                found.setdefault(key, []).append((kind is not SignalKind.SCALE_DOWN, change))
+        combined = {key: combine(signals) for key, signals in found.items()}
+        return {key: p.change for key, p in combined.items() if p is not None and p.change is not None}
 
     def pressures(self, since: datetime) -> dict[Key, int]:
         """+1 where a recent signal asks for more capacity, -1 where only for less (the repository's rule)."""
@@ -136,6 +155,7 @@ class Scaler:
             last_actions={k: t for k, t in self.last_actions.items() if t >= cooldown or k in self.pending},
             tiers=dict(self.tiers),
             forecasted=set(),
+            signal_sizes=self.signal_sizes(now - timedelta(seconds=s.signal_max_age_s)),
         )
 
     def evaluate(self, snapshot: Snapshot, now: datetime) -> list[PlannedAction]:
