@@ -19,6 +19,8 @@ import contextlib
 import fcntl
 import logging
 import os
+import signal
+import time
 from pathlib import Path
 from typing import IO, Any
 
@@ -118,6 +120,44 @@ def triton_processes(run_dir: Path, prefix: str | None = SERVER_PREFIX) -> dict[
         if key.startswith(wanted) and pid_alive(pid):
             found[pid] = key
     return found
+
+
+def processes_in(folder: Path) -> list[int]:
+    """Live processes (other than this one) working in `folder` or below: whatever a run's stack left running."""
+    root = str(folder.resolve())
+    found = []
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            cwd = os.readlink(f"/proc/{entry.name}/cwd")
+        except OSError:
+            continue
+        if (cwd == root or cwd.startswith(root + "/")) and pid_alive(int(entry.name)):
+            found.append(int(entry.name))
+    return sorted(found)
+
+
+def stop_each(pids: list[int], timeout: float = 10.0) -> None:
+    """SIGTERM each process by its own pid (a Python-backend stub outlives its server's process group), then
+    SIGKILL the ones still there after `timeout`."""
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and any(pid_alive(p) for p in pids):
+        time.sleep(0.1)
+    for pid in pids:
+        if pid_alive(pid):
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, signal.SIGKILL)
+
+
+def sweep(folder: Path) -> list[int]:
+    """Stop, each by its pid, every process still working in `folder` (a run's stack, after its stop)."""
+    left = processes_in(folder)
+    stop_each(left)
+    return left
 
 
 class StateLock:

@@ -48,7 +48,6 @@ from benchmarks.chaos.faults import Injected, Track
 from benchmarks.chaos.schedule import Fault, FaultKind, KillPhase, Profile
 from benchmarks.chaos.stack import ChaosStack
 from benchmarks.chaos.traffic import CONTROL_TOPICS
-from deploy.local.common import stop_pid
 from shared.events import PRICES, SCALING_ACTIONS, ActionKind, ScalingActionRequested
 
 UNREADABLE_BYTES = 800_000
@@ -294,14 +293,6 @@ class ControlPath:
         await self.fleet.stop_all(timeout=20.0)
         await self.driver.stop()
         await self.probe.close()
-
-    def stop_orphans(self) -> list[int]:
-        """After the stack's stop: any Triton process still running in the run's folder (one the state file
-        never recorded), stopped by its pid."""
-        left = triton_processes(self.stack.paths.run, prefix=None)
-        for pid in left:
-            stop_pid(pid, timeout=10)
-        return sorted(left)
 
 
 async def _poll(check: Callable[[], Awaitable[list[ServerRow]]], timeout: float) -> list[ServerRow]:

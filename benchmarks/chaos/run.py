@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.chaos import poison
+from benchmarks.chaos.control import sweep
 from benchmarks.chaos.control_faults import ControlInjector, ControlPath, ControlWatch
 from benchmarks.chaos.control_tally import ControlFigures
 from benchmarks.chaos.faults import Injector
@@ -190,7 +191,8 @@ class ChaosRun:
 
     async def stop(self) -> None:
         """Stop every process this run started, by pid: allocators, routers, then Triton, Kafka, PostgreSQL, and
-        any Triton process the state file never recorded (an allocator killed as it spawned one)."""
+        any process still working in the run's stack folder (a Triton server the state file never recorded, an
+        allocator killed as it spawned one; the Python-backend stub of a server that crashed)."""
         if self.control is not None:
             try:
                 await self.control.stop()
@@ -201,8 +203,8 @@ class ChaosRun:
         try:
             await asyncio.to_thread(self.stack.stop)
         finally:
-            if self.control is not None and (left := await asyncio.to_thread(self.control.stop_orphans)):
-                print(f"teardown: stopped unrecorded Triton processes {left}", flush=True)
+            if left := await asyncio.to_thread(sweep, self.stack.paths.run):
+                print(f"teardown: stopped processes left in the run's stack folder {left}", flush=True)
 
 
 async def execute(options: Options, schedule: Schedule) -> tuple[dict[str, Any], Path]:

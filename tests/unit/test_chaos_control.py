@@ -1,12 +1,14 @@
-"""The chaos suite's control path: its track in the schedule, and its counting (pure)."""
+"""The chaos suite's control path: its track in the schedule, its counting (pure), and its teardown sweep."""
 
 from __future__ import annotations
 
 import itertools
+import subprocess
 from collections import Counter
 
 import pytest
 
+from benchmarks.chaos.control import processes_in, sweep
 from benchmarks.chaos.control_tally import (
     NO_ROW,
     ActionRow,
@@ -315,3 +317,23 @@ def test_the_verdict_reads_every_figure():
     assert control_passed(zero)
     for field in ("leaked_servers", "stuck_actions", "gpu_conservation_violations", "duplicate_servers_per_action"):
         assert not control_passed(ControlFigures(**{**zero.__dict__, field: 1}))
+
+
+# ------------------------------------------------------------------ teardown
+
+
+def test_the_sweep_stops_what_still_works_in_the_run_folder_and_nothing_else(tmp_path):
+    inside, outside = tmp_path / "stack" / "logs", tmp_path / "elsewhere"
+    inside.mkdir(parents=True)
+    outside.mkdir()
+    left = subprocess.Popen(["sleep", "60"], cwd=inside)
+    other = subprocess.Popen(["sleep", "60"], cwd=outside)
+    try:
+        assert processes_in(tmp_path / "stack") == [left.pid]
+        assert sweep(tmp_path / "stack") == [left.pid]
+        assert left.wait(timeout=15) != 0
+        assert other.poll() is None
+    finally:
+        for process in (left, other):
+            process.kill()
+            process.wait()
