@@ -8,7 +8,7 @@ PYTEST_ARGS ?=
 CHAOS_ARGS ?=
 
 .PHONY: setup install test test-unit test-integration lint demo up down status clean bench bench-triton \
-	bench-router bench-allocator bench-scaler bench-monitor bench-simulator bench-gateway chaos
+	bench-router bench-allocator bench-scaler bench-monitor bench-simulator bench-fleet-loop bench-gateway chaos
 
 $(UV):
 	python3 -m venv .cache/uv
@@ -72,10 +72,13 @@ bench-scaler: setup ## forecasting 50 models, back-test on the Azure traces (las
 bench-simulator: setup ## one simulated day at seed scale with the services' policies, vs baselines (last line: JSON)
 	$(PY) -m benchmarks.simulator
 
+bench-fleet-loop: setup ## the simulated day with MILP, plans, cost mix, spot reclaims each on and off (last line: JSON)
+	$(PY) -m benchmarks.fleet_loop
+
 bench-monitor: install ## metrics event -> alert event delay, scrape targets sustained (last line: JSON)
 	$(PY) -m benchmarks.monitor
 
 chaos: install ## kills, outages, poison records and overload against the request path and the allocator (<= 15 min; last line: JSON)
 	$(PY) -m benchmarks.chaos $(CHAOS_ARGS)
 
-bench: bench-triton bench-router bench-allocator bench-scaler bench-monitor bench-simulator ## every benchmark
+bench: bench-triton bench-router bench-allocator bench-scaler bench-monitor bench-simulator bench-fleet-loop ## every benchmark
