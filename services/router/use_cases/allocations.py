@@ -9,10 +9,7 @@ from services.router.adapters.orm import inbox
 from services.router.domain.registry import Registry, Server
 from services.router.settings import StaticServer
 from shared.events import (
-    AllocationFailed,
-    CapacityChanged,
     Event,
-    FleetRepaired,
     ModelLoaded,
     ModelUnloaded,
     ServerAllocated,
@@ -65,10 +62,9 @@ def apply_allocation(registry: Registry, event: Event) -> None:
         registry.unload_model(event.server_id, event.model_id)
     elif isinstance(event, SpotInterruptionNotice):
         registry.drain_server(event.server_id)
-    elif not isinstance(event, AllocationFailed | FleetRepaired | CapacityChanged):
-        # A failure changes no registry state; a repair's state change comes as its own event; a
-        # capacity change reprices GPUs, it moves no server.
-        raise TypeError(f"not an allocation event: {type(event).__name__}")
+    # Every other allocation event (a failure, a repair, a move, a capacity change) changes no
+    # registry state: their server changes come as the events above. Ignoring them rather than
+    # raising keeps a router running when an upgraded allocator announces a kind it does not know.
 
 
 def add_static(registry: Registry, static: list[StaticServer]) -> None:

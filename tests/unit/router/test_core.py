@@ -305,3 +305,21 @@ def test_a_partition_that_comes_back_after_a_failed_commit_skips_what_this_consu
     tracker.forget([p])  # revoked; suppose its commit failed (a broker just back from an outage)
     tracker.assigned(p, 0, "")  # the group gives it back, from the last commit that did succeed
     assert [o for o in range(6) if tracker.received(p, o)] == [1, 4, 5]
+
+
+def test_allocation_events_that_move_no_server_leave_the_registry_alone():
+    from services.router.use_cases.allocations import apply_allocation
+    from shared.events import AllocationFailed, FleetRepaired, InstancesMoved
+
+    registry = Registry()
+    registry.add_server(server("s1"))
+    for event in (
+        AllocationFailed(source="a", model_id="m", region="r", reason="full"),
+        FleetRepaired(source="a", repair="server_gone", reason="no process"),
+        InstancesMoved(
+            source="a", model_id="m", region="r", from_server="s1", from_gpu_type="h100", to_server="s2",
+            to_gpu_type="a100", quantisation="fp16", instances=1, saving_per_hour=4.0, action="x",
+        ),
+    ):  # fmt: skip
+        apply_allocation(registry, event)
+    assert list(registry.servers) == ["s1"]
