@@ -155,6 +155,13 @@ def running_quantisation(requirement: ModelRequirement, gpu: GpuSpec, max_gpus: 
     return plans[0].quantisation if plans else "fp16"
 
 
+def instance_throughput(requirement: ModelRequirement, gpu: GpuSpec, max_gpus: int = 8) -> float:
+    """What one instance of the model serves on `gpu` under its best plan (requests/h when modelled; 0: none fits)."""
+    target = math.inf if requirement.latency_target_ms is None else requirement.latency_target_ms
+    plans = feasible_plans(requirement, gpu, 1.0, target, max_gpus)
+    return plans[0].throughput if plans else 0.0
+
+
 def gpu_share(
     requirement: ModelRequirement,
     gpu: GpuSpec,

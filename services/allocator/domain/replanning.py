@@ -82,11 +82,15 @@ def plan_moves(
     price: Callable[[str, str], float],
     min_saving_pct: float,
     max_moves: int,
+    throughput: Callable[[str, str], float] | None = None,
 ) -> list[Move]:
     """Moves onto the optimum's GPU types that save at least `min_saving_pct`, the largest savings first.
 
     `pools`: GPUs free now (a move takes its new GPUs before it frees the old ones); `price`:
-    $/h of one GPU of (region, type) now.
+    $/h of one GPU of (region, type) now; `throughput`: what one instance of (model, GPU type)
+    serves. A move never lowers what the model can serve: on a slower type it takes as many more
+    instances as it needs, and the saving is counted with them (the fleet MILP counts instances,
+    not requests, so a slower type can look cheaper than it is).
     """
     candidates: list[Move] = []
     for server in servers:
@@ -97,11 +101,17 @@ def plan_moves(
         if not groups or any(g.gpu_type == server.gpu_type for g in groups):
             continue  # the optimum keeps (some of) this model on this type, or serves it elsewhere
         best = min(groups, key=lambda g: (price(g.region, g.gpu_type) * g.share, g.gpu_type))
-        gpus = max(1, math.ceil(instances * best.share))
+        needed = instances
+        if throughput is not None:
+            before, now = throughput(model_id, server.gpu_type), throughput(model_id, best.gpu_type)
+            if now <= 0:
+                continue
+            needed = max(instances, math.ceil(instances * before / now - 1e-9))
+        gpus = max(1, math.ceil(needed * best.share))
         after = round(gpus * price(server.region, best.gpu_type), 4)
         move = Move(
             server.server_id, model_id, server.region, server.gpu_type, best.gpu_type, best.quantisation,
-            instances, gpus, server.cost_per_hour, after,
+            needed, gpus, server.cost_per_hour, after,
         )  # fmt: skip
         if server.cost_per_hour > 0 and move.saving_per_hour / server.cost_per_hour * 100 >= min_saving_pct:
             candidates.append(move)

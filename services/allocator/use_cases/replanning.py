@@ -15,6 +15,7 @@ import logging
 from dataclasses import replace
 
 from services.allocator.domain.placement import place
+from services.allocator.domain.planner import instance_throughput
 from services.allocator.domain.reconciliation import replacement_prefix
 from services.allocator.domain.replanning import Move, demands_of, freed, plan_moves
 from services.allocator.domain.scaling import StartServer
@@ -57,6 +58,7 @@ async def replan_once(allocator: Allocator) -> list[Move]:
         lambda region, gpu_type: prices[(region, gpu_type)],
         settings.replan_min_saving_pct,
         settings.replan_max_moves,
+        lambda model_id, gpu_type: instance_throughput(requirements[model_id], fleet.gpus[gpu_type]),
     )
     started = [move for move in moves if await _start_move(allocator, move)]
     if started:

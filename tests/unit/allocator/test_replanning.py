@@ -62,6 +62,16 @@ def test_a_server_on_a_type_the_optimum_does_not_use_moves_when_it_saves_enough(
     )
 
 
+def test_a_move_to_a_slower_type_takes_enough_instances_to_serve_as_much():
+    speed = {"h100_80gb": 1.0, "a100_80gb": 0.6}
+    servers = [running("s1", "h100_80gb", 2)]
+    best = optimum(("m0", "a100_80gb", 4, 1))  # 4 instances share one A100
+    (move,) = plan_moves(servers, best, pools(), price, 10.0, 1, lambda m, g: speed[g])
+    assert (move.instances, move.gpus, move.saving_per_hour) == (4, 1, 4.0)  # ceil(2 / 0.6) on one A100
+    slow = {"h100_80gb": 1.0, "a100_80gb": 0.2}  # 10 instances on 3 A100s: dearer than the H100
+    assert plan_moves(servers, best, pools(), price, 10.0, 1, lambda m, g: slow[g]) == []
+
+
 def test_at_most_max_moves_the_largest_savings_first():
     servers = [running("small", "h100_80gb", 1), running("big", "h100_80gb", 4, gpus=2)]
     best = optimum(("m0", "a100_80gb", 5, 3))
@@ -127,14 +137,15 @@ async def test_a_move_starts_the_cheaper_server_first_then_stops_the_old_one(fle
     (move,) = await replanning.replan_once(allocator)
     assert (move.to_gpu_type, move.saving_per_hour) == ("a100_80gb", 4.0)
     (moved,) = [e for e in uow.events if isinstance(e, InstancesMoved)]
-    assert (moved.from_server, moved.saving_per_hour, moved.instances) == ("t-r1-00", 4.0, 2)
+    # The A100 serves 0.6 of an H100: 4 instances (one A100) replace 2, so nothing is served less.
+    assert (moved.from_server, moved.saving_per_hour, moved.instances) == ("t-r1-00", 4.0, 4)
     assert uow.state.servers["t-r1-00"]["state"] == "draining"  # still serving: nothing breaks yet
     assert await replanning.replan_once(allocator) == []  # a draining server is not moved twice
 
     await run_actions(allocator)
     new = moved.to_server
     assert uow.state.servers[new]["state"] == "running" and uow.state.servers[new]["gpu_type"] == "a100_80gb"
-    assert uow.state.placements[(new, "echo-m")]["instances"] == 2
+    assert uow.state.placements[(new, "echo-m")]["instances"] == 4
     await Reconciler(allocator).reconcile()
     assert uow.state.servers["t-r1-00"]["state"] == "failed" and "moved" in uow.state.servers["t-r1-00"]["reason"]
     assert [e.repair for e in uow.events if isinstance(e, FleetRepaired)] == ["moved"]
