@@ -52,7 +52,12 @@ def spot_fleet_with(model_id: str, folder: Path) -> Path:
 def cheapest_last_fleet_with(model_id: str, folder: Path) -> Path:
     """The default fleet plus one model of this test, served by `echo`, preferring the dearest GPU (H100)."""
     fleet = yaml.safe_load(DEFAULT_FLEET.read_text())
-    fleet["models"][model_id] = {"min_memory_gb": 1, "preferred_gpu": "h100_80gb", "triton_model": "echo"}
+    fleet["models"][model_id] = {
+        "min_memory_gb": 1,
+        "preferred_gpu": "h100_80gb",
+        "instances_per_gpu": 4,
+        "triton_model": "echo",
+    }
     path = folder / "fleet.yaml"
     path.write_text(yaml.safe_dump(fleet))
     return path
