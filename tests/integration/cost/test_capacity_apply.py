@@ -24,7 +24,7 @@ from services.allocator.adapters.orm import capacity_change, gpu, gpu_pool, gpu_
 from services.allocator.app import create_app as create_allocator
 from services.allocator.app import migrate as migrate_allocator
 from services.allocator.settings import AllocatorSettings
-from services.cost.adapters.orm import pool_capacity
+from services.cost.adapters.orm import fleet_server, pool_capacity, server_utilization
 from shared.events import (
     ALLOCATIONS,
     PRICES,
@@ -136,6 +136,18 @@ async def test_cost_apply_changes_the_next_report_once(cost_app, allocator, kafk
 async def _scenario(cost_app, allocator, kafka_bootstrap, gpu_type) -> None:
     servers = await running_servers(allocator, gpu_type)
     await tell_the_cost_service(kafka_bootstrap, servers, gpu_type)
+
+    async def all_recorded() -> bool:
+        # The "before" report must price every server: a cycle run with some of them recorded
+        # would recommend (once) on partial evidence.
+        async with cost_app.runtime.sessions() as session:
+            known = select(func.count()).select_from(fleet_server).where(fleet_server.c.server_id.in_(servers))
+            busy = (
+                select(func.count()).select_from(server_utilization).where(server_utilization.c.server_id.in_(servers))
+            )
+            return (await session.execute(known)).scalar_one() == (await session.execute(busy)).scalar_one() == SERVERS
+
+    assert await wait_for(all_recorded, timeout=60, interval=0.5)
 
     async def reserved_recommended():
         result = await cost_app.cycle_once()
