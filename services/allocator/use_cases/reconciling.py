@@ -255,8 +255,7 @@ class Reconciler:
     async def _settle_placement(self, repair: ReloadPlacement | ConfirmPlacement) -> str:
         """Load the model again (or find it loaded), then record it ready and say so."""
         p, server_id = repair.placement, repair.server_id
-        async with self.allocator.units.transaction() as repo:
-            region, endpoint = await self._where(server_id)
+        region, endpoint = await self._where(server_id)
         if isinstance(repair, ReloadPlacement):
             try:
                 await load_ready(self.allocator, endpoint, p.triton_model)
