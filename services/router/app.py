@@ -27,6 +27,7 @@ from services.router.hotpath.offsets import Offsets
 from services.router.hotpath.pipeline import RouterCore
 from services.router.hotpath.registry_feed import OnTaskFailed, RegistryFollower, exit_on_task_failure
 from services.router.hotpath.results import ResultPublisher
+from services.router.hotpath.streaming import Streamer
 from services.router.jobs import RouterJobs
 from services.router.settings import RouterSettings
 from services.router.use_cases import allocations
@@ -73,6 +74,7 @@ def create_app(
     delivery = Delivery(offsets, lambda: result_producer(settings.kafka_bootstrap, client_id), on_task_failed)
     results = ResultPublisher(delivery, accounting, router_tracer, "router")
     dispatcher = Dispatcher(Registry(), settings, router_tracer, metrics)
+    dispatcher.streamer = Streamer(settings.stream_variant_suffix, results.chunk)
     core = RouterCore(settings, dispatcher, results, accounting, on_task_failed)
     intake = Intake(settings, gate, offsets, results, core, router_tracer)
     jobs = RouterJobs(settings, core, dispatcher, results, accounting, demand, metrics)

@@ -119,6 +119,10 @@ class RouterSettings(ServiceSettings):
         default=2.0, description="how long a batch waits for a healthy server before its rows wait as in a cold start"
     )
     triton_timeout_s: float = Field(default=60.0, description="limit on one Triton call")
+    stream_variant_suffix: str = Field(
+        default="_stream",
+        description="a streamed request runs on <model's Triton name><suffix>, the decoupled variant, where loaded",
+    )
     health_interval_s: float = Field(default=1.0, description="readiness check interval per server")
     health_backoff_max_s: float = Field(default=30.0, description="longest pause between checks of a server not ready")
     demand_window_s: float = Field(

@@ -47,6 +47,10 @@ class InferenceRequested(Event):
     fail_fast: bool = Field(
         default=False, description="reject at once when the model's queue is full, instead of waiting in Kafka"
     )
+    stream: bool = Field(
+        default=False,
+        description="send InferenceChunk events to reply_topic as tokens are generated, before the one result",
+    )
 
 
 class Timings(BaseModel):
@@ -58,6 +62,7 @@ class Timings(BaseModel):
     batched_ms: float = 0.0
     inference_ms: float = 0.0
     total_ms: float = 0.0
+    first_token_ms: float | None = None  # streamed requests: from the Triton call to its first token
 
 
 class InferenceCompleted(Event):
@@ -73,3 +78,18 @@ class InferenceCompleted(Event):
     tokens_in: int = 0
     tokens_out: int = 0
     timings: Timings = Timings()
+
+
+class InferenceChunk(Event):
+    """Part of a streamed request's text, sent to its reply topic (keyed by request id) as it is generated.
+
+    Best effort and extra: the request still ends in its one `InferenceCompleted`, whose text is
+    the whole text. `index` counts a request's chunks from 0, so a reader can drop repeats.
+    """
+
+    type: Literal["inference_chunk"] = "inference_chunk"
+    request_id: str
+    model_id: str
+    index: int = Field(ge=0)
+    text: str
+    tokens_out: int = Field(default=0, ge=0, description="tokens generated so far, this chunk's included")

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import json
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
+import aiohttp
 import numpy as np
 import tritonclient.http.aio as triton_http
 from tritonclient.http import InferInput, InferRequestedOutput
+from tritonclient.utils import InferenceServerException
 
 from shared.telemetry import inject_trace_headers
 
@@ -38,6 +41,14 @@ class BatchResult:
 
     completions: list[Completion]
     inference_ms: float
+    first_token_ms: float | None = None  # a streamed call: when its first token came
+
+
+class VariantMissing(Exception):
+    """The server has no streaming variant of the model loaded (the caller serves the request unstreamed)."""
+
+
+OnToken = Callable[[int, str, int], Awaitable[None]]  # (index, text, tokens so far)
 
 
 class TritonClient:
@@ -45,6 +56,8 @@ class TritonClient:
 
     def __init__(self, url: str, timeout_s: float = 60.0) -> None:
         self._client = triton_http.InferenceServerClient(url=url, conn_timeout=timeout_s)
+        self._base = url if url.startswith(("http://", "https://")) else f"http://{url}"
+        self._session: aiohttp.ClientSession | None = None  # streams only; made on the first, in the loop
 
     async def is_ready(self, model: str | None = None) -> bool:
         """True when the server (and the model, if named) answers ready."""
@@ -77,9 +90,52 @@ class TritonClient:
         ]
         return BatchResult(completions=completions, inference_ms=elapsed_ms)
 
+    async def stream(self, model: str, prompt: Prompt, on_token: OnToken) -> BatchResult:
+        """Run one prompt on a decoupled model through Triton's `generate_stream` (SSE), each token to `on_token`.
+
+        HTTP, not gRPC's stream_infer: tritonclient's gRPC extra pins grpcio and protobuf below
+        what this project uses, and aiohttp is here already (docs/router.md).
+        """
+        if self._session is None:
+            self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=None))
+        body = {"PROMPT": prompt.text, "MAX_TOKENS": prompt.max_tokens, "TEMPERATURE": prompt.temperature}
+        body["TOP_P"] = prompt.top_p
+        url = f"{self._base}/v2/models/{model}/generate_stream"
+        started, first_ms, parts, tokens_in = time.perf_counter(), None, [], 0
+        async with self._session.post(url, json=body, headers=inject_trace_headers()) as response:
+            if response.status != 200:
+                text = await response.text()
+                if response.status in (400, 404) and lacks_model_text(text):
+                    raise VariantMissing(text)
+                raise InferenceServerException(f"generate_stream {model}: {response.status} {text}"[:500])
+            async for line in response.content:
+                if not line.startswith(b"data:"):
+                    continue
+                event = json.loads(line[5:])
+                if "error" in event:
+                    raise InferenceServerException(f"{model}: {event['error']}"[:500])
+                if first_ms is None:
+                    first_ms = (time.perf_counter() - started) * 1000
+                parts.append(str(event.get("TEXT", "")))
+                tokens_in = int(event.get("PROMPT_TOKENS", tokens_in))
+                await on_token(len(parts) - 1, parts[-1], int(event.get("TOKEN_COUNT", len(parts))))
+        if not parts:
+            raise InferenceServerException(f"{model}: the stream ended without a token")
+        text = "".join(parts)
+        elapsed_ms = (time.perf_counter() - started) * 1000
+        return BatchResult([Completion(text, len(parts), tokens_in)], elapsed_ms, first_ms)
+
     async def close(self) -> None:
-        """Close the connection pool."""
+        """Close the connection pools."""
         await self._client.close()
+        if self._session is not None:
+            await self._session.close()
+
+
+def lacks_model_text(text: str) -> bool:
+    """True when Triton's error says the model is not there (unknown, not ready, not found)."""
+    lowered = text.lower()
+    return "unknown model" in lowered or "not ready" in lowered or "not found" in lowered
 
 
 def _input(name: str, data: np.ndarray, datatype: str) -> InferInput:

@@ -25,6 +25,7 @@ class Pending:
     strategy: RoutingStrategy = RoutingStrategy.BALANCED
     deadline: float | None = None
     fail_fast: bool = False
+    stream: bool = False  # tokens go to the reply topic as they come (its own Triton call, no batch)
     # The shell's handle (offset, span, reply topic); the core never looks inside.
     ticket: Any = field(default=None, compare=False, repr=False)
 

@@ -17,6 +17,7 @@ from services.router.domain.batching import Batch
 from services.router.domain.registry import Registry, Server
 from services.router.domain.scoring import rank
 from services.router.hotpath.records import context_of, ticket
+from services.router.hotpath.streaming import StreamBroken, Streamer
 from services.router.settings import RouterSettings
 
 log = logging.getLogger(__name__)
@@ -43,6 +44,7 @@ class NotServed:
     reason: str
     no_server: bool = False  # no healthy server had the model: wait for one, as in a cold start
     model_error: bool = False  # the server refused the batch (one row may be at fault): split it
+    partial: bool = False  # a stream broke after forwarding tokens: no other server may repeat them
 
 
 class Dispatcher:
@@ -56,6 +58,7 @@ class Dispatcher:
         self._clients: dict[str, TritonClient] = {}
         self._next_check: dict[str, float] = {}
         self._misses: dict[str, int] = {}
+        self.streamer: Streamer | None = None  # set where results are published (streamed requests' tokens)
 
     def client(self, endpoint: str) -> TritonClient:
         """The (pooled) client of one endpoint."""
@@ -110,6 +113,8 @@ class Dispatcher:
             if isinstance(outcome, Served):
                 return outcome
             last = outcome
+            if outcome.partial:
+                break
         reason = last.reason if last is not None else "deadline passed before a server answered"
         return NotServed(
             f"failed after trying {sorted(tried) or 'no server'}: {reason}"[:500],
@@ -136,7 +141,11 @@ class Dispatcher:
             with use_span(span, end_on_exit=True):  # the Triton call carries this span's traceparent
                 # asyncio.timeout, not wait_for: no extra task and loop hop per batch on the hot path.
                 async with asyncio.timeout(self._time_left(batch)):
-                    result = await self.client(server.endpoint).infer(model, prompts)
+                    client = self.client(server.endpoint)
+                    if batch.reason == "stream" and self.streamer is not None:
+                        result = await self.streamer.serve(client, server.server_id, model, batch.requests[0])
+                    else:
+                        result = await client.infer(model, prompts)
             server.ok += 1
             return Served(server.server_id, result)
         except Exception as error:  # any failure: try elsewhere; the batch's result says why at the end
@@ -148,7 +157,10 @@ class Dispatcher:
                 # has not loaded the model yet: out at once, until the health check sees it ready.
                 server.healthy = False
             log.warning("batch of %s on %s failed: %r", batch.model_id, server.server_id, error)
-            return NotServed(f"{server.server_id}: {type(error).__name__}: {error}", model_error=refused)
+            partial = isinstance(error, StreamBroken)
+            return NotServed(
+                f"{server.server_id}: {type(error).__name__}: {error}", model_error=refused, partial=partial
+            )
         finally:
             server.inflight -= 1
             self._metrics.inflight_batches.dec()

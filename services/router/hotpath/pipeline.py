@@ -20,7 +20,7 @@ from collections.abc import Callable, Coroutine
 from typing import Any
 
 from services.router.domain.admission import AdmissionLimits, ModelLoad, ServiceRate, Verdict, admit
-from services.router.domain.batching import Batch, Batcher
+from services.router.domain.batching import Batch, Batcher, group_key
 from services.router.domain.cold_start import ColdStartHold
 from services.router.domain.offsets import Partition
 from services.router.domain.registry import Registry
@@ -113,8 +113,19 @@ class RouterCore:
         elif verdict.verdict is Verdict.HOLD:
             self._hold(request, now)
         else:
-            self.start_batches(self.batcher.add(request, now))
+            self._enqueue(request, now)
             self._wake.set()
+
+    def _enqueue(self, request: Pending, now: float) -> None:
+        """Into its group's batch; a streamed request goes out alone at once (its own Triton call).
+
+        Waiting for a batch would delay its first token, and Triton's dynamic batcher still runs
+        concurrent streams of one model as one batch on the server (docs/router.md).
+        """
+        if request.stream:
+            self.start_batches([Batch(group_key(request), (request,), "stream", now)])
+        else:
+            self.start_batches(self.batcher.add(request, now))
 
     def _hold(self, request: Pending, now: float) -> None:
         """Wait for a server with the model, asking the fleet for one (once per cooldown and region)."""
@@ -195,6 +206,7 @@ class RouterCore:
                     server_id=outcome.server_id,
                     tokens=(done.tokens_in, done.tokens_out),
                     inference_ms=outcome.result.inference_ms,
+                    first_token_ms=outcome.result.first_token_ms,
                 )
         elif outcome.no_server:  # losing servers is a wait, as in a cold start, within the deadline
             now = time.monotonic()
@@ -215,7 +227,7 @@ class RouterCore:
                 reason = f"max_tokens {request.max_tokens} exceeds {model_id}'s limit of {limit}"
                 self.spawn(self.answer(request, ResultStatus.REJECTED, reason=reason))
             else:
-                self.start_batches(self.batcher.add(request, now))
+                self._enqueue(request, now)
         self._wake.set()
 
     def change_registry(self, change: Callable[[Registry], None]) -> None:

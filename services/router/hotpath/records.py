@@ -152,6 +152,7 @@ def read_request(record: Any, tracer: Tracer, now: float, wall: float, seq: int,
         strategy=event.routing_strategy,
         deadline=deadline,
         fail_fast=event.fail_fast,
+        stream=event.stream,
         ticket=ticket,
     )
 

@@ -24,6 +24,7 @@ from services.router.domain.requests import Pending
 from services.router.hotpath.accounting import Accounting
 from services.router.hotpath.records import Ticket, Unreadable, context_of, ticket
 from shared.events import DEADLETTER, INFERENCE_RESULTS, DeadLettered, Event, InferenceCompleted, ResultStatus, Timings
+from shared.events.inference import InferenceChunk
 
 RESULT_IDS = uuid.UUID("5b0c1d4e-8a43-4c55-9a7e-3f1f3f0e2a10")  # namespace of result event ids
 DEADLETTER_PAYLOAD_MAX = 256 * 1024  # bytes of the record kept in its dead letter
@@ -54,6 +55,7 @@ class ResultPublisher:
         server_id: str | None = None,
         tokens: tuple[int, int] = (0, 0),
         inference_ms: float = 0.0,
+        first_token_ms: float | None = None,
     ) -> None:
         """Send the request's one result and close its trace (nothing when another replica owns it now)."""
         t = ticket(request)
@@ -80,7 +82,11 @@ class ResultPublisher:
             tokens_in=tokens[0],
             tokens_out=tokens[1],
             timings=Timings(
-                queued_ms=t.queued_ms, batched_ms=t.batched_ms, inference_ms=inference_ms, total_ms=max(total_ms, 0.0)
+                queued_ms=t.queued_ms,
+                batched_ms=t.batched_ms,
+                inference_ms=inference_ms,
+                total_ms=max(total_ms, 0.0),
+                first_token_ms=first_token_ms,
             ),
         )
         headers: dict[str, str] = {}
@@ -102,6 +108,27 @@ class ResultPublisher:
         if reason:
             t.span.set_attribute("llmfleet.reason", reason)
         t.span.end()
+
+    async def chunk(self, request: Pending, index: int, text: str, tokens_out: int) -> None:
+        """Forward part of a streamed request's text to its reply topic, keyed (so ordered) by request id.
+
+        Best effort: no span, no accounting, no offset; the one result still follows with the
+        whole text. A request without a reply topic, or one another replica owns now, gets none.
+        """
+        t = ticket(request)
+        if t.abandoned or not t.reply_topic:
+            return
+        if not await self._reply_topics.exists(self._delivery.producer, t.reply_topic):
+            return
+        event = InferenceChunk(
+            source=self._source,
+            request_id=request.request_id,
+            model_id=request.model_id,
+            index=index,
+            text=text,
+            tokens_out=tokens_out,
+        )
+        await self._delivery.send(Outgoing(t.reply_topic, event, request.request_id, {}, None))
 
     async def refuse(self, record: Any, unreadable: Unreadable, reply_topic: str | None, letter_ticket: Ticket) -> None:
         """An invalid request: keep the record as a dead letter and, when its id is readable, reject it.

@@ -50,6 +50,13 @@ class EmulationClock:
         """Seconds the emulated GPU takes for a static batch of these prompts and `output_tokens` each."""
         return 0.0 if self.profile is None else self.profile.static_batch_ms(prompt_tokens, output_tokens) / 1e3
 
+    def pace(self, started: float, prompt_tokens: list[int], tokens_so_far: int) -> None:
+        """Streaming: sleep until the batch begun at `started` has lasted its modelled time for that many tokens."""
+        modelled = self.modelled_s(prompt_tokens, tokens_so_far)
+        late = modelled - (time.perf_counter() - started)
+        if late > 0:
+            time.sleep(late)
+
     def wait(self, started: float, prompt_tokens: list[int], output_tokens: int) -> str | None:
         """Sleep until the batch begun at `started` (perf_counter) has lasted its modelled time; maybe a log line."""
         compute = time.perf_counter() - started

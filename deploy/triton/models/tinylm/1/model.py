@@ -35,8 +35,10 @@ emulation.py (the clock, and the log line saying what share of the time was comp
 
 from __future__ import annotations
 
+import json
 import os
 import time
+from collections.abc import Iterator
 
 import numpy as np
 import triton_python_backend_utils as pb_utils
@@ -131,8 +133,27 @@ class TinyLM:
         seeds: list[int | None],
     ) -> list[bytes]:
         """Generate max_tokens[i] bytes for each prompt, all rows in one batch."""
+        steps = int(max_tokens.max())
+        out = np.zeros((len(prompts), steps), dtype=np.uint8)
+        for step, nxt in self.steps(prompts, steps, temperature, top_p, seeds):
+            out[:, step] = nxt
+        return [out[i, : max_tokens[i]].tobytes() for i in range(len(prompts))]
+
+    def steps(
+        self,
+        prompts: list[bytes],
+        steps: int,
+        temperature: np.ndarray,
+        top_p: np.ndarray,
+        seeds: list[int | None],
+    ) -> Iterator[tuple[int, np.ndarray]]:
+        """Yield (step, the token each row picked) for `steps` decode steps, all rows in one batch.
+
+        A generator, so the decoupled variant can send each token as soon as it is picked, and
+        the batched variant collects them: both run the very same computation.
+        """
         ids = [[BOS, *p[-(MAX_CONTEXT - 1) :]] for p in prompts]
-        b, width, steps = len(ids), max(len(r) for r in ids), int(max_tokens.max())
+        b, width = len(ids), max(len(r) for r in ids)
         tokens = np.zeros((b, width), dtype=np.int64)
         pad = np.array([width - len(r) for r in ids])
         for i, row in enumerate(ids):
@@ -142,15 +163,13 @@ class TinyLM:
         dh = D_MODEL // N_HEADS
         caches = [np.zeros((2, b, N_HEADS, width + steps, dh), dtype=np.float32) for _ in self.layers]
         rngs = [np.random.default_rng(None if s is None else int(s) % 2**64) for s in seeds]
-        out = np.zeros((b, steps), dtype=np.uint8)
         logits = self._forward(tokens, pos, caches, 0, key_ok)
         for step in range(steps):
             nxt = self._pick(logits, temperature, top_p, rngs)
-            out[:, step] = nxt
+            yield step, nxt
             if step + 1 < steps:
                 cur = (pos[:, -1] + step + 1)[:, None]
                 logits = self._forward(nxt[:, None], cur, caches, width + step, key_ok)
-        return [out[i, : max_tokens[i]].tobytes() for i in range(b)]
 
     @staticmethod
     def _pick(logits: np.ndarray, temperature: np.ndarray, top_p: np.ndarray, rngs: list) -> np.ndarray:
@@ -180,38 +199,38 @@ def _optional(request, name: str, default: float | None, rows: int) -> list:
 
 
 class TritonPythonModel:
-    """Triton entry points: every request of one execute() call becomes one TinyLM batch."""
+    """Triton entry points: every request of one execute() call becomes one TinyLM batch.
+
+    The same file serves `tinylm` (one response per request) and `tinylm_stream` (its config
+    sets `model_transaction_policy { decoupled: true }`: a response per generated token, the
+    last one flagged final). Both run the same batched numpy computation, so a streamed text is
+    the non-streamed text of the same request.
+    """
 
     def initialize(self, args: dict) -> None:
         self.gpu_type = os.environ.get("LLMFLEET_GPU_TYPE", "cpu")
         self.memory_gb = int(os.environ.get("LLMFLEET_GPU_MEMORY_GB", "0") or 0)
+        self.decoupled = pb_utils.using_decoupled_model_transaction_policy(json.loads(args["model_config"]))
         emulated, warning = emulated_profile(self.gpu_type, os.environ)
         if warning:
             pb_utils.Logger.log_warn(warning)
         self.model = TinyLM()
         self.model.generate([b"warm up"], np.array([2]), np.zeros(1, np.float32), np.ones(1, np.float32), [None])
         self.clock = EmulationClock(emulated)
-        pb_utils.Logger.log_info(f"tinylm ready on gpu_type={self.gpu_type} memory_gb={self.memory_gb}: {self.clock}")
+        mode = "streaming (decoupled)" if self.decoupled else "batched"
+        pb_utils.Logger.log_info(
+            f"tinylm {mode} ready on gpu_type={self.gpu_type} memory_gb={self.memory_gb}: {self.clock}"
+        )
 
-    def execute(self, requests: list) -> list:
+    def execute(self, requests: list) -> list | None:
         started = time.perf_counter()
+        errors, rows = _read(requests)
+        if self.decoupled:
+            self._stream(requests, errors, rows, started)
+            return None  # decoupled: every response went through its request's sender
         responses: list = [None] * len(requests)
-        rows: list[tuple[int, bytes, int, float, float, int | None]] = []
-        for index, request in enumerate(requests):
-            prompts = pb_utils.get_input_tensor_by_name(request, "PROMPT").as_numpy().reshape(-1)
-            wanted = pb_utils.get_input_tensor_by_name(request, "MAX_TOKENS").as_numpy().reshape(-1)
-            n = len(prompts)
-            temps = _optional(request, "TEMPERATURE", 0.0, n)
-            tops = _optional(request, "TOP_P", 1.0, n)
-            seeds = _optional(request, "SEED", None, n)
-            if not all(1 <= int(w) <= MAX_NEW_TOKENS for w in wanted):
-                responses[index] = pb_utils.InferenceResponse(
-                    error=pb_utils.TritonError(f"MAX_TOKENS must be in [1, {MAX_NEW_TOKENS}]")
-                )
-                continue
-            for p, w, t, tp, s in zip(prompts, wanted, temps, tops, seeds, strict=True):
-                raw = p if isinstance(p, bytes) else str(p).encode()
-                rows.append((index, raw, int(w), float(t), float(tp), s))
+        for index, error in errors.items():
+            responses[index] = pb_utils.InferenceResponse(error=pb_utils.TritonError(error))
         if rows:
             texts = self.model.generate(
                 [r[1] for r in rows],
@@ -231,12 +250,76 @@ class TritonPythonModel:
                         pb_utils.Tensor("PROMPT_TOKENS", np.array([[len(row[1])] for row, _ in mine], dtype=np.int32)),
                     ]
                 )
+        self._account(started, rows)
+        return responses
+
+    def _stream(self, requests: list, errors: dict[int, str], rows: list, started: float) -> None:
+        """Decoupled: a response per token as soon as each step picks it; each request's last one is final.
+
+        A request of the streaming variant holds one prompt (the router sends one per call); a
+        request holding several gets its rows' tokens in one response per step. Each step is
+        paced to the emulated GPU's time for that many tokens, so the first token comes after
+        the modelled prefill and one decode step, not after the whole batch.
+        """
+        final = pb_utils.TRITONSERVER_RESPONSE_COMPLETE_FINAL
+        for index, error in errors.items():
+            requests[index].get_response_sender().send(
+                pb_utils.InferenceResponse(error=pb_utils.TritonError(error)), flags=final
+            )
+        if not rows:
+            return
+        senders = {r[0]: requests[r[0]].get_response_sender() for r in rows}
+        wanted = np.array([r[2] for r in rows])
+        prompt_tokens = [len(r[1]) for r in rows]
+        steps = self.model.steps(
+            [r[1] for r in rows],
+            int(wanted.max()),
+            np.array([r[3] for r in rows], dtype=np.float32),
+            np.clip(np.array([r[4] for r in rows], dtype=np.float32), 1e-6, 1.0),
+            [r[5] for r in rows],
+        )
+        for step, picked in steps:
+            self.clock.pace(started, prompt_tokens, step + 1)
+            for index, sender in senders.items():
+                mine = [j for j, r in enumerate(rows) if r[0] == index and step < r[2]]
+                if not mine:
+                    continue
+                response = pb_utils.InferenceResponse(
+                    output_tensors=[
+                        pb_utils.Tensor("TEXT", np.array([[bytes([picked[j]])] for j in mine], dtype=np.object_)),
+                        pb_utils.Tensor("TOKEN_COUNT", np.array([[step + 1] for _ in mine], dtype=np.int32)),
+                        pb_utils.Tensor("PROMPT_TOKENS", np.array([[prompt_tokens[j]] for j in mine], dtype=np.int32)),
+                    ]
+                )
+                last = all(step + 1 >= rows[j][2] for j in range(len(rows)) if rows[j][0] == index)
+                sender.send(response, flags=final if last else 0)
+        self._account(started, rows)
+
+    def _account(self, started: float, rows: list) -> None:
         if rows:
-            prompt_tokens = [len(r[1]) for r in rows]
-            line = self.clock.wait(started, prompt_tokens, max(r[2] for r in rows))
+            line = self.clock.wait(started, [len(r[1]) for r in rows], max(r[2] for r in rows))
             if line:
                 pb_utils.Logger.log_info(line)
-        return responses
 
     def finalize(self) -> None:
         pb_utils.Logger.log_info("tinylm unloaded")
+
+
+def _read(requests: list) -> tuple[dict[int, str], list[tuple[int, bytes, int, float, float, int | None]]]:
+    """The rows of every request (request index, prompt, max tokens, temperature, top_p, seed), and refusals."""
+    errors: dict[int, str] = {}
+    rows: list[tuple[int, bytes, int, float, float, int | None]] = []
+    for index, request in enumerate(requests):
+        prompts = pb_utils.get_input_tensor_by_name(request, "PROMPT").as_numpy().reshape(-1)
+        wanted = pb_utils.get_input_tensor_by_name(request, "MAX_TOKENS").as_numpy().reshape(-1)
+        n = len(prompts)
+        temps = _optional(request, "TEMPERATURE", 0.0, n)
+        tops = _optional(request, "TOP_P", 1.0, n)
+        seeds = _optional(request, "SEED", None, n)
+        if not all(1 <= int(w) <= MAX_NEW_TOKENS for w in wanted):
+            errors[index] = f"MAX_TOKENS must be in [1, {MAX_NEW_TOKENS}]"  # that request alone fails
+            continue
+        for p, w, t, tp, s in zip(prompts, wanted, temps, tops, seeds, strict=True):
+            raw = p if isinstance(p, bytes) else str(p).encode()
+            rows.append((index, raw, int(w), float(t), float(tp), s))
+    return errors, rows

@@ -1,0 +1,1 @@
+../../tinylm/1/emulation.py
