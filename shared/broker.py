@@ -13,12 +13,16 @@ from faststream.kafka.opentelemetry import KafkaTelemetryMiddleware
 from opentelemetry.sdk.trace import TracerProvider
 
 from shared.events import ALL_TOPICS, Event, Topic
+from shared.kafka_security import PLAINTEXT, KafkaSecurity
 
 
-def create_broker(bootstrap: str, client_id: str, tracer_provider: TracerProvider) -> KafkaBroker:
+def create_broker(
+    bootstrap: str, client_id: str, tracer_provider: TracerProvider, security: KafkaSecurity = PLAINTEXT
+) -> KafkaBroker:
     """A broker whose publishes are acknowledged by all in-sync replicas and traced."""
     return KafkaBroker(
         bootstrap,
+        security=security.faststream(),
         client_id=client_id,
         acks="all",
         enable_idempotence=True,
@@ -42,9 +46,11 @@ def at_least_once(group_id: str) -> dict[str, Any]:
     }
 
 
-async def ensure_topics(bootstrap: str, topics: tuple[Topic, ...] = ALL_TOPICS) -> list[str]:
+async def ensure_topics(
+    bootstrap: str, topics: tuple[Topic, ...] = ALL_TOPICS, security: KafkaSecurity = PLAINTEXT
+) -> list[str]:
     """Create the platform's topics with their partition counts; return the ones created."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, client_id="llmfleet-topics")
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, client_id="llmfleet-topics", **security.client_options())
     await admin.start()
     try:
         existing = set(await admin.list_topics())

@@ -76,7 +76,9 @@ def create_runtime(settings: ServiceSettings, span_exporter: SpanExporter | None
     return Runtime(
         settings=settings,
         tracer_provider=provider,
-        broker=create_broker(settings.kafka_bootstrap, f"llmfleet-{settings.service_name}", provider),
+        broker=create_broker(
+            settings.kafka_bootstrap, f"llmfleet-{settings.service_name}", provider, settings.kafka_security
+        ),
         engine=engine,
         sessions=session_factory(engine),
     )

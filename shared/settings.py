@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from shared.kafka_security import KafkaProtocol, KafkaSecurity
 
 
 class ServiceSettings(BaseSettings):
@@ -13,6 +15,12 @@ class ServiceSettings(BaseSettings):
 
     service_name: str = Field(min_length=1)
     kafka_bootstrap: str = Field(default="127.0.0.1:9092", description="Kafka bootstrap servers, host:port[,host:port]")
+    kafka_security_protocol: KafkaProtocol = Field(
+        default=KafkaProtocol.PLAINTEXT, description="PLAINTEXT (local dev) or SASL_SSL (SCRAM-SHA-512 over TLS)"
+    )
+    kafka_sasl_username: str = Field(default="", description="SASL_SSL: the service's Kafka principal (its ACLs)")
+    kafka_sasl_password: SecretStr = Field(default=SecretStr(""), description="SASL_SSL: the principal's password")
+    kafka_ssl_cafile: str = Field(default="", description="SASL_SSL: PEM file of the CA that signed the broker")
     database_url: str = Field(
         default="postgresql+asyncpg://service:service@127.0.0.1:5432/llmfleet",
         description="SQLAlchemy URL of the service's own role; its schema is the service name",
@@ -39,6 +47,16 @@ class ServiceSettings(BaseSettings):
     )
     retention_interval_s: float = Field(default=600.0, gt=0, description="how often old rows are pruned (one replica)")
     retention_batch_rows: int = Field(default=10_000, ge=1, description="rows one pruning statement deletes at most")
+
+    @property
+    def kafka_security(self) -> KafkaSecurity:
+        """How this service's Kafka clients authenticate (every producer, consumer and admin client)."""
+        return KafkaSecurity(
+            protocol=self.kafka_security_protocol,
+            username=self.kafka_sasl_username,
+            password=self.kafka_sasl_password.get_secret_value(),
+            cafile=self.kafka_ssl_cafile,
+        )
 
     @property
     def group_id(self) -> str:

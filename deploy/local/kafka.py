@@ -10,10 +10,12 @@ from __future__ import annotations
 import asyncio
 import sys
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+from deploy.local import kafka_acl
 from deploy.local.common import (
     StackPaths,
     free_port,
@@ -29,36 +31,49 @@ from deploy.local.common import (
     wait_until,
 )
 from deploy.local.kafka_install import KAFKA_VERSION, STATIC, ensure_installed, format_storage, java_binary
+from deploy.local.secure import ADMIN, BROKER_SUBJECT, SecureMaterial, ensure_material
+from shared.kafka_security import PLAINTEXT, KafkaSecurity
 
-__all__ = ["KAFKA_VERSION", "ensure_installed", "kill", "start", "status", "stop"]
+__all__ = ["KAFKA_VERSION", "ensure_installed", "kill", "security_for", "start", "status", "stop"]
 
 NODE_ID = 1
 DEFAULT_PORT = 9092
 DEFAULT_CONTROLLER_PORT = 9093
+# The secure broker (SASL_SSL) has its own data folder and ports, so it never takes the plaintext one's.
+DEFAULT_SECURE_PORT = 19093
+DEFAULT_SECURE_CONTROLLER_PORT = 19094
 READY_TIMEOUT = 120.0
 READY_LINE = "Kafka Server started"  # logged by KafkaRaftServer once broker and controller are up
 JVM_OPTS = ("-Xms512m", "-Xmx1g", "-XX:+UseG1GC", "-XX:MaxGCPauseMillis=20", "-Djava.awt.headless=true")
 
 
-def start(paths: StackPaths | None = None) -> dict[str, Any]:
-    """Start the broker (idempotent), wait until it answers metadata requests; return its address."""
+def start(paths: StackPaths | None = None, secure: bool = False) -> dict[str, Any]:
+    """Start the broker (idempotent), wait until it answers metadata requests; return its address.
+
+    `secure`: SASL_SSL with SCRAM-SHA-512 and ACLs per service (see `deploy/local/secure.py`), in a
+    data folder of its own; a running broker of the other kind must be stopped first.
+    """
     paths = paths or stack_paths()
     with locked_state(paths) as state:
         current = state.get("kafka")
+        if current and _ours(current) and bool(current.get("secure")) != secure:
+            raise RuntimeError(f"a {'secure' if current.get('secure') else 'plaintext'} broker runs; stop it first")
+        material = ensure_material(paths) if secure else None
         if current and _ours(current) and tcp_open(current["port"]):
             return dict(current)
         if current and _ours(current):
             stop_pid(current["pid"])  # alive but not answering: a hung broker holds the data dir lock
             _wait_released(current)
         libs = ensure_installed(paths)
-        home = paths.run / "kafka"
+        home = paths.run / ("kafka-secure" if secure else "kafka")
         home.mkdir(parents=True, exist_ok=True)
         config, data = home / "server.properties", home / "data"
-        preferred, preferred_controller = _preferred_ports(current, config)
+        preferred, preferred_controller = _preferred_ports(current, config, secure)
         port = free_port(preferred)
         controller_port = free_port(preferred_controller, taken=[port])
-        config.write_text(_server_properties(port, controller_port, data))
-        format_storage(libs, config, data)
+        config.touch(mode=0o600)  # the secure one holds the admin's password (inter-broker login)
+        config.write_text(_server_properties(port, controller_port, data, material))
+        format_storage(libs, config, data, _scram_users(material))
         log = paths.logs / "kafka.log"
         offset = log.stat().st_size if log.exists() else 0
         cmd = [
@@ -72,8 +87,11 @@ def start(paths: StackPaths | None = None) -> dict[str, Any]:
         ]
         pid = spawn(cmd, log, cwd=home)
         bootstrap = f"127.0.0.1:{port}"
+        admin = material.kafka_security(ADMIN) if material else PLAINTEXT
         try:
-            _wait_ready(pid, port, bootstrap, log, offset)
+            _wait_ready(pid, port, bootstrap, log, offset, admin)
+            if material is not None:
+                kafka_acl.apply(libs, material, bootstrap, log)
         except BaseException:
             stop_pid(pid)
             raise
@@ -85,7 +103,11 @@ def start(paths: StackPaths | None = None) -> dict[str, Any]:
             "log": str(log),
             "version": KAFKA_VERSION,
             "config": str(config),
+            "secure": secure,
+            "security_protocol": "SASL_SSL" if secure else "PLAINTEXT",
         }
+        if material is not None:
+            info |= {"ssl_cafile": str(material.ca), "credentials": str(material.folder / "credentials.json")}
         state["kafka"] = info
         return dict(info)
 
@@ -116,8 +138,20 @@ def status(paths: StackPaths | None = None) -> dict[str, Any]:
     return info
 
 
-def _server_properties(port: int, controller_port: int, data: Path) -> str:
-    settings = {
+def security_for(info: dict[str, Any], principal: str, paths: StackPaths | None = None) -> KafkaSecurity:
+    """How `principal` (a service, `client` or `admin`) authenticates to the recorded broker."""
+    if not info.get("secure"):
+        return PLAINTEXT
+    return ensure_material(paths or stack_paths()).kafka_security(principal)
+
+
+def _scram_users(material: SecureMaterial | None) -> dict[str, str]:
+    """The SCRAM users written at format time: the admin (without whom nothing could add the others)."""
+    return {ADMIN: material.passwords[ADMIN]} if material else {}
+
+
+def _server_properties(port: int, controller_port: int, data: Path, material: SecureMaterial | None = None) -> str:
+    settings: dict[str, object] = {
         "process.roles": "broker,controller",
         "node.id": NODE_ID,
         "controller.quorum.bootstrap.servers": f"127.0.0.1:{controller_port}",
@@ -140,15 +174,46 @@ def _server_properties(port: int, controller_port: int, data: Path) -> str:
         "broker.session.timeout.ms": 6000,
         "broker.heartbeat.interval.ms": 1000,
     }
+    if material is not None:
+        settings |= _secure_properties(port, controller_port, material)
     header = "# Written by deploy/local/kafka.py on every start; edit that file, not this one.\n"
     return header + "".join(f"{key}={value}\n" for key, value in settings.items())
 
 
-def _preferred_ports(recorded: dict[str, Any] | None, config: Path) -> tuple[int, int]:
+def _secure_properties(port: int, controller_port: int, material: SecureMaterial) -> dict[str, object]:
+    """SASL_SSL (SCRAM-SHA-512) for clients, mutual TLS for the controller, ACLs with deny by default."""
+    admin_login = (
+        "org.apache.kafka.common.security.scram.ScramLoginModule required "
+        f'username="{ADMIN}" password="{material.passwords[ADMIN]}";'
+    )
+    return {
+        "listeners": f"SASL_SSL://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller_port}",
+        "advertised.listeners": f"SASL_SSL://127.0.0.1:{port}",
+        # KRaft's controller listener cannot use SCRAM (its users live in the metadata it serves),
+        # so it takes only clients with a certificate from our CA: the broker itself.
+        "listener.security.protocol.map": "CONTROLLER:SSL,SASL_SSL:SASL_SSL",
+        "listener.name.controller.ssl.client.auth": "required",
+        "inter.broker.listener.name": "SASL_SSL",
+        "sasl.enabled.mechanisms": "SCRAM-SHA-512",
+        "sasl.mechanism.inter.broker.protocol": "SCRAM-SHA-512",
+        "listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config": admin_login,
+        "ssl.keystore.type": "PEM",
+        "ssl.keystore.location": str(material.keystore),
+        "ssl.truststore.type": "PEM",
+        "ssl.truststore.location": str(material.ca),
+        "authorizer.class.name": "org.apache.kafka.metadata.authorizer.StandardAuthorizer",
+        "allow.everyone.if.no.acl.found": "false",
+        "super.users": f"User:{ADMIN};User:{BROKER_SUBJECT}",
+    }
+
+
+def _preferred_ports(recorded: dict[str, Any] | None, config: Path, secure: bool = False) -> tuple[int, int]:
     """The ports of the last run (state, else the last server.properties), so a restart keeps its address."""
     if recorded:
         return int(recorded["port"]), int(recorded["controller_port"])
-    ports = {"PLAINTEXT": DEFAULT_PORT, "CONTROLLER": DEFAULT_CONTROLLER_PORT}
+    client = "SASL_SSL" if secure else "PLAINTEXT"
+    ports = {client: DEFAULT_SECURE_PORT if secure else DEFAULT_PORT}
+    ports["CONTROLLER"] = DEFAULT_SECURE_CONTROLLER_PORT if secure else DEFAULT_CONTROLLER_PORT
     if config.exists():
         for line in config.read_text().splitlines():
             if line.startswith("listeners="):
@@ -156,10 +221,10 @@ def _preferred_ports(recorded: dict[str, Any] | None, config: Path) -> tuple[int
                     name, _, address = listener.partition("://")
                     if name in ports and address.rpartition(":")[2].isdigit():
                         ports[name] = int(address.rpartition(":")[2])
-    return ports["PLAINTEXT"], ports["CONTROLLER"]
+    return ports[client], ports["CONTROLLER"]
 
 
-def _wait_ready(pid: int, port: int, bootstrap: str, log: Path, offset: int) -> None:
+def _wait_ready(pid: int, port: int, bootstrap: str, log: Path, offset: int, security: KafkaSecurity) -> None:
     """Wait for the "Kafka Server started" line and an open port, then for a real metadata answer."""
     deadline = time.monotonic() + READY_TIMEOUT
 
@@ -169,7 +234,9 @@ def _wait_ready(pid: int, port: int, bootstrap: str, log: Path, offset: int) -> 
         return tcp_open(port) and READY_LINE in _log_since(log, offset)
 
     wait_until(started, READY_TIMEOUT, "Kafka broker", log)
-    wait_until(lambda: _broker_answers(bootstrap), max(deadline - time.monotonic(), 15.0), "Kafka metadata", log)
+    wait_until(
+        lambda: _broker_answers(bootstrap, security), max(deadline - time.monotonic(), 15.0), "Kafka metadata", log
+    )
 
 
 def _log_since(log: Path, offset: int) -> str:
@@ -178,13 +245,13 @@ def _log_since(log: Path, offset: int) -> str:
         return handle.read().decode(errors="replace")
 
 
-def _broker_answers(bootstrap: str) -> bool:
+def _broker_answers(bootstrap: str, security: KafkaSecurity = PLAINTEXT) -> bool:
     """One metadata round trip through aiokafka's admin client, in which the broker lists itself."""
     from aiokafka.admin import AIOKafkaAdminClient
     from aiokafka.errors import KafkaError
 
     async def probe() -> bool:
-        admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=5000)
+        admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=5000, **security.client_options())
         try:
             await admin.start()
             cluster = await admin.describe_cluster()
@@ -217,4 +284,5 @@ def _wait_released(info: dict[str, Any]) -> None:
 
 if __name__ == "__main__":
     action = sys.argv[1] if len(sys.argv) > 1 else "status"
-    print({"up": start, "down": stop, "status": status, "kill": kill}[action]())
+    actions: dict[str, Callable[[], object]] = {"up": start, "down": stop, "status": status, "kill": kill}
+    print(actions[action]())

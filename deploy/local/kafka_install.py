@@ -56,8 +56,11 @@ def ensure_installed(paths: StackPaths) -> Path:
     return libs
 
 
-def format_storage(libs: Path, config: Path, data: Path) -> None:
-    """Format the KRaft storage (single-voter dynamic quorum) unless the data folder already is."""
+def format_storage(libs: Path, config: Path, data: Path, scram_users: dict[str, str] | None = None) -> None:
+    """Format the KRaft storage (single-voter dynamic quorum) unless the data folder already is.
+
+    `scram_users` (name: password) are written into the first metadata as SCRAM-SHA-512 users.
+    """
     if (data / "meta.properties").exists():  # written last by the formatter
         return
     shutil.rmtree(data, ignore_errors=True)  # a half-made folder from an interrupted format
@@ -75,6 +78,8 @@ def format_storage(libs: Path, config: Path, data: Path) -> None:
         "-c",
         str(config),
     ]
+    for name, password in (scram_users or {}).items():
+        cmd += ["--add-scram", f"SCRAM-SHA-512=[name={name},password={password}]"]
     result = subprocess.run(cmd, capture_output=True, text=True, check=False)
     if result.returncode != 0:
         raise RuntimeError(f"formatting Kafka storage failed:\n{result.stdout}{result.stderr}")

@@ -50,7 +50,12 @@ class GatewayApp(ServiceApp[GatewaySettings, GatewayMetrics]):
         self.catalogue = Catalogue(settings.catalogue_specs())
         tracer = runtime.tracer_provider.get_tracer("llmfleet.gateway")
         self.bridge = bridge = Bridge(
-            settings.kafka_bootstrap, settings.requests_topic, settings.reply_topic, settings.reply_partitions, tracer
+            settings.kafka_bootstrap,
+            settings.requests_topic,
+            settings.reply_topic,
+            settings.reply_partitions,
+            tracer,
+            settings.kafka_security,
         )
         self.ledger = Ledger(self.store)
         self.metrics.waiting.set_function(lambda: bridge.waiting)
@@ -83,7 +88,10 @@ class GatewayApp(ServiceApp[GatewaySettings, GatewayMetrics]):
         ]
         if settings.follow_allocations:
             jobs.append(
-                loop("gateway allocations", lambda: allocations.follow(settings.kafka_bootstrap, self.catalogue))
+                loop(
+                    "gateway allocations",
+                    lambda: allocations.follow(settings.kafka_bootstrap, self.catalogue, settings.kafka_security),
+                )
             )
         return jobs
 

@@ -71,7 +71,9 @@ def create_app(
     # The hot path's parts, each built once with what it needs; Kafka clients are made when it starts.
     demand, offsets, gate = DemandWindow(), Offsets(metrics), Gate(settings)
     accounting = Accounting(metrics, demand, LabelBudget(settings.max_metric_models))
-    delivery = Delivery(offsets, lambda: result_producer(settings.kafka_bootstrap, client_id), on_task_failed)
+    delivery = Delivery(
+        offsets, lambda: result_producer(settings.kafka_bootstrap, client_id, settings.kafka_security), on_task_failed
+    )
     results = ResultPublisher(delivery, accounting, router_tracer, "router")
     dispatcher = Dispatcher(Registry(), settings, router_tracer, metrics)
     dispatcher.streamer = Streamer(settings.stream_variant_suffix, results.chunk)
@@ -87,7 +89,12 @@ def create_app(
 
     if settings.follow_allocations:
         runtime.registry_follower = RegistryFollower(
-            settings.kafka_bootstrap, client_id, apply, runtime.sessions, on_task_failed
+            settings.kafka_bootstrap,
+            client_id,
+            apply,
+            runtime.sessions,
+            on_task_failed,
+            security=settings.kafka_security,
         )
 
     async def start_hot_path() -> None:

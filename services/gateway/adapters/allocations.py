@@ -9,6 +9,7 @@ from pydantic import ValidationError
 
 from services.gateway.domain.catalogue import Catalogue
 from shared.events import ALLOCATIONS, ModelLoaded, ModelUnloaded, ServerAllocated, ServerReleased
+from shared.kafka_security import PLAINTEXT, KafkaSecurity
 
 log = logging.getLogger(__name__)
 
@@ -25,9 +26,9 @@ def apply(catalogue: Catalogue, event: object) -> None:
         catalogue.model_unloaded(event.model_id, event.server_id)
 
 
-async def follow(bootstrap: str, catalogue: Catalogue) -> None:
+async def follow(bootstrap: str, catalogue: Catalogue, security: KafkaSecurity = PLAINTEXT) -> None:
     """Replay every allocation event, then follow new ones, for ever (each replica reads them all)."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, **security.client_options())
     adapter = ALLOCATIONS.adapter()
     await consumer.start()
     try:

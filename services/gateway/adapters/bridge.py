@@ -14,6 +14,7 @@ from pydantic import ValidationError
 
 from shared.broker import ensure_topics
 from shared.events import InferenceCompleted, InferenceRequested, Topic
+from shared.kafka_security import PLAINTEXT, KafkaSecurity
 
 log = logging.getLogger(__name__)
 
@@ -22,12 +23,19 @@ class Bridge:
     """Sends `InferenceRequested` and resolves each waiting call with its `InferenceCompleted`, by request id."""
 
     def __init__(
-        self, bootstrap: str, requests_topic: str, reply_topic: str, partitions: int, tracer: Tracer | None = None
+        self,
+        bootstrap: str,
+        requests_topic: str,
+        reply_topic: str,
+        partitions: int,
+        tracer: Tracer | None = None,
+        security: KafkaSecurity = PLAINTEXT,
     ) -> None:
         self.requests_topic = requests_topic
         self.reply = Topic(reply_topic, partitions, (InferenceCompleted,))
         self.reply_topic = reply_topic
         self._bootstrap = bootstrap
+        self._security = security
         self._tracer = tracer
         self._waiting: dict[str, asyncio.Future[InferenceCompleted]] = {}
         self._producer: AIOKafkaProducer | None = None
@@ -36,9 +44,10 @@ class Bridge:
 
     async def start(self) -> None:
         """Create the reply topic, connect, and read it from its end (so no result sent after this is missed)."""
-        await ensure_topics(self._bootstrap, (self.reply,))
-        self._producer = AIOKafkaProducer(bootstrap_servers=self._bootstrap, acks="all", linger_ms=1)
-        self._consumer = AIOKafkaConsumer(bootstrap_servers=self._bootstrap, enable_auto_commit=False)
+        await ensure_topics(self._bootstrap, (self.reply,), self._security)
+        options = self._security.client_options()
+        self._producer = AIOKafkaProducer(bootstrap_servers=self._bootstrap, acks="all", linger_ms=1, **options)
+        self._consumer = AIOKafkaConsumer(bootstrap_servers=self._bootstrap, enable_auto_commit=False, **options)
         await self._producer.start()
         await self._consumer.start()
         partitions = [TopicPartition(self.reply.name, p) for p in range(self.reply.partitions)]
@@ -123,7 +132,7 @@ class Bridge:
                 with contextlib.suppress(Exception):
                     await client.stop()
         if delete_topic:
-            admin = AIOKafkaAdminClient(bootstrap_servers=self._bootstrap)
+            admin = AIOKafkaAdminClient(bootstrap_servers=self._bootstrap, **self._security.client_options())
             await admin.start()
             try:
                 with contextlib.suppress(Exception):

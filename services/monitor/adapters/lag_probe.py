@@ -6,12 +6,14 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
 from services.monitor.domain.lag import group_lag
+from shared.kafka_security import PLAINTEXT, KafkaSecurity
 
 
-async def consumer_lags(bootstrap: str, group_prefix: str) -> dict[str, int]:
+async def consumer_lags(bootstrap: str, group_prefix: str, security: KafkaSecurity = PLAINTEXT) -> dict[str, int]:
     """Lag (messages) of every consumer group whose id starts with `group_prefix`."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, client_id="llmfleet-monitor-lag")
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    options = security.client_options()
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, client_id="llmfleet-monitor-lag", **options)
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, **options)
     await admin.start()
     await consumer.start()
     try:

@@ -21,7 +21,7 @@ async def check_consumer_lag(
     clock: Callable[[], datetime],
 ) -> Verdict:
     """Measure every platform group's lag, export it, and judge it against the lag rule."""
-    lags = await consumer_lags(settings.kafka_bootstrap, settings.lag_group_prefix)
+    lags = await consumer_lags(settings.kafka_bootstrap, settings.lag_group_prefix, settings.kafka_security)
     metrics.consumer_lag.clear()
     for group, lag in lags.items():
         metrics.consumer_lag.labels(group).set(lag)

@@ -16,6 +16,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 from pydantic import ValidationError
 
 from shared.events import ALLOCATIONS, Event, Topic
+from shared.kafka_security import PLAINTEXT, KafkaSecurity
 
 log = logging.getLogger(__name__)
 
@@ -33,8 +34,16 @@ class AllocationFeed:
 
     _consumer: AIOKafkaConsumer
 
-    def __init__(self, bootstrap: str, client_id: str, topic: Topic = ALLOCATIONS, poll_ms: int = 500) -> None:
+    def __init__(
+        self,
+        bootstrap: str,
+        client_id: str,
+        topic: Topic = ALLOCATIONS,
+        poll_ms: int = 500,
+        security: KafkaSecurity = PLAINTEXT,
+    ) -> None:
         self.topic = topic
+        self._security = security
         self.targets: dict[TopicPartition, int] = {}
         self._adapter = topic.adapter()
         self._poll_ms = poll_ms
@@ -47,6 +56,7 @@ class AllocationFeed:
         self._consumer = AIOKafkaConsumer(
             bootstrap_servers=self._bootstrap,
             client_id=self._client_id,
+            **self._security.client_options(),
             group_id=None,
             enable_auto_commit=False,
             auto_offset_reset="earliest",  # a position trimmed away by retention restarts at the oldest kept
@@ -62,7 +72,9 @@ class AllocationFeed:
 
     async def _partitions(self) -> list[TopicPartition]:
         """Every partition of the topic, as the cluster has it now (not the count in shared.events)."""
-        admin = AIOKafkaAdminClient(bootstrap_servers=self._bootstrap, client_id=self._client_id)
+        admin = AIOKafkaAdminClient(
+            bootstrap_servers=self._bootstrap, client_id=self._client_id, **self._security.client_options()
+        )
         await admin.start()
         try:
             described = await admin.describe_topics([self.topic.name])

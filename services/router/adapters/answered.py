@@ -14,6 +14,8 @@ from collections.abc import Callable
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
+from shared.kafka_security import PLAINTEXT, KafkaSecurity
+
 log = logging.getLogger(__name__)
 
 
@@ -29,10 +31,20 @@ def request_id_of(value: bytes | None) -> str | None:
 
 
 async def answered_between(
-    bootstrap: str, wanted: Callable[[str], bool], since_ms: int, until_ms: int, timeout_s: float
+    bootstrap: str,
+    wanted: Callable[[str], bool],
+    since_ms: int,
+    until_ms: int,
+    timeout_s: float,
+    security: KafkaSecurity = PLAINTEXT,
 ) -> set[str]:
     """Request ids of results on the topics `wanted` accepts, written between the two times."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, isolation_level="read_committed")
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap,
+        enable_auto_commit=False,
+        isolation_level="read_committed",
+        **security.client_options(),
+    )
     await consumer.start()
     ids: set[str] = set()
     try:
@@ -70,10 +82,10 @@ async def answered_between(
 
 
 async def first_timestamps(
-    bootstrap: str, starts: dict[TopicPartition, int], timeout_s: float
+    bootstrap: str, starts: dict[TopicPartition, int], timeout_s: float, security: KafkaSecurity = PLAINTEXT
 ) -> dict[TopicPartition, int]:
     """Kafka's timestamp (ms) of the record at each given offset (partitions without one are left out)."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, **security.client_options())
     await consumer.start()
     found: dict[TopicPartition, int] = {}
     try:

@@ -13,6 +13,8 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
 
+from shared.kafka_security import PLAINTEXT, KafkaSecurity
+
 Rebalance = Callable[[list[TopicPartition]], Awaitable[None]]
 
 
@@ -31,11 +33,17 @@ class _Rebalances(ConsumerRebalanceListener):  # type: ignore[misc]
 
 
 def request_consumer(
-    bootstrap: str, group_id: str, client_id: str, max_poll_records: int, fetch_max_bytes: int
+    bootstrap: str,
+    group_id: str,
+    client_id: str,
+    max_poll_records: int,
+    fetch_max_bytes: int,
+    security: KafkaSecurity = PLAINTEXT,
 ) -> AIOKafkaConsumer:
     """A consumer of the request topic that never commits on its own (the router commits after results)."""
     return AIOKafkaConsumer(
         bootstrap_servers=bootstrap,
+        **security.client_options(),
         group_id=group_id,
         client_id=client_id,
         enable_auto_commit=False,
@@ -57,10 +65,11 @@ async def committed_offsets(consumer: AIOKafkaConsumer, partitions: list[TopicPa
     return found
 
 
-def result_producer(bootstrap: str, client_id: str) -> AIOKafkaProducer:
+def result_producer(bootstrap: str, client_id: str, security: KafkaSecurity = PLAINTEXT) -> AIOKafkaProducer:
     """A producer acknowledged by all in-sync replicas, batching results for a few milliseconds."""
     return AIOKafkaProducer(
         bootstrap_servers=bootstrap,
+        **security.client_options(),
         client_id=client_id,
         acks="all",
         enable_idempotence=True,

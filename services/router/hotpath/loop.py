@@ -89,7 +89,7 @@ class HotPath:
         s = self.settings
         client_id = f"llmfleet-router-{s.instance_id}"
         self.consumer = request_consumer(
-            s.kafka_bootstrap, s.group_id, client_id, s.max_poll_records, s.fetch_max_bytes
+            s.kafka_bootstrap, s.group_id, client_id, s.max_poll_records, s.fetch_max_bytes, s.kafka_security
         )
         await self.delivery.start()
         subscribe_requests(self.consumer, self.on_revoked, self.on_assigned, s.requests_topic)
@@ -212,7 +212,7 @@ class HotPath:
         behind = {tp: offset for tp, offset in committed.items() if offset is not None and offset < ends[tp]}
         if not behind:
             return
-        firsts = await first_timestamps(s.kafka_bootstrap, behind, s.repeat_check_timeout_s)
+        firsts = await first_timestamps(s.kafka_bootstrap, behind, s.repeat_check_timeout_s, s.kafka_security)
         now_ms = int(time.time() * 1000)
         since, until = now_ms, 0
         for tp in behind:
@@ -221,7 +221,7 @@ class HotPath:
             since = min(since, max(firsts.get(tp, now_ms), at or 0) - 1_000)
             until = max(until, now_ms if at is None else min(now_ms, at + int(s.repeat_check_window_s * 1000)))
         found = await answered_between(
-            s.kafka_bootstrap, self.gate.is_result_topic, since, until, s.repeat_check_timeout_s
+            s.kafka_bootstrap, self.gate.is_result_topic, since, until, s.repeat_check_timeout_s, s.kafka_security
         )
         self.gate.repeats.add(found, {(tp.topic, tp.partition): ends[tp] for tp in behind})
         log.info("partitions %s came without a final commit: %d results read back", sorted(unsure), len(found))

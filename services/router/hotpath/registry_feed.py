@@ -30,6 +30,7 @@ from services.router.adapters.allocation_feed import AllocationFeed, Fed
 from services.router.use_cases import allocations as service
 from shared.events import Event
 from shared.jobs import exit_loudly
+from shared.kafka_security import PLAINTEXT, KafkaSecurity
 
 log = logging.getLogger(__name__)
 
@@ -70,11 +71,12 @@ class RegistryFollower:
         sessions: async_sessionmaker[AsyncSession],
         on_task_failed: OnTaskFailed = exit_on_task_failure,
         backoff_max_s: float = 30.0,
+        security: KafkaSecurity = PLAINTEXT,
     ) -> None:
         self.caught_up = asyncio.Event()
         self.persisted = 0  # events this process has seen committed to the tables (by it or a peer)
-        self._memory = AllocationFeed(bootstrap, f"{client_id}-registry")
-        self._tables = AllocationFeed(bootstrap, f"{client_id}-registry-db")
+        self._memory = AllocationFeed(bootstrap, f"{client_id}-registry", security=security)
+        self._tables = AllocationFeed(bootstrap, f"{client_id}-registry-db", security=security)
         self._apply = apply
         self._sessions = sessions
         self._on_task_failed = on_task_failed
