@@ -18,11 +18,11 @@ from faststream import FastStream
 
 from shared.db import create_engine, session_factory
 from shared.leader import leading
+from shared.logs import configure_logging
 from shared.settings import ServiceSettings
 
 S = TypeVar("S", bound=ServiceSettings)
 log = logging.getLogger(__name__)
-LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
 def main(
@@ -33,7 +33,7 @@ def main(
     needs_database: bool = True,
 ) -> None:
     """Run the service (or, with the argument `migrate`, its migrations); `needs_database=False`: start without one."""
-    logging.basicConfig(level=logging.INFO, format=LOG_FORMAT)
+    configure_logging()  # LLMFLEET_LOG_FORMAT: text (default) or json with trace ids
     args = sys.argv[1:]
     settings = settings_class()
     if args not in ([], ["migrate"]):

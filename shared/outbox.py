@@ -4,6 +4,11 @@ A handler that changes state and must announce it adds the event to the outbox t
 transaction. The relay publishes pending rows in order and marks them sent only after Kafka has
 acknowledged them, so a crash between commit and publish delays an event but never drops it
 (it may be sent twice; consumers dedupe by `event_id`).
+
+Each row keeps the W3C `traceparent` of the span that wrote it, and the relay publishes the row
+inside that trace context: the record's headers carry it on, so the consumer continues the
+writer's trace (a scaling decision's trace reaches the allocator's provisioning) instead of the
+relay's poll starting a new one.
 """
 
 from __future__ import annotations
@@ -11,33 +16,41 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from typing import Any
 
 from faststream.kafka import KafkaBroker
+from opentelemetry import context, propagate
 from sqlalchemy import BigInteger, Column, DateTime, Identity, LargeBinary, MetaData, String, Table, func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from shared.events import Event, Topic
+from shared.telemetry import current_traceparent
 
 log = logging.getLogger(__name__)
 
 
-def outbox_table(metadata: MetaData) -> Table:
-    """The outbox table in the service's schema."""
-    return Table(
-        "outbox",
-        metadata,
+def outbox_table(metadata: MetaData, traced: bool = True) -> Table:
+    """The outbox table in the service's schema; `traced`: with the `traceparent` column (its migration added)."""
+    columns: list[Column[Any]] = [
         Column("id", BigInteger, Identity(), primary_key=True),
         Column("topic", String(200), nullable=False),
         Column("key", String(200), nullable=False),
         Column("payload", LargeBinary, nullable=False),
         Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
         Column("published_at", DateTime(timezone=True), index=True),
-    )
+    ]
+    if traced:
+        # The writer's W3C trace context; the relay publishes the row in it.
+        columns.append(Column("traceparent", String(128)))
+    return Table("outbox", metadata, *columns)
 
 
 async def add_to_outbox(session: AsyncSession, outbox: Table, topic: Topic, event: Event, key: str) -> None:
     """Queue an event for publishing; it goes out only if the surrounding transaction commits."""
-    await session.execute(outbox.insert().values(topic=topic.name, key=key, payload=event.model_dump_json().encode()))
+    values: dict[str, object] = {"topic": topic.name, "key": key, "payload": event.model_dump_json().encode()}
+    if "traceparent" in outbox.c:
+        values["traceparent"] = current_traceparent()
+    await session.execute(outbox.insert().values(values))
 
 
 class OutboxRelay:
@@ -48,6 +61,8 @@ class OutboxRelay:
         self._outbox = outbox
         self._broker = broker
         self._wake = asyncio.Event()
+        names = ("id", "topic", "key", "payload", "traceparent")
+        self._columns = [outbox.c[name] for name in names if name in outbox.c]
 
     def notify(self) -> None:
         """Tell the relay that something was committed (it also polls)."""
@@ -59,7 +74,7 @@ class OutboxRelay:
             # SKIP LOCKED: replicas of a service relay disjoint rows instead of waiting on each other.
             rows = (
                 await session.execute(
-                    select(self._outbox.c.id, self._outbox.c.topic, self._outbox.c.key, self._outbox.c.payload)
+                    select(*self._columns)
                     .where(self._outbox.c.published_at.is_(None))
                     .order_by(self._outbox.c.id)
                     .limit(limit)
@@ -67,9 +82,7 @@ class OutboxRelay:
                 )
             ).all()
             for row in rows:
-                await self._broker.publish(
-                    row.payload, row.topic, key=row.key.encode(), headers={"content-type": "application/json"}
-                )
+                await self._publish_in_trace(row.payload, row.topic, row.key, getattr(row, "traceparent", None))
             if rows:
                 await session.execute(
                     self._outbox.update()
@@ -77,6 +90,15 @@ class OutboxRelay:
                     .values(published_at=func.now())
                 )
         return len(rows)
+
+    async def _publish_in_trace(self, payload: bytes, topic: str, key: str, traceparent: str | None) -> None:
+        """Publish one row in its writer's trace context: the broker's publish span and headers continue it."""
+        token = context.attach(propagate.extract({"traceparent": traceparent})) if traceparent else None
+        try:
+            await self._broker.publish(payload, topic, key=key.encode(), headers={"content-type": "application/json"})
+        finally:
+            if token is not None:
+                context.detach(token)
 
     async def run(self, poll_interval_s: float = 1.0) -> None:
         """Relay until cancelled; errors are logged and retried on the next round."""

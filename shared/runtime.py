@@ -61,6 +61,16 @@ class Runtime:
             return False, "broker not connected"
         return True, "ready"
 
+    def http_trace_configs(self) -> list[Any]:
+        """`trace_configs=` for the service's own aiohttp sessions: a client span per call made inside a trace.
+
+        Per session, not patched into aiohttp: the router's Triton calls (tritonclient's own
+        session) keep their one `triton infer` span per batch instead of two.
+        """
+        from shared.instrumentation import http_trace_configs
+
+        return list(http_trace_configs(self.tracer_provider))
+
     async def close(self) -> None:
         """Release the database pool and flush spans."""
         await self.engine.dispose()
@@ -69,10 +79,12 @@ class Runtime:
 
 def create_runtime(settings: ServiceSettings, span_exporter: SpanExporter | None = None) -> Runtime:
     """Build the service's tracer provider, Kafka broker and database engine from settings."""
+    from shared.instrumentation import instrument_engine
     from shared.telemetry import create_tracer_provider
 
     provider = create_tracer_provider(settings.service_name, span_exporter)
     engine = create_engine(settings.database_url, settings.db_schema, settings.db_pool_size)
+    instrument_engine(engine, provider)  # a span per statement, inside traces only (shared.instrumentation)
     return Runtime(
         settings=settings,
         tracer_provider=provider,

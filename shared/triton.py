@@ -13,6 +13,8 @@ import urllib.request
 from collections.abc import Callable
 from typing import Any
 
+from shared.telemetry import inject_trace_headers
+
 READY_TIMEOUT = 120.0
 
 
@@ -33,7 +35,10 @@ def _base_url(http_url: str) -> str:
 def _request(http_url: str, path: str, method: str = "GET", timeout: float = 5.0) -> tuple[int, bytes]:
     """One HTTP call to Triton; (status, body), status 0 when the server cannot be reached."""
     data = b"" if method == "POST" else None
-    req = urllib.request.Request(_base_url(http_url) + path, data=data, method=method)  # noqa: S310
+    # The caller's trace context travels along: Triton's own tracing (when on) continues the trace
+    # of the provisioning step that loads a model. Outside a trace no header is added.
+    headers = inject_trace_headers()
+    req = urllib.request.Request(_base_url(http_url) + path, data=data, method=method, headers=headers)  # noqa: S310
     try:
         with urllib.request.urlopen(req, timeout=timeout) as resp:  # noqa: S310 - http(s) URL built here
             return int(resp.status), resp.read()

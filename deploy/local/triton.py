@@ -48,6 +48,7 @@ from deploy.local.common import (
 )
 from deploy.local.triton_emulation import NO_EMULATION, PROFILES, Emulation, GpuProfile, identity, record
 from deploy.local.triton_install import PYTRITON_VERSION, STUB_NUMPY, backends_dir, ensure_installed, server_env
+from deploy.local.triton_tracing import trace_options
 from shared.triton import READY_TIMEOUT, load_model, model_ready, repository_index, server_ready, unload_model
 
 __all__ = [
@@ -101,6 +102,7 @@ def _command(binary: Path, paths: StackPaths, name: str, ports: tuple[int, int, 
         "--pinned-memory-pool-byte-size=0",
         f"--exit-timeout-secs={EXIT_TIMEOUT_SECS}",
         "--log-verbose=0",
+        *trace_options(name),  # Triton's own spans, when the services export traces (deploy/local/triton_tracing.py)
     ]
 
 

@@ -50,6 +50,7 @@ class AllocatorApp(ServiceApp[AllocatorSettings, AllocatorMetrics]):
             relay=self.relay,
             metrics=metrics,
             new_suffix=lambda: uuid.uuid4().hex[:8],
+            tracer=runtime.tracer_provider.get_tracer("llmfleet.allocator"),
         )
         self.reconciler = Reconciler(self.allocator)
         # Names this replica on the actions it holds (a lease), so an operator can tell who works on what.

@@ -41,7 +41,7 @@ class MonitorApp(ServiceApp[MonitorSettings, MonitorMetrics]):
     def __init__(self, runtime: Runtime, settings: MonitorSettings) -> None:
         super().__init__(runtime, settings, MonitorMetrics(runtime.registry), outbox)
         self.clock = utc_now
-        self.scraper = Scraper(settings.scrape_concurrency, settings.scrape_timeout_s)
+        self.scraper = Scraper(settings.scrape_concurrency, settings.scrape_timeout_s, runtime.http_trace_configs())
         self.collector = Collector(runtime.sessions, settings, self.scraper, self.metrics, self.publish, self.clock)
 
     async def publish(self, events: list[ServerMetricsReported]) -> None:

@@ -37,6 +37,7 @@ class ScalerApp(ServiceApp[ScalerSettings, ScalerMetrics]):
         metrics = ScalerMetrics(runtime.registry)
         super().__init__(runtime, settings, metrics, outbox, relay_poll_s=settings.outbox_poll_s)
         self._compacted_at = float("-inf")  # the first round compacts
+        self._tracer = runtime.tracer_provider.get_tracer("llmfleet.scaler")
 
     def rounds(self) -> Sequence[Job]:
         """An evaluation round every `evaluation_interval_s`."""
@@ -59,9 +60,14 @@ class ScalerApp(ServiceApp[ScalerSettings, ScalerMetrics]):
         async with leading(self.runtime.sessions, EVALUATION_LOCK) as leader:
             if not leader:
                 return None
-            result = await evaluate(
-                self.runtime.sessions, self.settings, now or datetime.now(UTC), lambda: uuid.uuid4().hex
-            )
+            # One trace per evaluation: forecasts and decisions are written in it, and the outbox
+            # keeps its context, so the allocator's work on an action continues this trace.
+            with self._tracer.start_as_current_span("scaler.evaluate") as span:
+                result = await evaluate(
+                    self.runtime.sessions, self.settings, now or datetime.now(UTC), lambda: uuid.uuid4().hex
+                )
+                span.set_attribute("llmfleet.forecasts", len(result.forecasts))
+                span.set_attribute("llmfleet.actions", len(result.actions))
         self.metrics.evaluated(result, time.perf_counter() - started)
         self.relay.notify()
         return result

@@ -61,10 +61,15 @@ async def claim_action(session: AsyncSession, owner: str, lease_s: float, max_at
             attempts=scaling_action.c.attempts + 1,
             updated_at=func.now(),
         )
-        .returning(scaling_action.c.action_id, scaling_action.c.model_id, scaling_action.c.region)
+        .returning(
+            scaling_action.c.action_id,
+            scaling_action.c.model_id,
+            scaling_action.c.region,
+            scaling_action.c.traceparent,
+        )
     )
     row = claimed.one()
-    return ActionRecord(row.action_id, row.model_id, row.region)
+    return ActionRecord(row.action_id, row.model_id, row.region, row.traceparent)
 
 
 async def renew_lease(session: AsyncSession, action_id: str, owner: str, lease_s: float) -> bool:

@@ -134,6 +134,7 @@ scaling_action = Table(
     Column("attempts", Integer, nullable=False, server_default="0", doc="times a worker took it on"),
     Column("owner", String(200), doc="the worker carrying it out now (while its lease runs)"),
     Column("lease_until", DateTime(timezone=True)),
+    Column("traceparent", String(128), doc="the requesting event's W3C trace context: provisioning continues it"),
     *_timestamps(),
     Index("ix_scaling_action_queue", "state", "priority", "created_at"),
 )

@@ -40,6 +40,7 @@ from shared.events import (
 )
 from shared.inbox import first_delivery
 from shared.outbox import add_to_outbox
+from shared.telemetry import current_traceparent
 
 __all__ = ["AllocatorRepository", "InsufficientGpus", "SqlAllocatorRepository", "SqlUnitOfWork", "UnitOfWork", "seed"]
 
@@ -220,6 +221,7 @@ class SqlAllocatorRepository:
         values: dict[str, object] = {"action_id": event.action_id, "model_id": event.model_id}
         values |= {"region": event.region, "kind": event.kind.value, "target_instances": event.target_instances}
         values |= {"state": "in_progress", "priority": control.PRIORITY.get(event.priority, 1)}
+        values |= {"traceparent": current_traceparent()}  # the consumer's span: the worker continues its trace
         recorded = await self.session.execute(
             insert(scaling_action).values(values).on_conflict_do_nothing().returning(scaling_action.c.action_id)
         )

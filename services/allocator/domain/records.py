@@ -13,6 +13,7 @@ class ActionRecord:
     action_id: str
     model_id: str
     region: str
+    traceparent: str | None = None  # the W3C trace context it was requested in (its work continues that trace)
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from opentelemetry.trace import NoOpTracer, Tracer
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.allocator.adapters.metrics import AllocatorMetrics
@@ -44,6 +45,7 @@ class Allocator:
     metrics: AllocatorMetrics
     new_suffix: Callable[[], str]
     unit_of_work: UnitOfWork | None = None  # tests pass a fake; by default, transactions over `sessions`
+    tracer: Tracer = field(default_factory=NoOpTracer)  # the service's own: spans of the provisioning work
     # Set when an action was planned: the provisioning worker wakes instead of waiting for its poll.
     work_ready: asyncio.Event = field(default_factory=asyncio.Event)
 

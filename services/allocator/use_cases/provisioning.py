@@ -12,6 +12,9 @@ first server instead of starting another).
 Actions are carried out by `work`, a supervised job off the consumer loop: the handler plans and
 commits, then wakes the worker; the worker takes the next action by priority, then age, under a
 lease it renews while it works (`FOR UPDATE SKIP LOCKED`, so replicas never run one action twice).
+The work on an action is traced as a child of the span that requested it (its `traceparent` is
+kept on the action's row): the scaler's decision, the allocator's planning, every provisioner call
+(with Triton's repository calls) and the allocation events announced form one trace.
 """
 
 from __future__ import annotations
@@ -23,6 +26,9 @@ import random
 import time
 from collections.abc import Awaitable, Mapping
 from typing import TypeVar
+
+from opentelemetry import propagate, trace
+from opentelemetry.trace import INVALID_SPAN, SpanKind, use_span
 
 from services.allocator.adapters.provisioner import ProvisioningError
 from services.allocator.adapters.repository import AllocatorRepository
@@ -45,7 +51,13 @@ async def bounded(allocator: Allocator, what: str, call: Awaitable[T]) -> T:
     """Await a provisioner call for at most `step_timeout_s`; any failure of it as a ProvisioningError."""
     limit = allocator.settings.step_timeout_s
     try:
-        return await asyncio.wait_for(call, limit)
+        # Inside an action's trace only (the reconciler's rounds have none). The call's task is made
+        # inside the span, so its thread, and Triton's repository calls, carry the context.
+        traced = trace.get_current_span().is_recording()
+        span = allocator.tracer.start_span("allocator.provisioner", kind=SpanKind.CLIENT) if traced else INVALID_SPAN
+        span.set_attribute("llmfleet.step", what)
+        with use_span(span, end_on_exit=True):
+            return await asyncio.wait_for(call, limit)
     except ProvisioningError:
         raise
     except TimeoutError as error:
@@ -64,7 +76,11 @@ async def work(allocator: Allocator, owner: str, stopping: asyncio.Event) -> Non
             if action is None:
                 await _nap(allocator, stopping, settings.worker_poll_interval_s)
                 continue
-            await carry_out_leased(allocator, owner, action.action_id)
+            parent = propagate.extract({"traceparent": action.traceparent}) if action.traceparent else None
+            with allocator.tracer.start_as_current_span(
+                "allocator.carry_out", context=parent, attributes={"llmfleet.action_id": action.action_id}
+            ):
+                await carry_out_leased(allocator, owner, action.action_id)
             failures = 0
         except Exception:  # the database is down, most likely: the action is taken on again after a pause
             failures += 1

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 import aiohttp
 
@@ -15,8 +15,11 @@ class ScrapeError(Exception):
 class Scraper:
     """One pooled HTTP client; at most `concurrency` scrapes in flight, each bounded by `timeout_s`."""
 
-    def __init__(self, concurrency: int, timeout_s: float) -> None:
+    def __init__(self, concurrency: int, timeout_s: float, trace_configs: Sequence[aiohttp.TraceConfig] = ()) -> None:
         self._concurrency = concurrency
+        # OpenTelemetry's aiohttp-client hooks (the runtime's `http_trace_configs()`): a scrape made
+        # inside a trace gets a client span; the periodic rounds have none, so they cost no span.
+        self._trace_configs = list(trace_configs)
         self._timeout = aiohttp.ClientTimeout(total=timeout_s)
         self._session: aiohttp.ClientSession | None = None
         self._slots = asyncio.Semaphore(concurrency)
@@ -25,7 +28,9 @@ class Scraper:
         if self._session is None:
             # Keep-alive to every target: a 5 s interval reuses the connection instead of a new handshake.
             connector = aiohttp.TCPConnector(limit=self._concurrency, limit_per_host=0, ttl_dns_cache=300)
-            self._session = aiohttp.ClientSession(connector=connector, timeout=self._timeout)
+            self._session = aiohttp.ClientSession(
+                connector=connector, timeout=self._timeout, trace_configs=self._trace_configs
+            )
         return self._session
 
     async def fetch(self, url: str) -> str:
