@@ -14,16 +14,19 @@ from opentelemetry.trace import SpanKind
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from services.gateway.domain.errors import ApiError, invalid
 from services.gateway.domain.limits import Limit
 from services.gateway.domain.requests import Ask, parse_chat, parse_completion
 from services.gateway.jobs import GatewayApp
+from services.gateway.use_cases.streaming import Streaming
 
 log = logging.getLogger(__name__)
 INTERNAL = ApiError(500, "The gateway failed on this request; try again", "server_error", "internal_error")
+# No proxy between the gateway and its client may hold the events back.
+STREAM_HEADERS = {"cache-control": "no-cache", "x-accel-buffering": "no"}
 
 
 def error_response(error: ApiError) -> JSONResponse:
@@ -44,6 +47,7 @@ class Endpoints:
     def __init__(self, app: GatewayApp) -> None:
         self.app = app
         self.tracer = app.runtime.tracer_provider.get_tracer("llmfleet.gateway")
+        self.streaming = Streaming(app.serving)
 
     def completion(self, name: str, parse: Callable[[object], Ask]) -> Callable[[Request], Awaitable[Response]]:
         """The handler of one completion route, counted and timed under `name`."""
@@ -62,6 +66,9 @@ class Endpoints:
     async def _answer(self, request: Request, name: str, parse: Callable[[object], Ask]) -> Response:
         try:
             ask = parse(await _json(request))
+            if ask.stream:  # the status and headers go once the first chunk is here: errors before it are HTTP errors
+                events = await self.streaming.open(request.headers.get("authorization"), ask)
+                return StreamingResponse(events, media_type="text/event-stream", headers=STREAM_HEADERS)
             reply = await self.app.serving.complete(request.headers.get("authorization"), ask)
         except ApiError as error:
             if error.status == 429:

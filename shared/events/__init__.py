@@ -13,9 +13,7 @@ from __future__ import annotations
 
 from shared.events.allocation import (
     AllocationFailed,
-    CapacityAdded,
     CapacityChanged,
-    CapacityReleased,
     FleetRepaired,
     InstancesMoved,
     ModelLoaded,
@@ -94,10 +92,8 @@ __all__ = [
     "AlertState",
     "AllocationEvent",
     "AllocationFailed",
-    "CapacityAdded",
     "CapacityChangeRequested",
     "CapacityChanged",
-    "CapacityReleased",
     "CostRecommended",
     "CostReportEvent",
     "CostReportRequested",

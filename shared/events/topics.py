@@ -10,9 +10,7 @@ from typing_extensions import TypeVar
 
 from shared.events.allocation import (
     AllocationFailed,
-    CapacityAdded,
     CapacityChanged,
-    CapacityReleased,
     FleetRepaired,
     InstancesMoved,
     ModelLoaded,
@@ -64,8 +62,6 @@ AllocationEvent = (
     | SpotInterruptionNotice
     | InstancesMoved
     | CapacityChanged
-    | CapacityAdded
-    | CapacityReleased
 )
 CostReportEvent = CostReported | CostReportRequested
 
@@ -93,8 +89,6 @@ ALLOCATIONS: Topic[AllocationEvent] = Topic(
         SpotInterruptionNotice,
         InstancesMoved,
         CapacityChanged,
-        CapacityAdded,
-        CapacityReleased,
     ),
 )
 PRICES = Topic("fleet.prices.v1", 1, (PricesPublished,))

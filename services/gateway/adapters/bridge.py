@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Callable, Sequence
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
@@ -14,9 +15,12 @@ from pydantic import ValidationError
 
 from shared.broker import ensure_topics
 from shared.events import InferenceCompleted, InferenceRequested, Topic
+from shared.events.inference import InferenceChunk
 from shared.kafka_security import PLAINTEXT, KafkaSecurity
 
 log = logging.getLogger(__name__)
+# The router's Delivery names each record's event type in a header: chunks are told apart unparsed.
+CHUNK_HEADER = ("event-type", b"InferenceChunk")
 
 
 class Bridge:
@@ -32,12 +36,13 @@ class Bridge:
         security: KafkaSecurity = PLAINTEXT,
     ) -> None:
         self.requests_topic = requests_topic
-        self.reply = Topic(reply_topic, partitions, (InferenceCompleted,))
+        self.reply = Topic(reply_topic, partitions, (InferenceCompleted, InferenceChunk))
         self.reply_topic = reply_topic
         self._bootstrap = bootstrap
         self._security = security
         self._tracer = tracer
         self._waiting: dict[str, asyncio.Future[InferenceCompleted]] = {}
+        self._listening: dict[str, Callable[[InferenceChunk], None]] = {}  # streamed calls' chunk sinks
         self._producer: AIOKafkaProducer | None = None
         self._consumer: AIOKafkaConsumer | None = None
         self.connected = False
@@ -98,6 +103,14 @@ class Bridge:
         """The caller stopped waiting (a timeout): a late result for it is dropped."""
         self._waiting.pop(request_id, None)
 
+    def listen(self, request_id: str, on_chunk: Callable[[InferenceChunk], None]) -> None:
+        """Hand the request's chunks to `on_chunk` as they come (until its result, or `unlisten`)."""
+        self._listening[request_id] = on_chunk
+
+    def unlisten(self, request_id: str) -> None:
+        """Stop handing the request's chunks on (the stream ended, or its client went away)."""
+        self._listening.pop(request_id, None)
+
     @property
     def waiting(self) -> int:
         """Requests sent and not answered yet."""
@@ -112,17 +125,34 @@ class Bridge:
             batches = await consumer.getmany(timeout_ms=500, max_records=2000)
             for records in batches.values():
                 for record in records:
-                    self._resolve(record.value or b"")
+                    self._resolve(record.value or b"", record.headers)
 
-    def _resolve(self, value: bytes) -> None:
+    def _resolve(self, value: bytes, headers: Sequence[tuple[str, bytes]] = ()) -> None:
+        if CHUNK_HEADER in headers:
+            self._chunk(value)
+            return
         try:
             result = InferenceCompleted.model_validate_json(value)
         except ValidationError:
             log.warning("unreadable record on %s dropped", self.reply.name)
             return
         future = self._waiting.pop(result.request_id, None)
+        if self._listening:
+            self._listening.pop(result.request_id, None)
         if future is not None and not future.done():
             future.set_result(result)
+
+    def _chunk(self, value: bytes) -> None:
+        """A streamed request's chunk to its listener; nobody listening (a timeout, a gone client): dropped."""
+        if not self._listening:
+            return
+        try:
+            chunk = InferenceChunk.model_validate_json(value)
+        except ValidationError:
+            log.warning("unreadable chunk on %s dropped", self.reply.name)
+            return
+        if (listener := self._listening.get(chunk.request_id)) is not None:
+            listener(chunk)
 
     async def stop(self, delete_topic: bool) -> None:
         """Disconnect; delete the reply topic when asked (a graceful stop: nobody waits on it now)."""

@@ -8,12 +8,15 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from services.gateway.domain.chat import ChatTemplate, Message, content_text, render
-from services.gateway.domain.errors import ApiError, invalid, unprocessable
+from services.gateway.domain.errors import invalid, unprocessable
 
-STREAMING_NOT_YET = (
-    "Streaming is not available yet on this gateway: send the request without `stream` "
-    "(token streaming comes in a later release)"
-)
+
+class StreamOptions(BaseModel):
+    """`stream_options`: with `include_usage`, a last chunk carries `usage` (and no choices)."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    include_usage: bool = False
 
 
 class _Body(BaseModel):
@@ -29,6 +32,7 @@ class _Body(BaseModel):
     stop: str | list[str] | None = None
     user: str | None = Field(default=None, max_length=256)
     stream: bool = False
+    stream_options: StreamOptions | None = None
 
 
 class CompletionBody(_Body):
@@ -69,10 +73,12 @@ class Ask:
     stop: tuple[str, ...]
     user: str | None
     chat: bool
+    stream: bool = False  # answer as server-sent events, token by token
+    include_usage: bool = False  # streamed: a last chunk with `usage`
 
 
 def parse_completion(payload: object, default_max_tokens: int) -> Ask:
-    """A `/v1/completions` body as an `Ask`, or the ApiError saying what is wrong with it."""
+    """A `/v1/completions` body as an `Ask`, or the error saying what is wrong with it."""
     body = _validate(CompletionBody, payload)
     _common_checks(body)
     if body.echo or (body.best_of or 1) > 1 or body.logprobs:
@@ -107,11 +113,9 @@ def _validate(model: type[_Body], payload: object) -> Any:
 
 
 def _common_checks(body: _Body) -> None:
-    """What this stage refuses whatever the endpoint: streaming, several choices, too many stops."""
-    if body.stream:
-        raise ApiError(
-            400, STREAMING_NOT_YET, "invalid_request_error", "streaming_unsupported", "stream", retryable=False
-        )
+    """What the gateway refuses whatever the endpoint: stream options without a stream, several choices, many stops."""
+    if body.stream_options is not None and not body.stream:
+        raise invalid("The 'stream_options' parameter is only allowed when 'stream' is enabled.", "stream_options")
     if body.n != 1:
         raise invalid("Only `n = 1` is supported", "n")
     if isinstance(body.stop, list) and len(body.stop) > 4:
@@ -120,7 +124,8 @@ def _common_checks(body: _Body) -> None:
 
 def _ask(body: _Body, prompt: str, max_tokens: int, chat: bool) -> Ask:
     stop = (body.stop,) if isinstance(body.stop, str) else tuple(body.stop or ())
-    return Ask(body.model, prompt, max_tokens, body.temperature, body.top_p, stop, body.user, chat)
+    usage = body.stream_options is not None and body.stream_options.include_usage
+    return Ask(body.model, prompt, max_tokens, body.temperature, body.top_p, stop, body.user, chat, body.stream, usage)
 
 
 def prompt_tokens(prompt: str) -> int:

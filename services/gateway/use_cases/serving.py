@@ -30,6 +30,7 @@ from services.gateway.domain.responses import Answer, body
 from services.gateway.use_cases.access import KeyCache
 from services.gateway.use_cases.ledger import Ledger
 from shared.events import InferenceCompleted, InferenceRequested
+from shared.events.inference import InferenceChunk
 from shared.unit_of_work import UnitOfWork
 
 
@@ -43,6 +44,12 @@ class Fleet(Protocol):
 
     def forget(self, request_id: str) -> None:
         """Stop waiting for a request's result."""
+
+    def listen(self, request_id: str, on_chunk: Callable[[InferenceChunk], None]) -> None:
+        """Hand a streamed request's chunks to `on_chunk` as they come (until its result)."""
+
+    def unlisten(self, request_id: str) -> None:
+        """Stop handing a request's chunks on."""
 
 
 @dataclass(frozen=True)
@@ -78,6 +85,15 @@ class Serving:
 
     async def complete(self, authorization: str | None, ask: Ask) -> Reply:
         """The OpenAI body answering `ask` (and the time the fleet took), or an ApiError."""
+        claim, prompt, now = await self.admitted(authorization, ask)
+        result, upstream_s = await self._ask_fleet(claim, ask, prompt, now)
+        if error := errors.from_result(result.status, result.reason, ask.model):
+            raise error
+        answer = Answer(result.text, max(result.tokens_in, prompt), result.tokens_out)
+        return Reply(body(ask, answer, claim.request_id, int(time.time())), upstream_s)
+
+    async def admitted(self, authorization: str | None, ask: Ask) -> tuple[Claim, int, datetime]:
+        """Key, model, scope and limits checked and the call's tokens reserved: its claim, prompt tokens, time."""
         now = datetime.now(UTC)
         key = await self.keys.authenticate(authorization, now)
         if not self.catalogue.knows(ask.model):
@@ -90,11 +106,11 @@ class Serving:
         started = time.perf_counter()
         await self._admit(claim, now)
         self.observe("admit", time.perf_counter() - started)
-        result, upstream_s = await self._ask_fleet(claim, ask, prompt, now)
-        if error := errors.from_result(result.status, result.reason, ask.model):
-            raise error
-        answer = Answer(result.text, max(result.tokens_in, prompt), result.tokens_out)
-        return Reply(body(ask, answer, request_id, int(time.time())), upstream_s)
+        return claim, prompt, now
+
+    async def answer(self, claim: Claim, ask: Ask, prompt: int, now: datetime) -> tuple[InferenceCompleted, float]:
+        """An admitted call's one result from the fleet (and the seconds it took); settled whatever happens."""
+        return await self._ask_fleet(claim, ask, prompt, now)
 
     def _claim(self, key: ApiKey, request_id: str, tokens: int, now: datetime) -> Claim:
         subjects = (
@@ -130,6 +146,7 @@ class Serving:
             priority=self.knobs.priority,
             deadline=now + timedelta(seconds=timeout),
             reply_topic=self.fleet.reply_topic,
+            stream=ask.stream,
         )
         try:
             started = time.perf_counter()

@@ -112,8 +112,9 @@ def gateway_database(postgres_info: dict[str, Any]) -> str:
 
 @pytest.fixture(scope="session")
 def gateway_triton() -> Iterator[str]:
-    """A Triton server of these tests' own with echo and tinylm."""
-    info = triton.start_server(TRITON, triton.PROFILES["h100_80gb"], models=["echo", "tinylm"], region="us-east-1")
+    """A Triton server of these tests' own with echo, tinylm and its streaming variant."""
+    models = ["echo", "tinylm", "tinylm_stream"]
+    info = triton.start_server(TRITON, triton.PROFILES["h100_80gb"], models=models, region="us-east-1")
     try:
         yield str(info["http_url"])
     finally:

@@ -90,13 +90,6 @@ def test_a_model_outside_the_keys_scopes_is_forbidden(replicas: list[Replica], k
         client(replicas[0], key).completions.create(model="tinylm", prompt="x", max_tokens=1)
 
 
-def test_streaming_is_refused_clearly(replicas: list[Replica], keys: Keys) -> None:
-    with pytest.raises(openai.BadRequestError) as raised:
-        client(replicas[0], keys.new()).completions.create(model="echo", prompt="x", max_tokens=1, stream=True)
-    assert "Streaming is not available yet" in str(raised.value)
-    assert raised.value.response.headers["x-should-retry"] == "false"
-
-
 def test_a_request_over_the_models_limit_is_a_bad_request(replicas: list[Replica], keys: Keys) -> None:
     with pytest.raises(openai.BadRequestError) as raised:
         client(replicas[0], keys.new()).completions.create(model="tinylm", prompt="x", max_tokens=600)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -13,6 +13,7 @@ from services.gateway.adapters.repository import GatewayRepository
 from services.gateway.domain.keys import ApiKey, Tenant
 from services.gateway.domain.limits import Claim, Ledger, Refusal, Settlement, fallback_refusal
 from shared.events import InferenceCompleted, InferenceRequested, ResultStatus
+from shared.events.inference import InferenceChunk
 
 
 @dataclass
@@ -106,6 +107,7 @@ class FakeFleet:
     status: ResultStatus = ResultStatus.OK
     reason: str | None = None
     silent: bool = False
+    listeners: dict[str, Callable[[InferenceChunk], None]] = field(default_factory=dict)
 
     async def send(self, request: InferenceRequested) -> asyncio.Future[InferenceCompleted]:
         self.sent.append(request)
@@ -129,3 +131,50 @@ class FakeFleet:
 
     def forget(self, request_id: str) -> None:
         self.forgotten.append(request_id)
+
+    def listen(self, request_id: str, on_chunk: Callable[[InferenceChunk], None]) -> None:
+        self.listeners[request_id] = on_chunk
+
+    def unlisten(self, request_id: str) -> None:
+        self.listeners.pop(request_id, None)
+
+
+@dataclass
+class StreamingFleet(FakeFleet):
+    """The router streaming: a chunk per `chunk_size` characters (each in a loop turn of its own), then the result.
+
+    `drop` and `repeat` lose or resend chunks by index (chunks are best effort); `fail_after`
+    makes the result `failed` after the chunks went out.
+    """
+
+    chunk_size: int = 1
+    drop: frozenset[int] = frozenset()
+    repeat: frozenset[int] = frozenset()
+    fail_after: bool = False
+
+    async def send(self, request: InferenceRequested) -> asyncio.Future[InferenceCompleted]:
+        done = await super().send(request)
+        if not request.stream or self.silent:
+            return done
+        result, loop = done.result(), asyncio.get_running_loop()
+        later: asyncio.Future[InferenceCompleted] = loop.create_future()
+        text = result.text if not self.fail_after else (request.prompt * request.max_tokens)[: request.max_tokens]
+        pieces = [text[i : i + self.chunk_size] for i in range(0, len(text), self.chunk_size)]
+        for index, piece in enumerate(pieces):
+            for _ in range((index not in self.drop) + (index in self.repeat)):
+                chunk = InferenceChunk(
+                    source="fake-router",
+                    request_id=request.request_id,
+                    model_id=request.model_id,
+                    index=index,
+                    text=piece,
+                )
+                loop.call_soon(self._emit, chunk)
+        if self.fail_after:
+            result = result.model_copy(update={"status": ResultStatus.FAILED, "reason": "boom", "text": ""})
+        loop.call_soon(later.set_result, result)
+        return later
+
+    def _emit(self, chunk: InferenceChunk) -> None:
+        if (listener := self.listeners.get(chunk.request_id)) is not None:
+            listener(chunk)

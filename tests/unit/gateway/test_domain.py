@@ -68,7 +68,7 @@ def test_chat_takes_max_completion_tokens_first() -> None:
 @pytest.mark.parametrize(
     ("payload", "status", "param"),
     [
-        ({"model": "m", "prompt": "x", "stream": True}, 400, "stream"),
+        ({"model": "m", "prompt": "x", "stream_options": {"include_usage": True}}, 400, "stream_options"),
         ({"model": "m", "prompt": "x", "n": 2}, 400, "n"),
         ({"model": "m", "prompt": ["a", "b"]}, 400, "prompt"),
         ({"model": "m", "prompt": "x", "stop": ["a", "b", "c", "d", "e"]}, 400, "stop"),
@@ -86,12 +86,13 @@ def test_what_this_stage_refuses(payload: object, status: int, param: str | None
     assert not raised.value.retryable
 
 
-def test_streaming_is_refused_with_a_clear_message() -> None:
-    with pytest.raises(errors.ApiError) as raised:
-        parse_chat(
-            {"model": "m", "messages": [{"role": "user", "content": "x"}], "stream": True}, ChatTemplate.PLAIN, 1
-        )
-    assert raised.value.code == "streaming_unsupported" and "not available yet" in raised.value.message
+def test_a_stream_is_asked_with_stream_and_its_usage_with_stream_options() -> None:
+    chat = {"model": "m", "messages": [{"role": "user", "content": "x"}], "stream": True}
+    asked = parse_chat(chat | {"stream_options": {"include_usage": True}}, ChatTemplate.PLAIN, 1)
+    assert asked.stream and asked.include_usage and asked.chat
+    asked = parse_completion({"model": "m", "prompt": "x", "stream": True}, 16)
+    assert asked.stream and not asked.include_usage
+    assert not parse_completion({"model": "m", "prompt": "x"}, 16).stream
 
 
 def test_the_text_is_cut_at_the_first_stop_sequence() -> None:
