@@ -2,14 +2,19 @@
 
 Where each comes from, in order: an environment variable naming a running one
 (LLMFLEET_TEST_KAFKA, LLMFLEET_TEST_POSTGRES_ADMIN_URL, LLMFLEET_TEST_TRITON_HTTP); testcontainers
-when a Docker engine answers (Kafka and PostgreSQL); otherwise the project's own local stack,
-started once per test session and stopped at its end if this session started it.
+when a Docker engine answers and has (or can pull) the images (Kafka; LLMFLEET_TEST_KAFKA_IMAGE
+names another image); otherwise the project's own local stack, started once per test session and
+stopped at its end if this session started it. An engine without the images means the local
+stack and one warning, or with LLMFLEET_TEST_REQUIRE_DOCKER set, one clear failure
+(tests/support/containers.py).
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -19,6 +24,7 @@ from hypothesis import settings
 
 from deploy.local import postgres
 from shared.broker import ensure_topics
+from tests.support import containers
 
 # Property tests search the same examples on every run, so CI is reproducible; set
 # LLMFLEET_HYPOTHESIS_EXPLORE=1 to search new ones (and keep any failure as a worked example).
@@ -36,16 +42,16 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
                 item.add_marker(getattr(pytest.mark, kind))
 
 
+@functools.cache
 def _docker_answers() -> bool:
-    if os.environ.get("LLMFLEET_TEST_NO_DOCKER"):
-        return False
-    try:
-        import docker
-
-        docker.from_env(timeout=2).ping()
-        return True
-    except Exception:
-        return False
+    """True when testcontainers can run here: an engine answers and has the images."""
+    choice = containers.decide_for_session()
+    if choice.reason:
+        line = f"testcontainers not used: {choice.reason}"
+        if os.environ.get("LLMFLEET_TEST_REQUIRE_DOCKER"):
+            pytest.fail(line, pytrace=False)
+        warnings.warn(f"{line}; using the local stack", stacklevel=1)
+    return choice.use
 
 
 @pytest.fixture(scope="session")
@@ -58,7 +64,7 @@ def kafka_bootstrap() -> Iterator[str]:
     if _docker_answers():
         from testcontainers.kafka import KafkaContainer
 
-        with KafkaContainer("apache/kafka:4.0.0").with_kraft() as container:
+        with KafkaContainer(containers.kafka_image(os.environ)).with_kraft() as container:
             address = container.get_bootstrap_server()
             asyncio.run(ensure_topics(address))
             yield address
