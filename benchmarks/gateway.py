@@ -9,6 +9,9 @@ concurrency, so every request takes the real admission and settlement path), the
     the gateway itself waited for (its `x-llmfleet-upstream-ms`: produce, router, Triton, result).
     Direct Kafka requests are paced alongside at the same rate; `gateway_vs_direct_*` compares the
     two latency distributions percentile by percentile (noisier: two populations).
+(c) `ttft_p50_ms` / `ttft_p99_ms`: time to the first token of streamed tinylm completions (its
+    decoupled variant, tinylm_stream), with their total and the same calls' unstreamed total
+    (benchmarks/gateway_streaming.py).
 The last line is one JSON object.
 """
 
@@ -29,12 +32,13 @@ from typing import Any
 
 import aiohttp
 
+from benchmarks.gateway_streaming import STREAM_TOKENS, time_to_first_token
 from benchmarks.leftovers import forget_gateway_tenant
 from benchmarks.local_stack import kafka_and_postgres
 from benchmarks.router_driver import Driver, percentiles
 from benchmarks.router_stack import ROOT, private_topics, router_env, router_process, triton_server
 from deploy.init import provision
-from deploy.local import postgres
+from deploy.local import postgres, triton
 from deploy.local.common import free_port
 from services.gateway.adapters.repository import gateway_store
 from services.gateway.app import migrate
@@ -49,7 +53,7 @@ MAX_TOKENS = 8
 
 
 def gateway_env(bootstrap: str, requests_topic: str, port: int, metrics_port: int) -> dict[str, str]:
-    """Environment of the gateway process: the private request topic, echo only, no allocation replay."""
+    """Environment of the gateway process: the private request topic, echo and tinylm, no allocation replay."""
     values = {
         "KAFKA_BOOTSTRAP": bootstrap,
         "DATABASE_URL": postgres.database_url("gateway", postgres.status()),
@@ -58,7 +62,7 @@ def gateway_env(bootstrap: str, requests_topic: str, port: int, metrics_port: in
         "HTTP_PORT": str(port),
         "METRICS_PORT": str(metrics_port),
         "FOLLOW_ALLOCATIONS": "false",
-        "MODELS": json.dumps({"echo": {}}),
+        "MODELS": json.dumps({"echo": {}, "tinylm": {}}),
         "DB_POOL_SIZE": "10",
     }
     return {**os.environ, **{f"LLMFLEET_GATEWAY_{k}": v for k, v in values.items()}}
@@ -229,6 +233,7 @@ async def measure(bootstrap: str, key: str) -> dict[str, Any]:
     base = f"http://127.0.0.1:{port}"
     async with private_topics(bootstrap) as (requests_topic, results_topic):
         with triton_server("gateway-bench-0") as endpoint:
+            await asyncio.to_thread(triton.load_model, endpoint, "tinylm_stream")  # streamed calls run on it
             env = router_env(bootstrap, requests_topic, endpoint, f"bench-gateway-router-{uuid.uuid4().hex[:6]}")
             env["LLMFLEET_ROUTER_REPLY_TOPIC_PREFIXES"] = json.dumps(["bench.router.results.", "inference.replies."])
             with router_process(env), gateway_process(gateway_env(bootstrap, requests_topic, port, metrics_port)):
@@ -249,6 +254,13 @@ async def measure(bootstrap: str, key: str) -> dict[str, Any]:
                             f"{figures['direct_kafka_p99_ms']} ms, through the gateway {figures['gateway_p50_ms']}/"
                             f"{figures['gateway_p99_ms']} ms; the gateway's own share per call "
                             f"{figures['gateway_overhead_p50_ms']}/{figures['gateway_overhead_p99_ms']} ms",
+                            flush=True,
+                        )
+                        figures |= await time_to_first_token(base, key)
+                        print(
+                            f"(c) tinylm, {STREAM_TOKENS} tokens, streamed: first token p50/p99 "
+                            f"{figures['ttft_p50_ms']}/{figures['ttft_p99_ms']} ms, total p50 "
+                            f"{figures['stream_total_p50_ms']} ms (unstreamed {figures['unstreamed_total_p50_ms']} ms)",
                             flush=True,
                         )
                     finally:
