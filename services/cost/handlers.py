@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-from datetime import UTC, datetime
 
 from services.cost.jobs import CostApp
 from services.cost.use_cases import recording, reporting
@@ -13,11 +12,9 @@ from shared.events import (
     DEMAND,
     FORECASTS,
     SERVER_METRICS,
-    USAGE,
     CostReportEvent,
     CostReportRequested,
     Event,
-    UsageMetered,
 )
 from shared.subscribe import inbox_consumer
 
@@ -45,8 +42,3 @@ def register(app: CostApp) -> None:
         app.reflect(result, started)
 
     app.subscribe(COST_REPORTS, on_cost_report_requested)
-
-    async def on_usage_metered(event: UsageMetered) -> None:
-        await recording.record_usage(sessions, inbox_consumer(), event, datetime.now(UTC))
-
-    app.subscribe(USAGE, on_usage_metered)

@@ -17,6 +17,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
 from starlette.routing import Route
 
+from services.gateway.batch_handlers import batch_routes
 from services.gateway.domain.errors import ApiError, invalid
 from services.gateway.domain.limits import Limit
 from services.gateway.domain.requests import Ask, parse_chat, parse_completion
@@ -127,6 +128,7 @@ def register(app: GatewayApp) -> None:
         Route("/v1/models", endpoints.models, methods=["GET"]),
         Route("/health", endpoints.health, methods=["GET"]),
         Route("/ready", endpoints.ready, methods=["GET"]),
+        *batch_routes(app),
     ]
     app.http = Starlette(routes=routes, exception_handlers={HTTPException: _http_error})
 

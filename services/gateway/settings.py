@@ -65,20 +65,35 @@ class GatewaySettings(ServiceSettings):
     lease_grace_s: float = Field(default=30.0, ge=0, description="a lease outlives its deadline this long (crashes)")
     reap_interval_s: float = Field(default=10.0, gt=0, description="how often expired leases are released")
     usage_retention_s: float = Field(default=86400.0, gt=0, description="per-minute usage rows kept")
+    batch_reply_topic: str = Field(
+        default="inference.replies.gateway-batch",
+        description="where batch lines' results go: one topic every replica reads as the batch consumer group",
+    )
+    batch_reply_partitions: int = Field(default=4, ge=1, description="partitions of the batch reply topic")
+    batch_consumer_group: str = Field(default="gateway-batch", description="consumer group of the batch reply topic")
+    batch_pool: str = Field(
+        default="default",
+        min_length=1,
+        max_length=64,
+        description="a replica runs the batches created in its pool (gateways sharing one schema apart)",
+    )
+    batch_priority: int = Field(default=1, ge=0, le=9, description="priority of batch lines (below interactive)")
+    batch_window: int = Field(default=64, ge=1, description="lines of one batch in flight at once")
+    batch_line_timeout_s: float = Field(default=300.0, gt=0, description="deadline of a batch line at the router")
+    batch_resend_after_s: float = Field(
+        default=30.0, gt=0, description="a line with no result this long after its deadline is sent again"
+    )
+    batch_lease_s: float = Field(default=30.0, gt=0, description="a replica's lease on a batch it runs")
+    batch_interval_s: float = Field(default=0.5, gt=0, description="how often a replica's batch runner takes a round")
+    batch_max_attempts: int = Field(default=3, ge=1, description="sends of a line that fails (not overload refusals)")
+    batch_retry_s: float = Field(default=2.0, ge=0, description="a line refused as overloaded goes again after this")
+    batch_max_lines: int = Field(default=50_000, ge=1, description="lines one batch may hold")
+    batch_max_file_bytes: int = Field(default=200 << 20, ge=1, description="largest upload to POST /v1/files")
     trace_requests: bool = Field(
         default=True,
         description="a span per call (and its traceparent to the router); a client's traceparent is always followed",
     )
     priority: int = Field(default=5, ge=0, le=9, description="priority of the gateway's interactive requests")
-    default_price_per_1k_tokens: float = Field(
-        default=0.002, ge=0, description="USD per 1,000 tokens (prompt + completion) that monthly budgets count"
-    )
-    price_per_1k_tokens: dict[str, float] = Field(
-        default_factory=dict, description="per-model prices (USD per 1,000 tokens) overriding the default"
-    )
-    meter_interval_s: float = Field(
-        default=60.0, gt=0, description="how often usage per tenant x model is published (fleet.usage.v1)"
-    )
 
     def catalogue_specs(self) -> dict[str, ModelSpec]:
         """The configured models as the domain's specs."""

@@ -66,6 +66,17 @@ class RouterSettings(ServiceSettings):
     max_queue_per_model: int = Field(
         default=2_000, ge=1, description="a fail_fast request is rejected when its model has this many queued"
     )
+    shed_below_priority: int = Field(
+        default=0,
+        ge=0,
+        le=10,
+        description="requests below this priority are shed first under overload (2: the gateway's batch lines; 0: off)",
+    )
+    shed_queue_per_model: int = Field(
+        default=500,
+        ge=1,
+        description="a request below shed_below_priority is rejected over capacity at this many queued",
+    )
     max_queued_requests: int = Field(
         default=5_000, ge=1, description="requests held in the process; above it the router stops fetching from Kafka"
     )

@@ -65,13 +65,11 @@ from shared.events.topics import (
     SCALING_ACTIONS,
     SCALING_SIGNALS,
     SERVER_METRICS,
-    USAGE,
     AllocationEvent,
     CostReportEvent,
     ScalingActionEvent,
     Topic,
 )
-from shared.events.usage import UsageMetered
 
 __all__ = [
     "ALERTS",
@@ -89,7 +87,6 @@ __all__ = [
     "SCALING_ACTIONS",
     "SCALING_SIGNALS",
     "SERVER_METRICS",
-    "USAGE",
     "ActionKind",
     "AlertChanged",
     "AlertState",
@@ -129,5 +126,4 @@ __all__ = [
     "SpotInterruptionNotice",
     "Timings",
     "Topic",
-    "UsageMetered",
 ]

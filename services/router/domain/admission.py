@@ -52,6 +52,11 @@ class AdmissionLimits:
     max_queue_per_model: int
     cold_start_models: tuple[str, ...]
     max_cold_start_models: int
+    # Under overload the lowest priorities go first: a request below `shed_below_priority` (batch
+    # traffic) is rejected `over capacity` once its model has `shed_queue_per_model` queued, long
+    # before interactive requests wait or miss deadlines; its producer sends it again later.
+    shed_below_priority: int = 0
+    shed_queue_per_model: int = 500
 
 
 def can_cold_start(model_id: str, cold_start_models: tuple[str, ...] | list[str]) -> bool:
@@ -72,6 +77,12 @@ def admit(request: Pending, now: float, load: ModelLoad, limits: AdmissionLimits
         return Admission(
             Verdict.REJECT,
             f"over capacity: {load.queued} requests for {model} queued (limit {limits.max_queue_per_model})",
+        )
+    if request.priority < limits.shed_below_priority and load.queued >= limits.shed_queue_per_model:
+        return Admission(
+            Verdict.REJECT,
+            f"over capacity: priority {request.priority} shed with {load.queued} requests for {model} queued "
+            f"(limit {limits.shed_queue_per_model} below priority {limits.shed_below_priority})",
         )
     if request.deadline is not None and load.rate:
         wait_s = load.queued / load.rate

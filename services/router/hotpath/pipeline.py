@@ -56,7 +56,11 @@ class RouterCore:
         self.hold = ColdStartHold(settings.cold_start_timeout_s, settings.model_request_cooldown_s)
         self.rates = ServiceRate()
         self.admission = AdmissionLimits(
-            settings.max_queue_per_model, tuple(settings.cold_start_models), settings.max_cold_start_models
+            settings.max_queue_per_model,
+            tuple(settings.cold_start_models),
+            settings.max_cold_start_models,
+            settings.shed_below_priority,
+            settings.shed_queue_per_model,
         )
         self.inflight_rows: dict[str, int] = {}
         self.held_requests = 0  # admitted and not answered: open batches, cold-start hold, in flight

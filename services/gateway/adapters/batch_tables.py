@@ -1,0 +1,417 @@
+"""The Batch API's repository: the Protocol the batch use cases see, and its SQL implementation."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+from typing import Any, Protocol
+
+from sqlalchemy import and_, func, insert, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.gateway.adapters import keys_tables
+from services.gateway.adapters.orm import api_key, batch, batch_file, batch_line
+from services.gateway.domain.batch_lines import Assembled, InputLine, LineState, Outcome
+from services.gateway.domain.batches import ACTIVE, FINAL, BatchRecord, BatchStatus, Counts, FileRecord, Usage
+from services.gateway.domain.keys import ApiKey
+from shared.unit_of_work import Transactions, UnitOfWork, unit_of_work
+
+INSERT_CHUNK = 5_000  # lines per INSERT statement (asyncpg's bind parameters are bounded)
+STAGES = ("in_progress", "finalizing", "completed", "failed", "expired", "cancelling", "cancelled")
+WAITING = (LineState.PENDING, LineState.SENT)
+
+
+@dataclass(frozen=True)
+class Due:
+    """A line to send now: never sent, sent back by a retryable refusal, or sent and not answered in time."""
+
+    line_no: int
+    custom_id: str
+    body: dict[str, Any]
+    state: LineState
+    attempts: int
+
+
+@dataclass(frozen=True)
+class Sent:
+    """A line sent under a ledger claim (settled by its result)."""
+
+    line_no: int
+    claim_id: str
+    window: datetime
+    reserved: int
+
+
+@dataclass(frozen=True)
+class Waiting:
+    """A line a result arrived for, with what its settlement and response need."""
+
+    batch_id: str
+    line_no: int
+    custom_id: str
+    body: dict[str, Any]
+    endpoint: str
+    state: LineState
+    attempts: int
+    key_id: str
+    tenant_id: str
+    claim_id: str | None
+    claim_window: datetime | None
+    reserved: int | None
+
+
+class BatchRepository(Protocol):
+    """Everything the Batch API reads and writes, in one transaction."""
+
+    async def add_file(self, record: FileRecord, content: bytes) -> None:
+        """Store a file."""
+
+    async def file(self, file_id: str, tenant_id: str) -> FileRecord | None:
+        """The tenant's file."""
+
+    async def content(self, file_id: str, tenant_id: str | None) -> bytes | None:
+        """A file's bytes (the tenant's, or anyone's for the runner)."""
+
+    async def add_batch(self, record: BatchRecord) -> None:
+        """Store a new batch."""
+
+    async def batch(self, batch_id: str, tenant_id: str | None, lock: bool = False) -> BatchRecord | None:
+        """A batch, with live counts while it runs."""
+
+    async def claim(self, owner: str, pool: str, lease_s: float, limit: int) -> list[BatchRecord]:
+        """The pool's active batches nobody else holds a live lease on, leased to `owner` (its own renewed)."""
+
+    async def key(self, key_id: str) -> ApiKey | None:
+        """The key (with its tenant) a batch runs under."""
+
+    async def set_status(self, batch_id: str, status: BatchStatus, now: datetime, **values: Any) -> None:
+        """Move a batch to `status`, stamping `<status>_at`."""
+
+    async def add_lines(self, batch_id: str, lines: Sequence[InputLine]) -> None:
+        """Store the input's lines, all pending."""
+
+    async def due(self, batch_id: str, now: datetime, limit: int) -> list[Due]:
+        """Lines to send now, in input order."""
+
+    async def in_flight(self, batch_id: str, now: datetime) -> int:
+        """Lines sent and still within their time."""
+
+    async def mark_sent(self, batch_id: str, sent: Sequence[Sent], due_at: datetime) -> None:
+        """Record sends (attempt counted, claim kept); sent again after `due_at` if unanswered."""
+
+    async def open_lines(self, batch_id: str) -> int:
+        """Lines still pending or sent."""
+
+    async def close_lines(
+        self, batch_id: str, states: Sequence[LineState], to: LineState, error: dict[str, Any] | None, now: datetime
+    ) -> int:
+        """Move every line in `states` to `to` (expired, cancelled, or no result after the last attempt)."""
+
+    async def waiting(self, batch_id: str, line_no: int) -> Waiting | None:
+        """A line a result arrived for, with its batch's key and endpoint."""
+
+    async def finish(self, outcome: Outcome, batch_id: str, now: datetime) -> bool:
+        """Write a line's one result; False when it already has one (a repeat)."""
+
+    async def retry(self, batch_id: str, line_no: int, due_at: datetime) -> bool:
+        """Send a refused line again after `due_at`; False unless it was waiting for this result."""
+
+    async def outcomes(self, batch_id: str) -> list[Outcome]:
+        """Every line's outcome."""
+
+    async def finalize(self, record: BatchRecord, status: BatchStatus, assembled: Assembled, now: datetime) -> None:
+        """Store the output and error files and end the batch with its counts and usage."""
+
+
+class SqlBatchRepository:
+    """The batch repository over one session."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self._session = session
+
+    async def add_file(self, record: FileRecord, content: bytes) -> None:
+        await self._session.execute(
+            insert(batch_file).values(
+                file_id=record.file_id,
+                tenant_id=record.tenant_id,
+                purpose=record.purpose,
+                filename=record.filename,
+                bytes=record.size,
+                content=content,
+                created_at=record.created_at,
+            )
+        )
+
+    async def file(self, file_id: str, tenant_id: str) -> FileRecord | None:
+        columns = [c for c in batch_file.c if c.name != "content"]
+        query = select(*columns).where(batch_file.c.file_id == file_id, batch_file.c.tenant_id == tenant_id)
+        row = (await self._session.execute(query)).first()
+        if row is None:
+            return None
+        return FileRecord(row.file_id, row.tenant_id, row.purpose, row.filename, row.bytes, row.created_at)
+
+    async def content(self, file_id: str, tenant_id: str | None) -> bytes | None:
+        query = select(batch_file.c.content).where(batch_file.c.file_id == file_id)
+        if tenant_id is not None:
+            query = query.where(batch_file.c.tenant_id == tenant_id)
+        return (await self._session.execute(query)).scalar_one_or_none()
+
+    async def add_batch(self, record: BatchRecord) -> None:
+        await self._session.execute(
+            insert(batch).values(
+                batch_id=record.batch_id,
+                tenant_id=record.tenant_id,
+                key_id=record.key_id,
+                pool=record.pool,
+                endpoint=record.endpoint,
+                input_file_id=record.input_file_id,
+                completion_window=record.completion_window,
+                status=str(record.status),
+                metadata=record.metadata,
+                created_at=record.created_at,
+                expires_at=record.expires_at,
+                total=0,
+                completed=0,
+                failed=0,
+                input_tokens=0,
+                output_tokens=0,
+            )
+        )
+
+    async def batch(self, batch_id: str, tenant_id: str | None, lock: bool = False) -> BatchRecord | None:
+        query = select(batch).where(batch.c.batch_id == batch_id)
+        if tenant_id is not None:
+            query = query.where(batch.c.tenant_id == tenant_id)
+        if lock:
+            query = query.with_for_update()
+        row = (await self._session.execute(query)).first()
+        if row is None:
+            return None
+        record = _record(row)
+        if record.status in FINAL or record.status is BatchStatus.VALIDATING:
+            return record
+        return _with(record, await self._live(batch_id, row.total))
+
+    async def _live(self, batch_id: str, total: int) -> tuple[Counts, Usage]:
+        """Counts and usage from the lines, while the batch runs (the batch row has them once final)."""
+        query = (
+            select(
+                batch_line.c.state, func.count(), func.sum(batch_line.c.tokens_in), func.sum(batch_line.c.tokens_out)
+            )
+            .where(batch_line.c.batch_id == batch_id)
+            .group_by(batch_line.c.state)
+        )
+        by_state = {row[0]: (row[1], row[2] or 0, row[3] or 0) for row in await self._session.execute(query)}
+        done = by_state.get(LineState.DONE, (0, 0, 0))
+        failed = by_state.get(LineState.FAILED, (0, 0, 0))
+        return Counts(total, done[0], failed[0]), Usage(int(done[1]), int(done[2]))
+
+    async def claim(self, owner: str, pool: str, lease_s: float, limit: int) -> list[BatchRecord]:
+        free = or_(batch.c.owner.is_(None), batch.c.owner == owner, batch.c.lease_until < func.now())
+        candidates = (
+            select(batch.c.batch_id)
+            .where(batch.c.status.in_([str(s) for s in ACTIVE]), batch.c.pool == pool, free)
+            .order_by(batch.c.created_at, batch.c.batch_id)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+        ids = list((await self._session.execute(candidates)).scalars())
+        if not ids:
+            return []
+        claimed = await self._session.execute(
+            update(batch)
+            .where(batch.c.batch_id.in_(ids))
+            .values(owner=owner, lease_until=func.now() + timedelta(seconds=lease_s))
+            .returning(*batch.c)
+        )
+        return sorted((_record(row) for row in claimed), key=lambda r: (r.created_at, r.batch_id))
+
+    async def key(self, key_id: str) -> ApiKey | None:
+        row = (await self._session.execute(keys_tables._keys_query().where(api_key.c.key_id == key_id))).first()
+        return keys_tables._key(row) if row else None
+
+    async def set_status(self, batch_id: str, status: BatchStatus, now: datetime, **values: Any) -> None:
+        stamp = {f"{status}_at": now} if str(status) in STAGES else {}
+        await self._session.execute(
+            update(batch).where(batch.c.batch_id == batch_id).values(status=str(status), **stamp, **values)
+        )
+
+    async def add_lines(self, batch_id: str, lines: Sequence[InputLine]) -> None:
+        rows = [
+            {
+                "batch_id": batch_id,
+                "line_no": line.line_no,
+                "custom_id": line.custom_id,
+                "body": line.body,
+                "state": str(LineState.PENDING),
+                "attempts": 0,
+                "tokens_in": 0,
+                "tokens_out": 0,
+            }
+            for line in lines
+        ]
+        for start in range(0, len(rows), INSERT_CHUNK):
+            await self._session.execute(insert(batch_line), rows[start : start + INSERT_CHUNK])
+        await self._session.execute(update(batch).where(batch.c.batch_id == batch_id).values(total=len(rows)))
+
+    async def due(self, batch_id: str, now: datetime, limit: int) -> list[Due]:
+        c = batch_line.c
+        pending = and_(c.state == str(LineState.PENDING), or_(c.due_at.is_(None), c.due_at <= now))
+        overdue = and_(c.state == str(LineState.SENT), c.due_at <= now)
+        query = (
+            select(c.line_no, c.custom_id, c.body, c.state, c.attempts)
+            .where(c.batch_id == batch_id, or_(pending, overdue))
+            .order_by(c.line_no)
+            .limit(limit)
+        )
+        rows = await self._session.execute(query)
+        return [Due(r.line_no, r.custom_id, r.body, LineState(r.state), r.attempts) for r in rows]
+
+    async def in_flight(self, batch_id: str, now: datetime) -> int:
+        c = batch_line.c
+        query = select(func.count()).where(c.batch_id == batch_id, c.state == str(LineState.SENT), c.due_at > now)
+        return int((await self._session.execute(query)).scalar_one())
+
+    async def mark_sent(self, batch_id: str, sent: Sequence[Sent], due_at: datetime) -> None:
+        for line in sent:
+            await self._session.execute(
+                update(batch_line)
+                .where(batch_line.c.batch_id == batch_id, batch_line.c.line_no == line.line_no)
+                .where(batch_line.c.state.in_([str(s) for s in WAITING]))
+                .values(
+                    state=str(LineState.SENT),
+                    attempts=batch_line.c.attempts + 1,
+                    due_at=due_at,
+                    claim_id=line.claim_id,
+                    claim_window=line.window,
+                    reserved=line.reserved,
+                )
+            )
+
+    async def open_lines(self, batch_id: str) -> int:
+        c = batch_line.c
+        query = select(func.count()).where(c.batch_id == batch_id, c.state.in_([str(s) for s in WAITING]))
+        return int((await self._session.execute(query)).scalar_one())
+
+    async def close_lines(
+        self, batch_id: str, states: Sequence[LineState], to: LineState, error: dict[str, Any] | None, now: datetime
+    ) -> int:
+        closed = await self._session.execute(
+            update(batch_line)
+            .where(batch_line.c.batch_id == batch_id, batch_line.c.state.in_([str(s) for s in states]))
+            .values(state=str(to), error=error, finished_at=now)
+        )
+        return int(closed.rowcount)  # type: ignore[attr-defined]
+
+    async def waiting(self, batch_id: str, line_no: int) -> Waiting | None:
+        c = batch_line.c
+        query = (
+            select(
+                c.line_no, c.custom_id, c.body, c.state, c.attempts, c.claim_id, c.claim_window, c.reserved,
+                batch.c.endpoint, batch.c.key_id, batch.c.tenant_id,
+            )
+            .join(batch, batch.c.batch_id == c.batch_id)
+            .where(c.batch_id == batch_id, c.line_no == line_no)
+        )  # fmt: skip
+        r = (await self._session.execute(query)).first()
+        if r is None:
+            return None
+        return Waiting(
+            batch_id, r.line_no, r.custom_id, r.body, r.endpoint, LineState(r.state), r.attempts,
+            r.key_id, r.tenant_id, r.claim_id, r.claim_window, r.reserved,
+        )  # fmt: skip
+
+    async def finish(self, outcome: Outcome, batch_id: str, now: datetime) -> bool:
+        finished = await self._session.execute(
+            update(batch_line)
+            .where(batch_line.c.batch_id == batch_id, batch_line.c.line_no == outcome.line_no)
+            .where(batch_line.c.state.in_([str(s) for s in WAITING]))  # the first result wins
+            .values(
+                state=str(outcome.state),
+                response=outcome.response,
+                error=outcome.error,
+                tokens_in=outcome.tokens_in,
+                tokens_out=outcome.tokens_out,
+                finished_at=now,
+            )
+        )
+        return bool(finished.rowcount)  # type: ignore[attr-defined]
+
+    async def retry(self, batch_id: str, line_no: int, due_at: datetime) -> bool:
+        retried = await self._session.execute(
+            update(batch_line)
+            .where(batch_line.c.batch_id == batch_id, batch_line.c.line_no == line_no)
+            .where(batch_line.c.state == str(LineState.SENT))
+            .values(state=str(LineState.PENDING), due_at=due_at)
+        )
+        return bool(retried.rowcount)  # type: ignore[attr-defined]
+
+    async def outcomes(self, batch_id: str) -> list[Outcome]:
+        c = batch_line.c
+        query = select(
+            c.line_no, c.custom_id, c.state, c.response, c.error, c.tokens_in, c.tokens_out
+        ).where(c.batch_id == batch_id)  # fmt: skip
+        return [
+            Outcome(r.line_no, r.custom_id, "", LineState(r.state), r.response, r.error, r.tokens_in, r.tokens_out)
+            for r in await self._session.execute(query)
+        ]
+
+    async def finalize(self, record: BatchRecord, status: BatchStatus, assembled: Assembled, now: datetime) -> None:
+        ids: dict[str, str | None] = {"output_file_id": None, "error_file_id": None}
+        for name, data, suffix in (
+            ("output_file_id", assembled.output, "output"),
+            ("error_file_id", assembled.errors, "errors"),
+        ):
+            if data is None:
+                continue
+            file_id = f"file-{record.batch_id.removeprefix('batch_')}-{suffix}"
+            filename = f"{record.batch_id}_{suffix}.jsonl"
+            await self.add_file(FileRecord(file_id, record.tenant_id, "batch_output", filename, len(data), now), data)
+            ids[name] = file_id
+        counts, usage = assembled.counts, assembled.usage
+        await self.set_status(
+            record.batch_id,
+            status,
+            now,
+            **ids,
+            total=counts.total,
+            completed=counts.completed,
+            failed=counts.failed,
+            input_tokens=usage.input_tokens,
+            output_tokens=usage.output_tokens,
+            owner=None,
+            lease_until=None,
+        )
+
+
+def _record(row: Any) -> BatchRecord:
+    times = {f"{s}_at": getattr(row, f"{s}_at") for s in STAGES if getattr(row, f"{s}_at") is not None}
+    return BatchRecord(
+        batch_id=row.batch_id,
+        tenant_id=row.tenant_id,
+        key_id=row.key_id,
+        endpoint=row.endpoint,
+        input_file_id=row.input_file_id,
+        completion_window=row.completion_window,
+        status=BatchStatus(row.status),
+        created_at=row.created_at,
+        expires_at=row.expires_at,
+        metadata=row.metadata,
+        pool=row.pool,
+        errors=row.errors,
+        output_file_id=row.output_file_id,
+        error_file_id=row.error_file_id,
+        times=times,
+        counts=Counts(row.total, row.completed, row.failed),
+        usage=Usage(row.input_tokens, row.output_tokens),
+    )
+
+
+def _with(record: BatchRecord, live: tuple[Counts, Usage]) -> BatchRecord:
+    return replace(record, counts=live[0], usage=live[1])
+
+
+def batch_store(database: Transactions[BatchRepository]) -> UnitOfWork[BatchRepository]:
+    """The batch unit of work over a session factory (or a fake, as it is)."""
+    return unit_of_work(database, SqlBatchRepository)

@@ -1,0 +1,107 @@
+"""Records batch lines' results (any replica, whoever runs the batch): one result per line, settled in the ledger.
+
+A result is written only while its line waits for one (pending or sent), so a repeated result
+(the router answered a line twice because the gateway sent it twice, or Kafka delivered a record
+again) changes nothing: each custom_id gets exactly one output line. A refusal that waiting can
+fix (the model is overloaded, or a batch line was shed) sends the line back to pending; a failure
+on every server is tried `max_attempts` times; any other refusal is the line's answer.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from services.gateway.adapters.batch_tables import BatchRepository, Waiting
+from services.gateway.domain import errors
+from services.gateway.domain.batch_lines import LineState, Outcome, Parse, answered, refused
+from services.gateway.domain.batches import parse_request_id
+from services.gateway.domain.errors import ApiError
+from services.gateway.domain.limits import Settlement, settled_tokens
+from services.gateway.domain.requests import prompt_tokens
+from services.gateway.domain.responses import Answer, body
+from services.gateway.use_cases.ledger import Ledger
+from shared.events import InferenceCompleted
+from shared.unit_of_work import UnitOfWork
+
+log = logging.getLogger(__name__)
+OVERLOADED = "model_overloaded"
+
+
+@dataclass
+class BatchResults:
+    """Writes each result to its line and settles the line's claim."""
+
+    store: UnitOfWork[BatchRepository]
+    ledger: Ledger
+    parse: Parse
+    max_attempts: int = 3
+    retry_s: float = 2.0
+    clock: Callable[[], datetime] = lambda: datetime.now(UTC)
+
+    async def record(self, results: list[InferenceCompleted]) -> int:
+        """Write a poll's results in one transaction; how many lines they answered."""
+        now, settlements, written = self.clock(), [], 0
+        async with self.store.transaction() as repository:
+            for result in results:
+                ids = parse_request_id(result.request_id)
+                if ids is None:
+                    continue  # not a batch line's (the topic is the batches' own; kept for safety)
+                line = await repository.waiting(*ids)
+                if line is None or line.state not in (LineState.PENDING, LineState.SENT):
+                    continue  # a repeat, or a line of a cancelled or finished batch
+                changed, finished = await self._apply(repository, line, result, now)
+                if changed and line.claim_id is not None:
+                    settlements.append(self._settlement(line, result))
+                written += finished
+        for settlement in settlements:
+            self.ledger.settle(settlement)  # the ledger writes it in its next round
+        return written
+
+    async def _apply(
+        self, repository: BatchRepository, line: Waiting, result: InferenceCompleted, now: datetime
+    ) -> tuple[bool, bool]:
+        """(the row changed, the line is answered)."""
+        request_id = result.request_id
+        try:
+            ask = self.parse(line.endpoint, line.body)
+        except ApiError as error:  # validated at upload; a changed catalogue can refuse it now
+            outcome = Outcome(line.line_no, line.custom_id, request_id, LineState.FAILED, refused(request_id, error))
+            return (done := await repository.finish(outcome, line.batch_id, now)), done
+        refusal = errors.from_result(result.status, result.reason, ask.model)
+        if refusal is None:
+            answer = Answer(result.text, max(result.tokens_in, prompt_tokens(ask.prompt)), result.tokens_out)
+            response = answered(request_id, body(ask, answer, request_id, int(time.time())))
+            outcome = Outcome(
+                line.line_no,
+                line.custom_id,
+                request_id,
+                LineState.DONE,
+                response,
+                None,
+                answer.tokens_in,
+                answer.tokens_out,
+            )
+            return (done := await repository.finish(outcome, line.batch_id, now)), done
+        if line.state is LineState.SENT and (
+            refusal.code == OVERLOADED or (refusal.retryable and line.attempts < self.max_attempts)
+        ):
+            due = now + timedelta(seconds=self.retry_s)
+            return await repository.retry(line.batch_id, line.line_no, due), False
+        outcome = Outcome(line.line_no, line.custom_id, request_id, LineState.FAILED, refused(request_id, refusal))
+        return (done := await repository.finish(outcome, line.batch_id, now)), done
+
+    def _settlement(self, line: Waiting, result: InferenceCompleted) -> Settlement:
+        """The claim the line was last sent under, settled to what the fleet reports."""
+        reserved = line.reserved or 0
+        try:  # a result without tokens_in (a refusal) still counts its prompt
+            prompt = prompt_tokens(self.parse(line.endpoint, line.body).prompt)
+        except ApiError:
+            prompt = 0
+        used = settled_tokens(reserved, prompt, result.tokens_in, result.tokens_out, answered=True)
+        subjects = (f"key:{line.key_id}", f"tenant:{line.tenant_id}")
+        window = line.claim_window or datetime.now(UTC)
+        return Settlement(line.claim_id or "", subjects, window, reserved, used)
