@@ -2,7 +2,8 @@
 
 `python -m deploy.init database` gives each service its login role and schema (admin URL from
 LLMFLEET_ADMIN_DATABASE_URL, each role's password from LLMFLEET_<SERVICE>_DB_PASSWORD);
-`python -m deploy.init topics` creates every topic with its partition count (LLMFLEET_KAFKA_BOOTSTRAP);
+`python -m deploy.init topics` creates every topic with its partition count (LLMFLEET_KAFKA_BOOTSTRAP; on a
+secure broker as its admin: LLMFLEET_KAFKA_SECURITY_PROTOCOL, _SASL_USERNAME, _SASL_PASSWORD, _SSL_CAFILE);
 `python -m deploy.init migrate SERVICE` runs that service's Alembic migrations with the service's
 own role (LLMFLEET_<SERVICE>_DATABASE_URL). All three are idempotent, so a job may run again.
 """
@@ -20,6 +21,7 @@ import typer
 from deploy.local.postgres import SERVICES, provisioning_sql
 from deploy.settings_table import settings_class
 from shared.broker import ensure_topics
+from shared.kafka_security import kafka_security_from_env
 
 app = typer.Typer(add_completion=False, help="llmfleet deployment jobs")
 
@@ -60,7 +62,7 @@ def database() -> None:
 @app.command()
 def topics() -> None:
     """Create every platform topic with its partition count."""
-    created = asyncio.run(ensure_topics(_env("LLMFLEET_KAFKA_BOOTSTRAP")))
+    created = asyncio.run(ensure_topics(_env("LLMFLEET_KAFKA_BOOTSTRAP"), security=kafka_security_from_env()))
     typer.echo(f"topics created: {', '.join(created) or 'none (all existed)'}")
 
 

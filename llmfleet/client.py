@@ -3,6 +3,9 @@
 async with FleetClient("127.0.0.1:9092") as fleet:
     result = await fleet.complete("tinylm", "Hello", max_tokens=16, timeout=30)
     print(result.status, result.text)
+
+On a secure broker pass `security=kafka_security_from_env()` (LLMFLEET_KAFKA_SECURITY_PROTOCOL=SASL_SSL,
+_SASL_USERNAME, _SASL_PASSWORD, _SSL_CAFILE): the `client` principal may write requests and read results.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from pydantic import ValidationError
 
 from shared.events import INFERENCE_REQUESTS, INFERENCE_RESULTS, InferenceCompleted, InferenceRequested
+from shared.kafka_security import PLAINTEXT, KafkaSecurity
 from shared.telemetry import inject_trace_headers
 
 
@@ -29,14 +33,16 @@ class FleetClient:
         results_topic: str = INFERENCE_RESULTS.name,
         source: str = "client",
         on_result: Callable[[InferenceCompleted], None] | None = None,
+        security: KafkaSecurity = PLAINTEXT,
     ) -> None:
         """`on_result`, when given, sees every result read (also of requests sent untracked)."""
         self._bootstrap = bootstrap
         self._on_result = on_result
         self._results_topic = results_topic
         self._source = source
-        self._producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=2)
-        self._consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+        options = security.client_options()
+        self._producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=2, **options)
+        self._consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, **options)
         self._waiting: dict[str, asyncio.Future[InferenceCompleted]] = {}
         self._reader: asyncio.Task[None] | None = None
 

@@ -27,16 +27,25 @@ def fleet_with_models(models: Mapping[str, Mapping[str, Any]], folder: Path) -> 
     return path
 
 
-def start_stack(paths: StackPaths) -> dict[str, Any]:
+def start_stack(paths: StackPaths, secure: bool = False) -> dict[str, Any]:
     """PostgreSQL and Kafka (with topics), no Triton server: the allocator starts those."""
     stack.install(paths)
-    return stack.up(servers=(), paths=paths)
+    return stack.up(servers=(), paths=paths, secure=secure)
 
 
-def up(settings: Mapping[str, str], group_prefix: str = "llmfleet", paths: StackPaths | None = None) -> dict[str, Any]:
-    """Start PostgreSQL, Kafka (with topics) and the six services; return their addresses."""
+def up(
+    settings: Mapping[str, str],
+    group_prefix: str = "llmfleet",
+    paths: StackPaths | None = None,
+    secure: bool = False,
+) -> dict[str, Any]:
+    """Start PostgreSQL, Kafka (with topics) and the six services; return their addresses.
+
+    `secure`: each service authenticates to Kafka as itself (SASL_SSL, its ACLs) and reaches
+    PostgreSQL over TLS (docs/security.md).
+    """
     paths = paths or stack_paths()
-    info = start_stack(paths)
+    info = start_stack(paths, secure=secure)
     info["services"] = services.start(info, settings, group_prefix=group_prefix, paths=paths)
     return info
 
@@ -58,3 +67,4 @@ def remove_data(paths: StackPaths) -> None:
     """Delete a stopped run's Kafka and PostgreSQL data; its logs stay."""
     postgres.remove_data(paths)
     shutil.rmtree(paths.run / "kafka", ignore_errors=True)
+    shutil.rmtree(paths.run / "kafka-secure", ignore_errors=True)

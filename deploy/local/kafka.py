@@ -8,9 +8,10 @@ survive a stop, a restart and a SIGKILL. Installing and formatting live in `kafk
 from __future__ import annotations
 
 import asyncio
+import json
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -32,9 +33,9 @@ from deploy.local.common import (
 )
 from deploy.local.kafka_install import KAFKA_VERSION, STATIC, ensure_installed, format_storage, java_binary
 from deploy.local.secure import ADMIN, BROKER_SUBJECT, SecureMaterial, ensure_material
-from shared.kafka_security import PLAINTEXT, KafkaSecurity
+from shared.kafka_security import PLAINTEXT, KafkaProtocol, KafkaSecurity
 
-__all__ = ["KAFKA_VERSION", "ensure_installed", "kill", "security_for", "start", "status", "stop"]
+__all__ = ["KAFKA_VERSION", "ensure_installed", "kill", "security_env", "security_for", "start", "status", "stop"]
 
 NODE_ID = 1
 DEFAULT_PORT = 9092
@@ -138,11 +139,25 @@ def status(paths: StackPaths | None = None) -> dict[str, Any]:
     return info
 
 
-def security_for(info: dict[str, Any], principal: str, paths: StackPaths | None = None) -> KafkaSecurity:
+def security_for(info: Mapping[str, Any], principal: str) -> KafkaSecurity:
     """How `principal` (a service, `client` or `admin`) authenticates to the recorded broker."""
     if not info.get("secure"):
         return PLAINTEXT
-    return ensure_material(paths or stack_paths()).kafka_security(principal)
+    passwords = json.loads(Path(info["credentials"]).read_text())
+    return KafkaSecurity(KafkaProtocol.SASL_SSL, principal, passwords[principal], str(info["ssl_cafile"]))
+
+
+def security_env(info: Mapping[str, Any], principal: str, prefix: str) -> dict[str, str]:
+    """A principal's `<prefix>KAFKA_SECURITY_PROTOCOL`, `_SASL_USERNAME`, `_SASL_PASSWORD`, `_SSL_CAFILE`."""
+    security = security_for(info, principal)
+    if not security.secure:
+        return {}
+    return {
+        prefix + "KAFKA_SECURITY_PROTOCOL": security.protocol.value,
+        prefix + "KAFKA_SASL_USERNAME": security.username,
+        prefix + "KAFKA_SASL_PASSWORD": security.password,
+        prefix + "KAFKA_SSL_CAFILE": security.cafile,
+    }
 
 
 def _scram_users(material: SecureMaterial | None) -> dict[str, str]:

@@ -95,3 +95,18 @@ def apply(libs: Path, material: SecureMaterial, bootstrap: str, log: Path) -> No
         out.write(result.stdout + result.stderr)
     if result.returncode != 0:
         raise RuntimeError(f"applying Kafka's SCRAM users and ACLs failed:\n{result.stdout}{result.stderr}"[-3000:])
+
+
+def kafka_acls_commands(bindings: list[AclBinding], command_config: str = "admin-client.properties") -> list[str]:
+    """The same bindings as Kafka's own `kafka-acls.sh` command lines (for a broker run elsewhere)."""
+    flags = {"TOPIC": "--topic", "GROUP": "--group"}
+    return [
+        f"kafka-acls.sh --bootstrap-server $BOOTSTRAP --command-config {command_config} --add "
+        f"--allow-principal {b.principal} --operation {b.operation.capitalize()} "
+        f"--resource-pattern-type {b.pattern.lower()} {flags[b.resource]} '{b.name}'"
+        for b in bindings
+    ]
+
+
+if __name__ == "__main__":  # python -m deploy.local.kafka_acl: print the ACLs as kafka-acls.sh commands
+    print("\n".join(kafka_acls_commands(acl_bindings())))

@@ -1,7 +1,10 @@
 """PostgreSQL 15 in a data folder of its own, with one schema and one login role per service.
 
 Each service's role owns its schema and nothing else; `public` is closed to everyone, so a
-service can neither read nor write another service's tables.
+service can neither read nor write another service's tables. Every connection, the unix socket's
+too, proves its password with SCRAM-SHA-256 (no `trust`); the folder that holds the socket and the
+data can be entered only by the user PostgreSQL runs as. `start(secure=True)` also turns TLS on
+(the local stack's certificate, `deploy/local/secure.py`) and refuses TCP connections without it.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from deploy.local.common import (
     StackPaths,
@@ -36,6 +40,7 @@ DATABASE = "llmfleet"
 SUPERUSER = "llmfleet_admin"
 SERVICES = ("router", "allocator", "scaler", "cost", "monitor", "gateway")
 DEFAULT_PORT = 55432
+HBA_HEADER = "# Written by deploy/local/postgres.py on every start; edit that file, not this one.\n"
 
 
 def role_password(service: str) -> str:
@@ -67,7 +72,7 @@ def _postgres_home(paths: StackPaths, user: pwd.struct_passwd | None) -> Path:
         return home.resolve()
     digest = hashlib.sha1(str(paths.run).encode()).hexdigest()[:12]  # noqa: S324 - a name, not security
     outside = Path("/var/tmp") / f"llmfleet-postgres-{digest}"  # noqa: S108 - ownership checked below
-    outside.mkdir(mode=0o755, exist_ok=True)
+    outside.mkdir(mode=0o700, exist_ok=True)
     if outside.is_symlink() or outside.stat().st_uid not in (0, user.pw_uid):
         raise RuntimeError(f"{outside} exists and belongs to someone else; remove it or move the checkout")
     os.chown(outside, user.pw_uid, user.pw_gid)
@@ -112,7 +117,7 @@ def _initdb(pg_dir: Path, user: pwd.struct_passwd | None) -> Path:
             SUPERUSER,
             "--pwfile",
             str(pwfile),
-            "--auth-local=trust",
+            "--auth-local=scram-sha-256",
             "--auth-host=scram-sha-256",
             "-E",
             "UTF8",
@@ -124,16 +129,68 @@ def _initdb(pg_dir: Path, user: pwd.struct_passwd | None) -> Path:
     return data
 
 
-def start(paths: StackPaths | None = None) -> dict[str, Any]:
-    """Start PostgreSQL (idempotent), create the database, roles and schemas; return its address."""
+def hba_conf(secure: bool) -> str:
+    """Client authentication: SCRAM for every role on the socket and on TCP; TLS required on TCP when secure."""
+    tcp = "hostssl" if secure else "host"
+    lines = [
+        "local all all scram-sha-256",
+        f"{tcp} all all 127.0.0.1/32 scram-sha-256",
+        f"{tcp} all all ::1/128 scram-sha-256",
+    ]
+    if secure:
+        lines += ["hostnossl all all all reject"]
+    return HBA_HEADER + "\n".join(lines) + "\n"
+
+
+def _private_folder(pg_dir: Path, user: pwd.struct_passwd | None) -> None:
+    """The socket's and the data's folder: only the user PostgreSQL runs as may enter it (0700)."""
+    if user:
+        os.chown(pg_dir, user.pw_uid, user.pw_gid)
+    os.chmod(pg_dir, 0o700)
+
+
+def _prepare(pg_dir: Path, data: Path, user: pwd.struct_passwd | None, paths: StackPaths, secure: bool) -> None:
+    """Before every start: pg_hba.conf (also replacing the `trust` of a folder made before), TLS files."""
+    hba = data / "pg_hba.conf"
+    hba.write_text(hba_conf(secure))
+    files = [hba]
+    if secure:
+        from deploy.local.secure import ensure_material
+
+        material = ensure_material(paths)
+        for source, name in ((material.server_cert, "server.crt"), (material.server_key, "server.key")):
+            target = data / name
+            target.touch(mode=0o600)
+            target.write_bytes(source.read_bytes())
+            files.append(target)
+    for path in files:
+        os.chmod(path, 0o600)  # PostgreSQL refuses a key others can read
+        if user:
+            os.chown(path, user.pw_uid, user.pw_gid)
+
+
+def _admin_env() -> dict[str, str]:
+    """The admin's password for psql (the socket asks for it too)."""
+    return {**os.environ, "PGPASSWORD": role_password("admin")}
+
+
+def start(paths: StackPaths | None = None, secure: bool = False) -> dict[str, Any]:
+    """Start PostgreSQL (idempotent), create the database, roles and schemas; return its address.
+
+    `secure`: TLS on (the stack's own CA signs the certificate) and TCP without TLS refused.
+    """
     paths = paths or stack_paths()
     with locked_state(paths) as state:
         current = state.get("postgres")
         if current and pid_alive(current["pid"]) and tcp_open(current["port"]):
+            if bool(current.get("ssl")) != secure:
+                raise RuntimeError(f"PostgreSQL runs {'with' if current.get('ssl') else 'without'} TLS; stop it first")
             return dict(current)
         user = _run_as()
         pg_dir = _postgres_home(paths, user)
         data = _initdb(pg_dir, user)
+        _private_folder(pg_dir, user)
+        _prepare(pg_dir, data, user, paths, secure)
         preferred = current["port"] if current else DEFAULT_PORT
         port = free_port(preferred)
         log = paths.logs / "postgres.log"
@@ -157,7 +214,11 @@ def start(paths: StackPaths | None = None) -> dict[str, Any]:
             "shared_buffers=128MB",
             "-c",
             "fsync=on",
+            "-c",
+            "password_encryption=scram-sha-256",
         ]
+        if secure:
+            cmd += ["-c", "ssl=on", "-c", "ssl_cert_file=server.crt", "-c", "ssl_key_file=server.key"]
         pid = _spawn_as(cmd, log, user)
         wait_until(lambda: _ready(pg_dir, port, user), 60, "PostgreSQL", log)
         _provision(pg_dir, port, user)
@@ -169,7 +230,13 @@ def start(paths: StackPaths | None = None) -> dict[str, Any]:
             "log": str(log),
             "superuser": SUPERUSER,
             "version": _version(),
+            "ssl": secure,
+            "socket_dir": str(pg_dir),
         }
+        if secure:
+            from deploy.local.secure import ensure_material
+
+            info["ssl_rootcert"] = str(ensure_material(paths).ca)
         state["postgres"] = info
         return info
 
@@ -198,7 +265,9 @@ def _psql(pg_dir: Path, port: int, user: pwd.struct_passwd | None, sql: str, db:
         "-c",
         sql,
     ]
-    result = subprocess.run(cmd, capture_output=True, text=True, check=False, user=user.pw_uid if user else None)
+    result = subprocess.run(
+        cmd, capture_output=True, text=True, check=False, user=user.pw_uid if user else None, env=_admin_env()
+    )
     if result.returncode != 0:
         raise RuntimeError(f"psql failed: {result.stderr.strip()}")
     return result.stdout.strip()
@@ -217,8 +286,11 @@ def provisioning_sql(password_for: Callable[[str], str] = role_password) -> list
     for service in SERVICES:
         password = password_for(service).replace("'", "''")
         statements += [
+            # The password is set again on every run: it is the deployment's (or the local stack's),
+            # and a role made under md5 gets a SCRAM verifier, the only kind pg_hba.conf accepts.
             f"do $$ begin if not exists (select from pg_roles where rolname='{service}') then "
-            f"create role {service} login password '{password}'; end if; end $$",
+            f"create role {service} login password '{password}'; "
+            f"else alter role {service} login password '{password}'; end if; end $$",
             f"grant connect, temporary on database {DATABASE} to {service}",
             f"create schema if not exists {service} authorization {service}",
             f"alter role {service} set search_path = {service}",
@@ -234,8 +306,20 @@ def _provision(pg_dir: Path, port: int, user: pwd.struct_passwd | None) -> None:
 
 
 def database_url(service: str, info: dict[str, Any], driver: str = "postgresql+asyncpg") -> str:
-    """The SQLAlchemy URL with which `service` reaches its own schema."""
-    return f"{driver}://{service}:{role_password(service)}@{info['host']}:{info['port']}/{info['database']}"
+    """The SQLAlchemy URL with which `service` reaches its own schema (over verified TLS when it runs with TLS)."""
+    url = f"{driver}://{service}:{role_password(service)}@{info['host']}:{info['port']}/{info['database']}"
+    if not info.get("ssl"):
+        return url
+    if driver.endswith("+asyncpg"):
+        # SQLAlchemy hands URL options to asyncpg.connect as arguments, and `sslrootcert` is none:
+        # asyncpg then takes the CA from PGSSLROOTCERT (`ssl_env`), as libpq does.
+        return f"{url}?ssl=verify-full"
+    return f"{url}?sslmode=verify-full&sslrootcert={quote(str(info['ssl_rootcert']), safe='/')}"
+
+
+def ssl_env(info: dict[str, Any]) -> dict[str, str]:
+    """PGSSLROOTCERT for a process that connects with `database_url` to a server with TLS (else nothing)."""
+    return {"PGSSLROOTCERT": str(info["ssl_rootcert"])} if info.get("ssl") else {}
 
 
 def _version() -> str:
@@ -279,4 +363,5 @@ def status(paths: StackPaths | None = None) -> dict[str, Any]:
 
 if __name__ == "__main__":
     action = sys.argv[1] if len(sys.argv) > 1 else "status"
-    print({"up": start, "down": stop, "status": status, "remove-data": remove_data}[action]())
+    actions: dict[str, Callable[[], object]] = {"up": start, "down": stop, "status": status, "remove-data": remove_data}
+    print(actions[action]())

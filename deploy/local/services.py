@@ -22,7 +22,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from deploy.local import postgres
+from deploy.local import kafka, postgres
 from deploy.local.common import (
     REPO_ROOT,
     StackPaths,
@@ -55,6 +55,9 @@ def service_env(
         prefix + "CONSUMER_GROUP": f"{group_prefix}-{service}",
         prefix + "METRICS_PORT": str(metrics_port),
     }
+    # A secure stack: the service's own Kafka principal (its ACLs), and the CA for PostgreSQL's TLS.
+    env.update(kafka.security_env(stack["kafka"], service, prefix))
+    env.update(postgres.ssl_env(stack["postgres"]))
     env.update({k: v for k, v in settings.items() if k.startswith(prefix)})
     return env
 

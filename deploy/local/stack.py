@@ -34,14 +34,19 @@ def install(paths: StackPaths | None = None) -> None:
     triton.ensure_installed(paths)
 
 
-def up(servers: tuple[ServerSpec, ...] = DEFAULT_SERVERS, paths: StackPaths | None = None) -> dict[str, Any]:
-    """Start everything (idempotent) and create the topics; return the addresses."""
+def up(
+    servers: tuple[ServerSpec, ...] = DEFAULT_SERVERS, paths: StackPaths | None = None, secure: bool = False
+) -> dict[str, Any]:
+    """Start everything (idempotent) and create the topics; return the addresses.
+
+    `secure`: Kafka with SASL_SSL and ACLs per service, PostgreSQL with TLS (docs/security.md).
+    """
     from shared.broker import ensure_topics
 
     paths = paths or stack_paths()
-    pg = postgres.start(paths)
-    broker = kafka.start(paths)
-    asyncio.run(ensure_topics(broker["bootstrap"]))
+    pg = postgres.start(paths, secure=secure)
+    broker = kafka.start(paths, secure=secure)
+    asyncio.run(ensure_topics(broker["bootstrap"], security=kafka.security_for(broker, "admin")))
     started = {}
     for spec in servers:
         profile = triton.PROFILES[spec.gpu_type]

@@ -26,6 +26,9 @@ def up(
     stack_only: bool = typer.Option(
         False, "--stack-only", help="only PostgreSQL, Kafka and two Triton servers (for development)"
     ),
+    secure: bool = typer.Option(
+        False, "--secure", help="Kafka: SASL_SSL, SCRAM, ACLs per service; PostgreSQL: TLS (docs/security.md)"
+    ),
 ) -> None:
     """Start the platform: PostgreSQL, Kafka (with topics) and the six services; idempotent.
 
@@ -33,15 +36,18 @@ def up(
     """
     stack.install()
     if stack_only:
-        stack.up()
+        stack.up(secure=secure)
     else:
         from llmfleet.demo import DemoOptions, platform_settings
         from llmfleet.demo_fleet import DEMO_MODELS
 
         folder = stack_paths().run
         fleet = platform.fleet_with_models(DEMO_MODELS, folder)
-        platform.up(platform_settings(DemoOptions(), fleet, "fleet"))
+        platform.up(platform_settings(DemoOptions(), fleet, "fleet"), secure=secure)
     print_stack(stack.status())
+    if secure:
+        folder = stack_paths().run / "secure"
+        console.print(f"secure: CA {folder / 'ca.pem'}, passwords {folder / 'credentials.json'} (docs/security.md)")
     console.print("`llmfleet status` shows the platform's state; `llmfleet down` stops everything")
 
 
