@@ -25,6 +25,7 @@ from deploy.local.common import REPO_ROOT, StackPaths, stack_paths
 from llmfleet import platform, trace
 from llmfleet.demo_fleet import DEMO_MODELS, EMULATED_MODEL, SERVER_MAX_BATCH, emulation_note, scaler_capacity
 from llmfleet.events_recorder import EventRecorder
+from llmfleet.faults import publish_notice, serving_server, spot_notice
 from llmfleet.replay import Progress, ReplayOutcome, replay
 from llmfleet.run_data import ReplayRun, RunConfig
 from services.router.domain.batching import BatchStrategy
@@ -55,6 +56,10 @@ class DemoOptions:
     max_servers: int = 6
     drain_timeout_s: float = 90.0
     folder: Path | None = None
+    # A spot reclaim mid-run: wall seconds into the replay when the cloud's notice arrives for the
+    # server holding the most models (None: none), and how long the notice gives (AWS: 120 s).
+    spot_reclaim_at_s: float | None = None
+    spot_notice_s: float = 120.0
 
 
 def platform_settings(options: DemoOptions, fleet: Path, server_prefix: str) -> dict[str, str]:
@@ -279,15 +284,42 @@ class DemoSession:
         bootstrap = info["kafka"]["bootstrap"]
         recorder = EventRecorder(bootstrap)
         await recorder.start()  # before the services: their first events are part of the run
+        reclaim: asyncio.Task[str] | None = None
         try:
             self.log("starting the six services (router, allocator, scaler, cost, monitor; the gateway idle)...")
             await asyncio.to_thread(
                 services.start, info, settings, group_prefix=f"demo-{self.run_id}", paths=self.paths
             )
             self.log("replaying; no server holds the models yet, so the first requests are a cold start")
-            return await run_replay(bootstrap, self.options, planned, config, recorder, self.run_id, on_progress)
+            if self.options.spot_reclaim_at_s is not None:
+                reclaim = asyncio.create_task(self._reclaim_later(bootstrap, recorder, settings, config))
+            run = await run_replay(bootstrap, self.options, planned, config, recorder, self.run_id, on_progress)
+            if reclaim is not None:
+                run.notes.append(await reclaim)  # a failed injection raises here: the run is not what was asked
+            return run
         finally:
+            if reclaim is not None and not reclaim.done():
+                reclaim.cancel()
             await recorder.stop()
+
+    async def _reclaim_later(
+        self, bootstrap: str, recorder: EventRecorder, settings: Mapping[str, str], config: RunConfig
+    ) -> str:
+        """Give a spot interruption notice for the busiest server at `spot_reclaim_at_s`; the report's note."""
+        assert self.options.spot_reclaim_at_s is not None
+        await asyncio.sleep(self.options.spot_reclaim_at_s)
+        prefix = f"{settings['LLMFLEET_ALLOCATOR_SERVER_PREFIX']}-"
+        server = serving_server((e.event for e in recorder.events), prefix)
+        if server is None:
+            return f"no server held a model {self.options.spot_reclaim_at_s:.0f} s in: no spot reclaim was given"
+        notice = spot_notice(server.server_id, server.region, self.options.spot_notice_s, source="llmfleet-demo")
+        await publish_notice(bootstrap, notice)
+        config.extra["spot_reclaim"] = {"server_id": server.server_id, "at_s": self.options.spot_reclaim_at_s}
+        self.log(f"spot reclaim: notice for {server.server_id}, taken back {self.options.spot_notice_s:.0f} s later")
+        return (
+            f"spot reclaim: {server.server_id} got a {self.options.spot_notice_s:.0f} s interruption notice"
+            f" {self.options.spot_reclaim_at_s:.0f} s into the replay"
+        )
 
     def down(self) -> dict[str, bool]:
         """Stop everything this run started; remove its Kafka and PostgreSQL data, keep the logs."""

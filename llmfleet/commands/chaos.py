@@ -8,15 +8,13 @@ replacement and stops the server once the replacement serves (or when the notice
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, datetime, timedelta
 from typing import Annotated
 
 import typer
-from aiokafka import AIOKafkaProducer
 
 from deploy.local import stack
 from llmfleet.commands.console import console
-from shared.events import ALLOCATIONS, SpotInterruptionNotice
+from llmfleet.faults import publish_notice, spot_notice
 
 chaos_app = typer.Typer(no_args_is_help=True, help="inject faults on purpose (spot reclaims)")
 
@@ -42,24 +40,6 @@ def spot_reclaim(
             console.print("[red]the platform is not running: `llmfleet up` first, or pass --bootstrap[/red]")
             raise typer.Exit(2)
         bootstrap = str(kafka["bootstrap"])
-    reclaim_at = datetime.now(UTC) + timedelta(seconds=notice_s)
-    notice = SpotInterruptionNotice(
-        source="llmfleet-chaos", server_id=server_id, region=region, reclaim_at=reclaim_at, provider="llmfleet-chaos"
-    )
-    asyncio.run(_publish(bootstrap, notice))
-    console.print(f"spot interruption notice for {server_id}: reclaimed at {reclaim_at:%H:%M:%S} UTC")
-
-
-async def _publish(bootstrap: str, notice: SpotInterruptionNotice) -> None:
-    """A plain Kafka producer, as a provider adapter outside the platform would use."""
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
-    await producer.start()
-    try:
-        await producer.send_and_wait(
-            ALLOCATIONS.name,
-            notice.model_dump_json().encode(),
-            key=notice.server_id.encode(),
-            headers=[("content-type", b"application/json"), ("event-type", b"SpotInterruptionNotice")],
-        )
-    finally:
-        await producer.stop()
+    notice = spot_notice(server_id, region, notice_s)
+    asyncio.run(publish_notice(bootstrap, notice))
+    console.print(f"spot interruption notice for {server_id}: reclaimed at {notice.reclaim_at:%H:%M:%S} UTC")

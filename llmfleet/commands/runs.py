@@ -84,6 +84,10 @@ def demo(
     routing: Routing = DemoOptions.routing,
     folder: Folder = None,
     keep: Annotated[bool, typer.Option("--keep", help="leave the platform running afterwards")] = False,
+    spot_reclaim_at: Annotated[
+        float | None,
+        typer.Option(min=0, help="wall seconds into the replay when the busiest server gets a spot reclaim notice"),
+    ] = None,
 ) -> None:
     """Bring the platform up, replay a real trace through it, report what happened, stop."""
     options = replace(
@@ -91,6 +95,7 @@ def demo(
         scaling_policy=scaling,
         batching=batching,
         folder=folder,
+        spot_reclaim_at_s=spot_reclaim_at,
     )
     session = DemoSession(options, log=lambda text: console.print(f"[bold]{text}[/bold]"))
     summary = _run_session(session, keep)
