@@ -8,7 +8,8 @@ PYTEST_ARGS ?=
 CHAOS_ARGS ?=
 
 .PHONY: setup install test test-unit test-integration lint demo up down status clean bench bench-triton \
-	bench-router bench-allocator bench-scaler bench-monitor bench-simulator bench-fleet-loop bench-gateway chaos
+	bench-router bench-allocator bench-scaler bench-monitor bench-simulator bench-fleet-loop bench-gateway chaos \
+	helm-lint help
 
 $(UV):
 	python3 -m venv .cache/uv
@@ -31,6 +32,12 @@ test-unit: setup
 
 test-integration: install
 	$(PY) -m pytest -m integration $(PYTEST_ARGS)
+
+help: ## these targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/'
+
+helm-lint: setup ## the Helm chart (deploy/helm): helm lint --strict, helm template | kubeconform -strict, each values file (builds helm v4 and kubeconform into .cache/bin once)
+	$(PY) -m deploy.helm.tools check
 
 lint: setup ## ruff, mypy and the import contracts
 	$(VENV)/bin/ruff check .
