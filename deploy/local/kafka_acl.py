@@ -39,7 +39,8 @@ def principal_bindings(principal: str, access: TopicAccess) -> list[AclBinding]:
     found += [allow("TOPIC", "PREFIXED", prefix, "READ") for prefix in access.read_prefixes]
     found += [allow("TOPIC", "PREFIXED", prefix, op) for prefix in access.own_prefixes for op in ("CREATE", "DELETE")]
     if access.reads or access.read_prefixes:
-        found.append(allow("GROUP", "PREFIXED", access.group_prefix(principal), "READ"))
+        groups = (access.group_prefix(principal), *access.groups)
+        found += [allow("GROUP", "PREFIXED", group, "READ") for group in groups]
     if access.describes_all_groups:  # consumer lag: every platform group's offsets, every topic's end offsets
         found += [allow("GROUP", "PREFIXED", GROUP_PREFIX, "DESCRIBE"), allow("TOPIC", "LITERAL", "*", "DESCRIBE")]
     return found

@@ -35,6 +35,7 @@ class Batches:
             settings.batch_reply_topic,
             settings.batch_reply_partitions,
             settings.batch_consumer_group,
+            settings.kafka_security,
         )
         parse = parser(catalogue, settings.default_max_tokens)
         knobs = BatchKnobs(

@@ -47,6 +47,7 @@ class TopicAccess:
     read_prefixes: tuple[str, ...] = ()
     own_prefixes: tuple[str, ...] = ()  # topics it creates and deletes itself (the gateway's reply topic)
     describes_all_groups: bool = False  # the monitor reads every platform group's lag
+    groups: tuple[str, ...] = ()  # consumer-group prefixes besides `llmfleet-<principal>`
 
     def group_prefix(self, principal: str) -> str:
         """Its consumer groups' prefix: `llmfleet-<principal>` (and `llmfleet-<principal>.<topic>`)."""
@@ -83,8 +84,10 @@ TOPIC_ACCESS: dict[str, TopicAccess] = {
     "gateway": TopicAccess(
         writes=(INFERENCE_REQUESTS.name, USAGE_TOPIC),
         reads=(ALLOCATIONS.name,),
+        # its replica's reply topic, and the batch reply topic (inference.replies.gateway-batch)
         read_prefixes=(GATEWAY_REPLY_PREFIX,),
         own_prefixes=(GATEWAY_REPLY_PREFIX,),
+        groups=("gateway-batch",),  # the batch reply topic's group (GatewaySettings.batch_consumer_group)
     ),
     # A producer of inference requests (llmfleet.client.FleetClient) that reads the shared results topic.
     "client": TopicAccess(writes=(INFERENCE_REQUESTS.name,), reads=(INFERENCE_RESULTS.name,)),

@@ -19,6 +19,7 @@ from pydantic import ValidationError
 
 from shared.broker import ensure_topics
 from shared.events import DEADLETTER, DeadLettered, InferenceCompleted, InferenceRequested, Topic
+from shared.kafka_security import PLAINTEXT, KafkaSecurity
 
 log = logging.getLogger(__name__)
 MAX_RECORDS = 500
@@ -28,8 +29,17 @@ RECORD_TRIES = 30  # about a minute of database outage; then the process ends lo
 class BatchLink:
     """Produces batch lines and consumes their results as a group (`run(record_results)`)."""
 
-    def __init__(self, bootstrap: str, requests_topic: str, reply_topic: str, partitions: int, group: str) -> None:
+    def __init__(
+        self,
+        bootstrap: str,
+        requests_topic: str,
+        reply_topic: str,
+        partitions: int,
+        group: str,
+        security: KafkaSecurity = PLAINTEXT,
+    ) -> None:
         self.requests_topic = requests_topic
+        self._security = security
         self.reply_topic = reply_topic
         self._reply = Topic(reply_topic, partitions, (InferenceCompleted,))
         self._bootstrap = bootstrap
@@ -38,8 +48,10 @@ class BatchLink:
 
     async def start(self) -> None:
         """Create the batch reply topic and connect the producer."""
-        await ensure_topics(self._bootstrap, (self._reply, DEADLETTER))
-        self._producer = AIOKafkaProducer(bootstrap_servers=self._bootstrap, acks="all", linger_ms=5)
+        await ensure_topics(self._bootstrap, (self._reply, DEADLETTER), self._security)
+        self._producer = AIOKafkaProducer(
+            bootstrap_servers=self._bootstrap, acks="all", linger_ms=5, **self._security.client_options()
+        )
         await self._producer.start()
 
     async def stop(self) -> None:
@@ -64,6 +76,7 @@ class BatchLink:
         consumer = AIOKafkaConsumer(
             self.reply_topic,
             bootstrap_servers=self._bootstrap,
+            **self._security.client_options(),
             group_id=self._group,
             enable_auto_commit=False,
             auto_offset_reset="earliest",  # results sent before this group first read the topic count too

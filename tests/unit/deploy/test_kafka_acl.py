@@ -78,6 +78,17 @@ def test_only_the_gateway_creates_topics_and_only_its_reply_topics() -> None:
     }
 
 
+def test_the_gateways_default_batch_group_and_reply_topic_are_allowed() -> None:
+    from services.gateway.settings import GatewaySettings
+
+    settings = GatewaySettings()
+    gateway = principal_bindings("gateway", TOPIC_ACCESS["gateway"])
+    groups = [b.name for b in gateway if b.resource == "GROUP" and b.operation == "READ"]
+    assert any(settings.batch_consumer_group.startswith(prefix) for prefix in groups)
+    reads = [b.name for b in gateway if b.resource == "TOPIC" and b.operation == "READ"]
+    assert any(settings.batch_reply_topic.startswith(prefix) for prefix in reads)
+
+
 def test_no_binding_grants_everyone_or_a_wildcard_write() -> None:
     for binding in acl_bindings():
         assert binding.principal != "User:*"
