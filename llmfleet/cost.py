@@ -23,6 +23,7 @@ import typer
 from rich.table import Table
 from sqlalchemy import select
 
+from llmfleet import chargeback
 from llmfleet.commands.console import console
 from services.cost.adapters.orm import recommendation
 from services.cost.adapters.repository import Database
@@ -43,6 +44,7 @@ UNKNOWN, NOT_OPEN, DECLINED = 2, 3, 1
 def register(app: typer.Typer) -> None:
     """Add `cost` to the main CLI."""
     app.add_typer(cost_app, name="cost")
+    chargeback.register(cost_app, _run)  # cost tenants
 
 
 def _url(given: str | None) -> str:

@@ -16,6 +16,7 @@ from rich.console import Console
 from rich.table import Table
 
 from services.gateway.adapters.repository import GatewayRepository, gateway_store
+from services.gateway.domain.budgets import nanos_to_usd, shown_usd, usd_to_nanos
 from services.gateway.domain.limits import Limits
 from services.gateway.use_cases import keys as admin
 from shared.db import create_engine, session_factory
@@ -30,6 +31,10 @@ DatabaseUrl = Annotated[str | None, typer.Option(help="the gateway role's URL; d
 Rpm = Annotated[int | None, typer.Option(min=1, help="requests per minute")]
 Tpm = Annotated[int | None, typer.Option(min=1, help="tokens per minute (prompt + completion)")]
 Concurrency = Annotated[int | None, typer.Option(min=1, help="requests in flight")]
+Budget = Annotated[
+    float | None,
+    typer.Option("--monthly-budget", min=0, help="USD per calendar month (UTC), at the gateway's price per token"),
+]
 
 
 def register(app: typer.Typer) -> None:
@@ -64,23 +69,54 @@ def _run(url: str | None, work: Callable[[UnitOfWork[GatewayRepository]], Awaita
     return asyncio.run(go())
 
 
-def _limits(limits: Limits) -> tuple[str, str, str]:
-    return tuple(str(v) if v is not None else "-" for v in (limits.rpm, limits.tpm, limits.concurrency))  # type: ignore[return-value]
+def _limits(limits: Limits) -> tuple[str, str, str, str]:
+    budget = shown_usd(nanos_to_usd(limits.monthly_budget)) if limits.monthly_budget is not None else "-"
+    counts = tuple(str(v) if v is not None else "-" for v in (limits.rpm, limits.tpm, limits.concurrency))
+    return (*counts, budget)  # type: ignore[return-value]
+
+
+def _nanos(usd: float | None) -> int | None:
+    return usd_to_nanos(usd) if usd is not None else None
 
 
 @tenants_app.command("create")
 def create_tenant(
-    name: str, rpm: Rpm = None, tpm: Tpm = None, concurrency: Concurrency = None, database_url: DatabaseUrl = None
+    name: str,
+    rpm: Rpm = None,
+    tpm: Tpm = None,
+    concurrency: Concurrency = None,
+    monthly_budget: Budget = None,
+    database_url: DatabaseUrl = None,
 ) -> None:
     """Create a tenant with its limits (over all its keys)."""
-    tenant = _run(database_url, lambda store: admin.create_tenant(store, name, Limits(rpm, tpm, concurrency)))
+    limits = Limits(rpm, tpm, concurrency, _nanos(monthly_budget))
+    tenant = _run(database_url, lambda store: admin.create_tenant(store, name, limits))
     console.print(f"tenant [bold]{tenant.name}[/bold] ({tenant.tenant_id}) created")
+
+
+@tenants_app.command("update")
+def update_tenant(
+    name: str,
+    rpm: Rpm = None,
+    tpm: Tpm = None,
+    concurrency: Concurrency = None,
+    monthly_budget: Budget = None,
+    database_url: DatabaseUrl = None,
+) -> None:
+    """Change a tenant's limits; the ones not given stay as they are."""
+    given = {"rpm": rpm, "tpm": tpm, "concurrency": concurrency, "monthly_budget": _nanos(monthly_budget)}
+    changes = {k: v for k, v in given.items() if v is not None}
+    if not changes:
+        raise typer.BadParameter("nothing to change: give --rpm, --tpm, --concurrency or --monthly-budget")
+    tenant = _run(database_url, lambda store: admin.update_tenant(store, name, **changes))
+    shown = ", ".join(_limits(tenant.limits))
+    console.print(f"tenant [bold]{tenant.name}[/bold]: rpm, tpm, concurrency, monthly budget = {shown}")
 
 
 @tenants_app.command("list")
 def list_tenants(database_url: DatabaseUrl = None) -> None:
     """The tenants and their limits."""
-    table = Table("tenant", "id", "rpm", "tpm", "concurrency")
+    table = Table("tenant", "id", "rpm", "tpm", "concurrency", "monthly budget")
     for t in _run(database_url, admin.list_tenants):
         table.add_row(t.name, t.tenant_id, *_limits(t.limits))
     console.print(table)
@@ -94,6 +130,7 @@ def create_key(
     rpm: Rpm = None,
     tpm: Tpm = None,
     concurrency: Concurrency = None,
+    monthly_budget: Budget = None,
     expires_in_days: Annotated[float | None, typer.Option(min=0, help="expiry; none: never")] = None,
     database_url: DatabaseUrl = None,
 ) -> None:
@@ -101,7 +138,9 @@ def create_key(
     expires = timedelta(days=expires_in_days) if expires_in_days is not None else None
     created = _run(
         database_url,
-        lambda store: admin.create_key(store, tenant, name, tuple(scope or ()), Limits(rpm, tpm, concurrency), expires),
+        lambda store: admin.create_key(
+            store, tenant, name, tuple(scope or ()), Limits(rpm, tpm, concurrency, _nanos(monthly_budget)), expires
+        ),
     )
     console.print(f"key {created.record.key_id} for {tenant}; store it now, it is not shown again:")
     typer.echo(created.secret)
@@ -112,7 +151,7 @@ def list_keys(
     tenant: Annotated[str | None, typer.Option(help="only this tenant's keys")] = None, database_url: DatabaseUrl = None
 ) -> None:
     """The keys (prefix, scopes, limits, expiry, revocation); never the secrets."""
-    table = Table("key id", "prefix", "tenant", "name", "scopes", "rpm", "tpm", "conc.", "expires", "revoked")
+    table = Table("key id", "prefix", "tenant", "name", "scopes", "rpm", "tpm", "conc.", "budget", "expires", "revoked")
     rows: list[Any] = _run(database_url, lambda store: admin.list_keys(store, tenant))
     for k in rows:
         when = [f"{t:%Y-%m-%d %H:%M}" if t else "-" for t in (k.expires_at, k.revoked_at)]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from datetime import UTC, datetime
 
 from services.cost.jobs import CostApp
 from services.cost.use_cases import recording, reporting
@@ -12,9 +13,11 @@ from shared.events import (
     DEMAND,
     FORECASTS,
     SERVER_METRICS,
+    USAGE,
     CostReportEvent,
     CostReportRequested,
     Event,
+    UsageMetered,
 )
 from shared.subscribe import inbox_consumer
 
@@ -42,3 +45,8 @@ def register(app: CostApp) -> None:
         app.reflect(result, started)
 
     app.subscribe(COST_REPORTS, on_cost_report_requested)
+
+    async def on_usage_metered(event: UsageMetered) -> None:
+        await recording.record_usage(sessions, inbox_consumer(), event, datetime.now(UTC))
+
+    app.subscribe(USAGE, on_usage_metered)

@@ -17,10 +17,11 @@ from services.gateway.adapters.metrics import GatewayMetrics
 from services.gateway.adapters.orm import inbox, outbox, usage_window
 from services.gateway.adapters.repository import gateway_store
 from services.gateway.batching import Batches
+from services.gateway.domain.budgets import Prices
 from services.gateway.domain.catalogue import Catalogue
 from services.gateway.settings import GatewaySettings
 from services.gateway.use_cases.access import KeyCache
-from services.gateway.use_cases.ledger import Ledger, reap
+from services.gateway.use_cases.ledger import Ledger, flush_meter, reap
 from services.gateway.use_cases.serving import Knobs, Serving
 from shared.jobs import Job, loop, periodic
 from shared.retention import Kept, messaging
@@ -60,7 +61,10 @@ class GatewayApp(ServiceApp[GatewaySettings, GatewayMetrics]):
         )
         self.ledger = Ledger(self.store)
         self.metrics.waiting.set_function(lambda: bridge.waiting)
-        knobs = Knobs(settings.request_timeout_s, settings.lease_grace_s, settings.priority, settings.settle_wait_s)
+        prices = Prices.per_1k_tokens(settings.default_price_per_1k_tokens, settings.price_per_1k_tokens)
+        knobs = Knobs(
+            settings.request_timeout_s, settings.lease_grace_s, settings.priority, settings.settle_wait_s, prices=prices
+        )
         self.keys = KeyCache(self.store, settings.key_cache_s)
         self.serving = Serving(
             self.store, self.keys, self.ledger, self.catalogue, self.bridge, knobs, self.metrics.observe
@@ -87,6 +91,7 @@ class GatewayApp(ServiceApp[GatewaySettings, GatewayMetrics]):
             # Results go on until the HTTP side has drained, so requests in progress finish.
             Job("gateway results", lambda _stopping: self._until_drained(self.bridge.run), graceful=True),
             periodic("gateway leases", settings.reap_interval_s, lambda: reap(self.store)),
+            periodic("gateway meter", settings.meter_interval_s, self.publish_usage),
         ]
         jobs.extend(self.batches.jobs())
         if settings.follow_allocations:
@@ -112,10 +117,18 @@ class GatewayApp(ServiceApp[GatewaySettings, GatewayMetrics]):
         """Settle what is left, then disconnect (and delete the reply topic on a graceful stop)."""
         try:
             await self.ledger.flush()
+            await flush_meter(self.store, self.settings.service_name)  # any replica's relay publishes it
         except Exception as error:  # leases expire, so the counts heal; never block the stop
             log.warning("last settlements not written: %r", error)
         await self.bridge.stop(self.settings.delete_reply_topic)
         await self.batches.stop()
+
+    async def publish_usage(self) -> int:
+        """Publish what the meter holds (one UsageMetered per tenant x model); how many events."""
+        events = await flush_meter(self.store, self.settings.service_name)
+        if events:
+            self.relay.notify()
+        return len(events)
 
     async def _serve_http(self, stopping: asyncio.Event) -> None:
         """Serve the API until the service stops; then let requests in progress finish."""

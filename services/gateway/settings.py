@@ -94,6 +94,15 @@ class GatewaySettings(ServiceSettings):
         description="a span per call (and its traceparent to the router); a client's traceparent is always followed",
     )
     priority: int = Field(default=5, ge=0, le=9, description="priority of the gateway's interactive requests")
+    default_price_per_1k_tokens: float = Field(
+        default=0.002, ge=0, description="USD per 1,000 tokens (prompt + completion) that monthly budgets count"
+    )
+    price_per_1k_tokens: dict[str, float] = Field(
+        default_factory=dict, description="per-model prices (USD per 1,000 tokens) overriding the default"
+    )
+    meter_interval_s: float = Field(
+        default=60.0, gt=0, description="how often usage per tenant x model is published (fleet.usage.v1)"
+    )
 
     def catalogue_specs(self) -> dict[str, ModelSpec]:
         """The configured models as the domain's specs."""

@@ -10,11 +10,13 @@ from shared.events import (
     DEMAND,
     PRICES,
     SCALING_ACTIONS,
+    USAGE,
     AllocationEvent,
     DemandWindowReported,
     PricesPublished,
     ScalingActionEvent,
     ScalingActionOverdue,
+    UsageMetered,
 )
 from shared.subscribe import inbox_consumer
 
@@ -46,5 +48,10 @@ def register(app: MonitorApp) -> None:
     app.subscribe(ALLOCATIONS, on_allocation_changed)
     app.subscribe(DEMAND, on_demand_window_reported)
     app.subscribe(PRICES, on_prices_published)
+
+    async def on_usage_metered(event: UsageMetered) -> None:
+        announce(await recording.on_usage_metered(sessions, settings, inbox_consumer(), event))
+
+    app.subscribe(USAGE, on_usage_metered)
     # Inbox rows already carry the name this handler had before it was renamed.
     app.subscribe(SCALING_ACTIONS, on_scaling_action, inbox="monitor.on_overdue")

@@ -65,11 +65,13 @@ from shared.events.topics import (
     SCALING_ACTIONS,
     SCALING_SIGNALS,
     SERVER_METRICS,
+    USAGE,
     AllocationEvent,
     CostReportEvent,
     ScalingActionEvent,
     Topic,
 )
+from shared.events.usage import UsageMetered
 
 __all__ = [
     "ALERTS",
@@ -87,6 +89,7 @@ __all__ = [
     "SCALING_ACTIONS",
     "SCALING_SIGNALS",
     "SERVER_METRICS",
+    "USAGE",
     "ActionKind",
     "AlertChanged",
     "AlertState",
@@ -126,4 +129,5 @@ __all__ = [
     "SpotInterruptionNotice",
     "Timings",
     "Topic",
+    "UsageMetered",
 ]

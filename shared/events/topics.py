@@ -30,6 +30,7 @@ from shared.events.envelope import DeadLettered, Event
 from shared.events.fleet import AlertChanged, DemandWindowReported, ScalingSignalRaised, ServerMetricsReported
 from shared.events.inference import InferenceCompleted, InferenceRequested
 from shared.events.scaling import DemandForecasted, ModelRequested, ScalingActionOverdue, ScalingActionRequested
+from shared.events.usage import UsageMetered
 
 # Covariant, so a Topic[ServerAllocated | ModelLoaded] is a Topic[Event] where any topic will do;
 # the default keeps a bare `Topic` annotation meaning "a topic of some events".
@@ -95,6 +96,8 @@ PRICES = Topic("fleet.prices.v1", 1, (PricesPublished,))
 COST_REPORTS: Topic[CostReportEvent] = Topic("fleet.cost-reports.v1", 1, (CostReported, CostReportRequested))
 COST_RECOMMENDATIONS = Topic("fleet.cost-recommendations.v1", 2, (CostRecommended,))
 DEADLETTER = Topic("fleet.deadletter.v1", 1, (DeadLettered,))
+# The gateway's metering per tenant x model (keyed by tenant id): the cost service and the monitor read it.
+USAGE = Topic("fleet.usage.v1", 4, (UsageMetered,))
 
 ALL_TOPICS: tuple[Topic, ...] = (
     INFERENCE_REQUESTS,
@@ -111,4 +114,5 @@ ALL_TOPICS: tuple[Topic, ...] = (
     COST_REPORTS,
     COST_RECOMMENDATIONS,
     DEADLETTER,
+    USAGE,
 )

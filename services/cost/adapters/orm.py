@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, Column, DateTime, Float, Index, Integer, String, Table
+from sqlalchemy import BigInteger, Column, Date, DateTime, Float, Index, Integer, String, Table
 from sqlalchemy.dialects.postgresql import JSONB, UUID
 
 from shared.db import service_metadata
@@ -127,4 +127,24 @@ cost_report = Table(
     Column("created_at", DateTime(timezone=True), nullable=False, index=True),
     Column("total_per_hour", Float, nullable=False),
     Column("body", JSONB, nullable=False),
+)
+# The gateway's metered usage (UsageMetered) per tenant x model x UTC day: the chargeback. `cost_usd`
+# is tokens x this service's cost per 1,000 tokens of the model (the latest report's) when the usage
+# arrived; tokens of a model the report had no cost for are counted in `unpriced_tokens`.
+tenant_usage = Table(
+    "tenant_usage",
+    metadata,
+    Column("tenant_id", String(64), primary_key=True),
+    Column("model_id", String(200), primary_key=True),
+    Column("day", Date, primary_key=True),
+    Column("tenant", String(200), nullable=False),
+    Column("requests", BigInteger, nullable=False),
+    Column("failed", BigInteger, nullable=False),
+    Column("prompt_tokens", BigInteger, nullable=False),
+    Column("completion_tokens", BigInteger, nullable=False),
+    Column("billed_usd", Float, nullable=False),
+    Column("cost_usd", Float, nullable=False),
+    Column("unpriced_tokens", BigInteger, nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Index("ix_tenant_usage_day", "day"),
 )

@@ -7,13 +7,15 @@ read and write of that message or cycle goes through it, and it commits when the
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any, Protocol
 
 from services.cost.adapters.advice_tables import AdviceTables
 from services.cost.adapters.fleet_tables import FleetTables
 from services.cost.adapters.orm import inbox, outbox
+from services.cost.adapters.usage_tables import UsageTables
 from services.cost.domain.applying import RecommendationRow
+from services.cost.domain.chargeback import UsageCost
 from services.cost.domain.cycle import Forecast
 from services.cost.domain.fleet import DemandWindow, PoolCapacity, Server
 from services.cost.domain.pricing import Catalogue, GpuRate, RegionRate
@@ -26,6 +28,7 @@ from shared.events import (
     ServerAllocated,
     ServerMetricsReported,
     Topic,
+    UsageMetered,
 )
 from shared.unit_of_work import SqlRepository, Transactions, UnitOfWork, unit_of_work
 
@@ -128,13 +131,19 @@ class CostRepository(Protocol):
     async def mark_applied(self, recommendation_id: str, requests: list[dict[str, Any]], now: datetime) -> None:
         """Record that a recommendation was applied, with the requests that went out."""
 
+    async def add_usage(self, event: UsageMetered, priced: UsageCost, now: datetime) -> None:
+        """Add one metered period of a tenant x model to its day's chargeback row."""
+
+    async def chargeback(self, since: date, tenant: str | None = None) -> list[dict[str, Any]]:
+        """Chargeback rows from `since` on (of one tenant), by day, tenant and model."""
+
 
 # Opens transactions on the cost service's state (the unit of work); `cost_store` binds the SQL repository.
 CostStore = UnitOfWork[CostRepository]
 Database = Transactions[CostRepository]
 
 
-class SqlCostRepository(SqlRepository, FleetTables, AdviceTables):
+class SqlCostRepository(SqlRepository, FleetTables, AdviceTables, UsageTables):
     """The repository on the service's Postgres schema, bound to one session."""
 
     inbox_table = inbox

@@ -6,7 +6,7 @@ outbox, so the running service's relay publishes it after the commit.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 from services.cost.adapters.repository import CostRepository, Database, cost_store
@@ -97,3 +97,9 @@ async def open_recommendations(sessions: Database) -> list[dict[str, Any]]:
     """Recommendations an operator may apply, largest savings first."""
     async with cost_store(sessions).transaction() as repo:
         return await repo.open_recommendations()
+
+
+async def tenant_chargeback(sessions: Database, since: date, tenant: str | None = None) -> list[dict[str, Any]]:
+    """Cost per tenant per model per day from `since` on (for `llmfleet cost tenants`)."""
+    async with cost_store(sessions).transaction() as repo:
+        return await repo.chargeback(since, tenant)

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from datetime import datetime
 
 from services.cost.adapters.repository import CostRepository, Database, cost_store
+from services.cost.domain.chargeback import price_usage
 from shared.events import (
     CapacityChanged,
     DemandForecasted,
@@ -15,6 +17,7 @@ from shared.events import (
     ServerAllocated,
     ServerMetricsReported,
     ServerReleased,
+    UsageMetered,
 )
 
 Handler = Callable[[Event], Awaitable[None]]
@@ -47,4 +50,16 @@ async def _apply(repo: CostRepository, event: Event) -> bool:
         await repo.record_capacity(event)  # an operator's cost action, carried out: the next report shows it
     else:
         return False  # AllocationFailed and the like change no cost
+    return True
+
+
+async def record_usage(sessions: Database, consumer: str, event: UsageMetered, now: datetime) -> bool:
+    """Add a tenant's metered usage to the chargeback once, priced at the latest report's cost per 1,000 tokens."""
+    async with cost_store(sessions).transaction() as repo:
+        if not await repo.first_delivery(consumer, event.event_id):
+            return False
+        report = (await repo.latest_report_body() or {}).get("report", {})
+        tokens = event.prompt_tokens + event.completion_tokens
+        priced = price_usage(event.model_id, tokens, event.period_end, report.get("per_1k_tokens") or {})
+        await repo.add_usage(event, priced, now)
     return True

@@ -3,18 +3,31 @@
 from __future__ import annotations
 
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.gateway.adapters.orm import api_key, tenant
+from services.gateway.domain.budgets import NANOS_PER_USD
 from services.gateway.domain.keys import ApiKey, Tenant
 from services.gateway.domain.limits import Limits
 
 
 def _limits(row: Any, prefix: str = "") -> Limits:
-    return Limits(getattr(row, f"{prefix}rpm"), getattr(row, f"{prefix}tpm"), getattr(row, f"{prefix}concurrency"))
+    budget = getattr(row, f"{prefix}monthly_budget_usd")
+    return Limits(
+        getattr(row, f"{prefix}rpm"),
+        getattr(row, f"{prefix}tpm"),
+        getattr(row, f"{prefix}concurrency"),
+        int(budget * NANOS_PER_USD) if budget is not None else None,
+    )
+
+
+def budget_usd(limits: Limits) -> Decimal | None:
+    """The budget column's value (exact: nano-dollars are the column's scale)."""
+    return None if limits.monthly_budget is None else Decimal(limits.monthly_budget) / NANOS_PER_USD
 
 
 def _tenant(row: Any, prefix: str = "") -> Tenant:
@@ -71,6 +84,7 @@ async def add_key(session: AsyncSession, key: ApiKey, key_hash: str) -> None:
             rpm=limits.rpm,
             tpm=limits.tpm,
             concurrency=limits.concurrency,
+            monthly_budget_usd=budget_usd(limits),
             created_at=key.created_at,
             expires_at=key.expires_at,
         )
@@ -109,6 +123,21 @@ async def add_tenant(session: AsyncSession, new: Tenant, now: datetime) -> None:
             rpm=limits.rpm,
             tpm=limits.tpm,
             concurrency=limits.concurrency,
+            monthly_budget_usd=budget_usd(limits),
             created_at=now,
+        )
+    )
+
+
+async def set_tenant_limits(session: AsyncSession, tenant_id: str, limits: Limits) -> None:
+    """Replace a tenant's limits (every replica sees them within its key cache time)."""
+    await session.execute(
+        update(tenant)
+        .where(tenant.c.tenant_id == tenant_id)
+        .values(
+            rpm=limits.rpm,
+            tpm=limits.tpm,
+            concurrency=limits.concurrency,
+            monthly_budget_usd=budget_usd(limits),
         )
     )

@@ -10,7 +10,8 @@ from typing import Any
 from sqlalchemy import delete, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.gateway.adapters.orm import inflight, usage_window
+from services.gateway.adapters.orm import budget_month, inflight, usage_window
+from services.gateway.domain.budgets import month_of
 from services.gateway.domain.limits import (
     Claim,
     Refusal,
@@ -21,6 +22,7 @@ from services.gateway.domain.limits import (
     holds,
     raises,
     refusal_for,
+    spends,
 )
 
 NO_LIMIT = 2**62  # "no limit" inside a comparison
@@ -31,9 +33,12 @@ NO_LIMIT = 2**62  # "no limit" inside a comparison
 # every request. Evaluated inside each ledger statement, so it costs no round trip of its own.
 ASYNC_COMMIT = "(SELECT set_config('synchronous_commit', 'off', true))"
 
-# One statement, the same text for any batch (one prepared statement): each subject's minute row
-# and in-flight row raised by the batch's sum, only where the sum stays under the limit the row
-# is given; the leases inserted. Rows come sorted, so every writer locks them in one order.
+# One statement, the same text for any batch (one prepared statement): each subject's minute row,
+# in-flight row and (budgeted subjects) month row raised by the batch's sum, only where the sum
+# stays under the limit the row is given; the leases inserted. Rows come sorted, so every writer
+# locks them in one order: minute rows, in-flight rows, month rows. The month row takes the
+# request's worst-case cost (prompt + max_tokens at the model's price), so requests admitted
+# concurrently on any number of replicas can never spend past the budget together.
 ADMIT = text(
     f"""
 WITH w AS (
@@ -52,11 +57,20 @@ c AS (
   SET requests = f.requests + excluded.requests, concurrency_limit = excluded.concurrency_limit
   WHERE f.requests + excluded.requests <= excluded.concurrency_limit
   RETURNING 1),
+b AS (
+  INSERT INTO budget_month AS m (subject, month_start, spent_nanos, budget_nanos)
+  SELECT * FROM unnest(CAST(:bs AS text[]), CAST(:bm AS timestamptz[]), CAST(:bc AS bigint[]),
+                       CAST(:bb AS bigint[])) ORDER BY 1, 2
+  ON CONFLICT (subject, month_start) DO UPDATE
+  SET spent_nanos = m.spent_nanos + excluded.spent_nanos, budget_nanos = excluded.budget_nanos
+  WHERE m.spent_nanos + excluded.spent_nanos <= excluded.budget_nanos
+  RETURNING 1),
 l AS (
   INSERT INTO lease (request_id, subject, expires_at)
   SELECT * FROM unnest(CAST(:lr AS text[]), CAST(:ls AS text[]), CAST(:lu AS timestamptz[]))
   RETURNING 1)
-SELECT (SELECT count(*) FROM w), (SELECT count(*) FROM c), (SELECT count(*) FROM l), {ASYNC_COMMIT}
+SELECT (SELECT count(*) FROM w), (SELECT count(*) FROM c), (SELECT count(*) FROM b), (SELECT count(*) FROM l),
+       {ASYNC_COMMIT}
 """  # noqa: S608 - constants only
 )
 
@@ -67,7 +81,7 @@ def _or_none(value: int | None) -> int:
 
 def admission_params(claims: Sequence[Claim]) -> dict[str, Any]:
     """The batch's rows for `ADMIT`: summed per subject and minute, in lock order."""
-    rows, held = raises(claims), holds(claims)
+    rows, held, spent = raises(claims), holds(claims), spends(claims)
     leased = [(c.request_id, s.name, c.lease_until) for c in claims for s in c.subjects if s.limits.concurrency]
     return {
         "ws": [r.subject.name for r in rows],
@@ -79,6 +93,10 @@ def admission_params(claims: Sequence[Claim]) -> dict[str, Any]:
         "cs": [s.name for s, _ in held],
         "cn": [n for _, n in held],
         "cl": [_or_none(s.limits.concurrency) for s, _ in held],
+        "bs": [s.name for s, _, _ in spent],
+        "bm": [month for _, month, _ in spent],
+        "bc": [cost for _, _, cost in spent],
+        "bb": [_or_none(s.limits.monthly_budget) for s, _, _ in spent],
         "lr": [rid for rid, _, _ in leased],
         "ls": [name for _, name, _ in leased],
         "lu": [until for _, _, until in leased],
@@ -87,11 +105,11 @@ def admission_params(claims: Sequence[Claim]) -> dict[str, Any]:
 
 async def admit(session: AsyncSession, claims: Sequence[Claim]) -> bool:
     """Raise the counts of every claim at once; False when a limit refused (the caller must then roll back)."""
-    if not fits_fresh(raises(claims), holds(claims)):
-        return False  # a minute's first row is inserted unchecked: the batch must fit on its own
+    if not fits_fresh(raises(claims), holds(claims), spends(claims)):
+        return False  # a minute's (month's) first row is inserted unchecked: the batch must fit on its own
     params = admission_params(claims)
-    admitted, counted, _leased, _ = (await session.execute(ADMIT, params)).one()
-    return bool(admitted == len(params["ws"]) and counted == len(params["cs"]))
+    admitted, counted, budgeted, _leased, _ = (await session.execute(ADMIT, params)).one()
+    return bool(admitted == len(params["ws"]) and counted == len(params["cs"]) and budgeted == len(params["bs"]))
 
 
 async def explain(session: AsyncSession, claim: Claim, now: datetime) -> Refusal:
@@ -105,8 +123,15 @@ async def explain(session: AsyncSession, claim: Claim, now: datetime) -> Refusal
     usage = {row.subject: Usage(row.requests, row.tokens) for row in windows}
     rows = await session.execute(select(inflight.c.subject, inflight.c.requests).where(inflight.c.subject.in_(names)))
     busy = {row.subject: row.requests for row in rows}
+    months = await session.execute(
+        select(budget_month.c.subject, budget_month.c.spent_nanos).where(
+            budget_month.c.subject.in_(names), budget_month.c.month_start == claim.month
+        )
+    )
+    spent = {row.subject: row.spent_nanos for row in months}
     for s in claim.subjects:
-        if refusal := refusal_for(s, usage.get(s.name, Usage()), busy.get(s.name, 0), claim.tokens, now):
+        counts = (usage.get(s.name, Usage()), busy.get(s.name, 0))
+        if refusal := refusal_for(s, *counts, claim.tokens, now, spent.get(s.name, 0), claim.cost):
             return refusal
     return fallback_refusal(claim)
 
@@ -115,7 +140,8 @@ async def settle(session: AsyncSession, settlements: Sequence[Settlement]) -> No
     """Replace the reservations by what was used, and end the requests' leases, in one transaction.
 
     Rows are locked in the order admission locks them (minute rows by subject and window, then
-    in-flight rows by subject), so a settlement and an admission never wait on each other in a cycle.
+    in-flight rows by subject, then month rows), so a settlement and an admission never wait on
+    each other in a cycle.
     """
     deltas: dict[tuple[str, datetime], int] = defaultdict(int)
     for s in settlements:
@@ -133,6 +159,20 @@ async def settle(session: AsyncSession, settlements: Sequence[Settlement]) -> No
             {"s": [k[0] for k, _ in changed], "w": [k[1] for k, _ in changed], "d": [d for _, d in changed]},
         )
     await _end_leases(session, "request_id = ANY(CAST(:ids AS text[]))", {"ids": [s.request_id for s in settlements]})
+    spent: dict[tuple[str, datetime], int] = defaultdict(int)
+    for s in settlements:
+        for name in s.budgeted:
+            spent[(name, month_of(s.window))] += s.used_cost - s.reserved_cost
+    moved = sorted((k, d) for k, d in spent.items() if d)
+    if moved:  # the reservation's worst case replaced by the real cost (never refused: it can only fall)
+        await session.execute(
+            text(
+                "UPDATE budget_month AS m SET spent_nanos = m.spent_nanos + d.delta FROM (SELECT * FROM "
+                "unnest(CAST(:s AS text[]), CAST(:m AS timestamptz[]), CAST(:d AS bigint[])) ORDER BY 1, 2) "
+                "AS d(subject, ms, delta) WHERE m.subject = d.subject AND m.month_start = d.ms"
+            ),
+            {"s": [k[0] for k, _ in moved], "m": [k[1] for k, _ in moved], "d": [d for _, d in moved]},
+        )
 
 
 async def reap(session: AsyncSession, now: datetime) -> int:

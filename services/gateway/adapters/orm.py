@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import JSON, BigInteger, Column, DateTime, Index, Integer, LargeBinary, String, Table
+from sqlalchemy import JSON, BigInteger, Column, DateTime, Index, Integer, LargeBinary, Numeric, String, Table
 
 from shared.db import service_metadata
 from shared.inbox import inbox_table
@@ -21,6 +21,7 @@ tenant = Table(
     Column("tpm", BigInteger),
     Column("concurrency", Integer),
     Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("monthly_budget_usd", Numeric(18, 9)),
 )
 
 # The key itself is never stored: its SHA-256, and a short prefix to tell keys apart in a list.
@@ -39,6 +40,7 @@ api_key = Table(
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("expires_at", DateTime(timezone=True)),
     Column("revoked_at", DateTime(timezone=True)),
+    Column("monthly_budget_usd", Numeric(18, 9)),
 )
 
 # Requests and tokens per subject (key:<id> / tenant:<id>) and minute: raised by the statement
@@ -72,6 +74,32 @@ lease = Table(
     Column("expires_at", DateTime(timezone=True), nullable=False),
 )
 Index("ix_lease_expires_at", lease.c.expires_at)
+
+# Spend per subject and (UTC) month in nano-dollars: raised by the worst-case cost of a request in
+# the statement that admits it, corrected to the real cost when it settles. Only budgeted subjects.
+budget_month = Table(
+    "budget_month",
+    metadata,
+    Column("subject", String(80), primary_key=True),
+    Column("month_start", DateTime(timezone=True), primary_key=True),
+    Column("spent_nanos", BigInteger, nullable=False),
+    Column("budget_nanos", BigInteger),  # the budget of the last admission (what its statement compared with)
+)
+
+# What each tenant used of each model since the last flush: raised in the ledger's rounds, then
+# read and emptied by the meter job into one UsageMetered per row (outbox, same transaction).
+usage_meter = Table(
+    "usage_meter",
+    metadata,
+    Column("tenant_id", String(64), primary_key=True),
+    Column("model_id", String(200), primary_key=True),
+    Column("requests", Integer, nullable=False),
+    Column("failed", Integer, nullable=False),
+    Column("prompt_tokens", BigInteger, nullable=False),
+    Column("completion_tokens", BigInteger, nullable=False),
+    Column("cost_nanos", BigInteger, nullable=False),
+    Column("since", DateTime(timezone=True), nullable=False),
+)
 
 # The Batch API: files, batches, and one row per batch line. A line's row is the whole truth of
 # that line: its state, when it is due (sent, or sent again), the claim it was admitted under, and

@@ -6,15 +6,20 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Protocol
 
-from services.gateway.adapters import keys_tables, limits_tables
+from services.gateway.adapters import keys_tables, limits_tables, meter_tables
 from services.gateway.adapters.orm import inbox, outbox
 from services.gateway.domain.keys import ApiKey, Tenant
-from services.gateway.domain.limits import Claim, Refusal, Settlement
+from services.gateway.domain.limits import Claim, Limits, Refusal, Settlement
+from services.gateway.domain.metering import Metered, MeterReading
+from shared.events import Event, Topic
 from shared.unit_of_work import SqlRepository, Transactions, UnitOfWork, unit_of_work
 
 
 class GatewayRepository(Protocol):
     """Everything the gateway's use cases read and write, in one transaction."""
+
+    async def announce(self, topic: Topic, event: Event, key: str) -> None:
+        """Queue an event to publish after the commit (the outbox)."""
 
     async def admit(self, claims: Sequence[Claim]) -> bool:
         """Raise the counts of all `claims` under every limit; False: refused (roll the transaction back)."""
@@ -48,6 +53,15 @@ class GatewayRepository(Protocol):
 
     async def add_tenant(self, tenant: Tenant, now: datetime) -> None:
         """Store a new tenant."""
+
+    async def set_tenant_limits(self, tenant_id: str, limits: Limits) -> None:
+        """Replace a tenant's limits."""
+
+    async def meter(self, usage: Sequence[Metered], now: datetime) -> None:
+        """Add what finished requests used to the per tenant x model meter."""
+
+    async def take_meter(self, now: datetime) -> list[MeterReading]:
+        """Read and empty the meter: one reading per tenant x model, with the tenant's month so far."""
 
 
 class SqlGatewayRepository(SqlRepository):
@@ -88,6 +102,15 @@ class SqlGatewayRepository(SqlRepository):
 
     async def add_tenant(self, tenant: Tenant, now: datetime) -> None:
         await keys_tables.add_tenant(self._session, tenant, now)
+
+    async def set_tenant_limits(self, tenant_id: str, limits: Limits) -> None:
+        await keys_tables.set_tenant_limits(self._session, tenant_id, limits)
+
+    async def meter(self, usage: Sequence[Metered], now: datetime) -> None:
+        await meter_tables.add(self._session, usage, now)
+
+    async def take_meter(self, now: datetime) -> list[MeterReading]:
+        return await meter_tables.take(self._session, now)
 
 
 def gateway_store(database: Transactions[GatewayRepository]) -> UnitOfWork[GatewayRepository]:

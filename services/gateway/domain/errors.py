@@ -66,6 +66,11 @@ def rate_limited(message: str, retry_after_s: int, code: str = "rate_limit_excee
     )
 
 
+def budget_exceeded(message: str, retry_after_s: int) -> ApiError:
+    """429 `insufficient_quota` (what the SDK's users know from OpenAI): the monthly budget is spent; no retry helps."""
+    return ApiError(429, message, "insufficient_quota", "budget_exceeded", None, retry_after_s, retryable=False)
+
+
 def timed_out(after_s: float) -> ApiError:
     """504: no result within the request's deadline."""
     return ApiError(504, f"The model did not answer within {after_s:g} s", "timeout", "timeout")

@@ -1,7 +1,8 @@
 """Limits per tenant and per key: what a request reserves, what it settles to, and when to come back (pure).
 
 One authoritative count lives in PostgreSQL (adapters/limits_tables.py): a row per subject
-(a key or a tenant) and minute, raised in the statement that admits, and a lease per request in
+(a key or a tenant) and minute, raised in the statement that admits, a row per subject and month
+for its spend (monthly budget, in nano-dollars: domain/budgets.py), and a lease per request in
 flight. `Ledger` is the same rules over a dict, for the unit tests' fake and for reasoning.
 """
 
@@ -13,16 +14,19 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
 
+from services.gateway.domain.budgets import month_of, seconds_to_next_month
+
 WINDOW = timedelta(minutes=1)
 
 
 @dataclass(frozen=True)
 class Limits:
-    """Requests per minute, tokens per minute, requests in flight; None: no limit."""
+    """Requests per minute, tokens per minute, requests in flight, spend per month (nano-dollars); None: no limit."""
 
     rpm: int | None = None
     tpm: int | None = None
     concurrency: int | None = None
+    monthly_budget: int | None = None
 
 
 class Limit(StrEnum):
@@ -31,6 +35,7 @@ class Limit(StrEnum):
     RPM = "requests per minute"
     TPM = "tokens per minute"
     CONCURRENCY = "concurrent requests"
+    BUDGET = "monthly budget"
 
 
 @dataclass(frozen=True)
@@ -43,13 +48,19 @@ class Subject:
 
 @dataclass(frozen=True)
 class Claim:
-    """One request's admission: its subjects, the tokens it reserves, its window and lease."""
+    """One request's admission: its subjects, the tokens it reserves (and their worst-case cost), window and lease."""
 
     request_id: str
     subjects: tuple[Subject, ...]
     tokens: int
     window: datetime
     lease_until: datetime
+    cost: int = 0  # nano-dollars: the reserved tokens at the model's price
+
+    @property
+    def month(self) -> datetime:
+        """The budget period the claim counts in."""
+        return month_of(self.window)
 
 
 @dataclass(frozen=True)
@@ -64,13 +75,16 @@ class Refusal:
 
 @dataclass(frozen=True)
 class Settlement:
-    """What a finished request really cost: its tokens replace its reservation."""
+    """What a finished request really cost: its tokens (and their cost) replace its reservation."""
 
     request_id: str
     subjects: tuple[str, ...]
     window: datetime
     reserved: int
     used: int
+    reserved_cost: int = 0
+    used_cost: int = 0
+    budgeted: tuple[str, ...] = ()  # the subjects with a monthly budget (the ones whose spend row moves)
 
 
 @dataclass(frozen=True)
@@ -103,8 +117,25 @@ def holds(claims: Sequence[Claim]) -> list[tuple[Subject, int]]:
     return [counts[name] for name in sorted(counts)]
 
 
-def fits_fresh(batch_raises: Sequence[Raise], batch_holds: Sequence[tuple[Subject, int]]) -> bool:
-    """Whether the batch alone fits every limit: what a subject's first row of a minute must satisfy."""
+def spends(claims: Sequence[Claim]) -> list[tuple[Subject, datetime, int]]:
+    """What the claims add to each budgeted subject's month, in lock order (subject, then month)."""
+    sums: dict[tuple[str, datetime], tuple[Subject, int]] = {}
+    for claim in claims:
+        for s in claim.subjects:
+            if s.limits.monthly_budget is not None:
+                _, cost = sums.get((s.name, claim.month), (s, 0))
+                sums[(s.name, claim.month)] = (s, cost + claim.cost)
+    return [(s, month, cost) for (_, month), (s, cost) in sorted(sums.items(), key=lambda i: i[0])]
+
+
+def fits_fresh(
+    batch_raises: Sequence[Raise],
+    batch_holds: Sequence[tuple[Subject, int]],
+    batch_spends: Sequence[tuple[Subject, datetime, int]] = (),
+) -> bool:
+    """Whether the batch alone fits every limit: what a subject's first row of a minute (or month) must satisfy."""
+    if any(cost > (s.limits.monthly_budget or 0) for s, _, cost in batch_spends):
+        return False
     for r in batch_raises:
         limits = r.subject.limits
         if (limits.rpm is not None and r.requests > limits.rpm) or (limits.tpm is not None and r.tokens > limits.tpm):
@@ -161,12 +192,15 @@ class Ledger:
 
     windows: dict[tuple[str, datetime], Usage] = field(default_factory=dict)
     inflight: dict[str, set[str]] = field(default_factory=dict)
+    months: dict[tuple[str, datetime], int] = field(default_factory=dict)  # nano-dollars spent (or reserved)
 
     def check(self, claim: Claim, now: datetime) -> Refusal | None:
         """The first limit `claim` would break, or None."""
         for s in claim.subjects:
             usage = self.windows.get((s.name, claim.window), Usage())
-            if refusal := refusal_for(s, usage, len(self.inflight.get(s.name, ())), claim.tokens, now):
+            spent = self.months.get((s.name, claim.month), 0)
+            busy = len(self.inflight.get(s.name, ()))
+            if refusal := refusal_for(s, usage, busy, claim.tokens, now, spent, claim.cost):
                 return refusal
         return None
 
@@ -180,6 +214,8 @@ class Ledger:
             usage.tokens += claim.tokens
             if s.limits.concurrency is not None:
                 self.inflight.setdefault(s.name, set()).add(claim.request_id)
+            if s.limits.monthly_budget is not None:
+                self.months[(s.name, claim.month)] = self.months.get((s.name, claim.month), 0) + claim.cost
         return None
 
     def settle(self, settlement: Settlement) -> None:
@@ -188,6 +224,10 @@ class Ledger:
             usage = self.windows.setdefault((name, settlement.window), Usage())
             usage.tokens += settlement.used - settlement.reserved
             self.inflight.get(name, set()).discard(settlement.request_id)
+        month = month_of(settlement.window)
+        for name in settlement.budgeted:
+            change = settlement.used_cost - settlement.reserved_cost
+            self.months[(name, month)] = self.months.get((name, month), 0) + change
 
 
 def fallback_refusal(claim: Claim) -> Refusal:
@@ -196,8 +236,17 @@ def fallback_refusal(claim: Claim) -> Refusal:
     return Refusal(first.name, Limit.CONCURRENCY, first.limits.concurrency or 0, 1)
 
 
-def refusal_for(s: Subject, usage: Usage, inflight: int, tokens: int, now: datetime) -> Refusal | None:
-    """The first of the subject's limits a claim of `tokens` would break, given its usage and requests in flight."""
+def refusal_for(
+    s: Subject, usage: Usage, inflight: int, tokens: int, now: datetime, spent: int = 0, cost: int = 0
+) -> Refusal | None:
+    """The first of the subject's limits a claim of `tokens` (costing `cost`) would break.
+
+    Given the subject's usage this minute, its requests in flight and its spend this month. The
+    budget comes first: it is the one refusal that waiting a minute does not cure.
+    """
+    budget = s.limits.monthly_budget
+    if budget is not None and spent + cost > budget:
+        return Refusal(s.name, Limit.BUDGET, budget, seconds_to_next_month(now))
     wait = seconds_to_next_window(now)
     if s.limits.rpm is not None and usage.requests + 1 > s.limits.rpm:
         return Refusal(s.name, Limit.RPM, s.limits.rpm, wait)

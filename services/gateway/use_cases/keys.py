@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import secrets
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
 from services.gateway.adapters.repository import GatewayRepository
@@ -33,6 +33,17 @@ async def create_tenant(store: UnitOfWork[GatewayRepository], name: str, limits:
         tenant = Tenant(uuid.uuid4().hex, name, limits)
         await repository.add_tenant(tenant, datetime.now(UTC))
     return tenant
+
+
+async def update_tenant(store: UnitOfWork[GatewayRepository], name: str, **changes: int | None) -> Tenant:
+    """Change some of a tenant's limits (`rpm`, `tpm`, `concurrency`, `monthly_budget`); the others stay."""
+    async with store.transaction() as repository:
+        tenant = await repository.tenant_by_name(name)
+        if tenant is None:
+            raise AdminError(f"no tenant {name!r}")
+        updated = Tenant(tenant.tenant_id, tenant.name, replace(tenant.limits, **changes))
+        await repository.set_tenant_limits(tenant.tenant_id, updated.limits)
+    return updated
 
 
 async def list_tenants(store: UnitOfWork[GatewayRepository]) -> list[Tenant]:

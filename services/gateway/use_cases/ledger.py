@@ -8,6 +8,8 @@ A batch of claims is all or nothing: if it would break a limit, the round is rol
 settlements written alone, and its claims admitted one by one in arrival order, so refusals
 still happen exactly at the limit. A failed round is tried once more at once (a deadlock
 between replicas' rounds, which lock rows of different minutes, is broken by PostgreSQL).
+What finished requests used is metered in the same rounds (one upsert per tenant x model), so
+metering costs no transaction of its own and is never lost to a crash once the round commits.
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ from datetime import UTC, datetime
 
 from services.gateway.adapters.repository import GatewayRepository
 from services.gateway.domain.limits import Claim, Settlement
+from services.gateway.domain.metering import Metered, usage_event
+from shared.events import USAGE, UsageMetered
 from shared.unit_of_work import UnitOfWork
 
 log = logging.getLogger(__name__)
@@ -38,6 +42,7 @@ class Ledger:
     max_batch: int = MAX_BATCH
     claims: list[tuple[Claim, asyncio.Future[bool]]] = field(default_factory=list)
     settlements: list[tuple[Settlement, asyncio.Future[None]]] = field(default_factory=list)
+    metered: list[Metered] = field(default_factory=list)
     _writer: asyncio.Task[None] | None = None
 
     async def admit(self, claim: Claim) -> bool:
@@ -54,6 +59,11 @@ class Ledger:
         self._wake()
         return done
 
+    def meter(self, usage: Metered) -> None:
+        """Queue what a finished request used; the next round adds it to the meter."""
+        self.metered.append(usage)
+        self._wake()
+
     def _wake(self) -> None:
         # A task, not the caller: a caller that goes away must not cancel others' writes.
         if self._writer is None or self._writer.done():
@@ -61,16 +71,18 @@ class Ledger:
 
     async def _drain(self) -> None:
         failures = 0
-        while self.claims or self.settlements:
+        while self.claims or self.settlements or self.metered:
             claims, self.claims = self.claims[: self.max_batch], self.claims[self.max_batch :]
             settlements, self.settlements = self.settlements[: self.max_batch], self.settlements[self.max_batch :]
+            metered, self.metered = self.metered, []
             try:
-                await self._round(claims, settlements)
+                await self._round(claims, settlements, metered)
                 failures = 0
             except Exception as error:
                 failures += 1
                 log.warning("ledger write failed (%r); %d settlements kept", error, len(settlements))
                 self.settlements = settlements + self.settlements
+                self.metered = metered + self.metered
                 if failures == 1:  # once more at once: a deadlock or a dropped connection passes
                     self.claims = claims + self.claims
                     continue
@@ -83,19 +95,25 @@ class Ledger:
         self,
         claims: list[tuple[Claim, asyncio.Future[bool]]],
         settlements: list[tuple[Settlement, asyncio.Future[None]]],
+        metered: list[Metered] = [],  # noqa: B006 - never mutated
     ) -> None:
         try:
             async with self.store.transaction() as repository:
                 if settlements:  # first: the claims of this round see what finished before them
                     await repository.settle([s for s, _ in settlements])
+                if metered:
+                    await repository.meter(metered, datetime.now(UTC))
                 if claims and not await repository.admit([c for c, _ in claims]):
                     raise _Refused  # rolls the round back: no subject keeps a partial count
             admitted = True
         except _Refused:
             admitted = False
-            if settlements:
+            if settlements or metered:
                 async with self.store.transaction() as repository:
-                    await repository.settle([s for s, _ in settlements])
+                    if settlements:
+                        await repository.settle([s for s, _ in settlements])
+                    if metered:
+                        await repository.meter(metered, datetime.now(UTC))
         for _, done in settlements:
             if not done.done():
                 done.set_result(None)
@@ -118,13 +136,24 @@ class Ledger:
 
     async def flush(self) -> None:
         """Write what is queued now (at stop); errors are the caller's."""
-        while self.claims or self.settlements:
+        while self.claims or self.settlements or self.metered:
             claims, self.claims = self.claims[: self.max_batch], self.claims[self.max_batch :]
             settlements, self.settlements = self.settlements[: self.max_batch], self.settlements[self.max_batch :]
-            await self._round(claims, settlements)
+            metered, self.metered = self.metered, []
+            await self._round(claims, settlements, metered)
 
 
 async def reap(store: UnitOfWork[GatewayRepository]) -> int:
     """Release leases a dead replica left behind; how many."""
     async with store.transaction() as repository:
         return await repository.reap(datetime.now(UTC))
+
+
+async def flush_meter(store: UnitOfWork[GatewayRepository], source: str) -> list[UsageMetered]:
+    """Empty the usage meter into one UsageMetered per tenant x model (outbox, same transaction); what was queued."""
+    now = datetime.now(UTC)
+    async with store.transaction() as repository:
+        events = [usage_event(reading, now, source) for reading in await repository.take_meter(now)]
+        for event in events:
+            await repository.announce(USAGE, event, key=event.tenant_id)
+    return events

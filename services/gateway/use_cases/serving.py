@@ -7,16 +7,18 @@ import contextlib
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 from services.gateway.adapters.repository import GatewayRepository
 from services.gateway.domain import errors
+from services.gateway.domain.budgets import Prices, nanos_to_usd, shown_usd
 from services.gateway.domain.catalogue import Catalogue
 from services.gateway.domain.keys import ApiKey, check_scope
 from services.gateway.domain.limits import (
     Claim,
+    Limit,
     Refusal,
     Settlement,
     Subject,
@@ -25,6 +27,7 @@ from services.gateway.domain.limits import (
     too_large,
     window_of,
 )
+from services.gateway.domain.metering import Metered
 from services.gateway.domain.requests import Ask, prompt_tokens
 from services.gateway.domain.responses import Answer, body
 from services.gateway.use_cases.access import KeyCache
@@ -69,6 +72,7 @@ class Knobs:
     priority: int
     settle_wait_s: float = 1.0
     source: str = "gateway"
+    prices: Prices = field(default_factory=lambda: Prices(0))  # what a token costs against a monthly budget
 
 
 @dataclass
@@ -102,7 +106,7 @@ class Serving:
             raise error
         request_id = uuid.uuid4().hex
         prompt = prompt_tokens(ask.prompt)
-        claim = self._claim(key, request_id, reservation(prompt, ask.max_tokens), now)
+        claim = self._claim(key, request_id, ask.model, reservation(prompt, ask.max_tokens), now)
         started = time.perf_counter()
         await self._admit(claim, now)
         self.observe("admit", time.perf_counter() - started)
@@ -112,13 +116,14 @@ class Serving:
         """An admitted call's one result from the fleet (and the seconds it took); settled whatever happens."""
         return await self._ask_fleet(claim, ask, prompt, now)
 
-    def _claim(self, key: ApiKey, request_id: str, tokens: int, now: datetime) -> Claim:
+    def _claim(self, key: ApiKey, request_id: str, model: str, tokens: int, now: datetime) -> Claim:
         subjects = (
             Subject(f"key:{key.key_id}", key.limits),
             Subject(f"tenant:{key.tenant.tenant_id}", key.tenant.limits),
         )
         until = now + timedelta(seconds=self.knobs.timeout_s + self.knobs.lease_grace_s)
-        return Claim(request_id, subjects, tokens, window_of(now), until)
+        cost = self.knobs.prices.cost(model, tokens)  # the worst case: every token max_tokens allows
+        return Claim(request_id, subjects, tokens, window_of(now), until, cost)
 
     async def _admit(self, claim: Claim, now: datetime) -> None:
         """Raise the counts, or a 429 saying which limit, with Retry-After."""
@@ -156,15 +161,15 @@ class Serving:
             self.observe("fleet", upstream_s)
         except TimeoutError:
             self.fleet.forget(claim.request_id)
-            self._settle(claim, prompt, None)
+            self._settle(claim, ask.model, prompt, None)
             raise errors.timed_out(timeout) from None
         except ConnectionError as error:
-            self._settle(claim, prompt, None)
+            self._settle(claim, ask.model, prompt, None)
             raise errors.unavailable(f"The request could not reach the fleet: {error}") from None
         except BaseException:
-            self._settle(claim, prompt, None)  # the caller went away: the request may still run
+            self._settle(claim, ask.model, prompt, None)  # the caller went away: the request may still run
             raise
-        settled, started = self._settle(claim, prompt, result), time.perf_counter()
+        settled, started = self._settle(claim, ask.model, prompt, result), time.perf_counter()
         # The answer leaves once its count is exact (a client's next call sees it), but never
         # waits long on a slow database: the settlement is queued and will be written.
         with contextlib.suppress(TimeoutError):
@@ -172,22 +177,37 @@ class Serving:
         self.observe("settle", time.perf_counter() - started)
         return result, upstream_s
 
-    def _settle(self, claim: Claim, prompt: int, result: InferenceCompleted | None) -> asyncio.Future[None]:
+    def _settle(self, claim: Claim, model: str, prompt: int, result: InferenceCompleted | None) -> asyncio.Future[None]:
         answered = result is not None
         used = settled_tokens(
             claim.tokens, prompt, result.tokens_in if result else 0, result.tokens_out if result else 0, answered
         )
+        cost = self.knobs.prices.cost(model, used)
+        counted = min(used, max(prompt, result.tokens_in if result else prompt))
+        failed = 0 if result is not None and result.status == "ok" else 1
+        tenant = claim.subjects[-1].name.split(":", 1)[1]
+        self.ledger.meter(Metered(tenant, model, counted, used - counted, cost, 1, failed))  # in the next round
         if used == claim.tokens and not any(s.limits.concurrency is not None for s in claim.subjects):
             nothing: asyncio.Future[None] = asyncio.get_running_loop().create_future()
             nothing.set_result(None)  # the reservation was the usage and no lease was taken: nothing to write
             return nothing
         names = tuple(s.name for s in claim.subjects)
-        return self.ledger.settle(Settlement(claim.request_id, names, claim.window, claim.tokens, used))
+        budgeted = tuple(s.name for s in claim.subjects if s.limits.monthly_budget is not None)
+        return self.ledger.settle(
+            Settlement(claim.request_id, names, claim.window, claim.tokens, used, claim.cost, cost, budgeted)
+        )
 
 
 def _throttled(refusal: Refusal, tokens: int) -> errors.ApiError:
     """The 429 for a refusal, in OpenAI's words."""
     whose = refusal.subject.split(":", 1)[0]
+    if refusal.limit is Limit.BUDGET:
+        return errors.budget_exceeded(
+            f"This {'API key' if whose == 'key' else 'organization'} has reached its monthly budget of "
+            f"{shown_usd(nanos_to_usd(refusal.allowed))} (this request could cost up to its prompt + max_tokens). "
+            "It resets at the start of the next month (UTC), or when the budget is raised.",
+            refusal.retry_after_s,
+        )
     message = (
         f"Rate limit reached for this {'API key' if whose == 'key' else 'organization'} on "
         f"{refusal.limit.value}: limit {refusal.allowed}"

@@ -19,6 +19,7 @@ class Metric(StrEnum):
     SCRAPE_FAILURES = "scrape_failures"
     SCALING_ACTION_WAIT_S = "scaling_action_wait_s"
     CONSUMER_LAG = "consumer_lag"
+    BUDGET_SPENT = "budget_spent"  # a tenant's month-to-date spend / its monthly budget (the gateway's figures)
 
 
 class Direction(StrEnum):
@@ -71,6 +72,14 @@ DEFAULT_RULES: tuple[AlertRule, ...] = (
     AlertRule("queue_depth_high", Metric.QUEUE_DEPTH, A, 100, H, for_s=60, hysteresis=10),
     AlertRule("queue_depth_critical", Metric.QUEUE_DEPTH, A, 500, C, for_s=60, hysteresis=10),
     AlertRule("scaling_action_overdue", Metric.SCALING_ACTION_WAIT_S, A, 1, H),
+)
+
+
+# A tenant's monthly budget, as the issue asks: warn at 80%, critical at 100% (the gateway refuses
+# from there). Constants, not rows: the thresholds are the product's, and the value is a fraction.
+BUDGET_RULES: tuple[AlertRule, ...] = (
+    AlertRule("tenant_budget_80", Metric.BUDGET_SPENT, A, 0.8, H),
+    AlertRule("tenant_budget_100", Metric.BUDGET_SPENT, A, 1.0, C),
 )
 
 

@@ -10,7 +10,7 @@ from services.monitor.adapters.alert_tables import state_row
 from services.monitor.adapters.repository import MonitorRepository
 from services.monitor.domain.alerts import AlertStatus, alert_id, evaluate, scope_key
 from services.monitor.domain.fleet import Observation
-from services.monitor.domain.rules import AlertRule, control_plane_rules
+from services.monitor.domain.rules import BUDGET_RULES, AlertRule, control_plane_rules
 from services.monitor.domain.signals import Signal, due, signals_for
 from services.monitor.settings import MonitorSettings
 from shared.events import ALERTS, SCALING_SIGNALS, AlertChanged, ScalingSignalRaised
@@ -114,4 +114,4 @@ async def _signals(
 async def rules_in_force(repo: MonitorRepository, settings: MonitorSettings) -> list[AlertRule]:
     """The operators' rules table plus the control-plane rules whose thresholds are settings."""
     from_table = await repo.load_rules()
-    return [*from_table, *control_plane_rules(settings.target_down_after, settings.lag_threshold)]
+    return [*from_table, *control_plane_rules(settings.target_down_after, settings.lag_threshold), *BUDGET_RULES]

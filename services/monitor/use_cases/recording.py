@@ -17,6 +17,7 @@ from shared.events import (
     ScalingActionOverdue,
     ServerAllocated,
     ServerReleased,
+    UsageMetered,
 )
 
 Sessions = Database  # the app passes its session factory; unit tests pass a fake store
@@ -105,3 +106,23 @@ async def on_demand_window(
 def target_observation(server_id: str, region: str, failures: int) -> Observation:
     """The scrape-failures value of one server (0: it answers, or it is gone)."""
     return Observation(Metric.SCRAPE_FAILURES, {"server_id": server_id, "region": region}, float(failures))
+
+
+async def on_usage_metered(
+    sessions: Sessions, settings: MonitorSettings, consumer: str, event: UsageMetered
+) -> Verdict:
+    """A tenant's month-to-date spend against its budget: alerts at 80% and 100% (resolved when it falls back).
+
+    The gateway puts the enforced figures on every metered period, so no state is kept here but
+    the alert's. Judged at the period's end (event time); a tenant without a budget is skipped.
+    """
+    async with monitor_store(sessions).transaction() as repo:
+        if not await repo.first_delivery(consumer, event.event_id):
+            return NOTHING
+        budget, spent = event.monthly_budget_usd, event.month_spend_usd
+        if not budget or spent is None:
+            return NOTHING
+        scope = {"tenant_id": event.tenant_id, "tenant": event.tenant}
+        observation = Observation(Metric.BUDGET_SPENT, scope, spent / budget)
+        rules = await rules_in_force(repo, settings)
+        return await judge(repo, rules, [observation], event.period_end, settings.service_name)

@@ -13,14 +13,14 @@ import aiohttp
 from services.monitor.app import create_app
 from services.monitor.jobs import MonitorApp
 from services.monitor.settings import MonitorSettings
-from shared.events import ALLOCATIONS, DEMAND, PRICES, SCALING_ACTIONS, Event, Topic
+from shared.events import ALLOCATIONS, DEMAND, PRICES, SCALING_ACTIONS, USAGE, Event, Topic
 from tests.integration.helpers import collect, produce_raw, running, start_group_at_end
 
 
 @contextlib.asynccontextmanager
 async def running_monitor(settings: MonitorSettings) -> AsyncIterator[MonitorApp]:
     """A monitor consuming only what the test sends, with its jobs running."""
-    topics = (ALLOCATIONS.name, DEMAND.name, PRICES.name, SCALING_ACTIONS.name)
+    topics = (ALLOCATIONS.name, DEMAND.name, PRICES.name, SCALING_ACTIONS.name, USAGE.name)
     await start_group_at_end(settings.kafka_bootstrap, settings.group_id, *topics)
     _app, monitor = create_app(settings)
     async with running(monitor.runtime.broker):

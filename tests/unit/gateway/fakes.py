@@ -10,9 +10,11 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from services.gateway.adapters.repository import GatewayRepository
+from services.gateway.domain.budgets import month_of
 from services.gateway.domain.keys import ApiKey, Tenant
-from services.gateway.domain.limits import Claim, Ledger, Refusal, Settlement, fallback_refusal
-from shared.events import InferenceCompleted, InferenceRequested, ResultStatus
+from services.gateway.domain.limits import Claim, Ledger, Limits, Refusal, Settlement, fallback_refusal
+from services.gateway.domain.metering import Metered, MeterReading, summed
+from shared.events import Event, InferenceCompleted, InferenceRequested, ResultStatus, Topic
 from shared.events.inference import InferenceChunk
 
 
@@ -25,6 +27,8 @@ class GatewayState:
     keys: dict[str, tuple[ApiKey, str]] = field(default_factory=dict)  # key id -> (key, hash)
     leases: dict[str, datetime] = field(default_factory=dict)
     settled: list[Settlement] = field(default_factory=list)
+    meter: dict[tuple[str, str], tuple[Metered, datetime]] = field(default_factory=dict)  # (tenant, model) -> since
+    outbox: list[tuple[str, Event, str]] = field(default_factory=list)
 
 
 class FakeRepository(GatewayRepository):
@@ -81,6 +85,28 @@ class FakeRepository(GatewayRepository):
 
     async def add_tenant(self, tenant: Tenant, now: datetime) -> None:
         self.state.tenants[tenant.tenant_id] = tenant
+
+    async def set_tenant_limits(self, tenant_id: str, limits: Limits) -> None:
+        self.state.tenants[tenant_id] = replace(self.state.tenants[tenant_id], limits=limits)
+
+    async def meter(self, usage: Sequence[Metered], now: datetime) -> None:
+        for u in summed(usage):
+            before, since = self.state.meter.get((u.tenant_id, u.model_id), (None, now))
+            self.state.meter[(u.tenant_id, u.model_id)] = (summed([before, u])[0] if before else u, since)
+
+    async def take_meter(self, now: datetime) -> list[MeterReading]:
+        readings = []
+        for (tenant_id, _), (usage, since) in sorted(self.state.meter.items()):
+            tenant = self.state.tenants.get(tenant_id)
+            budget = tenant.limits.monthly_budget if tenant else None
+            spent = self.state.ledger.months.get((f"tenant:{tenant_id}", month_of(now)), 0)
+            name = tenant.name if tenant else tenant_id
+            readings.append(MeterReading(usage, name, since, spent if budget is not None else None, budget))
+        self.state.meter.clear()
+        return readings
+
+    async def announce(self, topic: Topic, event: Event, key: str) -> None:
+        self.state.outbox.append((topic.name, event, key))
 
 
 @dataclass

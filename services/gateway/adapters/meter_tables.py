@@ -1,0 +1,75 @@
+"""The usage meter in SQL: raised by the ledger's rounds, read and emptied by the meter job."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.gateway.domain.budgets import NANOS_PER_USD, month_of
+from services.gateway.domain.metering import Metered, MeterReading, summed
+
+# One statement for any batch; rows sorted, so concurrent rounds lock them in one order.
+ADD = text(
+    "INSERT INTO usage_meter AS m (tenant_id, model_id, requests, failed, prompt_tokens, completion_tokens, "
+    "cost_nanos, since) SELECT t, mo, r, f, p, c, n, :now FROM unnest(CAST(:t AS text[]), CAST(:mo AS text[]), "
+    "CAST(:r AS int[]), CAST(:f AS int[]), CAST(:p AS bigint[]), CAST(:c AS bigint[]), CAST(:n AS bigint[])) "
+    "AS u(t, mo, r, f, p, c, n) ORDER BY 1, 2 "
+    "ON CONFLICT (tenant_id, model_id) DO UPDATE SET requests = m.requests + excluded.requests, "
+    "failed = m.failed + excluded.failed, prompt_tokens = m.prompt_tokens + excluded.prompt_tokens, "
+    "completion_tokens = m.completion_tokens + excluded.completion_tokens, "
+    # the ledger's asynchronous commit (limits_tables.ASYNC_COMMIT): a round may only meter
+    "cost_nanos = m.cost_nanos + excluded.cost_nanos RETURNING (SELECT set_config('synchronous_commit', 'off', true))"
+)
+
+# Rows taken by one replica's flush are locked until it commits: another replica's flush waits,
+# then finds them gone, so no period is published twice.
+TAKE = text(
+    "WITH gone AS (DELETE FROM usage_meter RETURNING *) "
+    "SELECT g.tenant_id, g.model_id, g.requests, g.failed, g.prompt_tokens, g.completion_tokens, g.cost_nanos, "
+    "g.since, coalesce(t.name, g.tenant_id) AS name, t.monthly_budget_usd, b.spent_nanos "
+    "FROM gone g LEFT JOIN tenant t ON t.tenant_id = g.tenant_id "
+    "LEFT JOIN budget_month b ON b.subject = 'tenant:' || g.tenant_id AND b.month_start = :month "
+    "ORDER BY g.tenant_id, g.model_id"
+)
+
+
+async def add(session: AsyncSession, usage: Sequence[Metered], now: datetime) -> None:
+    """Add a round's usage, summed per tenant x model."""
+    rows = summed(usage)
+    if not rows:
+        return
+    await session.execute(
+        ADD,
+        {
+            "now": now,
+            "t": [u.tenant_id for u in rows],
+            "mo": [u.model_id for u in rows],
+            "r": [u.requests for u in rows],
+            "f": [u.failed for u in rows],
+            "p": [u.prompt_tokens for u in rows],
+            "c": [u.completion_tokens for u in rows],
+            "n": [u.cost for u in rows],
+        },
+    )
+
+
+async def take(session: AsyncSession, now: datetime) -> list[MeterReading]:
+    """Empty the meter; each row with its tenant's name, budget and spend this month."""
+    readings = []
+    for row in await session.execute(TAKE, {"month": month_of(now)}):
+        usage = Metered(
+            row.tenant_id,
+            row.model_id,
+            row.prompt_tokens,
+            row.completion_tokens,
+            row.cost_nanos,
+            row.requests,
+            row.failed,
+        )
+        budget = None if row.monthly_budget_usd is None else int(row.monthly_budget_usd * NANOS_PER_USD)
+        spent = None if budget is None else (row.spent_nanos or 0)
+        readings.append(MeterReading(usage, row.name, row.since, spent, budget))
+    return readings
