@@ -8,7 +8,8 @@ import logging
 from collections.abc import Sequence
 
 from services.gateway.adapters.batch_kafka import BatchLink
-from services.gateway.adapters.batch_tables import BatchRepository, batch_store
+from services.gateway.adapters.batch_repository import BatchRepository
+from services.gateway.adapters.batch_tables import batch_store
 from services.gateway.domain.batch_lines import parser
 from services.gateway.domain.catalogue import Catalogue
 from services.gateway.settings import GatewaySettings

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from services.gateway.adapters.batch_tables import BatchRepository, Waiting
+from services.gateway.adapters.batch_repository import BatchRepository, Waiting
 from services.gateway.domain import errors
 from services.gateway.domain.batch_lines import LineState, Outcome, Parse, answered, refused
 from services.gateway.domain.batches import parse_request_id

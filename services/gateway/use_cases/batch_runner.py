@@ -15,9 +15,18 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
-from services.gateway.adapters.batch_tables import BatchRepository, Due, Sent
-from services.gateway.domain.batch_lines import LineState, Outcome, Parse, assemble, check_input, expired_error
+from services.gateway.adapters.batch_repository import BatchRepository, Due, Sent
+from services.gateway.domain.batch_lines import (
+    LineState,
+    Outcome,
+    Parse,
+    assemble,
+    check_input,
+    expired_error,
+    refused,
+)
 from services.gateway.domain.batches import BatchRecord, BatchStatus, line_request_id
+from services.gateway.domain.errors import ApiError
 from services.gateway.domain.keys import ApiKey, check_key, check_scope
 from services.gateway.domain.limits import WINDOW, Claim, Subject, reservation, window_of
 from services.gateway.domain.requests import Ask, prompt_tokens
@@ -151,8 +160,15 @@ class BatchRunner:
         given_up = [d for d in due if d.state is LineState.SENT and d.attempts >= knobs.max_attempts]
         if given_up:
             await self._give_up(record.batch_id, given_up, now)
-        lines = [d for d in due if d not in given_up]
-        asks = [parse(record.endpoint, d.body) for d in lines]
+        lines, asks, refusals = [], [], []
+        for d in (d for d in due if d not in given_up):
+            try:
+                asks.append(parse(record.endpoint, d.body))
+                lines.append(d)
+            except ApiError as error:  # valid at upload; the catalogue or the key's scopes changed since
+                refusals.append((d, error))
+        if refusals:
+            await self._refuse(record.batch_id, refusals, now)
         claims = [self._claim(key, record.batch_id, d, a, now) for d, a in zip(lines, asks, strict=True)]
         admitted = await asyncio.gather(*(self.ledger.admit(c) for c in claims))
         if not all(admitted):  # a limit is full: nothing more of this batch until the next minute
@@ -196,6 +212,14 @@ class BatchRunner:
             deadline=deadline,
             reply_topic=self.sender.reply_topic,
         )
+
+    async def _refuse(self, batch_id: str, lines: list[tuple[Due, ApiError]], now: datetime) -> None:
+        """Lines the gateway itself now refuses: in the error file with the error the endpoint would answer."""
+        async with self.store.transaction() as repository:
+            for d, error in lines:
+                request_id = line_request_id(batch_id, d.line_no)
+                outcome = Outcome(d.line_no, d.custom_id, request_id, LineState.FAILED, refused(request_id, error))
+                await repository.finish(outcome, batch_id, now)
 
     async def _give_up(self, batch_id: str, lines: list[Due], now: datetime) -> None:
         """Lines sent `max_attempts` times with no result: in the error file."""

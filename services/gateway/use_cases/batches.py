@@ -6,14 +6,14 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from services.gateway.adapters.batch_tables import BatchRepository
-from services.gateway.domain import errors
+from services.gateway.adapters.batch_repository import BatchRepository
 from services.gateway.domain.batches import (
     ENDPOINTS,
     BatchRecord,
     BatchStatus,
     FileRecord,
     batch_object,
+    can_move,
     cancel_error,
     file_object,
     window_of,
@@ -89,13 +89,16 @@ async def create(
         metadata=metadata,
         pool=pool,
     )
+    # Errors are raised outside the transaction: ApiError is frozen, and a context manager re-raising
+    # an exception sets its __traceback__.
     async with store.transaction() as repository:
         found = await repository.file(file_id, key.tenant.tenant_id)
-        if found is None:
-            raise _not_found("file", file_id)
-        if found.purpose != "batch":
-            raise invalid(f"File '{file_id}' was not uploaded for purpose 'batch'", "input_file_id")
-        await repository.add_batch(record)
+        if found is not None and found.purpose == "batch":
+            await repository.add_batch(record)
+    if found is None:
+        raise _not_found("file", file_id)
+    if found.purpose != "batch":
+        raise invalid(f"File '{file_id}' was not uploaded for purpose 'batch'", "input_file_id")
     return batch_object(record)
 
 
@@ -112,13 +115,10 @@ async def cancel(store: UnitOfWork[BatchRepository], key: ApiKey, batch_id: str,
     """`POST /v1/batches/{id}/cancel`: `cancelling` now; the runner stops sending and ends it `cancelled`."""
     async with store.transaction() as repository:
         record = await repository.batch(batch_id, key.tenant.tenant_id, lock=True)
-        if record is None:
-            raise _not_found("batch", batch_id)
-        if error := cancel_error(record.status):
-            raise error
-        if record.status is not BatchStatus.CANCELLING and record.status is not BatchStatus.CANCELLED:
+        error = _not_found("batch", batch_id) if record is None else cancel_error(record.status)
+        if record is not None and error is None and can_move(record.status, BatchStatus.CANCELLING):
             await repository.set_status(batch_id, BatchStatus.CANCELLING, now)
-        record = await repository.batch(batch_id, key.tenant.tenant_id)
-    if record is None:  # pragma: no cover - read in the same transaction
-        raise errors.unavailable("The batch disappeared")
+            record = await repository.batch(batch_id, key.tenant.tenant_id)
+    if error is not None or record is None:  # raised outside the transaction (see create)
+        raise error or _not_found("batch", batch_id)
     return batch_object(record)
