@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
@@ -81,13 +82,14 @@ def apply(libs: Path, material: SecureMaterial, bootstrap: str, log: Path) -> No
     ):
         path.touch(mode=0o600)
         path.write_text(text)
+    classes = _compiled(libs)
     cmd = [
         java_binary(),
         "-Xmx256m",
         f"-Dlog4j2.configurationFile={STATIC / 'log4j2.xml'}",
         "-cp",
-        f"{libs}/*",
-        str(STATIC / "SecureSetup.java"),
+        f"{classes}:{libs}/*",
+        "SecureSetup",
         str(properties),
         str(spec_file),
     ]
@@ -96,6 +98,24 @@ def apply(libs: Path, material: SecureMaterial, bootstrap: str, log: Path) -> No
         out.write(result.stdout + result.stderr)
     if result.returncode != 0:
         raise RuntimeError(f"applying Kafka's SCRAM users and ACLs failed:\n{result.stdout}{result.stderr}"[-3000:])
+
+
+def _compiled(libs: Path) -> Path:
+    """SecureSetup.class, compiled once next to the jars (and again when the source changes)."""
+    source, classes = STATIC / "SecureSetup.java", libs.parent / "secure-setup"
+    target = classes / "SecureSetup.class"
+    if target.exists() and target.stat().st_mtime >= source.stat().st_mtime:
+        return classes
+    javac = shutil.which("javac")
+    if javac is None:
+        raise RuntimeError("the secure broker's setup needs a JDK (javac): apt-get install openjdk-17-jdk-headless")
+    classes.mkdir(exist_ok=True)
+    result = subprocess.run(
+        [javac, "-cp", f"{libs}/*", "-d", str(classes), str(source)], capture_output=True, text=True, check=False
+    )
+    if result.returncode != 0:
+        raise RuntimeError(f"compiling {source.name} failed:\n{result.stdout}{result.stderr}")
+    return classes
 
 
 def kafka_acls_commands(bindings: list[AclBinding], command_config: str = "admin-client.properties") -> list[str]:

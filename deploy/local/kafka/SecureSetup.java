@@ -1,5 +1,5 @@
 // Applies the secure broker's SCRAM users and ACLs through Kafka's own Admin API, as the super user.
-// Run by deploy/local/kafka_acl.py as a single-file program (`java -cp <kafka libs>/* SecureSetup.java
+// Compiled once by deploy/local/kafka_acl.py and run with the broker's own jars (`java -cp <classes>:<libs>/* SecureSetup
 // client.properties spec.tsv`), so no Kafka command-line tools jar is needed. The spec is written by
 // Python from shared/events/ownership.py; each line is one of
 //   SCRAM <user> <password>
