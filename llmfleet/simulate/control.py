@@ -24,7 +24,7 @@ from llmfleet.simulate.engine import Engine
 from llmfleet.simulate.fleet import CLASSES, Fleet, SimServer
 from llmfleet.simulate.loop import (
     lost_in_flight,
-    region_instances,
+    preferred_equivalents,
     replan_region,
     service_samples_s,
     stop_taking_batches_at,
@@ -128,8 +128,11 @@ class PolicyControl:
         started = time.perf_counter()
         held = self.fleet.ready + self.fleet.loading
         types: dict[tuple[str, str], str] = {}
+        capacity = self.allocator.table.capacity_rps
+        gpu_types = self.fleet.gpu_types
+        preferred = [gpu_types.index(self.fleet.config.models[m].preferred_gpu) for m in self.model_ids]
         for r, region in enumerate(REGIONS):
-            demanded = region_instances(held[:, r, :].tolist(), self.model_ids)
+            demanded = preferred_equivalents(held[:, r, :], capacity, preferred, self.model_ids)
             config = self.milp_fleet or self.fleet.config
             plan = replan_region(demanded, region, config, self.fleet.pools, self.milp_time_limit_s)
             types |= plan.types

@@ -157,7 +157,7 @@ class Engine:
         )
         per_model = arrivals.sum(axis=1) / dt
         batching = 0.5 * np.minimum(self.limits.max_wait_s, (self.limits.max_size - 1) / np.maximum(per_model, 1e-9))
-        self.latency(control, hour, served, rho, wait + rtt + batching[:, None], capacity)
+        self.latency(control, hour, served, rho, wait, rtt + batching[:, None], capacity)
         self.window.add(arrivals, served, capacity * dt, self.held.take_rejected(), self.model_ids, dt)
         acc = self.accounts
         acc.arrived[hour] += arrivals.sum(axis=1)
@@ -176,8 +176,13 @@ class Engine:
                 self.queue[m, r] += count
                 self.cohort[:, m, r] += (count, count * (now - arrived))
 
-    def latency(self, control: Control, hour: int, served: Array, rho: Array, base: Array, capacity: Array) -> None:
-        """Latency mixtures of what each (model, region, GPU type) served this step."""
+    def latency(
+        self, control: Control, hour: int, served: Array, rho: Array, wait: Array, fixed: Array, capacity: Array
+    ) -> None:
+        """Latency mixtures of what each (model, region, GPU type) served this step.
+
+        `wait`: the queue's wait; `fixed`: the round trip and the batcher's delay [model, region].
+        """
         t = self.table
         ready = control.ready
         m, r, g = np.nonzero((ready > 0) & (served[:, :, None] > 0))
@@ -191,15 +196,18 @@ class Engine:
             extra = (first * age / np.maximum(served, 1e-12))[m, r]
             self.cohort[1] -= first * age
             self.cohort[0] -= first
-        latency = (base[m, r] + extra)[:, None] + t.prefill_samples_s[m, g]
+        service = fixed[m, r][:, None] + t.prefill_samples_s[m, g]  # what a request takes with no wait at all
         if self.options.latency is LatencyMeasure.E2E:
             rate = rho[m, r] * t.capacity_rps[m, g]
             batch = self.batch(rate, m, g)
             step = t.step_at(m, g, batch)
-            latency = (
-                latency + ((batch - 1).clip(0) * t.mean_prefill_s[m, g])[:, None] + t.step_samples[m] * step[:, None]
+            service = (
+                service + ((batch - 1).clip(0) * t.mean_prefill_s[m, g])[:, None] + t.step_samples[m] * step[:, None]
             )
-        self.accounts.latency(hour, m, weight, latency, self.options.slo_ms / 1000, self.targets_s[m])
+        latency = service + (wait[m, r] + extra)[:, None]
+        slo_s = self.options.slo_ms / 1000
+        self.accounts.latency(hour, m, weight, latency, slo_s, self.targets_s[m])
+        self.accounts.misses(m, weight, service, service + extra[:, None], latency, slo_s)
         k = latency.shape[1]
         index = np.repeat((m * len(REGIONS) + r) * BINS, k) + bin_of(latency.ravel())
         self.window.hist += np.bincount(

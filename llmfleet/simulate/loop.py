@@ -16,6 +16,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 
@@ -65,7 +66,7 @@ class Replan:
     types: dict[tuple[str, str], str]
     method: str  # "milp", or "greedy" when HiGHS found nothing in time
     cost_per_hour: float
-    unserved: int
+    unserved: float  # demanded instances (of the preferred type) whose work it does not serve
 
 
 def allocatable(pools: Mapping[PoolKey, Pool], region: str) -> dict[PoolKey, Pool]:
@@ -124,6 +125,19 @@ def stop_taking_batches_at(
     return max(notice_at, at)
 
 
-def region_instances(ready: Sequence[Sequence[int]], model_ids: Sequence[str]) -> dict[str, int]:
-    """Model -> instances from a [model] row of counts (ready plus loading) of one region."""
-    return {model_id: int(sum(row)) for model_id, row in zip(model_ids, ready, strict=True) if int(sum(row)) > 0}
+def preferred_equivalents(
+    held: NDArray[np.int64], capacity: NDArray[np.float64], preferred: Sequence[int], model_ids: Sequence[str]
+) -> dict[str, int]:
+    """Model -> the instances of its preferred type that serve what its held instances serve, rounded up.
+
+    `held` [model, gpu type]: instances (ready plus loading) in one region; `capacity` [model, gpu
+    type]: what one serves. The fleet MILP's demand is in instances of the preferred type (what the
+    scaler sizes), so a model held on a slower type is not re-planned as if it were on the fast one.
+    """
+    result = {}
+    for m, model_id in enumerate(model_ids):
+        work = float((held[m] * capacity[m]).sum())
+        unit = float(capacity[m, preferred[m]]) if capacity[m, preferred[m]] > 0 else float(capacity[m].max())
+        if work > 0 and unit > 0:
+            result[model_id] = max(1, math.ceil(work / unit - 1e-9))
+    return result

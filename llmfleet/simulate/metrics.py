@@ -16,6 +16,7 @@ Array = NDArray[np.float64]
 EDGES = np.geomspace(1e-3, 3600.0, 401)  # seconds; ~3.8% wide bins
 MIDS = np.sqrt(EDGES[:-1] * EDGES[1:])
 BINS = len(EDGES) + 1  # below the first edge, the 400 bins, above the last
+MISS_CAUSES: tuple[str, ...] = ("service", "cold_start", "queueing")
 
 
 def bin_of(latency_s: Array) -> NDArray[np.int64]:
@@ -56,6 +57,8 @@ class Accounts:
         self.within_slo, self.within_target = np.zeros(shape), np.zeros(shape)
         self.hist = np.zeros((self.hours, self.models, BINS))
         self.instance_gpu_s = np.zeros(self.models)  # GPU seconds of each model's serving instances
+        # Served requests over the SLO per model, by the first cause that alone puts them over (`misses`).
+        self.missed = {cause: np.zeros(self.models) for cause in MISS_CAUSES}
         self.allocated_gpu_s, self.busy_gpu_s, self.dollars = (
             np.zeros(self.hours),
             np.zeros(self.hours),
@@ -73,6 +76,23 @@ class Accounts:
         self.within_slo[hour] += np.bincount(model, weights=hits, minlength=self.models)
         hits = (latency_s <= target_s[:, None]).sum(axis=1) * share
         self.within_target[hour] += np.bincount(model, weights=hits, minlength=self.models)
+
+    def misses(
+        self, model: NDArray[np.int64], weight: Array, service_s: Array, held_s: Array, latency_s: Array, slo_s: float
+    ) -> None:
+        """Attribute rows' SLO misses [n, k] to a cause: the first of these that alone breaks the SLO.
+
+        `service_s`: the request with no wait at all (round trip, batcher, prefill; E2E: its
+        decode); `held_s`: plus the cold-start hold it waited in; `latency_s`: plus the queue.
+        "service": too slow even unqueued (GPU type, precision, prompt length, another region);
+        "cold_start": the hold for a model no server had; "queueing": waiting for capacity.
+        """
+        share = weight / latency_s.shape[1]
+        over = latency_s > slo_s
+        service = service_s > slo_s
+        cold = (held_s > slo_s) & ~service
+        for cause, hit in (("service", service), ("cold_start", cold), ("queueing", over & ~service & ~cold)):
+            self.missed[cause] += np.bincount(model, weights=hit.sum(axis=1) * share, minlength=self.models)
 
     def record(self, name: str, value: float) -> None:
         """Append one value to a time series (sampled every control tick)."""

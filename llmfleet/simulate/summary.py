@@ -54,6 +54,8 @@ def run_figures(run: RunResult) -> dict[str, Any]:
             "held_at_end": round(run.held_at_end),
         },
         "slo_attainment": _share(float(a.within_slo.sum()), counted),
+        "slo_misses": slo_misses(a),
+        "slo_by_model_group": slo_by_group(run),
         "within_model_target": _share(float(a.within_target.sum()), counted),
         "p95_ms": round(percentile(a.hist.sum(axis=(0, 1)), 0.95) * 1000, 1),
         "p95_ms_worst_model_hour": None if worst is None else round(float(p95[worst]) * 1000, 1),
@@ -71,6 +73,34 @@ def run_figures(run: RunResult) -> dict[str, Any]:
         "allocation_failure_examples": run.failures[:5],
         "wall_s": round(run.wall_s, 2),
     }
+
+
+def slo_misses(a: Accounts) -> dict[str, float | None]:
+    """The requests that missed the SLO, as shares of all counted, by cause (they sum to 1 - attainment).
+
+    A served request is put to the first cause that alone breaks the SLO (`Accounts.misses`);
+    a rejected one (held too long for a cold start, or over the admission limits) is "rejected".
+    """
+    counted = float(a.served.sum() + a.rejected.sum())
+    result = {cause: _share(float(missed.sum()), counted) for cause, missed in a.missed.items()}
+    result["rejected"] = _share(float(a.rejected.sum()), counted)
+    return result
+
+
+def slo_by_group(run: RunResult) -> dict[str, dict[str, float | None]]:
+    """SLO attainment and each cause's misses per model group (request kind x size), as shares of the group."""
+    a = run.accounts
+    groups: dict[str, list[int]] = {}
+    for m, model in enumerate(run.models):
+        groups.setdefault(f"{model.kind}-{model.size}", []).append(m)
+    result = {}
+    for name, rows in sorted(groups.items()):
+        counted = float(a.served[:, rows].sum() + a.rejected[:, rows].sum())
+        figures = {"requests": round(counted), "slo_attainment": _share(float(a.within_slo[:, rows].sum()), counted)}
+        figures |= {cause: _share(float(missed[rows].sum()), counted) for cause, missed in a.missed.items()}
+        figures["rejected"] = _share(float(a.rejected[:, rows].sum()), counted)
+        result[name] = figures
+    return result
 
 
 def per_model(run: RunResult) -> list[dict[str, Any]]:

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import functools
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from fractions import Fraction
 
 from services.allocator.domain import performance
@@ -160,6 +160,39 @@ def instance_throughput(requirement: ModelRequirement, gpu: GpuSpec, max_gpus: i
     target = math.inf if requirement.latency_target_ms is None else requirement.latency_target_ms
     plans = feasible_plans(requirement, gpu, 1.0, target, max_gpus)
     return plans[0].throughput if plans else 0.0
+
+
+@functools.lru_cache(maxsize=16384)
+def instance_rate(
+    requirement: ModelRequirement, gpu: GpuSpec, quantisation: str, share: Fraction, extra_ms: float = 0.0
+) -> float:
+    """What one instance serves at `share` GPUs of `gpu` and `quantisation` (0: no such plan).
+
+    In the units of `DeploymentPlan.throughput` (requests/h for a modelled model), each request
+    within the model's latency target less `extra_ms` (the network, when served from another
+    region: batching may use only what the round trip leaves). An instance
+    sharing a GPU with k - 1 others (`share` 1/k) gets 1/k of what the GPU serves; one spanning n
+    GPUs is the fastest parallel plan over n that meets the latency target (what `gpu_share`
+    picks, the network aside). A modelled model on a GPU type the performance model does not know
+    is its H100 rate stretched by the GPU's relative speed, so all its options are in requests/h.
+    """
+    gpus = int(share) if share >= 1 else 1
+    if extra_ms > 0 and requirement.latency_target_ms is not None:
+        requirement = replace(requirement, latency_target_ms=requirement.latency_target_ms - extra_ms)
+    name = requirement.performance_model
+    scale = 1.0
+    if name is not None and not performance.known_gpu(gpu.gpu_type):
+        h100 = profile("h100_80gb", name)
+        scale = performance.throughput_rph(h100, performance.throughput_target_ms(h100, requirement.latency_target_ms))
+    plans = [p for p in candidate_plans(requirement, gpu, 1.0) if p.quantisation == quantisation and p.gpus == gpus]
+    if gpus > 1:
+        target = math.inf if requirement.latency_target_ms is None else requirement.latency_target_ms
+        plans = [p for p in plans if p.strategy != "single" and p.latency_ms <= target + 1e-9] or plans
+    else:
+        plans = [p for p in plans if p.strategy == "single"]
+    if not plans:
+        return 0.0
+    return max(p.throughput for p in plans) * float(min(share, Fraction(1))) * scale
 
 
 def gpu_share(
