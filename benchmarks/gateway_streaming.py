@@ -15,7 +15,7 @@ import aiohttp
 
 from benchmarks.router_driver import percentiles
 
-STREAM_CALLS, STREAM_CONCURRENCY, STREAM_TOKENS = 200, 4, 64
+STREAM_CALLS, STREAM_CONCURRENCY, STREAM_TOKENS = 200, 4, 256
 
 
 async def one(session: aiohttp.ClientSession, url: str, key: str, i: int, stream: bool) -> tuple[float, float] | None:

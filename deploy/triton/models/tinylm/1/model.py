@@ -243,13 +243,8 @@ class TritonPythonModel:
                 if responses[index] is not None:
                     continue
                 mine = [(row, text) for row, text in zip(rows, texts, strict=True) if row[0] == index]
-                responses[index] = pb_utils.InferenceResponse(
-                    output_tensors=[
-                        pb_utils.Tensor("TEXT", np.array([[text] for _, text in mine], dtype=np.object_)),
-                        pb_utils.Tensor("TOKEN_COUNT", np.array([[len(text)] for _, text in mine], dtype=np.int32)),
-                        pb_utils.Tensor("PROMPT_TOKENS", np.array([[len(row[1])] for row, _ in mine], dtype=np.int32)),
-                    ]
-                )
+                outs = [t for _, t in mine]
+                responses[index] = _response(outs, [len(t) for t in outs], [len(r[1]) for r, _ in mine])
         self._account(started, rows)
         return responses
 
@@ -278,21 +273,25 @@ class TritonPythonModel:
             np.clip(np.array([r[4] for r in rows], dtype=np.float32), 1e-6, 1.0),
             [r[5] for r in rows],
         )
-        for step, picked in steps:
-            self.clock.pace(started, prompt_tokens, step + 1)
+        finished: set[int] = set()
+        try:
+            for step, picked in steps:
+                self.clock.pace(started, prompt_tokens, step + 1)
+                for index, sender in senders.items():
+                    mine = [j for j, r in enumerate(rows) if r[0] == index and step < r[2]]
+                    if not mine:
+                        continue
+                    texts = [bytes([picked[j]]) for j in mine]
+                    response = _response(texts, [step + 1] * len(mine), [prompt_tokens[j] for j in mine])
+                    last = all(step + 1 >= r[2] for r in rows if r[0] == index)
+                    sender.send(response, flags=final if last else 0)
+                    if last:
+                        finished.add(index)
+        except Exception as error:  # a request must always get its final response, or its client waits for ever
             for index, sender in senders.items():
-                mine = [j for j, r in enumerate(rows) if r[0] == index and step < r[2]]
-                if not mine:
-                    continue
-                response = pb_utils.InferenceResponse(
-                    output_tensors=[
-                        pb_utils.Tensor("TEXT", np.array([[bytes([picked[j]])] for j in mine], dtype=np.object_)),
-                        pb_utils.Tensor("TOKEN_COUNT", np.array([[step + 1] for _ in mine], dtype=np.int32)),
-                        pb_utils.Tensor("PROMPT_TOKENS", np.array([[prompt_tokens[j]] for j in mine], dtype=np.int32)),
-                    ]
-                )
-                last = all(step + 1 >= rows[j][2] for j in range(len(rows)) if rows[j][0] == index)
-                sender.send(response, flags=final if last else 0)
+                if index not in finished:
+                    sender.send(pb_utils.InferenceResponse(error=pb_utils.TritonError(f"tinylm: {error}")), flags=final)
+            raise
         self._account(started, rows)
 
     def _account(self, started: float, rows: list) -> None:
@@ -303,6 +302,17 @@ class TritonPythonModel:
 
     def finalize(self) -> None:
         pb_utils.Logger.log_info("tinylm unloaded")
+
+
+def _response(texts: list[bytes], counts: list[int], prompt_tokens: list[int]) -> object:
+    """One response: a row per prompt of the request (TEXT, TOKEN_COUNT, PROMPT_TOKENS)."""
+    return pb_utils.InferenceResponse(
+        output_tensors=[
+            pb_utils.Tensor("TEXT", np.array([[t] for t in texts], dtype=np.object_)),
+            pb_utils.Tensor("TOKEN_COUNT", np.array([[c] for c in counts], dtype=np.int32)),
+            pb_utils.Tensor("PROMPT_TOKENS", np.array([[n] for n in prompt_tokens], dtype=np.int32)),
+        ]
+    )
 
 
 def _read(requests: list) -> tuple[dict[int, str], list[tuple[int, bytes, int, float, float, int | None]]]:
