@@ -11,6 +11,7 @@ from services.gateway.adapters.batch_kafka import BatchLink
 from services.gateway.adapters.batch_repository import BatchRepository
 from services.gateway.adapters.batch_tables import batch_store
 from services.gateway.domain.batch_lines import parser
+from services.gateway.domain.budgets import Prices
 from services.gateway.domain.catalogue import Catalogue
 from services.gateway.settings import GatewaySettings
 from services.gateway.use_cases.batch_results import BatchResults
@@ -39,6 +40,7 @@ class Batches:
             settings.kafka_security,
         )
         parse = parser(catalogue, settings.default_max_tokens)
+        prices = Prices.per_1k_tokens(settings.default_price_per_1k_tokens, settings.price_per_1k_tokens)
         knobs = BatchKnobs(
             owner=settings.instance_id,
             pool=settings.batch_pool,
@@ -50,9 +52,12 @@ class Batches:
             max_attempts=settings.batch_max_attempts,
             retry_s=settings.batch_retry_s,
             max_lines=settings.batch_max_lines,
+            prices=prices,
         )
         self.runner = BatchRunner(self.store, ledger, self.link, parse, knobs)
-        self.results = BatchResults(self.store, ledger, parse, settings.batch_max_attempts, settings.batch_retry_s)
+        self.results = BatchResults(
+            self.store, ledger, parse, settings.batch_max_attempts, settings.batch_retry_s, prices
+        )
         self.interval_s = settings.batch_interval_s
         self.max_file_bytes = settings.batch_max_file_bytes
         self.pool = settings.batch_pool

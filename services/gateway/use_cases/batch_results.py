@@ -12,15 +12,18 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from services.gateway.adapters.batch_repository import BatchRepository, Waiting
 from services.gateway.domain import errors
 from services.gateway.domain.batch_lines import LineState, Outcome, Parse, answered, refused
 from services.gateway.domain.batches import parse_request_id
+from services.gateway.domain.budgets import Prices
 from services.gateway.domain.errors import ApiError
-from services.gateway.domain.limits import Settlement, settled_tokens
+from services.gateway.domain.keys import ApiKey
+from services.gateway.domain.limits import Limits, Settlement, settled_tokens
+from services.gateway.domain.metering import Metered
 from services.gateway.domain.requests import prompt_tokens
 from services.gateway.domain.responses import Answer, body
 from services.gateway.use_cases.ledger import Ledger
@@ -40,11 +43,13 @@ class BatchResults:
     parse: Parse
     max_attempts: int = 3
     retry_s: float = 2.0
+    prices: Prices = field(default_factory=lambda: Prices(0))
     clock: Callable[[], datetime] = lambda: datetime.now(UTC)
 
     async def record(self, results: list[InferenceCompleted]) -> int:
         """Write a poll's results in one transaction; how many lines they answered."""
         now, settlements, written = self.clock(), [], 0
+        keys: dict[str, ApiKey | None] = {}
         async with self.store.transaction() as repository:
             for result in results:
                 ids = parse_request_id(result.request_id)
@@ -55,10 +60,13 @@ class BatchResults:
                     continue  # a repeat, or a line of a cancelled or finished batch
                 changed, finished = await self._apply(repository, line, result, now)
                 if changed and line.claim_id is not None:
-                    settlements.append(self._settlement(line, result))
+                    if line.key_id not in keys:
+                        keys[line.key_id] = await repository.key(line.key_id)
+                    settlements.append(self._settlement(line, result, keys[line.key_id]))
                 written += finished
-        for settlement in settlements:
-            self.ledger.settle(settlement)  # the ledger writes it in its next round
+        for settlement, metered in settlements:
+            self.ledger.settle(settlement)  # the ledger writes both in its next round
+            self.ledger.meter(metered)
         return written
 
     async def _apply(
@@ -94,14 +102,26 @@ class BatchResults:
         outcome = Outcome(line.line_no, line.custom_id, request_id, LineState.FAILED, refused(request_id, refusal))
         return (done := await repository.finish(outcome, line.batch_id, now)), done
 
-    def _settlement(self, line: Waiting, result: InferenceCompleted) -> Settlement:
-        """The claim the line was last sent under, settled to what the fleet reports."""
+    def _settlement(self, line: Waiting, result: InferenceCompleted, key: ApiKey | None) -> tuple[Settlement, Metered]:
+        """The claim the line was last sent under, settled to what the fleet reports, and the tenant's meter."""
         reserved = line.reserved or 0
+        model = result.model_id
         try:  # a result without tokens_in (a refusal) still counts its prompt
             prompt = prompt_tokens(self.parse(line.endpoint, line.body).prompt)
         except ApiError:
             prompt = 0
         used = settled_tokens(reserved, prompt, result.tokens_in, result.tokens_out, answered=True)
-        subjects = (f"key:{line.key_id}", f"tenant:{line.tenant_id}")
+        key_limits, tenant_limits = (key.limits, key.tenant.limits) if key else (Limits(), Limits())
+        names = (f"key:{line.key_id}", f"tenant:{line.tenant_id}")
+        budgeted = tuple(
+            n for n, lim in zip(names, (key_limits, tenant_limits), strict=True) if lim.monthly_budget is not None
+        )
         window = line.claim_window or datetime.now(UTC)
-        return Settlement(line.claim_id or "", subjects, window, reserved, used)
+        cost = self.prices.cost(model, used)
+        # The reservation's cost is recomputed as the runner priced it when it sent the line.
+        settlement = Settlement(
+            line.claim_id or "", names, window, reserved, used, self.prices.cost(model, reserved), cost, budgeted
+        )
+        counted = min(used, max(prompt, result.tokens_in))
+        failed = 0 if result.status == "ok" else 1
+        return settlement, Metered(line.tenant_id, model, counted, used - counted, cost, 1, failed)

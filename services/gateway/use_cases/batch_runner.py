@@ -26,6 +26,7 @@ from services.gateway.domain.batch_lines import (
     refused,
 )
 from services.gateway.domain.batches import BatchRecord, BatchStatus, line_request_id
+from services.gateway.domain.budgets import Prices
 from services.gateway.domain.errors import ApiError
 from services.gateway.domain.keys import ApiKey, check_key, check_scope
 from services.gateway.domain.limits import WINDOW, Claim, Subject, reservation, window_of
@@ -62,6 +63,7 @@ class BatchKnobs:
     max_attempts: int = 3  # sends of a line that fails (overload refusals do not count)
     retry_s: float = 2.0  # a line refused for now (overloaded) goes again after this
     max_lines: int = 50_000
+    prices: Prices = field(default_factory=lambda: Prices(0))  # a line reserves its worst-case cost of a budget
 
 
 @dataclass
@@ -190,14 +192,15 @@ class BatchRunner:
                     await repository.retry(record.batch_id, d.line_no, now)
 
     def _claim(self, key: ApiKey, batch_id: str, due: Due, ask: Ask, now: datetime) -> Claim:
-        """The line's admission: RPM and TPM of the key and its tenant (the window bounds its concurrency)."""
+        """The line's admission: RPM, TPM and budget of the key and its tenant (the window bounds its concurrency)."""
         subjects = (
             Subject(f"key:{key.key_id}", replace(key.limits, concurrency=None)),
             Subject(f"tenant:{key.tenant.tenant_id}", replace(key.tenant.limits, concurrency=None)),
         )
         claim_id = f"{line_request_id(batch_id, due.line_no)}#{due.attempts + 1}"
         until = now + timedelta(seconds=self.knobs.line_timeout_s)
-        return Claim(claim_id, subjects, reservation(prompt_tokens(ask.prompt), ask.max_tokens), window_of(now), until)
+        tokens = reservation(prompt_tokens(ask.prompt), ask.max_tokens)
+        return Claim(claim_id, subjects, tokens, window_of(now), until, self.knobs.prices.cost(ask.model, tokens))
 
     def _request(self, batch_id: str, due: Due, ask: Ask, deadline: datetime) -> InferenceRequested:
         return InferenceRequested(

@@ -10,6 +10,7 @@ import pytest
 
 from services.gateway.domain.batch_lines import LineState, parser
 from services.gateway.domain.batches import BatchStatus, parse_request_id
+from services.gateway.domain.budgets import Prices
 from services.gateway.domain.catalogue import Catalogue, ModelSpec
 from services.gateway.domain.errors import ApiError
 from services.gateway.domain.keys import ApiKey, Tenant
@@ -58,7 +59,13 @@ class World:
         settings: dict[str, Any] = {"window": 4, "line_timeout_s": 10.0, "resend_after_s": 5.0, "retry_s": 1.0}
         self.runner = BatchRunner(self.store, self.ledger, self.sender, parse, BatchKnobs("a", **(settings | knobs)))
         self.results = BatchResults(
-            self.store, self.ledger, parse, self.runner.knobs.max_attempts, 1.0, lambda: self.now
+            self.store,
+            self.ledger,
+            parse,
+            self.runner.knobs.max_attempts,
+            1.0,
+            self.runner.knobs.prices,
+            lambda: self.now,
         )
 
     async def submit(self, data: bytes) -> str:
@@ -338,3 +345,18 @@ async def test_lines_the_broker_did_not_take_go_back_to_pending() -> None:
     await world.step(batch_id)
     assert len(world.sender.sent) == 2
     assert all(ln.state is LineState.SENT for ln in world.store.state.lines[batch_id].values())
+
+
+async def test_lines_reserve_their_cost_of_a_monthly_budget_and_are_metered_per_tenant_and_model() -> None:
+    world = World(key=key_with(Limits(monthly_budget=50)), prices=Prices(1))  # a nano-dollar a token
+    batch_id = await world.submit(jsonl(5))  # each line reserves 20-odd tokens: two fit the budget
+    await world.step(batch_id)
+    await world.step(batch_id)
+    assert len(world.sender.sent) == 2
+    await world.answer(world.sender.sent)
+    await world.ledger.flush()
+    settled = world.limits.state.settled
+    assert [s.budgeted for s in settled] == [("key:k1",)] * 2
+    assert all(s.used_cost == s.used and s.reserved_cost == s.reserved for s in settled)
+    metered, _since = world.limits.state.meter[("t1", "echo")]
+    assert (metered.requests, metered.completion_tokens) == (2, 8)
