@@ -16,6 +16,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from llmfleet.commands.console import Output, OutputOption
 from services.cost.use_cases import operations
 
 T = TypeVar("T")
@@ -30,13 +31,13 @@ def register(cost_app: typer.Typer, run: Run) -> None:
     def tenants(
         days: Annotated[int, typer.Option(min=1, help="this many UTC days back, today included")] = 30,
         tenant: Annotated[str | None, typer.Option(help="only this tenant (by name)")] = None,
-        output: Annotated[str, typer.Option("-o", "--output", help="table or json")] = "table",
+        output: OutputOption = Output.table,
         database_url: DatabaseUrl = None,
     ) -> None:
         """Chargeback: requests, tokens, billed (the gateway's price) and cost (the fleet's) per tenant, model, day."""
         since = datetime.now(UTC).date() - timedelta(days=days - 1)
         rows: list[dict[str, Any]] = run(database_url, lambda s: operations.tenant_chargeback(s, since, tenant))
-        if output == "json":
+        if output is Output.json:
             typer.echo(json.dumps([_public(r) for r in rows]))
             return
         show(rows)

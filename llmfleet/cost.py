@@ -23,8 +23,9 @@ import typer
 from rich.table import Table
 from sqlalchemy import select
 
-from llmfleet import chargeback
-from llmfleet.commands.console import console
+from llmfleet import chargeback, target
+from llmfleet.commands.console import Output, OutputOption, console
+from llmfleet.status.health import UNREACHABLE, is_unreachable
 from services.cost.adapters.orm import recommendation
 from services.cost.adapters.repository import Database
 from services.cost.domain.applying import RecommendationRow, requests_for
@@ -48,14 +49,14 @@ def register(app: typer.Typer) -> None:
 
 
 def _url(given: str | None) -> str:
+    """This command's --database-url, LLMFLEET_COST_DATABASE_URL, the global target's, or the local stack's."""
     if given or (given := os.environ.get("LLMFLEET_COST_DATABASE_URL")):
         return given
-    from deploy.local import postgres
-
-    info = postgres.status()
-    if not info.get("running"):
-        raise typer.BadParameter("PostgreSQL is not running: `make up`, or pass --database-url")
-    return postgres.database_url("cost", info)
+    if url := target.current().database_url("cost"):
+        return url
+    raise typer.BadParameter(
+        "no database for the cost role: `make up` for the local stack, or pass --database-url (global or here)"
+    )
 
 
 def _run(url: str | None, work: Callable[[Any], Awaitable[T]]) -> T:
@@ -65,10 +66,20 @@ def _run(url: str | None, work: Callable[[Any], Awaitable[T]]) -> T:
         engine = create_engine(_url(url), "cost", pool_size=1)
         try:
             return await work(session_factory(engine))
+        except Exception as error:
+            _exit_if_unreachable(error)
+            raise
         finally:
             await engine.dispose()
 
     return asyncio.run(go())
+
+
+def _exit_if_unreachable(error: Exception) -> None:
+    """A database that does not answer is exit code 3 and one line, as in `llmfleet status`; not a traceback."""
+    if is_unreachable(error):
+        console.print(f"[red]the cost role's database does not answer ({type(error).__name__}: {error})[/red]")
+        raise typer.Exit(UNREACHABLE) from None
 
 
 async def recommendations(sessions: Any, statuses: tuple[str, ...] = SHOWN) -> list[dict[str, Any]]:
@@ -106,12 +117,12 @@ def _evidence(r: dict[str, Any]) -> str:
 
 @cost_app.command("recommendations")
 def list_recommendations(
-    output: Annotated[str, typer.Option("-o", "--output", help="table or json")] = "table",
+    output: OutputOption = Output.table,
     database_url: DatabaseUrl = None,
 ) -> None:
     """Open (and applied) recommendations: kind, pool or model, summary, evidence, savings per month."""
     rows = _run(database_url, recommendations)
-    if output == "json":
+    if output is Output.json:
         keys = ("recommendation_id", "kind", "status", "region", "gpu_type", "model_id", "summary")
         body = [
             {k: r[k] for k in keys} | {"savings_per_month": r["savings_per_month"], "evidence": r["evidence"]}

@@ -15,6 +15,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from llmfleet import target
+from llmfleet.status.health import UNREACHABLE, is_unreachable
 from services.gateway.adapters.repository import GatewayRepository, gateway_store
 from services.gateway.domain.budgets import nanos_to_usd, shown_usd, usd_to_nanos
 from services.gateway.domain.limits import Limits
@@ -44,14 +46,14 @@ def register(app: typer.Typer) -> None:
 
 
 def _url(given: str | None) -> str:
+    """This command's --database-url, LLMFLEET_GATEWAY_DATABASE_URL, the global target's, or the local stack's."""
     if given or (given := os.environ.get("LLMFLEET_GATEWAY_DATABASE_URL")):
         return given
-    from deploy.local import postgres
-
-    info = postgres.status()
-    if not info.get("running"):
-        raise typer.BadParameter("PostgreSQL is not running: `make up`, or pass --database-url")
-    return postgres.database_url("gateway", info)
+    if url := target.current().database_url("gateway"):
+        return url
+    raise typer.BadParameter(
+        "no database for the gateway role: `make up` for the local stack, or pass --database-url (global or here)"
+    )
 
 
 def _run(url: str | None, work: Callable[[UnitOfWork[GatewayRepository]], Awaitable[T]]) -> T:
@@ -63,10 +65,20 @@ def _run(url: str | None, work: Callable[[UnitOfWork[GatewayRepository]], Awaita
             return await work(gateway_store(session_factory(engine)))
         except admin.AdminError as error:
             raise typer.BadParameter(str(error)) from None
+        except Exception as error:
+            _exit_if_unreachable(error)
+            raise
         finally:
             await engine.dispose()
 
     return asyncio.run(go())
+
+
+def _exit_if_unreachable(error: Exception) -> None:
+    """A database that does not answer is exit code 3 and one line, as in `llmfleet status`; not a traceback."""
+    if is_unreachable(error):
+        console.print(f"[red]the gateway role's database does not answer ({type(error).__name__}: {error})[/red]")
+        raise typer.Exit(UNREACHABLE) from None
 
 
 def _limits(limits: Limits) -> tuple[str, str, str, str]:

@@ -16,10 +16,12 @@ import typer
 from rich.live import Live
 from rich.text import Text
 
-from deploy.local import stack
+from llmfleet import target
 from llmfleet.commands.console import console
 from llmfleet.demo import DemoOptions, DemoSession
 from llmfleet.replay import Progress
+from llmfleet.status.health import UNREACHABLE
+from llmfleet.status.read import read_kafka
 from services.router.domain.batching import BatchStrategy
 from services.scaler.domain.policy import PolicyName
 from shared.events import RoutingStrategy
@@ -186,25 +188,33 @@ def replay_command(
     routing: Routing = DemoOptions.routing,
     folder: Folder = None,
 ) -> None:
-    """Replay a trace into the running platform (`llmfleet up`) and write its report."""
+    """Replay a trace into the running platform (`llmfleet up`, or the global --bootstrap) and write its report.
+
+    Exit code 3 when the broker does not answer.
+    """
     from llmfleet.demo import plan_requests, run_replay
     from llmfleet.events_recorder import EventRecorder
     from llmfleet.report import print_summary, write_report
 
-    kafka = stack.status()["kafka"]
-    if not kafka.get("running"):
-        console.print("[red]the platform is not running: `llmfleet up` first[/red]")
-        raise typer.Exit(2)
+    where = target.current()
+    bootstrap = where.kafka_bootstrap()
+    if bootstrap is None:
+        console.print("[red]the platform is not running: `llmfleet up` first, or give --bootstrap[/red]")
+        raise typer.Exit(UNREACHABLE)
+    broker = asyncio.run(read_kafka(bootstrap, ()))
+    if not broker["reachable"]:
+        console.print(f"[red]Kafka at {bootstrap} ({where.source}) does not answer: {broker['error']}[/red]")
+        raise typer.Exit(UNREACHABLE)
     options = _replay_options(trace, compression, duration, start, sample, max_tokens_cap, regions, routing)
     out = folder or Path("reports") / f"replay-{datetime.now(UTC):%Y%m%d-%H%M%S}"
     planned, config = plan_requests(options)
 
     async def go() -> Any:
-        recorder = EventRecorder(kafka["bootstrap"])
+        recorder = EventRecorder(bootstrap)
         await recorder.start()
         try:
             with _progress_display() as show:
-                return await run_replay(kafka["bootstrap"], options, planned, config, recorder, out.name, show)
+                return await run_replay(bootstrap, options, planned, config, recorder, out.name, show)
         finally:
             await recorder.stop()
 

@@ -12,8 +12,8 @@ from rich.table import Table
 
 from deploy.local import stack
 from deploy.local.common import stack_paths
-from llmfleet import platform
-from llmfleet.commands.console import console, yes
+from llmfleet import platform, target
+from llmfleet.commands.console import Output, OutputOption, console, yes
 
 
 def install() -> None:
@@ -59,33 +59,35 @@ def down() -> None:
     console.print("[green]stopped[/green]")
 
 
-def status(output: str = typer.Option("table", "-o", "--output", help="table or json")) -> None:
-    """The platform's state: servers, models and tiers, queues, firing alerts, cost per hour."""
-    from deploy.local import services
+def status(output: OutputOption = Output.table) -> None:
+    """The platform's state and health: servers, models and tiers, queues, firing alerts, cost per hour.
 
-    current = stack.status()
-    fleet = _platform_status(current)
-    if output == "json":
-        state = {"stack": current, "services": services.status(), "platform": fleet}
+    Exit code: 0 healthy, 1 unhealthy (a service not ready, a schema not migrated, a topic missing),
+    3 unreachable (the broker or every database does not answer, or nothing runs); 2 is a usage error.
+    """
+    from llmfleet import status as reading
+
+    where = target.current()
+    found = asyncio.run(reading.inspect(where, reading.PROBES))
+    local = stack.status() if where.local else None
+    # The local stack without PostgreSQL has no platform state to show (as before the health checks).
+    fleet = None if local is not None and not local["postgres"].get("running") else found["platform"]
+    health = found["health"]
+    if output is Output.json:
+        state = {"target": found["target"], "health": health, "platform": fleet}
+        if local is not None:
+            from deploy.local import services
+
+            state |= {"stack": local, "services": services.status()}
         console.print_json(json.dumps(state, default=str))
-        return
-    print_stack(current)
-    if fleet is not None:
-        from llmfleet.status import render_platform_status
-
-        render_platform_status(console, fleet)
-
-
-def _platform_status(current: dict[str, Any]) -> dict[str, Any] | None:
-    if not current["postgres"].get("running"):
-        return None
-    from deploy.local import postgres, services
-    from llmfleet.status import platform_status
-
-    router = services.status().get("router", {})
-    metrics_url = router.get("metrics_url") if router.get("running") else None
-    info = current["postgres"]
-    return asyncio.run(platform_status(lambda svc: postgres.database_url(svc, info), metrics_url))
+    else:
+        if local is not None:
+            print_stack(local)
+        if fleet is not None:
+            reading.render_platform_status(console, fleet)
+        reading.render_health(console, found["target"], health)
+    if health["exit_code"]:
+        raise typer.Exit(health["exit_code"])
 
 
 def print_stack(current: dict[str, Any]) -> None:

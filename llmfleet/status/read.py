@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+import asyncio
+import contextlib
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any, TypeVar
 
 import aiohttp
@@ -10,6 +12,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncConnection, create_async_engine
 from sqlalchemy.pool import NullPool
 
+from llmfleet.status.health import DB_NOT_GIVEN, DB_NOT_MIGRATED, DB_OK, DB_REFUSED, DB_UNREACHABLE, is_unreachable
 from services.allocator.adapters import orm as allocator
 from services.cost.adapters import orm as cost
 from services.monitor.adapters import orm as monitor
@@ -22,21 +25,42 @@ UNDEFINED_TABLE = "42P01"
 
 
 async def read_service(
-    url: str, service: str, read: Callable[[AsyncConnection], Awaitable[T]], notes: list[str]
+    url: str | None,
+    service: str,
+    read: Callable[[AsyncConnection], Awaitable[T]],
+    notes: list[str],
+    states: dict[str, str] | None = None,
 ) -> T | None:
-    """Run `read` on a short-lived engine of the service's role; None and a note when it cannot."""
-    engine = create_async_engine(url, poolclass=NullPool, connect_args={"timeout": 5})
+    """Run `read` on a short-lived engine of the service's role; None and a note when it cannot.
+
+    `states[service]` gets how it went (health.DB_*), which `status`'s exit code is made of.
+    """
+    states = {} if states is None else states
+    if not url:
+        notes.append(f"{service}: no database URL given")
+        states[service] = DB_NOT_GIVEN
+        return None
+    try:
+        engine = create_async_engine(url, poolclass=NullPool, connect_args={"timeout": 5})
+    except Exception as exc:  # a malformed URL or unknown driver: the same note as a refusal
+        notes.append(f"{service}: database URL unusable ({type(exc).__name__}: {str(exc)[:120]})")
+        states[service] = DB_REFUSED
+        return None
     try:
         async with engine.connect() as connection:
-            return await read(connection)
+            result = await read(connection)
+        states[service] = DB_OK
+        return result
     # A diagnostic must outlive what it diagnoses: any failure of one service's read (refused,
     # wrong password, no schema yet) becomes a note and an empty section, never a crash.
     except Exception as exc:
         orig = getattr(exc, "orig", None) or exc
         if getattr(orig, "sqlstate", None) == UNDEFINED_TABLE:
             notes.append(f"{service}: tables not migrated yet")
+            states[service] = DB_NOT_MIGRATED
         else:
             notes.append(f"{service}: database unavailable ({type(orig).__name__}: {str(orig)[:120]})")
+            states[service] = DB_UNREACHABLE if is_unreachable(exc) else DB_REFUSED
     finally:
         await engine.dispose()
     return None
@@ -103,3 +127,48 @@ async def read_metrics(url: str, notes: list[str], timeout_s: float = 3.0) -> st
     except Exception as exc:  # refused, timed out, HTTP error, a malformed URL: all mean "no queues"
         notes.append(f"router metrics at {url} did not answer ({exc.__class__.__name__})")
         return None
+
+
+async def read_kafka(bootstrap: str, topics: Iterable[str], timeout_s: float = 5.0) -> dict[str, Any]:
+    """Whether the broker answers, how many brokers the cluster has, and which platform topics are missing."""
+    from aiokafka.admin import AIOKafkaAdminClient
+
+    from shared.kafka_security import kafka_security_from_env
+
+    # SASL_SSL when LLMFLEET_KAFKA_SECURITY_PROTOCOL says so, as for every other client of the CLI.
+    security = kafka_security_from_env().client_options()
+    admin = AIOKafkaAdminClient(
+        bootstrap_servers=bootstrap, client_id="llmfleet-status", request_timeout_ms=3000, **security
+    )
+    try:
+        async with asyncio.timeout(timeout_s):
+            await admin.start()
+            cluster = await admin.describe_cluster()
+            present = set(await admin.list_topics())
+    except Exception as exc:  # refused, timed out, unresolvable: all mean "does not answer"
+        return {"bootstrap": bootstrap, "reachable": False, "error": f"{type(exc).__name__}: {str(exc)[:120]}"}
+    finally:
+        with contextlib.suppress(Exception):
+            await admin.close()
+    return {
+        "bootstrap": bootstrap,
+        "reachable": True,
+        "brokers": len(cluster.get("brokers", [])),
+        "missing_topics": sorted(set(topics) - present),
+    }
+
+
+async def read_endpoints(base_url: str, timeout_s: float = 3.0) -> dict[str, Any]:
+    """A service's /health and /ready (each true when it answers 200), from its metrics port's base URL."""
+    result: dict[str, Any] = {"url": base_url}
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=timeout_s)) as session:
+        for probe in ("health", "ready"):
+            try:
+                async with session.get(f"{base_url}/{probe}") as response:
+                    result[probe] = response.status == 200
+                    if response.status != 200:
+                        result["detail"] = f"/{probe} answered {response.status}: {(await response.text())[:120]}"
+            except Exception as exc:  # refused, timed out, a malformed URL: not healthy, and say why
+                result[probe] = False
+                result.setdefault("detail", f"/{probe}: {type(exc).__name__}")
+    return result

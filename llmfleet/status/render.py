@@ -105,3 +105,24 @@ def _top(per_hour: dict[str, float], shown: int = 3) -> str:
     ranked = sorted(per_hour.items(), key=lambda kv: (-kv[1], kv[0]))
     text = ", ".join(f"{name} {value:.2f}" for name, value in ranked[:shown])
     return text + (f", +{len(ranked) - shown} more" if len(ranked) > shown else "")
+
+
+def render_health(console: Console, target: dict[str, Any], health: dict[str, Any]) -> None:
+    """The target, the broker, each checked service's probes, and the verdict with its reasons."""
+    rows: list[tuple[str, ...]] = []
+    kafka = health.get("kafka")
+    if kafka is not None:
+        what = f"{kafka.get('brokers', 0)} broker(s)" if kafka["reachable"] else kafka.get("error", "")
+        rows.append(("kafka", kafka["bootstrap"], "yes" if kafka["reachable"] else "no", what))
+    for name, check in health["services"].items():
+        if check.get("running") is False:
+            rows.append((name, "-", "no", "recorded but not running"))
+            continue
+        probes = f"health {'ok' if check.get('health') else 'no'}, ready {'ok' if check.get('ready') else 'no'}"
+        rows.append((name, check["url"], "yes" if check.get("ready") else "no", check.get("detail") or probes))
+    console.print(_table(f"Health ({target['source']})", ("component", "address", "ready", "what"), rows))
+    code = health["exit_code"]
+    word = {0: "[green]healthy[/green]", 1: "[yellow]unhealthy[/yellow]"}.get(code, "[red]unreachable[/red]")
+    console.print(f"{word} (exit code {code})")
+    for reason in health["reasons"]:
+        console.print(f"  - {escape(reason)}", highlight=False)
