@@ -151,7 +151,8 @@ class Dispatcher:
         except Exception as error:  # any failure: try elsewhere; the batch's result says why at the end
             server.failed += 1
             self._metrics.triton_failures.labels(server.server_id).inc()
-            refused = isinstance(error, InferenceServerException) and not lacks_model(error)
+            cause = error.__cause__ if isinstance(error, StreamBroken) else error  # what broke the stream
+            refused = isinstance(cause, InferenceServerException) and not lacks_model(cause)
             if not refused:
                 # Transport failure, no answer in time (a hung server), or a restarted server that
                 # has not loaded the model yet: out at once, until the health check sees it ready.
