@@ -31,6 +31,7 @@ from shared.events.topics import (
 
 REPLY_PREFIX = "inference.replies."  # a request's own reply topic (the router accepts these only)
 GATEWAY_REPLY_PREFIX = "inference.replies.gateway-"  # one per gateway replica, made and deleted by it
+CLIENT_REPLY_PREFIX = "inference.replies.client-"  # one per FleetClient (llmfleet.client), made and deleted by it
 GROUP_PREFIX = "llmfleet-"  # the platform's consumer groups: llmfleet-<service>[.<topic>]
 # The gateway's metering (UsageMetered), read by the cost service and the monitor; by name, so that
 # this table can grant it before and after the topic's constant lands in topics.py.
@@ -89,8 +90,13 @@ TOPIC_ACCESS: dict[str, TopicAccess] = {
         own_prefixes=(GATEWAY_REPLY_PREFIX,),
         groups=("gateway-batch",),  # the batch reply topic's group (GatewaySettings.batch_consumer_group)
     ),
-    # A producer of inference requests (llmfleet.client.FleetClient) that reads the shared results topic.
-    "client": TopicAccess(writes=(INFERENCE_REQUESTS.name,), reads=(INFERENCE_RESULTS.name,)),
+    # A producer of inference requests (llmfleet.client.FleetClient): each client reads only its own
+    # reply topic, which it creates at start and deletes on close.
+    "client": TopicAccess(
+        writes=(INFERENCE_REQUESTS.name,),
+        read_prefixes=(CLIENT_REPLY_PREFIX,),
+        own_prefixes=(CLIENT_REPLY_PREFIX,),
+    ),
 }
 
 PRINCIPALS: tuple[str, ...] = tuple(TOPIC_ACCESS)

@@ -49,7 +49,7 @@ async def test_each_request_gets_one_result_with_its_tokens_and_one_trace(kafka_
     reply_topic = await make_topic(kafka_bootstrap)
     wanted = {f"req-{uuid.uuid4().hex[:6]}-{i}": 3 + 5 * i for i in range(5)}
 
-    async with running(broker), FleetClient(kafka_bootstrap, results_topic=reply_topic) as fleet:
+    async with running(broker), FleetClient(kafka_bootstrap, reply_topic=reply_topic) as fleet:
         with tracer.start_as_current_span("client.send") as root:
             for request_id, max_tokens in wanted.items():
                 await fleet.send(

@@ -71,10 +71,11 @@ def test_the_router_may_not_write_allocations_but_may_answer_reply_topics() -> N
     assert AclBinding("User:router", "GROUP", "PREFIXED", "llmfleet-router", "READ") in router
 
 
-def test_only_the_gateway_creates_topics_and_only_its_reply_topics() -> None:
+def test_only_the_gateway_and_clients_create_topics_and_only_their_reply_topics() -> None:
     creates = [b for b in acl_bindings() if b.operation in ("CREATE", "DELETE")]
     assert {(b.principal, b.pattern, b.name) for b in creates} == {
-        ("User:gateway", "PREFIXED", "inference.replies.gateway-")
+        ("User:gateway", "PREFIXED", "inference.replies.gateway-"),
+        ("User:client", "PREFIXED", "inference.replies.client-"),  # FleetClient's own reply topic
     }
 
 
