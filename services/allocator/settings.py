@@ -84,6 +84,9 @@ class AllocatorSettings(ServiceSettings):
     spot_notice_s: float = Field(
         default=120.0, gt=0, description="local spot market: notice before a reclaim (AWS gives 120 s)"
     )
+    spot_replace_attempts: int = Field(
+        default=3, ge=1, description="tries at replacing a reclaimed spot server's instances (the pool grows between)"
+    )
     spot_market_interval_s: float = Field(default=10.0, gt=0, description="how often the local spot market draws")
     replan_interval_s: float = Field(
         default=600.0, ge=0, description="how often the fleet MILP re-plans what runs, moving instances (0: never)"
@@ -93,6 +96,19 @@ class AllocatorSettings(ServiceSettings):
     )
     replan_max_moves: int = Field(default=1, ge=0, description="moves one re-plan round may start")
     replan_time_limit_s: float = Field(default=1.0, gt=0, description="the MILP's time budget (then greedy)")
+    cluster_interval_s: float = Field(
+        default=0.0,
+        ge=0,
+        description="how often the cluster autoscaler grows or shrinks GPU pools by the seed's rules (0: fixed pools)",
+    )
+    cluster_provision_delay_s: float = Field(
+        default=5.0, ge=0, description="local capacity provider: seconds before GPUs asked for arrive"
+    )
+    cluster_min_gpus: int = Field(default=0, ge=0, description="quota: the fewest GPUs a pool shrinks to")
+    cluster_max_gpus: int = Field(default=64, ge=1, description="quota: the most GPUs a pool grows to")
+    cluster_scale_down_after_s: float = Field(
+        default=600.0, gt=0, description="a pool below 30% utilisation this long releases free GPUs"
+    )
     triton_pool: list[PoolServer] = Field(
         default_factory=list, description="the servers a `pool` provisioner hands out (JSON list)"
     )

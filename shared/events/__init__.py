@@ -13,7 +13,9 @@ from __future__ import annotations
 
 from shared.events.allocation import (
     AllocationFailed,
+    CapacityAdded,
     CapacityChanged,
+    CapacityReleased,
     FleetRepaired,
     InstancesMoved,
     ModelLoaded,
@@ -95,8 +97,10 @@ __all__ = [
     "AlertState",
     "AllocationEvent",
     "AllocationFailed",
+    "CapacityAdded",
     "CapacityChangeRequested",
     "CapacityChanged",
+    "CapacityReleased",
     "CostRecommended",
     "CostReportEvent",
     "CostReportRequested",

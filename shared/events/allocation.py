@@ -154,3 +154,35 @@ class CapacityChanged(Event):
     gpus_by_class: dict[PricingClassName, int] = Field(default_factory=dict)
     repriced: list[RepricedServer] = Field(default_factory=list)
     commitment_months: int | None = None
+
+
+class CapacityAdded(Event):
+    """The cluster's capacity provider delivered GPUs and they joined the pool (free); keyed `region:gpu_type`.
+
+    `reason` is the rule that asked for them (the seed's autoscaling rules, or placements that did
+    not fit); `gpus_by_class` is the pool's GPUs per pricing class afterwards.
+    """
+
+    type: Literal["capacity_added"] = "capacity_added"
+    region: str
+    gpu_type: str
+    pricing_class: PricingClassName
+    gpus: int = Field(ge=1)
+    gpu_ids: list[str] = Field(default_factory=list)
+    reason: str
+    gpus_by_class: dict[PricingClassName, int] = Field(default_factory=dict)
+
+
+class CapacityReleased(Event):
+    """Free GPUs left the pool and went back to the provider; keyed `region:gpu_type`.
+
+    Only free GPUs are ever released: capacity a running instance holds stays.
+    """
+
+    type: Literal["capacity_released"] = "capacity_released"
+    region: str
+    gpu_type: str
+    gpus: int = Field(ge=1)
+    gpu_ids: list[str] = Field(default_factory=list)
+    reason: str
+    gpus_by_class: dict[PricingClassName, int] = Field(default_factory=dict)

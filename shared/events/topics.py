@@ -10,7 +10,9 @@ from typing_extensions import TypeVar
 
 from shared.events.allocation import (
     AllocationFailed,
+    CapacityAdded,
     CapacityChanged,
+    CapacityReleased,
     FleetRepaired,
     InstancesMoved,
     ModelLoaded,
@@ -63,6 +65,8 @@ AllocationEvent = (
     | SpotInterruptionNotice
     | InstancesMoved
     | CapacityChanged
+    | CapacityAdded
+    | CapacityReleased
 )
 CostReportEvent = CostReported | CostReportRequested
 
@@ -90,6 +94,8 @@ ALLOCATIONS: Topic[AllocationEvent] = Topic(
         SpotInterruptionNotice,
         InstancesMoved,
         CapacityChanged,
+        CapacityAdded,
+        CapacityReleased,
     ),
 )
 PRICES = Topic("fleet.prices.v1", 1, (PricesPublished,))

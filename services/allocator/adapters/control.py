@@ -16,11 +16,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.allocator.adapters.inventory import LIVE
 from services.allocator.adapters.orm import gpu, gpu_pool, placement, registered_server, scaling_action, server
 from services.allocator.domain.reconciliation import (
+    ATTEMPT_MARK,
     ActionOnRecord,
     PlacementOnRecord,
     PoolAccount,
     RegisteredServer,
     ServerOnRecord,
+    latest_attempts,
     replacement_prefix,
 )
 from services.allocator.domain.records import ActionRecord
@@ -152,13 +154,24 @@ async def servers_on_record(session: AsyncSession, prefix: str) -> list[ServerOn
 
 
 async def _replacements(session: AsyncSession, draining: list[str]) -> dict[str, set[str]]:
-    """For each draining server, the states of the actions replacing it."""
+    """For each draining server, the states of the actions replacing it (each one's latest attempt)."""
     states: dict[str, set[str]] = {}
     for server_id in draining:
         prefix = replacement_prefix(server_id)
-        query = select(scaling_action.c.state).where(scaling_action.c.action_id.startswith(prefix, autoescape=True))
-        states[server_id] = set((await session.execute(query)).scalars())
+        query = select(scaling_action.c.action_id, scaling_action.c.state).where(
+            scaling_action.c.action_id.startswith(prefix, autoescape=True)
+        )
+        states[server_id] = set(latest_attempts(dict((await session.execute(query)).tuples().all())).values())
     return states
+
+
+async def replacement_attempts(session: AsyncSession, base_id: str) -> dict[str, str]:
+    """Every attempt of one replacement action (`base_id`, then `base_id~2`, ...): id -> state."""
+    query = select(scaling_action.c.action_id, scaling_action.c.state).where(
+        (scaling_action.c.action_id == base_id)
+        | scaling_action.c.action_id.startswith(f"{base_id}{ATTEMPT_MARK}", autoescape=True)
+    )
+    return dict((await session.execute(query)).tuples().all())
 
 
 async def mark_draining(session: AsyncSession, server_id: str, reclaim_at: datetime) -> bool:

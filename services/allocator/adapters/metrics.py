@@ -49,6 +49,12 @@ class AllocatorMetrics:
         self.moves = Counter(
             "llmfleet_allocator_moves", "Servers the re-plan moved to a cheaper placement", registry=registry
         )
+        self.capacity_changes = Counter(
+            "llmfleet_allocator_cluster_gpus",
+            "GPUs the cluster autoscaler added to or released from pools",
+            ["change"],
+            registry=registry,
+        )
         self.reconcile_seconds = Histogram(
             "llmfleet_allocator_reconcile_seconds",
             "Time of one reconciliation round",

@@ -152,6 +152,9 @@ class AllocatorRepository(Protocol):
     async def mark_draining(self, server_id: str, reclaim_at: datetime) -> bool:
         """Put a running server under a spot reclaim notice; False when it is not running."""
 
+    async def replacement_attempts(self, base_id: str) -> dict[str, str]:
+        """Every attempt of one replacement action: action id -> state."""
+
     async def spot_servers(self, prefix: str) -> list[str]:
         """This deployment's running spot servers."""
 
@@ -412,6 +415,10 @@ class SqlAllocatorRepository:
     async def mark_draining(self, server_id: str, reclaim_at: datetime) -> bool:
         """Put a running server under a spot reclaim notice; False when it is not running."""
         return await control.mark_draining(self.session, server_id, reclaim_at)
+
+    async def replacement_attempts(self, base_id: str) -> dict[str, str]:
+        """Every attempt of one replacement action: action id -> state."""
+        return await control.replacement_attempts(self.session, base_id)
 
     async def spot_servers(self, prefix: str) -> list[str]:
         """This deployment's running spot servers."""

@@ -67,3 +67,44 @@ def decide(
             f"utilisation {utilisation:.2f} < {rules.down_utilisation} for {low_for} min",
         )
     return PoolDecision(PoolAction.HOLD, 0, "within thresholds")
+
+
+@dataclass(frozen=True)
+class PoolQuota:
+    """What the cloud account lets a pool hold: the provider is never asked beyond it."""
+
+    min_gpus: int = 0
+    max_gpus: int = 64
+
+
+@dataclass(frozen=True)
+class PoolReading:
+    """One pool as the cluster autoscaler sees it: GPUs by state, and GPUs placements asked for and missed."""
+
+    total: int
+    free: int
+    held_back: int = 0
+    shortfall: int = 0  # GPUs that placements needed in this pool and did not find since the last round
+
+    @property
+    def utilisation(self) -> float:
+        """Allocated over usable GPUs (those held back are not the autoscaler's); 0 for an empty pool."""
+        usable = self.total - self.held_back
+        return (usable - self.free) / usable if usable > 0 else 0.0
+
+
+def pool_change(decision: PoolDecision, reading: PoolReading, quota: PoolQuota) -> int:
+    """GPUs to add (positive) or release (negative), within the quota.
+
+    A shortfall grows the pool by at least what was missed, whatever the utilisation says: an
+    instance that could not be placed (a spot server's replacement among them) is the seed's
+    "pending" demand, measured in GPUs. A release takes free GPUs only, so capacity that a running
+    instance holds is never released.
+    """
+    room = max(0, quota.max_gpus - reading.total)
+    if reading.shortfall > 0 or decision.action is PoolAction.SCALE_UP:
+        wanted = max(reading.shortfall, decision.gpus if decision.action is PoolAction.SCALE_UP else 0)
+        return min(wanted, room)
+    if decision.action is PoolAction.SCALE_DOWN:
+        return -min(decision.gpus, reading.free, max(0, reading.total - quota.min_gpus))
+    return 0

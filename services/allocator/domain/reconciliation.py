@@ -122,6 +122,45 @@ def replacement_prefix(server_id: str) -> str:
     return f"replace-{server_id}-"
 
 
+ATTEMPT_MARK = "~"  # a replacement tried again: `<id>~2`, `<id>~3` (never in a model or server id)
+
+
+def attempt_id(base_id: str, attempt: int) -> str:
+    """The action id of a replacement's `attempt` (1 is the base id itself)."""
+    return base_id if attempt <= 1 else f"{base_id}{ATTEMPT_MARK}{attempt}"
+
+
+def attempt_number(action_id: str) -> tuple[str, int]:
+    """(base id, attempt) of a replacement action id."""
+    base, mark, n = action_id.rpartition(ATTEMPT_MARK)
+    return (base, int(n)) if mark and n.isdigit() else (action_id, 1)
+
+
+def latest_attempts(states: Mapping[str, str]) -> dict[str, str]:
+    """Replacement action id -> state, keeping only each replacement's latest attempt (by base id)."""
+    latest: dict[str, tuple[int, str]] = {}
+    for action_id, state in states.items():
+        base, n = attempt_number(action_id)
+        if base not in latest or n > latest[base][0]:
+            latest[base] = (n, state)
+    return {base: state for base, (_, state) in latest.items()}
+
+
+def next_attempt(base_id: str, states: Mapping[str, str], max_attempts: int) -> str | None:
+    """The id to plan the replacement under now: the first attempt, or the next after a failed one.
+
+    None while an attempt is in progress or done, or once `max_attempts` have failed: a spot
+    server's replacement that found no GPUs is tried again after the cluster autoscaler grew the
+    pool (on-demand), but not for ever.
+    """
+    if not states:
+        return attempt_id(base_id, 1)
+    n = max(attempt_number(a)[1] for a in states)
+    if latest_attempts(states)[base_id] != "failed" or n >= max_attempts:
+        return None
+    return attempt_id(base_id, n + 1)
+
+
 @dataclass(frozen=True)
 class Undrain:
     """A server moved to a cheaper placement whose replacement failed: it serves on as before."""

@@ -66,6 +66,8 @@ class ScalingPlan:
 
     steps: tuple[Step, ...] = ()
     failure: str | None = None
+    # When the failure is a lack of GPUs: the pool it wanted (the preferred type) and GPUs missing there.
+    shortfall: tuple[PoolKey, int] | None = None
 
 
 def room_for(server: Server, requirement: ModelRequirement, fleet: FleetConfig) -> int:
@@ -129,8 +131,21 @@ def _scale_up(
             left -= add
     if left > 0:
         reason = refusal or f"server limit reached ({max_servers} servers) and no running server in {region} has room"
-        return ScalingPlan((), f"cannot place {wanted} more instances of {model_id} in {region}: {reason}")
+        failure = f"cannot place {wanted} more instances of {model_id} in {region}: {reason}"
+        return ScalingPlan((), failure, _shortfall(requirement, region, left, fleet, pools) if refusal else None)
     return ScalingPlan(tuple(steps))
+
+
+def _shortfall(
+    requirement: ModelRequirement, region: str, instances: int, fleet: FleetConfig, pools: Mapping[PoolKey, Pool]
+) -> tuple[PoolKey, int] | None:
+    """GPUs of the preferred type that `instances` more would take, when the region has such a pool."""
+    key = (region, requirement.preferred_gpu)
+    gpu = fleet.gpus.get(requirement.preferred_gpu)
+    share = gpu_share(requirement, gpu) if gpu is not None else None
+    if key not in pools or share is None:
+        return None
+    return key, max(1, math.ceil(instances * share))
 
 
 def _scale_down(model_id: str, region: str, surplus: int, servers: Sequence[Server]) -> ScalingPlan:

@@ -48,6 +48,8 @@ class Allocator:
     tracer: Tracer = field(default_factory=NoOpTracer)  # the service's own: spans of the provisioning work
     # Set when an action was planned: the provisioning worker wakes instead of waiting for its poll.
     work_ready: asyncio.Event = field(default_factory=asyncio.Event)
+    # GPUs placements needed and did not find, per pool, since the cluster autoscaler's last round.
+    shortfalls: dict[tuple[str, str], int] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.units: UnitOfWork = self.unit_of_work or SqlUnitOfWork(self.sessions)

@@ -64,6 +64,9 @@ async def _plan(allocator: Allocator, repo: AllocatorRepository, event: ScalingA
         max_gpus_per_server=allocator.settings.max_gpus_per_server,
     )
     if plan.failure is not None:
+        if plan.shortfall is not None:  # the cluster autoscaler grows the pool by what was missed
+            pool, gpus = plan.shortfall
+            allocator.shortfalls[pool] = allocator.shortfalls.get(pool, 0) + gpus
         return plan.failure
     if not plan.steps:
         await _confirm(repo, event, servers, requirement.repository_name)

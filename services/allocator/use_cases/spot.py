@@ -15,7 +15,7 @@ import random
 from collections.abc import Callable
 from datetime import timedelta
 
-from services.allocator.domain.reconciliation import ServerOnRecord, replacement_prefix, spot_reclaims
+from services.allocator.domain.reconciliation import ServerOnRecord, next_attempt, replacement_prefix, spot_reclaims
 from services.allocator.domain.scaling import instances_of
 from services.allocator.use_cases.allocator import Allocator
 from services.allocator.use_cases.planning import plan_action
@@ -44,16 +44,30 @@ async def on_notice(allocator: Allocator, consumer: str, notice: SpotInterruptio
 
 
 async def replace(allocator: Allocator, server: ServerOnRecord) -> None:
-    """Plan, for each model the draining server holds, an action bringing it back to what it has now."""
+    """Plan, for each model the draining server holds, an action bringing it back to what it has now.
+
+    An attempt that found no GPUs left its shortfall for the cluster autoscaler, which grows the
+    pool with on-demand GPUs (spot is what was just taken away); the reconciler calls this again
+    each round while the server drains, and the next attempt (`<id>~2`, up to
+    `spot_replace_attempts`) places the instances there.
+    """
     async with allocator.units.transaction() as repo:
         live, _ = await repo.live_servers(allocator.settings.server_prefix)
+        attempts = {
+            p.model_id: await repo.replacement_attempts(f"{replacement_prefix(server.server_id)}{p.model_id}")
+            for p in server.placements
+        }
     planned = False
     for p in server.placements:
         if p.state not in ("ready", "loading"):
             continue
+        base = f"{replacement_prefix(server.server_id)}{p.model_id}"
+        action_id = next_attempt(base, attempts[p.model_id], allocator.settings.spot_replace_attempts)
+        if action_id is None:
+            continue
         target = instances_of(p.model_id, server.region, live) + p.instances
         request = ScalingActionRequested(
-            source="allocator", action_id=f"{replacement_prefix(server.server_id)}{p.model_id}",
+            source="allocator", action_id=action_id,
             model_id=p.model_id, region=server.region, kind=ActionKind.SCALE_UP, current_instances=0,
             target_instances=target, priority="high", reason=f"replaces {server.server_id} before its spot reclaim",
             rule="spot_reclaim",

@@ -31,6 +31,7 @@ from services.allocator.domain.reconciliation import (
     RegisteredServer,
     ServerObserved,
     ServerOnRecord,
+    latest_attempts,
     replacement_prefix,
 )
 from services.allocator.domain.records import ActionRecord, PendingSteps, PlacementRecord, ServerRecord
@@ -301,9 +302,12 @@ class FakeRepository:
             busy = (row["action_id"] in in_progress and row["state"] != "running") or any(
                 p["action_id"] in in_progress and p["state"] != "ready" for _, p in placed
             )
-            replacements = {
-                row["state"] for a, row in self.state.actions.items() if a.startswith(replacement_prefix(sid))
-            }
+            replacements = set(
+                latest_attempts({
+                    a: str(row["state"]) for a, row in self.state.actions.items()
+                    if a.startswith(replacement_prefix(sid))
+                }).values()
+            )  # fmt: skip
             recorded.append(
                 ServerOnRecord(
                     sid,
@@ -326,6 +330,11 @@ class FakeRepository:
             return False
         row |= {"state": "draining", "reclaim_at": reclaim_at}
         return True
+
+    async def replacement_attempts(self, base_id: str) -> dict[str, str]:
+        return {
+            a: str(row["state"]) for a, row in self.state.actions.items() if a == base_id or a.startswith(f"{base_id}~")
+        }
 
     async def spot_servers(self, prefix: str) -> list[str]:
         return sorted(

@@ -453,7 +453,12 @@ async def test_a_spot_server_with_no_replacement_is_stopped_when_the_cloud_takes
     assert await spot.on_notice(allocator, "allocator.on_allocation_event", notice)
     await claim_and_carry_out(allocator)  # the replacement fails
     reconciler = Reconciler(allocator)
+    for attempt in (2, 3):  # each round tries again (the cluster autoscaler may have grown the pool since)
+        await reconciler.reconcile()
+        assert f"replace-t-test-1-00-echo-m~{attempt}" in uow.state.actions
+        await claim_and_carry_out(allocator)  # fails again
     await reconciler.reconcile()
+    assert not any("~4" in a for a in uow.state.actions)  # spot_replace_attempts (3) spent: no more
     assert server_state(uow, "t-test-1-00") == "draining"  # still serving what it can until the reclaim
     uow.state.advance(31)
     await reconciler.reconcile()
