@@ -30,6 +30,7 @@ from shared.migrations import upgrade
 from tests.support.databases import SERVICES_DIR, admin_url
 
 READ = ("allocator", "scaler", "monitor", "cost")
+MIGRATED = (*READ, "gateway")
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -40,13 +41,13 @@ def _template(info: dict[str, Any]) -> str:
 
 @pytest.fixture
 def migrated(postgres_info: dict[str, Any]) -> Iterator[dict[str, Any]]:
-    """A database of this test's own with the four services' schemas migrated (others' rows stay out of it)."""
+    """A database of this test's own with the schemas status, cost and keys read (others' rows stay out of it)."""
     fresh = f"cli_target_{uuid.uuid4().hex[:10]}"
     asyncio.run(_admin(postgres_info, f"create database {fresh}"))
     try:
         info = dict(postgres_info, database=fresh)
         asyncio.run(provision(admin_url(postgres_info, fresh), postgres.role_password))
-        for service in READ:
+        for service in MIGRATED:
             upgrade(SERVICES_DIR / service / "migrations", postgres.database_url(service, info), service)
         yield info
     finally:
@@ -109,3 +110,30 @@ def test_status_exit_codes_on_real_endpoints(
     result = runner.invoke(app, ["--bootstrap", kafka_bootstrap, "--database-url", nowhere, "status", "-o", "json"])
     assert result.exit_code == UNREACHABLE, result.output
     assert "no service's database answers" in json.loads(result.output)["health"]["reasons"]
+
+
+def test_cost_keys_and_replay_follow_the_global_options(migrated: dict[str, Any], tmp_path: Path, monkeypatch) -> None:
+    for name, value in _env(tmp_path).items():
+        if name.startswith("LLMFLEET_"):
+            monkeypatch.setenv(name, value)
+    runner = CliRunner()
+    database = ["--database-url", _template(migrated)]
+    tenant = f"t{uuid.uuid4().hex[:6]}"  # short: the table does not wrap it
+    created = runner.invoke(app, [*database, "tenants", "create", tenant, "--rpm", "60"])
+    assert created.exit_code == 0, created.output
+    listed = runner.invoke(app, [*database, "tenants", "list"])
+    assert listed.exit_code == 0 and tenant in listed.output
+    recommendations = runner.invoke(app, [*database, "cost", "recommendations", "-o", "json"])
+    assert recommendations.exit_code == 0, recommendations.output
+    assert json.loads(recommendations.output) == []  # this test's own database: none yet
+    # No option and no local stack (its run folder is empty): told how to give one, a usage error.
+    alone = runner.invoke(app, ["tenants", "list"])
+    assert alone.exit_code == 2 and "--database-url" in alone.output
+    # Nothing answers: exit code 3, one line, no traceback.
+    nowhere = f"postgresql+asyncpg://{{service}}:x@127.0.0.1:{_closed_port()}/llmfleet"
+    down = runner.invoke(app, ["--database-url", nowhere, "cost", "recommendations"])
+    assert down.exit_code == UNREACHABLE and "database does not answer" in down.output
+    down = runner.invoke(app, ["--database-url", nowhere, "keys", "list"])
+    assert down.exit_code == UNREACHABLE and "database does not answer" in down.output
+    replay = runner.invoke(app, ["--bootstrap", f"127.0.0.1:{_closed_port()}", "replay", "azure-llm-2023"])
+    assert replay.exit_code == UNREACHABLE and "does not answer" in replay.output
