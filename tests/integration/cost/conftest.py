@@ -18,7 +18,7 @@ from services.cost.app import create_app, migrate
 from services.cost.domain.pricing import GpuRate
 from services.cost.settings import CostSettings
 from services.cost.use_cases import operations
-from shared.events import ALLOCATIONS, COST_REPORTS, DEMAND, FORECASTS, SERVER_METRICS
+from shared.events import ALLOCATIONS, COST_REPORTS, DEMAND, FORECASTS, SERVER_METRICS, USAGE
 from tests.integration.helpers import running, start_group_at_end
 
 
@@ -37,7 +37,7 @@ async def cost_app(request, kafka_bootstrap, database_url, gpu_type):
         report_interval_s=getattr(request, "param", 3600.0),
     )
     await asyncio.to_thread(migrate, settings)
-    topics = (ALLOCATIONS.name, SERVER_METRICS.name, DEMAND.name, FORECASTS.name, COST_REPORTS.name)
+    topics = (ALLOCATIONS.name, SERVER_METRICS.name, DEMAND.name, FORECASTS.name, COST_REPORTS.name, USAGE.name)
     await start_group_at_end(kafka_bootstrap, settings.group_id, *topics)
     _app, cost = create_app(settings)
     runtime = cost.runtime
