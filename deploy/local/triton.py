@@ -82,10 +82,16 @@ def _shm_prefix(name: str) -> str:
     return "llmfleet_triton_" + re.sub(r"[^A-Za-z0-9]", "_", name) + "_"
 
 
-def _command(binary: Path, paths: StackPaths, name: str, ports: tuple[int, int, int]) -> list[str]:
+def _command(
+    binary: Path, paths: StackPaths, name: str, ports: tuple[int, int, int], emulation: Emulation = NO_EMULATION
+) -> list[str]:
     http, grpc, metrics = ports
+    # A planned server loads each model's variant for its plan where the repository has one
+    # (`<model>/configs/int8-tp2.pbtxt`), as a real LLM repository points each plan at its engine.
+    variant = [f"--model-config-name={emulation.config_name}"] if emulation.config_name else []
     return [
         str(binary),
+        *variant,
         f"--model-repository={MODEL_REPOSITORY}",
         "--model-control-mode=explicit",
         f"--backend-directory={backends_dir(paths)}",
@@ -171,7 +177,7 @@ def start_server(
             ports = _pick_ports(servers, name, base_port)
             log = paths.logs / f"triton-{name}.log"
             env = server_env(paths, profile, emulation)
-            pid = spawn(_command(binary, paths, name, ports), log, env=env, cwd=paths.run)
+            pid = spawn(_command(binary, paths, name, ports, emulation), log, env=env, cwd=paths.run)
             info = {
                 "name": name,
                 "pid": pid,

@@ -36,6 +36,15 @@ class Emulation:
         if self.tensor_parallel < 1:
             raise ValueError(f"tensor parallelism must be >= 1, got {self.tensor_parallel}")
 
+    @property
+    def config_name(self) -> str | None:
+        """The model-configuration variant a server of this plan loads (`configs/<name>.pbtxt`), e.g. `int8-tp2`.
+
+        None for a server with no plan (tinylm's own speed). Triton takes a model's default
+        `config.pbtxt` when the model has no variant of that name.
+        """
+        return None if self.model is None else f"{self.quantisation}-tp{self.tensor_parallel}"
+
 
 NO_EMULATION = Emulation()
 

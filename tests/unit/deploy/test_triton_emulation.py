@@ -99,3 +99,16 @@ def test_without_an_emulated_model_a_batch_takes_its_compute_time(monkeypatch: p
     monkeypatch.setattr(emulation.time, "sleep", slept.append)
     clock = emulation.EmulationClock(None)
     assert clock.wait(emulation.time.perf_counter(), [50], 8) is None and slept == []
+
+
+def test_a_planned_server_asks_for_its_plans_model_configuration_variant():
+    from pathlib import Path
+
+    from deploy.local.common import stack_paths
+    from deploy.local.triton import _command
+
+    plan = Emulation("llama-2-7b", "int4", 2)
+    assert plan.config_name == "int4-tp2" and Emulation().config_name is None
+    planned = _command(Path("tritonserver"), stack_paths(), "s", (1, 2, 3), plan)
+    assert "--model-config-name=int4-tp2" in planned
+    assert not any(a.startswith("--model-config-name") for a in _command(Path("t"), stack_paths(), "s", (1, 2, 3)))
