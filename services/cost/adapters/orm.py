@@ -13,7 +13,7 @@ from shared.outbox import outbox_table
 metadata = service_metadata("cost")
 inbox = inbox_table(metadata)
 delivery_attempt = delivery_attempt_table(metadata)
-outbox = outbox_table(metadata, traced=False)  # no traceparent column until the cost service's migration adds it
+outbox = outbox_table(metadata)
 
 # The pricing catalogue: base prices per GPU hour, and each region's multiplier and egress.
 gpu_price = Table(
