@@ -62,10 +62,7 @@ def kafka_bootstrap() -> Iterator[str]:
         yield address
         return
     if _docker_answers():
-        from testcontainers.kafka import KafkaContainer
-
-        with KafkaContainer(containers.kafka_image(os.environ)).with_kraft() as container:
-            address = container.get_bootstrap_server()
+        with containers.kafka_container(containers.kafka_image(os.environ)) as address:
             asyncio.run(ensure_topics(address))
             yield address
         return

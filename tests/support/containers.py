@@ -8,8 +8,9 @@ LLMFLEET_TEST_REQUIRE_DOCKER is set (CI proving the container path), fail with o
 
 from __future__ import annotations
 
+import contextlib
 import os
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -100,3 +101,51 @@ def decide_for_session(env: Mapping[str, str] | None = None) -> ContainerChoice:
 
     needed = images_needed(env, testcontainers_config.ryuk_image, testcontainers_config.ryuk_disabled)
     return choose(env, docker_client, needed)
+
+
+def kafka_environment(port: int) -> dict[str, str]:
+    """A one-node KRaft broker in the official apache/kafka image's variables, on host port `port`.
+
+    The listener is published on the same port number it listens on, so the address the broker
+    advertises (127.0.0.1:port) is the one the tests reach. deploy/compose/local/kafka.Dockerfile
+    reads the same variables, so a locally built image stands in for the official one.
+    """
+    return {
+        "CLUSTER_ID": "bGxtZmxlZXQtdGVzdHMtMQ",
+        "KAFKA_NODE_ID": "1",
+        "KAFKA_PROCESS_ROLES": "broker,controller",
+        "KAFKA_LISTENERS": f"PLAINTEXT://:{port},CONTROLLER://:9093",
+        "KAFKA_ADVERTISED_LISTENERS": f"PLAINTEXT://127.0.0.1:{port}",
+        "KAFKA_CONTROLLER_LISTENER_NAMES": "CONTROLLER",
+        "KAFKA_LISTENER_SECURITY_PROTOCOL_MAP": "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
+        "KAFKA_CONTROLLER_QUORUM_VOTERS": "1@localhost:9093",
+        "KAFKA_OFFSETS_TOPIC_REPLICATION_FACTOR": "1",
+        "KAFKA_TRANSACTION_STATE_LOG_REPLICATION_FACTOR": "1",
+        "KAFKA_TRANSACTION_STATE_LOG_MIN_ISR": "1",
+        "KAFKA_SHARE_COORDINATOR_STATE_TOPIC_REPLICATION_FACTOR": "1",
+        "KAFKA_SHARE_COORDINATOR_STATE_TOPIC_MIN_ISR": "1",
+        "KAFKA_GROUP_INITIAL_REBALANCE_DELAY_MS": "0",
+        "KAFKA_AUTO_CREATE_TOPICS_ENABLE": "false",
+        "KAFKA_HEAP_OPTS": "-Xms256m -Xmx512m",
+    }
+
+
+@contextlib.contextmanager
+def kafka_container(image: str, startup_timeout_s: float = 180) -> Iterator[str]:
+    """Run Kafka in a container (testcontainers) for the session; yield its host:port."""
+    # testcontainers' KafkaContainer drives Confluent's image scripts (and refuses tags below 7.0
+    # in KRaft mode), so the official apache/kafka image is started as a plain container.
+    from testcontainers.core.container import DockerContainer
+    from testcontainers.core.wait_strategies import LogMessageWaitStrategy
+
+    from deploy.local.common import free_port
+
+    port = free_port(39092)
+    started = LogMessageWaitStrategy("Kafka Server started").with_startup_timeout(int(startup_timeout_s))
+    container = DockerContainer(image).waiting_for(started)
+    # Published on 127.0.0.1 only; with_bind_ports takes no address, docker-py's `ports` does.
+    container.ports[f"{port}/tcp"] = ("127.0.0.1", port)  # type: ignore[assignment]
+    for key, value in kafka_environment(port).items():
+        container.with_env(key, value)
+    with container:  # starts, and returns once the broker logged that it started
+        yield f"127.0.0.1:{port}"

@@ -88,3 +88,13 @@ def test_an_image_without_a_tag_is_pulled_as_latest_and_a_registry_port_is_not_a
     images = FakeImages(set(), pullable=True)
     assert choose({}, lambda: FakeDocker(images), ["localhost:5000/kafka", "redpanda"]).use
     assert images.pulled == ["localhost:5000/kafka:latest", "redpanda:latest"]
+
+
+def test_the_container_broker_advertises_the_published_host_port_with_the_official_images_variables() -> None:
+    from tests.support.containers import kafka_environment
+
+    env = kafka_environment(39093)
+    assert env["KAFKA_ADVERTISED_LISTENERS"] == "PLAINTEXT://127.0.0.1:39093"
+    assert env["KAFKA_LISTENERS"].startswith("PLAINTEXT://:39093,")
+    assert all(key == "CLUSTER_ID" or key.startswith("KAFKA_") for key in env)
+    assert env["KAFKA_AUTO_CREATE_TOPICS_ENABLE"] == "false"  # the fixture creates the topics
