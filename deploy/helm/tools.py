@@ -92,14 +92,18 @@ def _wheel() -> Path:
     found = sorted(folder.glob(f"{name.replace('-', '_')}-{version}-*.whl"))
     if found:
         return found[0]
-    pip = next((p for p in (CACHE / "uv" / "bin" / "pip", Path(sys.executable).parent / "pip") if p.exists()), None)
-    command = [str(pip)] if pip else [sys.executable, "-m", "pip"]
-    command += ["download", "--no-deps", "--quiet", f"{name}=={version}", "-d", str(folder)]
-    done = _run(command)
-    found = sorted(folder.glob(f"{name.replace('-', '_')}-{version}-*.whl"))
-    if done.returncode != 0 or not found:
-        raise ToolsMissing(f"pip download {name}=={version} failed: {done.stderr.strip()[-400:]}")
-    return found[0]
+    # pip of the uv bootstrap environment (make setup), else any pip here: the project's own
+    # environment (uv-managed) has none.
+    pips = [[str(p)] for p in (CACHE / "uv" / "bin" / "pip", ROOT / ".cache" / "uv" / "bin" / "pip") if p.exists()]
+    pips += [[found] for found in (shutil.which("pip3"), shutil.which("pip")) if found]
+    errors = []
+    for pip in pips:
+        done = _run([*pip, "download", "--no-deps", "--quiet", f"{name}=={version}", "-d", str(folder)])
+        found = sorted(folder.glob(f"{name.replace('-', '_')}-{version}-*.whl"))
+        if done.returncode == 0 and found:
+            return found[0]
+        errors.append(f"{pip[0]}: {done.stderr.strip()[-200:]}")
+    raise ToolsMissing(f"pip download {name}=={version} failed: {'; '.join(errors) or 'no pip found'}")
 
 
 def _refs(node: Any) -> Iterator[str]:
