@@ -10,6 +10,7 @@ from pydantic_settings import SettingsConfigDict
 
 from services.router.domain.batching import BatchLimits, BatchStrategy, limits_for
 from shared.settings import ServiceSettings
+from shared.streaming import STREAM_SUFFIX
 
 
 class StaticServer(BaseModel):
@@ -131,7 +132,7 @@ class RouterSettings(ServiceSettings):
     )
     triton_timeout_s: float = Field(default=60.0, description="limit on one Triton call")
     stream_variant_suffix: str = Field(
-        default="_stream",
+        default=STREAM_SUFFIX,
         description="a streamed request runs on <model's Triton name><suffix>, the decoupled variant, where loaded",
     )
     health_interval_s: float = Field(default=1.0, description="readiness check interval per server")

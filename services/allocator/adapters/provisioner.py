@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -23,6 +24,9 @@ from typing import Protocol
 from services.allocator.domain.planner import Emulation
 from services.allocator.domain.reconciliation import ServerObserved
 from shared import triton
+from shared.streaming import stream_variant
+
+log = logging.getLogger(__name__)
 
 # The local stack's launcher, run from the repository root (where `deploy/` lives in development).
 LOCAL_LAUNCHER = (sys.executable, "-m", "deploy.local.triton")
@@ -125,6 +129,11 @@ class LocalProvisioner:
             await asyncio.to_thread(triton.load_model, endpoint, triton_model, self._load_timeout_s)
         except (RuntimeError, TimeoutError, OSError) as error:
             raise ProvisioningError(f"loading {triton_model} on {endpoint} failed: {error}") from error
+        if (variant := stream_variant(triton_model)) in names:  # streamed requests run on it (docs/router.md)
+            try:
+                await asyncio.to_thread(triton.load_model, endpoint, variant, self._load_timeout_s)
+            except (RuntimeError, TimeoutError, OSError) as error:  # the model serves; streams come unstreamed
+                log.warning("%s on %s loaded without its streaming variant: %s", triton_model, endpoint, error)
 
     async def model_ready(self, endpoint: str, triton_model: str) -> bool:
         """GET /v2/models/<name>/ready answers 200."""
@@ -134,6 +143,8 @@ class LocalProvisioner:
         """Unload through the repository API and wait until its instances are gone."""
         try:
             await asyncio.to_thread(triton.unload_model, endpoint, triton_model)
+            if stream_variant(triton_model) in (await loaded_models(endpoint) or ()):
+                await asyncio.to_thread(triton.unload_model, endpoint, stream_variant(triton_model))
         except (RuntimeError, TimeoutError, OSError) as error:
             raise ProvisioningError(f"unloading {triton_model} on {endpoint} failed: {error}") from error
 

@@ -15,6 +15,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from shared.streaming import stream_variant
+
 
 @dataclass(frozen=True)
 class PlacementOnRecord:
@@ -340,6 +342,7 @@ def _placement_drift(server: ServerOnRecord, loaded: frozenset[str]) -> list[Rep
             reason = f"{p.triton_model} was left unloading by an ended action"
             repairs.append(DropPlacement(server.server_id, server.region, p, reason))
     claimed = {p.triton_model for p in server.placements}
+    claimed |= {stream_variant(name) for name in claimed}  # a model's streaming variant is loaded with it
     for name in sorted(loaded - claimed):
         repairs.append(UnloadStray(server.server_id, name, f"{name} is loaded on {server.server_id} with no placement"))
     return repairs
