@@ -98,11 +98,11 @@ class BatchRepository(Protocol):
     ) -> int:
         """Move every line in `states` to `to` (expired, cancelled, or no result after the last attempt)."""
 
-    async def waiting(self, batch_id: str, line_no: int) -> Waiting | None:
-        """A line a result arrived for, with its batch's key and endpoint."""
+    async def waiting(self, batch_id: str, line_nos: Sequence[int]) -> list[Waiting]:
+        """The lines of a batch results arrived for, with the batch's key and endpoint."""
 
-    async def finish(self, outcome: Outcome, batch_id: str, now: datetime) -> bool:
-        """Write a line's one result; False when it already has one (a repeat)."""
+    async def finish(self, batch_id: str, outcomes: Sequence[Outcome], now: datetime) -> set[int]:
+        """Write lines' one result; the line numbers written (a line that already has one is left as it is)."""
 
     async def retry(self, batch_id: str, line_no: int, due_at: datetime) -> bool:
         """Send a refused line again after `due_at`; False unless it was waiting for this result."""

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, func, insert, or_, select, update
+from sqlalchemy import and_, func, insert, or_, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.gateway.adapters import keys_tables
@@ -18,6 +19,30 @@ from services.gateway.domain.batches import ACTIVE, FINAL, BatchRecord, BatchSta
 from services.gateway.domain.keys import ApiKey
 from shared.unit_of_work import Transactions, UnitOfWork, unit_of_work
 
+# One statement per round, whatever the number of lines: a round trip per line was most of a batch's time.
+MARK_SENT = text(
+    """
+UPDATE batch_line AS b
+SET state = 'sent', attempts = b.attempts + 1, due_at = :due_at,
+    claim_id = v.claim_id, claim_window = v.claim_window, reserved = v.reserved
+FROM unnest(CAST(:line_nos AS integer[]), CAST(:claim_ids AS text[]), CAST(:windows AS timestamptz[]),
+            CAST(:reserved AS bigint[])) AS v(line_no, claim_id, claim_window, reserved)
+WHERE b.batch_id = :batch_id AND b.line_no = v.line_no AND b.state IN ('pending', 'sent')
+"""
+)
+# A line's one result: written only while the line waits for one, so the first result wins.
+FINISH = text(
+    """
+UPDATE batch_line AS b
+SET state = v.state, response = CAST(v.response AS json), error = CAST(v.error AS json),
+    tokens_in = v.tokens_in, tokens_out = v.tokens_out, finished_at = :now
+FROM unnest(CAST(:line_nos AS integer[]), CAST(:states AS text[]), CAST(:responses AS text[]),
+            CAST(:errors AS text[]), CAST(:tokens_in AS integer[]), CAST(:tokens_out AS integer[]))
+     AS v(line_no, state, response, error, tokens_in, tokens_out)
+WHERE b.batch_id = :batch_id AND b.line_no = v.line_no AND b.state IN ('pending', 'sent')
+RETURNING b.line_no
+"""
+)
 INSERT_CHUNK = 5_000  # lines per INSERT statement (asyncpg's bind parameters are bounded)
 STAGES = ("in_progress", "finalizing", "completed", "failed", "expired", "cancelling", "cancelled")
 WAITING = (LineState.PENDING, LineState.SENT)
@@ -173,20 +198,19 @@ class SqlBatchRepository:
         return int((await self._session.execute(query)).scalar_one())
 
     async def mark_sent(self, batch_id: str, sent: Sequence[Sent], due_at: datetime) -> None:
-        for line in sent:
-            await self._session.execute(
-                update(batch_line)
-                .where(batch_line.c.batch_id == batch_id, batch_line.c.line_no == line.line_no)
-                .where(batch_line.c.state.in_([str(s) for s in WAITING]))
-                .values(
-                    state=str(LineState.SENT),
-                    attempts=batch_line.c.attempts + 1,
-                    due_at=due_at,
-                    claim_id=line.claim_id,
-                    claim_window=line.window,
-                    reserved=line.reserved,
-                )
-            )
+        if not sent:
+            return
+        await self._session.execute(
+            MARK_SENT,
+            {
+                "batch_id": batch_id,
+                "due_at": due_at,
+                "line_nos": [s.line_no for s in sent],
+                "claim_ids": [s.claim_id for s in sent],
+                "windows": [s.window for s in sent],
+                "reserved": [s.reserved for s in sent],
+            },
+        )
 
     async def open_lines(self, batch_id: str) -> int:
         c = batch_line.c
@@ -203,7 +227,7 @@ class SqlBatchRepository:
         )
         return int(closed.rowcount)  # type: ignore[attr-defined]
 
-    async def waiting(self, batch_id: str, line_no: int) -> Waiting | None:
+    async def waiting(self, batch_id: str, line_nos: Sequence[int]) -> list[Waiting]:
         c = batch_line.c
         query = (
             select(
@@ -211,31 +235,33 @@ class SqlBatchRepository:
                 batch.c.endpoint, batch.c.key_id, batch.c.tenant_id,
             )
             .join(batch, batch.c.batch_id == c.batch_id)
-            .where(c.batch_id == batch_id, c.line_no == line_no)
+            .where(c.batch_id == batch_id, c.line_no.in_(list(line_nos)))
         )  # fmt: skip
-        r = (await self._session.execute(query)).first()
-        if r is None:
-            return None
-        return Waiting(
-            batch_id, r.line_no, r.custom_id, r.body, r.endpoint, LineState(r.state), r.attempts,
-            r.key_id, r.tenant_id, r.claim_id, r.claim_window, r.reserved,
-        )  # fmt: skip
-
-    async def finish(self, outcome: Outcome, batch_id: str, now: datetime) -> bool:
-        finished = await self._session.execute(
-            update(batch_line)
-            .where(batch_line.c.batch_id == batch_id, batch_line.c.line_no == outcome.line_no)
-            .where(batch_line.c.state.in_([str(s) for s in WAITING]))  # the first result wins
-            .values(
-                state=str(outcome.state),
-                response=outcome.response,
-                error=outcome.error,
-                tokens_in=outcome.tokens_in,
-                tokens_out=outcome.tokens_out,
-                finished_at=now,
+        return [
+            Waiting(
+                batch_id, r.line_no, r.custom_id, r.body, r.endpoint, LineState(r.state), r.attempts,
+                r.key_id, r.tenant_id, r.claim_id, r.claim_window, r.reserved,
             )
+            for r in await self._session.execute(query)
+        ]  # fmt: skip
+
+    async def finish(self, batch_id: str, outcomes: Sequence[Outcome], now: datetime) -> set[int]:
+        if not outcomes:
+            return set()
+        finished = await self._session.execute(
+            FINISH,
+            {
+                "batch_id": batch_id,
+                "now": now,
+                "line_nos": [o.line_no for o in outcomes],
+                "states": [str(o.state) for o in outcomes],
+                "responses": [None if o.response is None else json.dumps(o.response) for o in outcomes],
+                "errors": [None if o.error is None else json.dumps(o.error) for o in outcomes],
+                "tokens_in": [o.tokens_in for o in outcomes],
+                "tokens_out": [o.tokens_out for o in outcomes],
+            },
         )
-        return bool(finished.rowcount)  # type: ignore[attr-defined]
+        return {row[0] for row in finished}
 
     async def retry(self, batch_id: str, line_no: int, due_at: datetime) -> bool:
         retried = await self._session.execute(

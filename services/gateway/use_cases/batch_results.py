@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -47,60 +48,63 @@ class BatchResults:
     clock: Callable[[], datetime] = lambda: datetime.now(UTC)
 
     async def record(self, results: list[InferenceCompleted]) -> int:
-        """Write a poll's results in one transaction; how many lines they answered."""
-        now, settlements, written = self.clock(), [], 0
+        """Write a poll's results in one transaction (a statement or two per batch); how many lines they answered."""
+        now = self.clock()
+        by_batch: defaultdict[str, dict[int, InferenceCompleted]] = defaultdict(dict)
+        for result in results:
+            ids = parse_request_id(result.request_id)
+            if ids is not None:  # the topic is the batches' own; anything else is skipped
+                by_batch[ids[0]].setdefault(ids[1], result)  # within a poll too, the first result wins
+        settlements: list[tuple[Waiting, InferenceCompleted]] = []
         keys: dict[str, ApiKey | None] = {}
+        written = 0
         async with self.store.transaction() as repository:
-            for result in results:
-                ids = parse_request_id(result.request_id)
-                if ids is None:
-                    continue  # not a batch line's (the topic is the batches' own; kept for safety)
-                line = await repository.waiting(*ids)
-                if line is None or line.state not in (LineState.PENDING, LineState.SENT):
-                    continue  # a repeat, or a line of a cancelled or finished batch
-                changed, finished = await self._apply(repository, line, result, now)
-                if changed and line.claim_id is not None:
-                    if line.key_id not in keys:
-                        keys[line.key_id] = await repository.key(line.key_id)
-                    settlements.append(self._settlement(line, result, keys[line.key_id]))
-                written += finished
-        for settlement, metered in settlements:
-            self.ledger.settle(settlement)  # the ledger writes both in its next round
+            for batch_id, answers in by_batch.items():
+                lines = await repository.waiting(batch_id, list(answers))
+                waiting = [ln for ln in lines if ln.state in (LineState.PENDING, LineState.SENT)]
+                outcomes, retried = [], []
+                for line in waiting:  # the others are repeats, or lines of a cancelled or finished batch
+                    outcome = self._outcome(line, answers[line.line_no])
+                    if outcome is None:
+                        due = now + timedelta(seconds=self.retry_s)
+                        if await repository.retry(batch_id, line.line_no, due):
+                            retried.append(line)
+                    else:
+                        outcomes.append(outcome)
+                finished = await repository.finish(batch_id, outcomes, now)
+                written += len(finished)
+                changed = retried + [ln for ln in waiting if ln.line_no in finished]
+                for line in changed:
+                    if line.claim_id is not None:
+                        settlements.append((line, answers[line.line_no]))
+                        if line.key_id not in keys:
+                            keys[line.key_id] = await repository.key(line.key_id)
+        for line, result in settlements:  # the ledger writes both in its next round
+            settlement, metered = self._settlement(line, result, keys.get(line.key_id))
+            self.ledger.settle(settlement)
             self.ledger.meter(metered)
         return written
 
-    async def _apply(
-        self, repository: BatchRepository, line: Waiting, result: InferenceCompleted, now: datetime
-    ) -> tuple[bool, bool]:
-        """(the row changed, the line is answered)."""
+    def _outcome(self, line: Waiting, result: InferenceCompleted) -> Outcome | None:
+        """The line's answer from its result, or None: send it again (a refusal that waiting can fix)."""
         request_id = result.request_id
         try:
             ask = self.parse(line.endpoint, line.body)
         except ApiError as error:  # validated at upload; a changed catalogue can refuse it now
-            outcome = Outcome(line.line_no, line.custom_id, request_id, LineState.FAILED, refused(request_id, error))
-            return (done := await repository.finish(outcome, line.batch_id, now)), done
+            return Outcome(line.line_no, line.custom_id, request_id, LineState.FAILED, refused(request_id, error))
         refusal = errors.from_result(result.status, result.reason, ask.model)
         if refusal is None:
             answer = Answer(result.text, max(result.tokens_in, prompt_tokens(ask.prompt)), result.tokens_out)
             response = answered(request_id, body(ask, answer, request_id, int(time.time())))
-            outcome = Outcome(
-                line.line_no,
-                line.custom_id,
-                request_id,
-                LineState.DONE,
-                response,
-                None,
-                answer.tokens_in,
-                answer.tokens_out,
+            done = LineState.DONE
+            return Outcome(
+                line.line_no, line.custom_id, request_id, done, response, None, answer.tokens_in, answer.tokens_out
             )
-            return (done := await repository.finish(outcome, line.batch_id, now)), done
         if line.state is LineState.SENT and (
             refusal.code == OVERLOADED or (refusal.retryable and line.attempts < self.max_attempts)
         ):
-            due = now + timedelta(seconds=self.retry_s)
-            return await repository.retry(line.batch_id, line.line_no, due), False
-        outcome = Outcome(line.line_no, line.custom_id, request_id, LineState.FAILED, refused(request_id, refusal))
-        return (done := await repository.finish(outcome, line.batch_id, now)), done
+            return None
+        return Outcome(line.line_no, line.custom_id, request_id, LineState.FAILED, refused(request_id, refusal))
 
     def _settlement(self, line: Waiting, result: InferenceCompleted, key: ApiKey | None) -> tuple[Settlement, Metered]:
         """The claim the line was last sent under, settled to what the fleet reports, and the tenant's meter."""

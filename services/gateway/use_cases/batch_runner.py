@@ -218,31 +218,33 @@ class BatchRunner:
 
     async def _refuse(self, batch_id: str, lines: list[tuple[Due, ApiError]], now: datetime) -> None:
         """Lines the gateway itself now refuses: in the error file with the error the endpoint would answer."""
+        outcomes = []
+        for d, error in lines:
+            request_id = line_request_id(batch_id, d.line_no)
+            outcomes.append(Outcome(d.line_no, d.custom_id, request_id, LineState.FAILED, refused(request_id, error)))
         async with self.store.transaction() as repository:
-            for d, error in lines:
-                request_id = line_request_id(batch_id, d.line_no)
-                outcome = Outcome(d.line_no, d.custom_id, request_id, LineState.FAILED, refused(request_id, error))
-                await repository.finish(outcome, batch_id, now)
+            await repository.finish(batch_id, outcomes, now)
 
     async def _give_up(self, batch_id: str, lines: list[Due], now: datetime) -> None:
         """Lines sent `max_attempts` times with no result: in the error file."""
         error = {"code": "no_result", "message": f"no result after {self.knobs.max_attempts} attempts"}
+        outcomes = [
+            Outcome(d.line_no, d.custom_id, line_request_id(batch_id, d.line_no), LineState.FAILED, None, error)
+            for d in lines
+        ]
         async with self.store.transaction() as repository:
-            for d in lines:
-                request_id = line_request_id(batch_id, d.line_no)
-                await repository.finish(
-                    Outcome(d.line_no, d.custom_id, request_id, LineState.FAILED, None, error), batch_id, now
-                )
+            await repository.finish(batch_id, outcomes, now)
 
     async def _cancel(self, record: BatchRecord, now: datetime) -> None:
         """Stop sending; lines in flight may still answer until their deadline; then `cancelled`."""
         async with self.store.transaction() as repository:
             await repository.close_lines(record.batch_id, (LineState.PENDING,), LineState.CANCELLED, None, now)
-            for d in await repository.due(record.batch_id, now, self.knobs.window):
-                request_id = line_request_id(record.batch_id, d.line_no)
-                await repository.finish(
-                    Outcome(d.line_no, d.custom_id, request_id, LineState.CANCELLED), record.batch_id, now
-                )
+            overdue = await repository.due(record.batch_id, now, self.knobs.window)
+            outcomes = [
+                Outcome(d.line_no, d.custom_id, line_request_id(record.batch_id, d.line_no), LineState.CANCELLED)
+                for d in overdue
+            ]
+            await repository.finish(record.batch_id, outcomes, now)
             open_lines = await repository.open_lines(record.batch_id)
         if open_lines == 0:
             await self._finalize(record.batch_id, now)

@@ -136,23 +136,30 @@ class FakeBatchRepository(BatchRepository):
                 line.outcome = Outcome(no, line.custom_id, "", to, None, error)
         return closed
 
-    async def waiting(self, batch_id: str, line_no: int) -> Waiting | None:
-        record, line = self.state.batches.get(batch_id), self.state.lines.get(batch_id, {}).get(line_no)
-        if record is None or line is None:
-            return None
-        claim = line.claim
-        return Waiting(
-            batch_id, line_no, line.custom_id, line.body, record.endpoint, line.state, line.attempts,
-            record.key_id, record.tenant_id, claim.claim_id if claim else None,
-            claim.window if claim else None, claim.reserved if claim else None,
-        )  # fmt: skip
+    async def waiting(self, batch_id: str, line_nos: Sequence[int]) -> list[Waiting]:
+        record, lines = self.state.batches.get(batch_id), self.state.lines.get(batch_id, {})
+        if record is None:
+            return []
+        found = []
+        for no in line_nos:
+            if (line := lines.get(no)) is None:
+                continue
+            claim = line.claim
+            found.append(Waiting(
+                batch_id, no, line.custom_id, line.body, record.endpoint, line.state, line.attempts,
+                record.key_id, record.tenant_id, claim.claim_id if claim else None,
+                claim.window if claim else None, claim.reserved if claim else None,
+            ))  # fmt: skip
+        return found
 
-    async def finish(self, outcome: Outcome, batch_id: str, now: datetime) -> bool:
-        line = self.state.lines[batch_id][outcome.line_no]
-        if line.state not in WAITING:
-            return False
-        line.state, line.outcome = outcome.state, outcome
-        return True
+    async def finish(self, batch_id: str, outcomes: Sequence[Outcome], now: datetime) -> set[int]:
+        written = set()
+        for outcome in outcomes:
+            line = self.state.lines[batch_id][outcome.line_no]
+            if line.state in WAITING:
+                line.state, line.outcome = outcome.state, outcome
+                written.add(outcome.line_no)
+        return written
 
     async def retry(self, batch_id: str, line_no: int, due_at: datetime) -> bool:
         line = self.state.lines[batch_id][line_no]
