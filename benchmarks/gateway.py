@@ -12,6 +12,8 @@ concurrency, so every request takes the real admission and settlement path), the
 (c) `ttft_p50_ms` / `ttft_p99_ms`: time to the first token of streamed tinylm completions (its
     decoupled variant, tinylm_stream), with their total and the same calls' unstreamed total
     (benchmarks/gateway_streaming.py).
+(d) `batch_lines_per_s`: a Batch API batch of echo completions, and `batch_validate_50k_s`: a
+    50,000-line input file checked and stored (benchmarks/gateway_batches.py).
 The last line is one JSON object.
 """
 
@@ -32,6 +34,7 @@ from typing import Any
 
 import aiohttp
 
+from benchmarks.gateway_batches import BATCH_LINES, batch_env, batch_figures
 from benchmarks.gateway_streaming import STREAM_TOKENS, time_to_first_token
 from benchmarks.leftovers import forget_gateway_tenant
 from benchmarks.local_stack import kafka_and_postgres
@@ -64,6 +67,7 @@ def gateway_env(bootstrap: str, requests_topic: str, port: int, metrics_port: in
         "FOLLOW_ALLOCATIONS": "false",
         "MODELS": json.dumps({"echo": {}, "tinylm": {}}),
         "DB_POOL_SIZE": "10",
+        **batch_env(),
     }
     return {**os.environ, **{f"LLMFLEET_GATEWAY_{k}": v for k, v in values.items()}}
 
@@ -261,6 +265,12 @@ async def measure(bootstrap: str, key: str) -> dict[str, Any]:
                             f"(c) tinylm, {STREAM_TOKENS} tokens, streamed: first token p50/p99 "
                             f"{figures['ttft_p50_ms']}/{figures['ttft_p99_ms']} ms, total p50 "
                             f"{figures['stream_total_p50_ms']} ms (unstreamed {figures['unstreamed_total_p50_ms']} ms)",
+                            flush=True,
+                        )
+                        figures |= await batch_figures(base, key)
+                        print(
+                            f"(d) a batch of {BATCH_LINES} echo completions: {figures['batch_lines_per_s']} lines/s; "
+                            f"a 50,000-line file validated in {figures['batch_validate_50k_s']} s",
                             flush=True,
                         )
                     finally:
