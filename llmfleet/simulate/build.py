@@ -6,6 +6,7 @@ requests, so the scaler's forecasts, which read only the demand, are computed on
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -13,7 +14,7 @@ import numpy as np
 
 from llmfleet.simulate.catalogue import SimModel, catalogue, requirement, target_ms
 from llmfleet.simulate.fleet import scaled_fleet
-from llmfleet.simulate.loop import deployed_quantisation, deployed_requirement
+from llmfleet.simulate.loop import deployed_quantisation, deployed_requirement, slo_gpu_types
 from llmfleet.simulate.options import REGIONS, SimOptions
 from llmfleet.simulate.pricing import price_table, reserved_commitment
 from llmfleet.simulate.scaler import ForecastCache
@@ -66,6 +67,14 @@ class Prepared:
             for i, m in enumerate(self.traffic.models)
         }
         return replace(self.fleet, models=models)
+
+    def slo_types(self, slo_s: float) -> dict[str, tuple[str, ...]]:
+        """Per model, the GPU types its first token meets the SLO on about as often as on its best (`slo_gpu_types`)."""
+        t = self.table
+        return {
+            m.model_id: slo_gpu_types(t.prefill_samples_s[i], t.gpus[i], slo_s, t.gpu_types)
+            for i, m in enumerate(self.traffic.models)
+        }
 
     @property
     def rtt_s(self) -> np.ndarray:
@@ -136,6 +145,29 @@ def scaler_capacity(models: list[SimModel]) -> dict[str, float]:
     )  # fmt: skip
     known = capacities(specs, reference)
     return {m.model_id: known[m.model_id].requests_per_hour if m.model_id in known else FALLBACK_RPH for m in models}
+
+
+def burst_factors(arrivals: np.ndarray, step_s: float, quantile: float) -> np.ndarray:
+    """Each model's burst factor [model]: the `quantile` of its steps' arrivals over their hour's mean.
+
+    Per users' region, then weighted by the region's requests. What a scaler would measure of a
+    model's arrivals at the monitor's resolution (here: on the day itself, which only the shape
+    of the bursts is taken from, not the level); never below 1.
+    """
+    per_hour = max(1, round(3600 / step_s))
+    steps = arrivals.shape[0] // per_hour * per_hour
+    if steps == 0:
+        return np.ones(arrivals.shape[1])
+    hours = arrivals[:steps].reshape(-1, per_hour, *arrivals.shape[1:])
+    mean = hours.mean(axis=1, keepdims=True)
+    ratio = np.divide(hours, mean, out=np.full_like(hours, np.nan), where=mean > 0).reshape(steps, *arrivals.shape[1:])
+    with warnings.catch_warnings():  # a (model, region) with no arrivals at all has no factor: 1
+        warnings.simplefilter("ignore", RuntimeWarning)
+        factor = np.nan_to_num(np.nanquantile(ratio, quantile, axis=0), nan=1.0)  # [model, region]
+    weights = arrivals.sum(axis=0)
+    total = weights.sum(axis=1)
+    weighted = np.divide((factor * weights).sum(axis=1), total, out=np.ones_like(total), where=total > 0)
+    return np.asarray(np.maximum(weighted, 1.0))
 
 
 def _placed_on(table: ServiceTable, m: int, preferred_gpu: str) -> int:

@@ -78,6 +78,7 @@ class PolicyControl:
     replan_interval_s: float = 3600.0
     milp_time_limit_s: float = 1.0
     milp_fleet: FleetConfig | None = None  # the models as the MILP sees them (None: the fleet's)
+    milp_gpu_types: dict[str, tuple[str, ...]] = field(default_factory=dict)  # per model: types it may use
     # (at, seq, "stop" | "gone", server, what it held, reclaimed at): a heap of reclaim notices' events
     _events: list[tuple[float, int, str, str, dict[str, int], float]] = field(default_factory=list)
     _seq: int = 0
@@ -134,7 +135,9 @@ class PolicyControl:
         for r, region in enumerate(REGIONS):
             demanded = preferred_equivalents(held[:, r, :], capacity, preferred, self.model_ids)
             config = self.milp_fleet or self.fleet.config
-            plan = replan_region(demanded, region, config, self.fleet.pools, self.milp_time_limit_s)
+            plan = replan_region(
+                demanded, region, config, self.fleet.pools, self.milp_time_limit_s, self.milp_gpu_types
+            )
             types |= plan.types
             self.counts[f"replan_{plan.method}"] += 1
             self.figures["replan_cost_per_hour"] = self.figures.get("replan_cost_per_hour", 0.0) + plan.cost_per_hour

@@ -75,10 +75,21 @@ def allocatable(pools: Mapping[PoolKey, Pool], region: str) -> dict[PoolKey, Poo
 
 
 def replan_region(
-    instances: Mapping[str, int], region: str, fleet: FleetConfig, pools: Mapping[PoolKey, Pool], time_limit_s: float
+    instances: Mapping[str, int],
+    region: str,
+    fleet: FleetConfig,
+    pools: Mapping[PoolKey, Pool],
+    time_limit_s: float,
+    gpu_types: Mapping[str, tuple[str, ...]] | None = None,
 ) -> Replan:
-    """Place the region's demanded instances (model -> count) with the MILP; greedy if it runs out of time."""
-    demands = [Demand(model_id, region, n) for model_id, n in sorted(instances.items()) if n > 0]
+    """Place the region's demanded instances (model -> count) with the MILP; greedy if it runs out of time.
+
+    `gpu_types`: per model, the types the MILP may use (absent: any).
+    """
+    allowed = gpu_types or {}
+    demands = [
+        Demand(model_id, region, n, allowed.get(model_id, ())) for model_id, n in sorted(instances.items()) if n > 0
+    ]
     free = allocatable(pools, region)
     placement: Placement | None = milp_place(demands, fleet, free, time_limit_s) if demands else None
     if placement is None:
@@ -89,6 +100,25 @@ def replan_region(
             best[group.model_id] = (group.instances, group.gpu_type)
     types = {(model_id, region): gpu_type for model_id, (_, gpu_type) in best.items()}
     return Replan(types, placement.method, placement.cost_per_hour, placement.unserved_instances)
+
+
+def slo_gpu_types(
+    prefill_samples_s: NDArray[np.float64],
+    gpus: NDArray[np.int64],
+    slo_s: float,
+    types: Sequence[str],
+    tolerance: float = 0.01,
+) -> tuple[str, ...]:
+    """The GPU types a model's first token meets the SLO on, unqueued, about as often as on its best type.
+
+    `prefill_samples_s` [gpu type, k]: its sampled prompts' prefill on each type; `gpus` [gpu
+    type]: GPUs an instance takes (0: it cannot run there). A type whose share of prompts over the
+    SLO is more than `tolerance` above the best type's is left out: no number of instances serves
+    those prompts in time, and the monitor's p95 would ask for instance after instance.
+    """
+    over = np.where(gpus > 0, (prefill_samples_s > slo_s).mean(axis=1), np.inf)
+    best = float(over.min())
+    return tuple(t for t, share in zip(types, over, strict=True) if share <= best + tolerance)
 
 
 def service_samples_s(prefill_s: NDArray[np.float64], steps: NDArray[np.float64], step_s: float) -> NDArray[np.float64]:

@@ -89,6 +89,13 @@ class SimOptions:
     placement: Placement = Placement.GREEDY
     replan_interval_s: float = 3600.0
     milp_time_limit_s: float = 1.0
+    # True: the MILP keeps each model off GPU types whose first token misses the SLO more often
+    # than on its best type (`loop.slo_gpu_types`; TTFT runs only). False: the latency target alone.
+    slo_types: bool = False
+    # > 0: the scaler counts each model's capacity per instance over its burst factor, the q-quantile
+    # of its 10 s arrivals over their hour's mean (`build.burst_factors`), so bursts find headroom.
+    # 0: the capacity the scaler's round computes (the live default).
+    burst_quantile: float = 0.0
     # True: each model runs the allocator planner's best single-GPU quantisation (fp16 / int8 / int4)
     # and the GPUs per instance follow from it (`gpu_share`); False: fp16 only.
     plans: bool = False

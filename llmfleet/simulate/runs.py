@@ -10,7 +10,7 @@ from datetime import timedelta
 import numpy as np
 
 from llmfleet.simulate.allocator import Allocator
-from llmfleet.simulate.build import Prepared
+from llmfleet.simulate.build import Prepared, burst_factors
 from llmfleet.simulate.catalogue import SimModel
 from llmfleet.simulate.control import PolicyControl
 from llmfleet.simulate.engine import Control, Engine
@@ -18,7 +18,7 @@ from llmfleet.simulate.fleet import Fleet
 from llmfleet.simulate.held import Held
 from llmfleet.simulate.metrics import Accounts
 from llmfleet.simulate.monitor import Monitor
-from llmfleet.simulate.options import REGIONS, Pricing, SimOptions
+from llmfleet.simulate.options import REGIONS, LatencyMeasure, Pricing, SimOptions
 from llmfleet.simulate.pricing import ON_DEMAND, Purchase
 from llmfleet.simulate.scaler import Scaler
 from services.allocator.settings import AllocatorSettings
@@ -80,7 +80,7 @@ def policy_control(prepared: Prepared, options: SimOptions) -> PolicyControl:
     scaler = Scaler(
         ScalerSettings(max_instances=options.max_instances),
         options.policy,
-        prepared.capacity_rph,
+        scaler_capacity_rph(prepared, options),
         prepared.forecasts,
         options.tiers,
         options.preload,
@@ -98,20 +98,31 @@ def policy_control(prepared: Prepared, options: SimOptions) -> PolicyControl:
     control.replan_interval_s = options.replan_interval_s
     control.milp_time_limit_s = options.milp_time_limit_s
     control.milp_fleet = prepared.milp_fleet()
+    if options.slo_types and options.latency is LatencyMeasure.TTFT:
+        control.milp_gpu_types = prepared.slo_types(options.slo_ms / 1000)
     return control
+
+
+def scaler_capacity_rph(prepared: Prepared, options: SimOptions) -> dict[str, float]:
+    """The scaler's capacity per instance of each model: the round's, over its burst factor when asked."""
+    if options.burst_quantile <= 0:
+        return prepared.capacity_rph
+    factors = burst_factors(prepared.traffic.arrivals, prepared.traffic.step_s, options.burst_quantile)
+    return {m.model_id: prepared.capacity_rph[m.model_id] / factors[i] for i, m in enumerate(prepared.traffic.models)}
 
 
 def warm_start(prepared: Prepared, control: PolicyControl) -> None:
     """The fleet at t=0 as the policy keeps it: each model's last warm-up hour at the scale-up utilisation."""
     traffic, table = prepared.traffic, prepared.table
     up = POLICIES[control.scaler.policy].scale_up_utilization
+    headroom = [prepared.capacity_rph[m.model_id] / control.scaler.capacity_rph[m.model_id] for m in traffic.models]
     for m, model in enumerate(traffic.models):
         g = int(prepared.preferred[m])
         for r, region in enumerate(REGIONS):
             rate = traffic.warmup[-1, m, r] / 3600
             if rate <= 0:
                 continue
-            target = max(1, math.ceil(rate / (table.capacity_rps[m, g] * up)))
+            target = max(1, math.ceil(rate * headroom[m] / (table.capacity_rps[m, g] * up)))
             action = PlannedAction(
                 model.model_id, region, ActionKind.SCALE_UP, 0, target, "high", "warm_start", "", Tier.HOT
             )

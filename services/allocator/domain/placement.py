@@ -51,6 +51,9 @@ class Demand:
     model_id: str
     region: str
     instances: int
+    # The GPU types the MILP may use for it (empty: any): the caller's own judgement beyond the
+    # model's latency target (the simulator keeps a model off types whose first token misses its SLO).
+    gpu_types: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -180,7 +183,7 @@ def _options(
         requirement = fleet.models[demand.model_id]
         for (region, gpu_type), pool in pools.items():
             gpu = fleet.gpus[gpu_type]
-            if pool.available < 1:
+            if pool.available < 1 or (demand.gpu_types and gpu_type not in demand.gpu_types):
                 continue
             for quantisation in requirement.quantisations:
                 share = gpu_share(requirement, gpu, quantisation, fleet.rtt_ms(demand.region, region))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from llmfleet.simulate.build import prepare
+from llmfleet.simulate.build import burst_factors, prepare
 from llmfleet.simulate.catalogue import requirement
 from llmfleet.simulate.fleet import Fleet, scaled_fleet
 from llmfleet.simulate.loop import (
@@ -13,11 +13,14 @@ from llmfleet.simulate.loop import (
     deployed_quantisation,
     deployed_requirement,
     lost_in_flight,
+    preferred_equivalents,
     replan_region,
+    slo_gpu_types,
     stop_taking_batches_at,
 )
 from llmfleet.simulate.options import Placement
 from llmfleet.simulate.runs import run_policy
+from llmfleet.simulate.summary import run_figures
 from services.allocator.adapters.config import load_fleet
 from services.allocator.domain.planner import gpu_share
 from services.allocator.domain.scaling import Server
@@ -118,3 +121,47 @@ def test_plans_and_the_milp_run_and_replan_every_interval():
     per_gpu = prepared.table.capacity_rps / np.maximum(prepared.table.gpus, 1)
     base = fp16.table.capacity_rps / np.maximum(fp16.table.gpus, 1)
     assert (per_gpu[m, 0] >= base[m, 0]).all() and (per_gpu[m, 0] > base[m, 0]).any()
+
+
+def test_the_replan_demands_instances_of_the_preferred_type_that_serve_what_is_held():
+    held = np.array([[0, 4, 0], [3, 0, 0], [0, 0, 0]])  # [model, gpu type]
+    capacity = np.array([[2.0, 1.0, 4.0], [1.0, 0.0, 0.0], [1.0, 1.0, 1.0]])  # what one instance serves
+    # Model a prefers type 0: 4 instances at 1.0 serve what 2 at 2.0 do; b holds 3 of its own.
+    assert preferred_equivalents(held, capacity, [0, 0, 0], ["a", "b", "c"]) == {"a": 2, "b": 3}
+    # a preferring the fast type 2 needs one there; b's type 1 cannot run it: its fastest type's unit.
+    assert preferred_equivalents(held, capacity, [2, 1, 0], ["a", "b", "c"]) == {"a": 1, "b": 3}
+
+
+def test_a_gpu_type_whose_first_token_misses_the_slo_more_than_the_best_is_left_to_others():
+    prefill = np.array([[0.5, 1.0, 1.5, 1.9], [0.5, 1.0, 2.5, 3.0], [0.1, 0.1, 0.1, 0.1]])  # [type, sample]
+    gpus = np.array([1, 1, 0])
+    assert slo_gpu_types(prefill, gpus, 2.0, ("fast", "slow", "absent")) == ("fast",)
+    assert slo_gpu_types(prefill, gpus, 2.0, ("fast", "slow", "absent"), tolerance=0.5) == ("fast", "slow")
+    assert slo_gpu_types(prefill, gpus, 5.0, ("fast", "slow", "absent")) == ("fast", "slow")
+
+
+def test_the_burst_factor_is_the_quantile_of_steps_over_their_hours_mean():
+    steps = 360  # one hour of 10 s steps
+    arrivals = np.zeros((steps, 2, 3))
+    arrivals[:, 0, :] = 5.0  # steady
+    arrivals[::2, 1, 0] = 2.0  # every other step: bursts at twice the mean
+    factors = burst_factors(arrivals, 10.0, 0.95)
+    assert factors[0] == pytest.approx(1.0)
+    assert factors[1] == pytest.approx(2.0)
+    assert (burst_factors(arrivals[:10], 10.0, 0.95) == 1.0).all()  # under an hour: no factor
+
+
+def test_every_slo_miss_has_one_cause_and_the_headroom_buys_attainment():
+    options = small_options()
+    prepared = prepare(options)
+    plain = run_figures(run_policy(prepared, options))
+    misses = plain["slo_misses"]
+    assert set(misses) == {"service", "cold_start", "queueing", "rejected"}
+    assert plain["slo_attainment"] + sum(v or 0.0 for v in misses.values()) == pytest.approx(1.0, abs=1e-4)
+    groups = plain["slo_by_model_group"]
+    assert sum(g["requests"] for g in groups.values()) == pytest.approx(
+        plain["requests"]["served"] + plain["requests"]["rejected"], abs=len(groups)
+    )
+    headroom = run_figures(run_policy(prepared, small_options(burst_quantile=0.99)))
+    assert headroom["gpu_hours"] >= plain["gpu_hours"]
+    assert (headroom["slo_misses"]["queueing"] or 0.0) <= (misses["queueing"] or 0.0)
