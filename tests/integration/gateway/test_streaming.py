@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import openai
 import pytest
 from openai import AsyncOpenAI, OpenAI
@@ -101,3 +103,21 @@ def test_errors_before_the_first_chunk_are_http_errors(replicas: list[Replica], 
             model="tinylm", prompt="x", max_tokens=2, stream_options={"include_usage": True}
         )
     assert raised.value.code == "invalid_request_error" or raised.value.param == "stream_options"
+
+
+def test_a_client_that_goes_away_mid_stream_stops_the_call_before_its_result(
+    replicas: list[Replica], keys: Keys
+) -> None:
+    gateway = replicas[0].app
+    stream = client(replicas[0], keys.new()).completions.create(
+        model="tinylm", prompt=PROMPT, max_tokens=500, temperature=0, stream=True
+    )
+    first = next(iter(stream))
+    request_id = first.id.removeprefix("cmpl-")
+    assert request_id in gateway.bridge._listening
+    stream.close()  # the client disconnects
+    deadline = time.monotonic() + 10
+    while request_id in gateway.bridge._listening and time.monotonic() < deadline:
+        time.sleep(0.01)
+    # The stream was torn down by the disconnect while the fleet was still generating: not by the result.
+    assert request_id not in gateway.bridge._listening and gateway.bridge.waiting == 1
