@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from aiokafka import AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.errors import KafkaConnectionError, TopicAuthorizationFailedError
 from asyncpg.exceptions import InvalidAuthorizationSpecificationError
 from sqlalchemy.exc import DBAPIError
@@ -32,7 +32,7 @@ from llmfleet.client import FleetClient
 from services.router.app import create_app, migrate
 from services.router.settings import RouterSettings, StaticServer
 from shared.broker import ensure_topics
-from shared.events import ALLOCATIONS, INFERENCE_RESULTS
+from shared.events import ALLOCATIONS, INFERENCE_REQUESTS, INFERENCE_RESULTS
 from shared.kafka_security import PLAINTEXT, KafkaProtocol, KafkaSecurity
 
 pytestmark = pytest.mark.integration
@@ -88,6 +88,23 @@ async def test_a_service_writes_its_own_topics_and_no_other(secure_kafka):
         await _produce(secure_kafka["bootstrap"], router, ALLOCATIONS.name)
     with pytest.raises(TopicAuthorizationFailedError):  # nor may a client forge results
         await _produce(secure_kafka["bootstrap"], kafka.security_for(secure_kafka, "client"), INFERENCE_RESULTS.name)
+
+
+async def test_only_the_router_reads_the_prompts(secure_kafka):
+    """What the issue names first: anyone could read every prompt. Here the monitor may not, by name or by group."""
+    monitor = kafka.security_for(secure_kafka, "monitor")
+    consumer = AIOKafkaConsumer(
+        INFERENCE_REQUESTS.name,
+        bootstrap_servers=secure_kafka["bootstrap"],
+        group_id=f"llmfleet-monitor-test-{uuid.uuid4().hex[:6]}",  # a group it may use
+        **monitor.client_options(),
+    )
+    await consumer.start()
+    try:
+        with pytest.raises(TopicAuthorizationFailedError):
+            await asyncio.wait_for(consumer.getmany(timeout_ms=5000), 30)
+    finally:
+        await consumer.stop()
 
 
 @pytest.fixture
