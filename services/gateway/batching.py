@@ -68,7 +68,11 @@ class Batches:
         await self.link.start()
 
     async def stop(self) -> None:
-        """Disconnect (lines in flight keep their rows: whoever runs the batch next re-sends what is lost)."""
+        """Let the batches go and disconnect (lines in flight keep their rows; their results wait in Kafka)."""
+        try:
+            await self.runner.release()
+        except Exception as error:  # the leases run out by themselves; never block the stop
+            log.warning("batch leases not released: %r", error)
         await self.link.stop()
 
     def jobs(self) -> Sequence[Job]:

@@ -72,6 +72,9 @@ class BatchRepository(Protocol):
     async def claim(self, owner: str, pool: str, lease_s: float, limit: int) -> list[BatchRecord]:
         """The pool's active batches nobody else holds a live lease on, leased to `owner` (its own renewed)."""
 
+    async def release(self, owner: str) -> int:
+        """End `owner`'s leases (a graceful stop: another replica takes its batches over at once); how many."""
+
     async def key(self, key_id: str) -> ApiKey | None:
         """The key (with its tenant) a batch runs under."""
 

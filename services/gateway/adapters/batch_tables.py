@@ -151,6 +151,12 @@ class SqlBatchRepository:
         )
         return sorted((_record(row) for row in claimed), key=lambda r: (r.created_at, r.batch_id))
 
+    async def release(self, owner: str) -> int:
+        released = await self._session.execute(
+            update(batch).where(batch.c.owner == owner).values(owner=None, lease_until=None)
+        )
+        return int(released.rowcount)  # type: ignore[attr-defined]
+
     async def key(self, key_id: str) -> ApiKey | None:
         row = (await self._session.execute(keys_tables._keys_query().where(api_key.c.key_id == key_id))).first()
         return keys_tables._key(row) if row else None

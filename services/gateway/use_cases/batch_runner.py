@@ -85,6 +85,11 @@ class BatchRunner:
         for record in claimed:
             await self.step(record, datetime.now(UTC))
 
+    async def release(self) -> int:
+        """Give this replica's batches up (a graceful stop); the lines' rows say where each one stands."""
+        async with self.store.transaction() as repository:
+            return await repository.release(self.knobs.owner)
+
     async def step(self, record: BatchRecord, now: datetime) -> None:
         """What the batch's status asks for now."""
         if record.status is BatchStatus.VALIDATING:

@@ -90,6 +90,12 @@ class FakeBatchRepository(BatchRepository):
             self.state.leases[b.batch_id] = (owner, self.now + timedelta(seconds=lease_s))
         return free
 
+    async def release(self, owner: str) -> int:
+        mine = [b for b, (o, _) in self.state.leases.items() if o == owner]
+        for b in mine:
+            del self.state.leases[b]
+        return len(mine)
+
     async def key(self, key_id: str) -> ApiKey | None:
         return self.state.keys.get(key_id)
 

@@ -330,6 +330,7 @@ async def test_a_batch_whose_runner_died_is_taken_over_after_its_lease_and_resen
         assert [b.batch_id for b in await repository.claim("b", "default", 5.0, 4)] == [batch_id]
     await world.step(batch_id)
     assert len(world.sender.sent) == 2  # still within their deadline: not sent again yet
+    assert await world.runner.release() == 0  # "b" holds it now, not "a"
     world.now += timedelta(seconds=10)  # past their deadline and the resend delay
     await run_to_end(world, batch_id)
     assert len(world.sender.sent) == 4 and world.batch(batch_id).counts.completed == 2
@@ -360,3 +361,13 @@ async def test_lines_reserve_their_cost_of_a_monthly_budget_and_are_metered_per_
     assert all(s.used_cost == s.used and s.reserved_cost == s.reserved for s in settled)
     metered, _since = world.limits.state.meter[("t1", "echo")]
     assert (metered.requests, metered.completion_tokens) == (2, 8)
+
+
+async def test_a_stopping_replica_lets_its_batches_go_at_once() -> None:
+    world = World(lease_s=30.0)
+    batch_id = await world.submit(jsonl(1))
+    async with world.store.transaction() as repository:
+        await repository.claim("a", "default", 30.0, 4)
+    assert await world.runner.release() == 1
+    async with world.store.transaction() as repository:
+        assert [b.batch_id for b in await repository.claim("b", "default", 30.0, 4)] == [batch_id]
