@@ -35,7 +35,10 @@ Tpm = Annotated[int | None, typer.Option(min=1, help="tokens per minute (prompt 
 Concurrency = Annotated[int | None, typer.Option(min=1, help="requests in flight")]
 Budget = Annotated[
     float | None,
-    typer.Option("--monthly-budget", min=0, help="USD per calendar month (UTC), at the gateway's price per token"),
+    # At most the column's range (NUMERIC(18, 9): under a billion dollars).
+    typer.Option(
+        "--monthly-budget", min=0, max=999_999_999, help="USD per calendar month (UTC) at the gateway's price per token"
+    ),
 ]
 
 

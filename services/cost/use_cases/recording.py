@@ -58,6 +58,8 @@ async def record_usage(sessions: Database, consumer: str, event: UsageMetered, n
     async with cost_store(sessions).transaction() as repo:
         if not await repo.first_delivery(consumer, event.event_id):
             return False
+        if not event.requests:
+            return False  # only refusals over a budget: nothing ran, nothing to charge
         report = (await repo.latest_report_body() or {}).get("report", {})
         tokens = event.prompt_tokens + event.completion_tokens
         priced = price_usage(event.model_id, tokens, event.period_end, report.get("per_1k_tokens") or {})

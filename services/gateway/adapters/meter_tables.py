@@ -14,11 +14,12 @@ from services.gateway.domain.metering import Metered, MeterReading, summed
 # One statement for any batch; rows sorted, so concurrent rounds lock them in one order.
 ADD = text(
     "INSERT INTO usage_meter AS m (tenant_id, model_id, requests, failed, prompt_tokens, completion_tokens, "
-    "cost_nanos, since) SELECT t, mo, r, f, p, c, n, :now FROM unnest(CAST(:t AS text[]), CAST(:mo AS text[]), "
-    "CAST(:r AS int[]), CAST(:f AS int[]), CAST(:p AS bigint[]), CAST(:c AS bigint[]), CAST(:n AS bigint[])) "
-    "AS u(t, mo, r, f, p, c, n) ORDER BY 1, 2 "
+    "cost_nanos, budget_refused, since) SELECT t, mo, r, f, p, c, n, b, :now FROM unnest(CAST(:t AS text[]), "
+    "CAST(:mo AS text[]), CAST(:r AS int[]), CAST(:f AS int[]), CAST(:p AS bigint[]), CAST(:c AS bigint[]), "
+    "CAST(:n AS bigint[]), CAST(:b AS int[])) AS u(t, mo, r, f, p, c, n, b) ORDER BY 1, 2 "
     "ON CONFLICT (tenant_id, model_id) DO UPDATE SET requests = m.requests + excluded.requests, "
-    "failed = m.failed + excluded.failed, prompt_tokens = m.prompt_tokens + excluded.prompt_tokens, "
+    "failed = m.failed + excluded.failed, budget_refused = m.budget_refused + excluded.budget_refused, "
+    "prompt_tokens = m.prompt_tokens + excluded.prompt_tokens, "
     "completion_tokens = m.completion_tokens + excluded.completion_tokens, "
     # the ledger's asynchronous commit (limits_tables.ASYNC_COMMIT): a round may only meter
     "cost_nanos = m.cost_nanos + excluded.cost_nanos RETURNING (SELECT set_config('synchronous_commit', 'off', true))"
@@ -29,6 +30,7 @@ ADD = text(
 TAKE = text(
     "WITH gone AS (DELETE FROM usage_meter RETURNING *) "
     "SELECT g.tenant_id, g.model_id, g.requests, g.failed, g.prompt_tokens, g.completion_tokens, g.cost_nanos, "
+    "g.budget_refused, "
     "g.since, coalesce(t.name, g.tenant_id) AS name, t.monthly_budget_usd, b.spent_nanos "
     "FROM gone g LEFT JOIN tenant t ON t.tenant_id = g.tenant_id "
     "LEFT JOIN budget_month b ON b.subject = 'tenant:' || g.tenant_id AND b.month_start = :month "
@@ -52,6 +54,7 @@ async def add(session: AsyncSession, usage: Sequence[Metered], now: datetime) ->
             "p": [u.prompt_tokens for u in rows],
             "c": [u.completion_tokens for u in rows],
             "n": [u.cost for u in rows],
+            "b": [u.budget_refused for u in rows],
         },
     )
 
@@ -68,6 +71,7 @@ async def take(session: AsyncSession, now: datetime) -> list[MeterReading]:
             row.cost_nanos,
             row.requests,
             row.failed,
+            row.budget_refused,
         )
         budget = None if row.monthly_budget_usd is None else int(row.monthly_budget_usd * NANOS_PER_USD)
         spent = None if budget is None else (row.spent_nanos or 0)

@@ -99,6 +99,7 @@ usage_meter = Table(
     Column("completion_tokens", BigInteger, nullable=False),
     Column("cost_nanos", BigInteger, nullable=False),
     Column("since", DateTime(timezone=True), nullable=False),
+    Column("budget_refused", Integer, nullable=False, server_default="0"),  # migration 0005
 )
 
 # The Batch API: files, batches, and one row per batch line. A line's row is the whole truth of

@@ -21,6 +21,7 @@ class Metered:
     cost: int  # nano-dollars at the gateway's price
     requests: int = 1
     failed: int = 0
+    budget_refused: int = 0  # requests the tenant's own budget refused (they count nothing else)
 
 
 def summed(usage: Sequence[Metered]) -> list[Metered]:
@@ -37,6 +38,7 @@ def summed(usage: Sequence[Metered]) -> list[Metered]:
                 before.cost + u.cost,
                 before.requests + u.requests,
                 before.failed + u.failed,
+                before.budget_refused + u.budget_refused,
             )
         sums[key] = u
     return [sums[key] for key in sorted(sums)]
@@ -66,6 +68,7 @@ def usage_event(reading: MeterReading, now: datetime, source: str) -> UsageMeter
         period_end=now,
         requests=u.requests,
         failed=u.failed,
+        budget_refused=u.budget_refused,
         prompt_tokens=u.prompt_tokens,
         completion_tokens=u.completion_tokens,
         spend_usd=nanos_to_usd(u.cost),

@@ -108,7 +108,7 @@ class Serving:
         prompt = prompt_tokens(ask.prompt)
         claim = self._claim(key, request_id, ask.model, reservation(prompt, ask.max_tokens), now)
         started = time.perf_counter()
-        await self._admit(claim, now)
+        await self._admit(claim, now, ask.model)
         self.observe("admit", time.perf_counter() - started)
         return claim, prompt, now
 
@@ -125,7 +125,7 @@ class Serving:
         cost = self.knobs.prices.cost(model, tokens)  # the worst case: every token max_tokens allows
         return Claim(request_id, subjects, tokens, window_of(now), until, cost)
 
-    async def _admit(self, claim: Claim, now: datetime) -> None:
+    async def _admit(self, claim: Claim, now: datetime, model: str) -> None:
         """Raise the counts, or a 429 saying which limit, with Retry-After."""
         refusal = too_large(claim.subjects, claim.tokens, now)
         try:
@@ -135,6 +135,9 @@ class Serving:
         except Exception as error:  # fail closed: no request runs uncounted
             raise errors.unavailable(f"Limits cannot be checked now ({type(error).__name__}); try again") from error
         if refusal is not None:
+            if refusal.limit is Limit.BUDGET and refusal.subject.startswith("tenant:"):
+                # The budget alert's news: a tenant refused may sit just under 100% of its budget.
+                self.ledger.meter(Metered(refusal.subject.split(":", 1)[1], model, 0, 0, 0, 0, 0, budget_refused=1))
             raise _throttled(refusal, claim.tokens)
 
     async def _ask_fleet(self, claim: Claim, ask: Ask, prompt: int, now: datetime) -> tuple[InferenceCompleted, float]:

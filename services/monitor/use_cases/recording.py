@@ -123,6 +123,8 @@ async def on_usage_metered(
         if not budget or spent is None:
             return NOTHING
         scope = {"tenant_id": event.tenant_id, "tenant": event.tenant}
-        observation = Observation(Metric.BUDGET_SPENT, scope, spent / budget)
+        # A tenant refused over its budget has used it up, even when its spend stays just under.
+        used = max(spent / budget, 1.0 if event.budget_refused else 0.0)
+        observation = Observation(Metric.BUDGET_SPENT, scope, used)
         rules = await rules_in_force(repo, settings)
         return await judge(repo, rules, [observation], event.period_end, settings.service_name)

@@ -165,6 +165,9 @@ async def test_over_budget_is_a_429_insufficient_quota_that_says_do_not_retry() 
     assert (error.status, error.type, error.code) == (429, "insufficient_quota", "budget_exceeded")
     assert error.headers()["x-should-retry"] == "false" and "monthly budget of $0.02" in error.message
     assert len(world.fleet.sent) == 2
+    # The refusal is metered (nothing else is), so the monitor's 100% alert knows the budget is used up.
+    [event] = await flush_meter(world.store, "gateway")
+    assert (event.requests, event.budget_refused, event.month_spend_usd) == (2, 1, pytest.approx(0.018))
 
 
 async def test_a_failed_request_costs_its_prompt_and_gives_the_rest_back() -> None:
