@@ -10,7 +10,7 @@ from shared.outbox import outbox_table
 
 metadata = service_metadata("gateway")
 inbox = inbox_table(metadata)
-outbox = outbox_table(metadata, traced=False)  # no traceparent column until the gateway's migration adds it
+outbox = outbox_table(metadata)
 
 tenant = Table(
     "tenant",
