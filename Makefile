@@ -6,10 +6,11 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PYTEST_ARGS ?=
 CHAOS_ARGS ?=
+COMPOSE_ARGS ?=
 
 .PHONY: setup install test test-unit test-integration lint demo up down status clean bench bench-triton \
 	bench-router bench-allocator bench-scaler bench-monitor bench-simulator bench-fleet-loop bench-gateway chaos \
-	helm-lint help
+	helm-lint help test-compose
 
 $(UV):
 	python3 -m venv .cache/uv
@@ -84,6 +85,9 @@ bench-fleet-loop: setup ## the simulated day with MILP, plans, cost mix, spot re
 
 bench-monitor: install ## metrics event -> alert event delay, scrape targets sustained (last line: JSON)
 	$(PY) -m benchmarks.monitor
+
+test-compose: install ## deploy/compose.yaml for real on a private Docker engine (root, docker.io, debootstrap): images built here, up, requests from the host, router x3, down -v (last line: JSON)
+	deploy/compose/test_compose.sh $(COMPOSE_ARGS)
 
 chaos: install ## kills, outages, poison records and overload against the request path and the allocator (<= 15 min; last line: JSON)
 	$(PY) -m benchmarks.chaos $(CHAOS_ARGS)
