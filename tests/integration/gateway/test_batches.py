@@ -31,9 +31,9 @@ from services.gateway.use_cases import keys as admin
 from services.router.app import create_app as create_router
 from services.router.app import migrate as migrate_router
 from services.router.settings import RouterSettings
-from shared.events import InferenceRequested
+from shared.events import DEADLETTER, InferenceRequested
 from tests.integration.gateway.conftest import Host, gateway_app, gateway_settings
-from tests.integration.router.conftest import private_topic, router_app, static
+from tests.integration.router.conftest import Topic, private_topic, router_app, static
 
 pytestmark = pytest.mark.integration
 FINAL = ("completed", "failed", "expired", "cancelled")
@@ -313,3 +313,20 @@ def _database(stack: Stack) -> Iterator[Any]:
         yield lambda statement, batch_id: stack.host.call(run(statement, batch_id))
     finally:
         stack.host.call(engine.dispose())
+
+
+def test_an_unreadable_result_is_dead_lettered_and_batches_go_on(stack: Stack, sdk: OpenAI) -> None:
+    async def garbage() -> list[dict[str, Any]]:
+        async with Topic(stack.kafka, DEADLETTER.name) as letters:
+            producer = AIOKafkaProducer(bootstrap_servers=stack.kafka)
+            await producer.start()
+            try:
+                await producer.send_and_wait(stack.batch_topic, b"not a result")
+            finally:
+                await producer.stop()
+            return await letters.until(lambda values: any(v.get("consumer") == stack.group for v in values))
+
+    letters = [v for v in stack.host.call(garbage()) if v.get("consumer") == stack.group]
+    assert letters and letters[0]["source_topic"] == stack.batch_topic
+    assert letters[0]["reason"].startswith("unreadable result")
+    assert wait(sdk, submit(sdk, lines(3))).status == "completed"
