@@ -16,7 +16,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from typing import Any
 
 from faststream.kafka import KafkaBroker
 from opentelemetry import context, propagate
@@ -29,28 +28,28 @@ from shared.telemetry import current_traceparent
 log = logging.getLogger(__name__)
 
 
-def outbox_table(metadata: MetaData, traced: bool = True) -> Table:
-    """The outbox table in the service's schema; `traced`: with the `traceparent` column (its migration added)."""
-    columns: list[Column[Any]] = [
+def outbox_table(metadata: MetaData) -> Table:
+    """The outbox table in the service's schema."""
+    return Table(
+        "outbox",
+        metadata,
         Column("id", BigInteger, Identity(), primary_key=True),
         Column("topic", String(200), nullable=False),
         Column("key", String(200), nullable=False),
         Column("payload", LargeBinary, nullable=False),
         Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
         Column("published_at", DateTime(timezone=True), index=True),
-    ]
-    if traced:
         # The writer's W3C trace context; the relay publishes the row in it.
-        columns.append(Column("traceparent", String(128)))
-    return Table("outbox", metadata, *columns)
+        Column("traceparent", String(128)),
+    )
 
 
 async def add_to_outbox(session: AsyncSession, outbox: Table, topic: Topic, event: Event, key: str) -> None:
     """Queue an event for publishing; it goes out only if the surrounding transaction commits."""
-    values: dict[str, object] = {"topic": topic.name, "key": key, "payload": event.model_dump_json().encode()}
-    if "traceparent" in outbox.c:
-        values["traceparent"] = current_traceparent()
-    await session.execute(outbox.insert().values(values))
+    payload = event.model_dump_json().encode()
+    await session.execute(
+        outbox.insert().values(topic=topic.name, key=key, payload=payload, traceparent=current_traceparent())
+    )
 
 
 class OutboxRelay:
@@ -61,8 +60,7 @@ class OutboxRelay:
         self._outbox = outbox
         self._broker = broker
         self._wake = asyncio.Event()
-        names = ("id", "topic", "key", "payload", "traceparent")
-        self._columns = [outbox.c[name] for name in names if name in outbox.c]
+        self._columns = [outbox.c[name] for name in ("id", "topic", "key", "payload", "traceparent")]
 
     def notify(self) -> None:
         """Tell the relay that something was committed (it also polls)."""
@@ -82,7 +80,7 @@ class OutboxRelay:
                 )
             ).all()
             for row in rows:
-                await self._publish_in_trace(row.payload, row.topic, row.key, getattr(row, "traceparent", None))
+                await self._publish_in_trace(row.payload, row.topic, row.key, row.traceparent)
             if rows:
                 await session.execute(
                     self._outbox.update()
