@@ -31,6 +31,7 @@ from llmfleet.run_data import ReplayRun, RunConfig
 from services.router.domain.batching import BatchStrategy
 from services.scaler.domain.policy import PolicyName
 from shared.events import COST_REPORTS, CostReported, CostReportRequested, DemandWindowReported, RoutingStrategy
+from shared.kafka_security import PLAINTEXT
 
 SCALER_BUCKET_S = 10
 DEMAND_WINDOW_S = 5
@@ -282,7 +283,7 @@ class DemoSession:
         on_progress: Callable[[Progress], None] | None,
     ) -> ReplayRun:
         bootstrap = info["kafka"]["bootstrap"]
-        recorder = EventRecorder(bootstrap)
+        recorder = EventRecorder(bootstrap, security=PLAINTEXT)  # the run's own stack is a plaintext one
         await recorder.start()  # before the services: their first events are part of the run
         reclaim: asyncio.Task[str] | None = None
         try:

@@ -26,6 +26,7 @@ from shared.events import (
     ServerReleased,
     Topic,
 )
+from shared.kafka_security import KafkaSecurity, kafka_security_from_env
 
 # Every control-plane topic; requests and results are the replay's own business.
 OBSERVED_TOPICS: tuple[Topic, ...] = tuple(t for t in ALL_TOPICS if t not in (INFERENCE_REQUESTS, INFERENCE_RESULTS))
@@ -34,10 +35,16 @@ OBSERVED_TOPICS: tuple[Topic, ...] = tuple(t for t in ALL_TOPICS if t not in (IN
 class EventRecorder:
     """Collects every event on the observed topics from `start()` on, stamped with the run's clock."""
 
-    def __init__(self, bootstrap: str, topics: Sequence[Topic] = OBSERVED_TOPICS) -> None:
+    def __init__(
+        self, bootstrap: str, topics: Sequence[Topic] = OBSERVED_TOPICS, security: KafkaSecurity | None = None
+    ) -> None:
+        """`security`: by default the CLI's (LLMFLEET_KAFKA_SECURITY_PROTOCOL etc.; PLAINTEXT when unset)."""
         self._topics = {t.name: t for t in topics}
         self._adapters = {t.name: t.adapter() for t in topics}
-        self._consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, fetch_max_wait_ms=200)
+        options = (security or kafka_security_from_env()).client_options()
+        self._consumer = AIOKafkaConsumer(
+            bootstrap_servers=bootstrap, enable_auto_commit=False, fetch_max_wait_ms=200, **options
+        )
         self._reader: asyncio.Task[None] | None = None
         origin = time.monotonic()
         self._clock: Callable[[], float] = lambda: time.monotonic() - origin

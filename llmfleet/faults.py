@@ -12,6 +12,7 @@ from datetime import UTC, datetime, timedelta
 from aiokafka import AIOKafkaProducer
 
 from shared.events import ALLOCATIONS, ModelLoaded, ServerAllocated, ServerReleased, SpotInterruptionNotice
+from shared.kafka_security import kafka_security_from_env
 
 
 def spot_notice(server_id: str, region: str, notice_s: float, source: str = "llmfleet-chaos") -> SpotInterruptionNotice:
@@ -24,7 +25,8 @@ def spot_notice(server_id: str, region: str, notice_s: float, source: str = "llm
 
 async def publish_notice(bootstrap: str, notice: SpotInterruptionNotice) -> None:
     """Publish the notice on the allocations topic, keyed by server, as a provider adapter would."""
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
+    # Only the allocator (and the admin) may write allocations on a secure broker: an operator's act.
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", **kafka_security_from_env().client_options())
     await producer.start()
     try:
         await producer.send_and_wait(
