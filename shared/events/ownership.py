@@ -83,7 +83,7 @@ TOPIC_ACCESS: dict[str, TopicAccess] = {
         reads=(ALLOCATIONS.name, SERVER_METRICS.name, DEMAND.name, FORECASTS.name, COST_REPORTS.name, USAGE_TOPIC),
     ),
     "gateway": TopicAccess(
-        writes=(INFERENCE_REQUESTS.name, USAGE_TOPIC),
+        writes=(INFERENCE_REQUESTS.name, USAGE_TOPIC, DEADLETTER.name),  # unreadable batch results
         reads=(ALLOCATIONS.name,),
         # its replica's reply topic, and the batch reply topic (inference.replies.gateway-batch)
         read_prefixes=(GATEWAY_REPLY_PREFIX,),

@@ -113,7 +113,10 @@ class BatchLink:
             source_offset=offset,
             payload_b64=base64.b64encode(payload[:16384]).decode(),
         )
-        await (await self._producer.send(DEADLETTER.name, letter.model_dump_json().encode()))
+        try:
+            await (await self._producer.send(DEADLETTER.name, letter.model_dump_json().encode()))
+        except Exception as error:  # an unreadable record must never stop the results loop
+            log.error("record of %s at %d not dead-lettered (%r); skipped", self.reply_topic, offset, error)
 
 
 async def _recorded(
