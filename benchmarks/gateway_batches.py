@@ -20,6 +20,7 @@ import aiohttp
 
 BATCH_LINES = int(os.environ.get("BENCH_BATCH_LINES", "10000"))
 LARGEST = 50_000
+WAIT_S = 900.0  # a stalled batch ends the run with an error, not a hang
 
 
 def batch_env() -> dict[str, str]:
@@ -54,12 +55,14 @@ async def _submit(session: aiohttp.ClientSession, base: str, data: bytes) -> str
 
 
 async def _until(session: aiohttp.ClientSession, base: str, batch_id: str, statuses: tuple[str, ...]) -> dict[str, Any]:
-    while True:
+    deadline = time.monotonic() + WAIT_S
+    while time.monotonic() < deadline:
         async with session.get(f"{base}/v1/batches/{batch_id}") as response:
             batch: dict[str, Any] = await response.json()
         if batch["status"] in statuses:
             return batch
         await asyncio.sleep(0.1)
+    raise TimeoutError(f"batch {batch_id} not {' or '.join(statuses)} after {WAIT_S} s")
 
 
 async def batch_figures(base: str, key: str) -> dict[str, Any]:
