@@ -10,6 +10,7 @@ the call, which settles as an unstreamed call whose client went away.
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -23,6 +24,7 @@ from shared.events import InferenceCompleted
 from shared.events.inference import InferenceChunk
 
 Call = asyncio.Future[tuple[InferenceCompleted, float]]
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -42,9 +44,7 @@ class Streaming:
         call.add_done_callback(lambda _call: chunks.put_nowait(None))
         try:
             first = await chunks.get()
-            if (
-                first is None
-            ):  # the result came first: a rejection, a failure, a timeout, or a server that does not stream
+            if first is None:  # the result came first: a rejection, a failure, a timeout, or an unstreamed answer
                 result, _ = call.result()
                 if error := errors.from_result(result.status, result.reason, ask.model):
                     raise error
@@ -77,6 +77,9 @@ class Streaming:
                 error = errors.from_result(result.status, result.reason, state.ask.model)
             except errors.ApiError as raised:
                 error = raised
+            except Exception:  # a gateway bug: the stream still ends with an error event and [DONE]
+                log.exception("streamed call %s failed in the gateway", state.request_id)
+                error = errors.ApiError(500, "The gateway failed on this request", "server_error", "internal_error")
             if error is not None:
                 yield sse_error(error.body())
             else:

@@ -168,3 +168,17 @@ async def test_a_client_that_goes_away_cancels_the_call_and_its_lease_is_given_b
     [settled] = world.store.state.settled
     assert settled.used == settled.reserved  # as an unstreamed call whose client left: the reservation is kept
     assert world.store.state.leases == {}  # and the concurrency slot is free again
+
+
+async def test_a_gateway_bug_after_the_stream_began_is_an_error_event_then_done(monkeypatch) -> None:
+    world = StreamWorld()
+    answer = world.serving.answer
+
+    async def broken(*args: Any) -> Any:
+        await answer(*args)
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(world.serving, "answer", broken)
+    got = await events(await world.streaming.open(await world.key(), asked()))
+    assert texts(got[:-2]) == "pppppppp"
+    assert got[-2]["error"]["code"] == "internal_error" and got[-1] == "[DONE]"
