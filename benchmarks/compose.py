@@ -67,6 +67,14 @@ def unhealthy(env: dict[str, str]) -> list[str]:
     ]
 
 
+def refuses_without_passwords(env: dict[str, str]) -> bool:
+    """Compose must refuse the file when a password is missing (no silent defaults)."""
+    bare = {k: v for k, v in env.items() if k not in PASSWORDS}
+    command = ["docker", "compose", *FILES, "config", "-q"]
+    result = subprocess.run(command, cwd=ROOT, env=bare, capture_output=True, text=True, check=False)  # noqa: S603
+    return result.returncode != 0 and "required variable" in result.stderr
+
+
 def wait_healthy(env: dict[str, str], services: list[str], timeout: float) -> float:
     """Seconds until every listed service's containers run and are healthy; raise after `timeout`."""
     started = time.monotonic()
@@ -105,6 +113,20 @@ def round_ok(outcome: dict[str, Any]) -> bool:
     return bool(outcome["missing"] == 0 and outcome["duplicates"] == 0)
 
 
+def requests_per_router(env: dict[str, str], replicas: int) -> list[float]:
+    """Requests each router replica counted (its llmfleet_router_requests_total on /metrics)."""
+    probe = (
+        "import re, urllib.request as u; text = u.urlopen('http://127.0.0.1:9100/metrics', timeout=5).read().decode(); "
+        "pattern = r'^llmfleet_router_requests_total(?:\\{[^}]*\\})? (\\S+)$'; "
+        "print(sum(float(v) for v in re.findall(pattern, text, re.M)))"
+    )
+    counts = []
+    for index in range(1, replicas + 1):
+        out = compose(env, "exec", "-T", "--index", str(index), "router", "python", "-c", probe, check=False)
+        counts.append(float(out.strip() or "nan"))
+    return counts
+
+
 def logs_tail(env: dict[str, str], lines: int = 40) -> str:
     """The last log lines of every container, for a failure report."""
     return compose(env, "logs", "--no-color", "--tail", str(lines), check=False)
@@ -121,6 +143,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     }
     compose(env, "down", "-v", "--remove-orphans", check=False)  # leftovers of an interrupted run
     try:
+        figures["refuses_without_passwords"] = refuses_without_passwords(env)
         figures["seconds_to_healthy"] = round(wait_healthy(env, UP, args.wait_timeout), 1)
         print(f"healthy after {figures['seconds_to_healthy']} s: {', '.join(UP)}", flush=True)
         first = asyncio.run(requests_round(bootstrap, args.requests, args.request_timeout, args.linger))
@@ -131,8 +154,18 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         routers = len(compose(env, "ps", "-q", "router").split())
         second = asyncio.run(requests_round(bootstrap, args.requests, args.request_timeout, args.linger))
         print(f"{routers} routers: {second}", flush=True)
+        # Replicas share the partitions: after the rebalance every one of them served requests.
+        per_router = requests_per_router(env, routers)
+        print(f"requests counted per router replica (both rounds): {per_router}", flush=True)
         figures.update(one_router=first, three_routers=second, routers_after_scale=routers)
-        figures["ok"] = round_ok(first) and round_ok(second) and routers == 3
+        figures["requests_per_router_replica"] = per_router
+        figures["ok"] = (
+            round_ok(first)
+            and round_ok(second)
+            and routers == 3
+            and all(n > 0 for n in per_router)
+            and figures["refuses_without_passwords"]
+        )
     except Exception as error:
         figures.update(ok=False, error=str(error)[:2000])
         print(logs_tail(env), file=sys.stderr)
