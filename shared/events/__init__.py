@@ -43,7 +43,14 @@ from shared.events.fleet import (
     Severity,
     SignalKind,
 )
-from shared.events.inference import InferenceCompleted, InferenceRequested, ResultStatus, RoutingStrategy, Timings
+from shared.events.inference import (
+    InferenceChunk,
+    InferenceCompleted,
+    InferenceRequested,
+    ResultStatus,
+    RoutingStrategy,
+    Timings,
+)
 from shared.events.scaling import (
     ActionKind,
     DemandForecasted,
@@ -111,6 +118,7 @@ __all__ = [
     "Event",
     "FleetRepaired",
     "GpuPrice",
+    "InferenceChunk",
     "InferenceCompleted",
     "InferenceRequested",
     "InstancesMoved",
