@@ -2,12 +2,16 @@
 
 The seed-scale day of `make bench-simulator` (100M requests, 50 models, 3 regions, 10,000 GPUs,
 the services' own policies; docs/simulator.md). The whole loop is: the MILP re-plan every hour
-(`placement.milp_place`, greedy when HiGHS runs out of its 1 s), deployment plans (each model at
-the planner's best single-GPU quantisation, its GPUs per instance from `gpu_share`), the cost
-service's mix (reserved commitment + spot within the interruption tolerance), and spot reclaims
-handled with the 2-minute notice (replacement at the notice, make-before-break, drain). Each
-variant turns one mechanism off (or changes the reclaim rate); the reference is all on demand,
-greedy, fp16, as the platform runs today. `--hours N` runs a shorter day (said in the output).
+(`placement.milp_place`: least $/h serving each model's work, on the GPU types whose first token
+meets the SLO; greedy when HiGHS runs out of its 1 s), deployment plans (each model at the
+planner's best single-GPU quantisation, its GPUs per instance from `gpu_share`), the cost
+service's mix (reserved commitment + spot within the interruption tolerance), spot reclaims
+handled with the 2-minute notice (replacement at the notice, make-before-break, drain), and the
+scaler's headroom for bursts (capacity counted over each model's p95 10 s burst). Each variant
+turns one mechanism off (or changes the reclaim rate or the headroom); the reference is all on
+demand, greedy, fp16, as the platform runs today. Every run's SLO misses are put to a cause
+(service time, cold start, queueing, rejected), and the loop's per model group. The runs go to
+two worker processes. `--hours N` runs a shorter day (said in the output).
 Last line: one JSON object.
 """
 

@@ -121,6 +121,17 @@ def _reference_rate(requirement: ModelRequirement, gpus: tuple[GpuSpec, ...]) ->
     return first if first > 0 else max((rate(gpu) for gpu in gpus), default=0.0)
 
 
+def preferred_share(fleet: FleetConfig, model_id: str, gpu_type: str) -> float:
+    """What one instance of the model on `gpu_type`, as it runs there, serves in demanded instances (0: none)."""
+    requirement, gpu = fleet.models[model_id], fleet.gpus[gpu_type]
+    quantisation = running_quantisation(requirement, gpu)
+    share = gpu_share(requirement, gpu, quantisation)
+    reference = reference_rate(model_id, fleet)
+    if share is None or reference <= 0:
+        return 0.0
+    return instance_rate(requirement, gpu, quantisation, share) / reference
+
+
 def relative_rate(fleet: FleetConfig, key: GroupKey, user_region: str | None = None) -> float:
     """What one instance of the group serves users of `user_region` (None: its own), in demanded instances.
 

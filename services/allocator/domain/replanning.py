@@ -56,13 +56,24 @@ class Move:
         return round(self.cost_before - self.cost_after, 4)
 
 
-def demands_of(servers: Sequence[RunningServer]) -> list[Demand]:
-    """The instances running now, per model and region: what the re-plan must place again."""
-    totals: dict[tuple[str, str], int] = {}
+def demands_of(
+    servers: Sequence[RunningServer], preferred_share: Callable[[str, str], float] | None = None
+) -> list[Demand]:
+    """The work running now, per model and region: what the re-plan must place again.
+
+    The fleet MILP's demand is in instances of the model's preferred type. `preferred_share(model,
+    gpu type)`: what one instance on that type serves in those (`placement.preferred_share`), so
+    instances running on a slower type are not re-placed as if they were fast ones; None counts
+    every running instance as one (right only while they all run on their preferred type).
+    """
+    totals: dict[tuple[str, str], float] = {}
     for server in servers:
+        share = 1.0
         for model_id, instances in server.placements.items():
-            totals[(model_id, server.region)] = totals.get((model_id, server.region), 0) + instances
-    return [Demand(m, r, n) for (m, r), n in sorted(totals.items()) if n > 0]
+            if preferred_share is not None:
+                share = preferred_share(model_id, server.gpu_type)
+            totals[(model_id, server.region)] = totals.get((model_id, server.region), 0.0) + instances * share
+    return [Demand(m, r, math.ceil(n - 1e-9)) for (m, r), n in sorted(totals.items()) if n > 1e-9]
 
 
 def freed(pools: Mapping[PoolKey, Pool], servers: Sequence[RunningServer]) -> dict[PoolKey, Pool]:
@@ -89,8 +100,8 @@ def plan_moves(
     `pools`: GPUs free now (a move takes its new GPUs before it frees the old ones); `price`:
     $/h of one GPU of (region, type) now; `throughput`: what one instance of (model, GPU type)
     serves. A move never lowers what the model can serve: on a slower type it takes as many more
-    instances as it needs, and the saving is counted with them (the fleet MILP counts instances,
-    not requests, so a slower type can look cheaper than it is).
+    instances as it needs, and the saving is counted with them (the server's own instances are
+    resized here, not taken from the optimum's group, which serves the whole region's demand).
     """
     candidates: list[Move] = []
     for server in servers:

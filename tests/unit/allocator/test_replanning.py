@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import async_sessionmaker
 
 from services.allocator.adapters.metrics import AllocatorMetrics
 from services.allocator.domain.fleet import Pool, PricingClass, fleet_from_mapping
-from services.allocator.domain.placement import Group, Placement
+from services.allocator.domain.placement import Group, Placement, preferred_share
 from services.allocator.domain.reconciliation import conservation_violations
 from services.allocator.domain.replanning import RunningServer, demands_of, freed, plan_moves
 from services.allocator.settings import AllocatorSettings
@@ -83,6 +83,20 @@ def test_the_re_plan_sees_running_gpus_as_free_and_running_instances_as_demand()
     servers = [running("s1", "h100_80gb", 2), running("s2", "h100_80gb", 3)]
     assert [(d.model_id, d.instances) for d in demands_of(servers)] == [("m0", 5)]
     assert freed(pools(), servers)[(REGION, "h100_80gb")].available == 8
+
+
+def test_instances_on_a_slower_type_are_demanded_as_the_preferred_type_instances_they_serve_as():
+    servers = [running("s1", "h100_80gb", 2), running("s2", "a100_80gb", 3)]
+    share = {"h100_80gb": 1.0, "a100_80gb": 0.6}
+    # 2 x 1.0 + 3 x 0.6 = 3.8 preferred instances' work: 4 demanded, not 5.
+    assert [(d.model_id, d.instances) for d in demands_of(servers, lambda m, g: share[g])] == [("m0", 4)]
+
+
+def test_preferred_share_is_an_instance_rate_over_the_preferred_types(fleet):
+    config = fleet[0].fleet
+    # echo-m prefers the h100 (relative speed 1.0) and packs 4 to a GPU on either type.
+    assert preferred_share(config, "echo-m", "h100_80gb") == pytest.approx(1.0)
+    assert preferred_share(config, "echo-m", "a100_80gb") == pytest.approx(0.6)
 
 
 # The use case on fakes: a model placed on its (expensive) preferred type moves to the cheaper one.
