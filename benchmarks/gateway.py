@@ -2,7 +2,7 @@
 
 Starts its own Triton server, private request/result topics, one router process and one gateway
 process (`python -m services.gateway`, limits on: a tenant and key with generous RPM/TPM/
-concurrency, so every request takes the real admission and settlement path), then measures:
+concurrency and monthly budget, so every request takes the real admission, budget and settlement path), then measures:
 (a) `gateway_rps`: non-streaming echo completions through one gateway process, closed loop;
 (b) `gateway_overhead_p50_ms` / `gateway_overhead_p99_ms`: the latency the gateway adds over a
     direct Kafka request, per call: the HTTP round trip at the client minus the Kafka round trip
@@ -108,7 +108,10 @@ async def prepare_database() -> BenchTenant:
     engine = create_engine(url, "gateway", pool_size=1)
     try:
         store = gateway_store(session_factory(engine))
-        name, generous = f"bench-{uuid.uuid4().hex[:8]}", Limits(rpm=10_000_000, tpm=1_000_000_000, concurrency=10_000)
+        # A monthly budget too ($100M): every call also takes the budget's month row and its settlement.
+        budget = 10**17  # nano-dollars
+        limits = Limits(rpm=10_000_000, tpm=1_000_000_000, concurrency=10_000, monthly_budget=budget)
+        name, generous = f"bench-{uuid.uuid4().hex[:8]}", limits
         tenant = await admin.create_tenant(store, name, generous)
         created = await admin.create_key(store, name, "bench", (), generous)
         return BenchTenant(url, tenant.tenant_id, created.record.key_id, created.secret)

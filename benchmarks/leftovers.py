@@ -33,10 +33,11 @@ async def forget_monitor_run(sessions: async_sessionmaker[AsyncSession], prefix:
 
 
 async def forget_gateway_tenant(sessions: async_sessionmaker[AsyncSession], tenant_id: str, key_id: str) -> None:
-    """Delete a benchmark's tenant, its key, and the usage, in-flight and lease rows of both."""
+    """Delete a benchmark's tenant, its key, and the usage, in-flight, lease, month and meter rows of both."""
     subjects = (f"key:{key_id}", f"tenant:{tenant_id}")
     async with sessions.begin() as session:
-        for table in (gateway.usage_window, gateway.inflight, gateway.lease):
+        for table in (gateway.usage_window, gateway.inflight, gateway.lease, gateway.budget_month):
             await session.execute(delete(table).where(table.c.subject.in_(subjects)))
+        await session.execute(delete(gateway.usage_meter).where(gateway.usage_meter.c.tenant_id == tenant_id))
         await session.execute(delete(gateway.api_key).where(gateway.api_key.c.tenant_id == tenant_id))
         await session.execute(delete(gateway.tenant).where(gateway.tenant.c.tenant_id == tenant_id))
