@@ -123,3 +123,23 @@ def test_services_sample_traces_and_never_migrate_at_start(compose: dict[str, An
         assert env["OTEL_TRACES_SAMPLER"] == "parentbased_traceidratio"
         assert env["OTEL_TRACES_SAMPLER_ARG"] == "${LLMFLEET_TRACE_SAMPLE_RATIO:-0.1}"
         assert env[f"LLMFLEET_{name.upper()}_MIGRATE_ON_START"] == "false"
+
+
+def test_the_local_override_changes_only_image_and_build(compose: dict[str, Any]) -> None:
+    override = yaml.safe_load((DEPLOY / "compose" / "local" / "compose.override.yaml").read_text())
+    assert set(override) <= {"services"} | {key for key in override if key.startswith("x-")}
+    for name, spec in override["services"].items():
+        assert name in compose["services"], f"the override adds {name}"
+        assert set(spec) == {"image", "build"}, f"{name}: the override changes {set(spec) - {'image', 'build'}}"
+        assert spec["image"].endswith(":local") and (ROOT / spec["build"]["dockerfile"]).exists()
+    started = {"kafka", "postgres", "triton", "jaeger", "prometheus", *SERVICES}
+    jobs = {name for name, spec in compose["services"].items() if spec.get("restart") == "no"}
+    assert started | jobs <= set(override["services"]), "a service make test-compose starts has no local image"
+
+
+def test_the_local_kafka_image_takes_the_jars_the_local_stack_resolves() -> None:
+    from deploy.local.kafka_install import KAFKA_VERSION
+
+    dockerfile = (DEPLOY / "compose" / "local" / "kafka.Dockerfile").read_text()
+    assert f"ARG KAFKA_VERSION={KAFKA_VERSION}\n" in dockerfile
+    assert f"!.cache/kafka-{KAFKA_VERSION}/libs" in (ROOT / ".dockerignore").read_text().splitlines()
