@@ -14,7 +14,7 @@ import asyncio
 import logging
 from dataclasses import replace
 
-from services.allocator.domain.placement import place
+from services.allocator.domain.placement import place, preferred_share
 from services.allocator.domain.planner import instance_throughput
 from services.allocator.domain.reconciliation import replacement_prefix
 from services.allocator.domain.replanning import Move, demands_of, freed, plan_moves
@@ -48,7 +48,8 @@ async def replan_once(allocator: Allocator) -> list[Move]:
     if not servers:
         return []
     fleet = replace(allocator.fleet, models=requirements, pools=tuple(pools.values()))
-    demands = demands_of(servers)
+    # Work, not instance counts: an instance on a slower type counts for what it serves there.
+    demands = demands_of(servers, lambda model_id, gpu_type: preferred_share(fleet, model_id, gpu_type))
     # The solver runs off the event loop: its time budget is a second of CPU, not of the loop.
     optimum = await asyncio.to_thread(place, demands, fleet, freed(pools, servers), settings.replan_time_limit_s)
     moves = plan_moves(
