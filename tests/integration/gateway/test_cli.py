@@ -15,7 +15,8 @@ pytestmark = pytest.mark.integration
 
 
 def run(*args: str, database_url: str) -> str:
-    result = CliRunner().invoke(app, [*args, "--database-url", database_url], catch_exceptions=False)
+    wide = {"COLUMNS": "250"}  # rich cuts table cells (the tenant's name) to the terminal's width
+    result = CliRunner(env=wide).invoke(app, [*args, "--database-url", database_url], catch_exceptions=False)
     assert result.exit_code == 0, result.output
     return result.output
 
