@@ -3,7 +3,9 @@
 Brings the production file up with deploy/compose/local/compose.override.yaml (which changes only
 `image:` and `build:`, to the images deploy/compose/build_images.sh made), waits until every
 service is healthy, sends requests from the host through Kafka's EXTERNAL listener and checks that
-each gets exactly one result; scales the router to 3 and checks again; then `down -v`.
+each gets exactly one result; scales the router to 3 and checks again (every replica served some);
+checks that Jaeger has the router's traces and Prometheus scrapes every replica and Triton; then
+`down -v`.
 Grafana is left out (no local image; the production file keeps the official one).
 Needs DOCKER_HOST (make test-compose uses the private engine of deploy/compose/engine.sh).
 The last line is one JSON object.
@@ -19,6 +21,7 @@ import secrets
 import subprocess
 import sys
 import time
+import urllib.request
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -127,6 +130,34 @@ def requests_per_router(env: dict[str, str], replicas: int) -> list[float]:
     return counts
 
 
+def get_json(url: str) -> Any:
+    """GET a JSON document from a port published on the host."""
+    with urllib.request.urlopen(url, timeout=5) as response:  # noqa: S310 - our own 127.0.0.1 URL
+        return json.load(response)
+
+
+def observed(deadline_s: float = 60) -> dict[str, Any]:
+    """What Jaeger and Prometheus saw: traced services, healthy scrape targets per job (polled)."""
+    found: dict[str, Any] = {"jaeger_services": [], "prometheus_targets_up": {}}
+    stop = time.monotonic() + deadline_s
+    while time.monotonic() < stop:
+        try:
+            found["jaeger_services"] = sorted(get_json("http://127.0.0.1:16686/api/services").get("data") or [])
+            targets = get_json("http://127.0.0.1:9090/api/v1/targets")["data"]["activeTargets"]
+            up: Counter[str] = Counter(t["labels"]["job"] for t in targets if t["health"] == "up")
+            found["prometheus_targets_up"] = dict(up)
+        except (OSError, ValueError, KeyError):
+            pass
+        # 8 llmfleet targets: the six services with the router counted three times.
+        if (
+            any("router" in name for name in found["jaeger_services"])
+            and found["prometheus_targets_up"].get("llmfleet", 0) >= 8
+        ):
+            break
+        time.sleep(3)
+    return found
+
+
 def logs_tail(env: dict[str, str], lines: int = 40) -> str:
     """The last log lines of every container, for a failure report."""
     return compose(env, "logs", "--no-color", "--tail", str(lines), check=False)
@@ -159,12 +190,20 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         print(f"requests counted per router replica (both rounds): {per_router}", flush=True)
         figures.update(one_router=first, three_routers=second, routers_after_scale=routers)
         figures["requests_per_router_replica"] = per_router
+        # Traces reach Jaeger (10% sampled: 100 requests all but surely keep one) and Prometheus
+        # scrapes all 8 service replicas and Triton through Docker's DNS.
+        figures.update(observed())
+        seen = figures["prometheus_targets_up"]
+        traced = any("router" in name for name in figures["jaeger_services"])
+        observability_ok = traced and seen.get("llmfleet", 0) >= 8 and seen.get("triton", 0) >= 1
+        print(f"observability: {figures['jaeger_services']} {figures['prometheus_targets_up']}", flush=True)
         figures["ok"] = (
             round_ok(first)
             and round_ok(second)
             and routers == 3
             and all(n > 0 for n in per_router)
             and figures["refuses_without_passwords"]
+            and observability_ok
         )
     except Exception as error:
         figures.update(ok=False, error=str(error)[:2000])
