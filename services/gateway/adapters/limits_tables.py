@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import delete, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from services.gateway.adapters.meter_tables import UPSERT as METER_UPSERT
+from services.gateway.adapters.meter_tables import meter_params
 from services.gateway.adapters.orm import budget_month, inflight, usage_window
 from services.gateway.domain.budgets import month_of
 from services.gateway.domain.limits import (
@@ -24,6 +26,7 @@ from services.gateway.domain.limits import (
     refusal_for,
     spends,
 )
+from services.gateway.domain.metering import Metered
 
 NO_LIMIT = 2**62  # "no limit" inside a comparison
 
@@ -68,7 +71,8 @@ b AS (
 l AS (
   INSERT INTO lease (request_id, subject, expires_at)
   SELECT * FROM unnest(CAST(:lr AS text[]), CAST(:ls AS text[]), CAST(:lu AS timestamptz[]))
-  RETURNING 1)
+  RETURNING 1),
+mt AS ({METER_UPSERT} RETURNING 1)
 SELECT (SELECT count(*) FROM w), (SELECT count(*) FROM c), (SELECT count(*) FROM b), (SELECT count(*) FROM l),
        {ASYNC_COMMIT}
 """  # noqa: S608 - constants only
@@ -103,11 +107,16 @@ def admission_params(claims: Sequence[Claim]) -> dict[str, Any]:
     }
 
 
-async def admit(session: AsyncSession, claims: Sequence[Claim]) -> bool:
-    """Raise the counts of every claim at once; False when a limit refused (the caller must then roll back)."""
+async def admit(
+    session: AsyncSession, claims: Sequence[Claim], metered: Sequence[Metered] = (), now: datetime | None = None
+) -> bool:
+    """Raise the counts of every claim at once, and meter `metered`; False when a limit refused.
+
+    On False the caller must roll back (and meter again in its next transaction).
+    """
     if not fits_fresh(raises(claims), holds(claims), spends(claims)):
         return False  # a minute's (month's) first row is inserted unchecked: the batch must fit on its own
-    params = admission_params(claims)
+    params = admission_params(claims) | meter_params(metered, now or datetime.now(UTC))
     admitted, counted, budgeted, _leased, _ = (await session.execute(ADMIT, params)).one()
     return bool(admitted == len(params["ws"]) and counted == len(params["cs"]) and budgeted == len(params["bs"]))
 

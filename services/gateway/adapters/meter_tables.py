@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -11,19 +12,22 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.gateway.domain.budgets import NANOS_PER_USD, month_of
 from services.gateway.domain.metering import Metered, MeterReading, summed
 
-# One statement for any batch; rows sorted, so concurrent rounds lock them in one order.
-ADD = text(
+# One upsert for any batch; rows sorted, so concurrent rounds lock them in one order. A round that
+# admits runs it inside the admission statement (limits_tables.ADMIT: no round trip of its own).
+UPSERT = (
     "INSERT INTO usage_meter AS m (tenant_id, model_id, requests, failed, prompt_tokens, completion_tokens, "
-    "cost_nanos, budget_refused, since) SELECT t, mo, r, f, p, c, n, b, :now FROM unnest(CAST(:t AS text[]), "
-    "CAST(:mo AS text[]), CAST(:r AS int[]), CAST(:f AS int[]), CAST(:p AS bigint[]), CAST(:c AS bigint[]), "
-    "CAST(:n AS bigint[]), CAST(:b AS int[])) AS u(t, mo, r, f, p, c, n, b) ORDER BY 1, 2 "
+    "cost_nanos, budget_refused, since) SELECT t, mo, r, f, p, c, n, b, CAST(:m_now AS timestamptz) "
+    "FROM unnest(CAST(:m_t AS text[]), CAST(:m_mo AS text[]), CAST(:m_r AS int[]), CAST(:m_f AS int[]), "
+    "CAST(:m_p AS bigint[]), CAST(:m_c AS bigint[]), CAST(:m_n AS bigint[]), CAST(:m_b AS int[])) "
+    "AS u(t, mo, r, f, p, c, n, b) ORDER BY 1, 2 "
     "ON CONFLICT (tenant_id, model_id) DO UPDATE SET requests = m.requests + excluded.requests, "
     "failed = m.failed + excluded.failed, budget_refused = m.budget_refused + excluded.budget_refused, "
     "prompt_tokens = m.prompt_tokens + excluded.prompt_tokens, "
     "completion_tokens = m.completion_tokens + excluded.completion_tokens, "
-    # the ledger's asynchronous commit (limits_tables.ASYNC_COMMIT): a round may only meter
-    "cost_nanos = m.cost_nanos + excluded.cost_nanos RETURNING (SELECT set_config('synchronous_commit', 'off', true))"
+    "cost_nanos = m.cost_nanos + excluded.cost_nanos"
 )
+# Alone (a round that only settles): with the ledger's asynchronous commit (limits_tables.ASYNC_COMMIT).
+ADD = text(UPSERT + " RETURNING (SELECT set_config('synchronous_commit', 'off', true))")
 
 # Rows taken by one replica's flush are locked until it commits: another replica's flush waits,
 # then finds them gone, so no period is published twice.
@@ -38,25 +42,26 @@ TAKE = text(
 )
 
 
+def meter_params(usage: Sequence[Metered], now: datetime) -> dict[str, Any]:
+    """The round's usage summed per tenant x model, as `UPSERT`'s parameters (empty arrays: nothing)."""
+    rows = summed(usage)
+    return {
+        "m_now": now,
+        "m_t": [u.tenant_id for u in rows],
+        "m_mo": [u.model_id for u in rows],
+        "m_r": [u.requests for u in rows],
+        "m_f": [u.failed for u in rows],
+        "m_p": [u.prompt_tokens for u in rows],
+        "m_c": [u.completion_tokens for u in rows],
+        "m_n": [u.cost for u in rows],
+        "m_b": [u.budget_refused for u in rows],
+    }
+
+
 async def add(session: AsyncSession, usage: Sequence[Metered], now: datetime) -> None:
     """Add a round's usage, summed per tenant x model."""
-    rows = summed(usage)
-    if not rows:
-        return
-    await session.execute(
-        ADD,
-        {
-            "now": now,
-            "t": [u.tenant_id for u in rows],
-            "mo": [u.model_id for u in rows],
-            "r": [u.requests for u in rows],
-            "f": [u.failed for u in rows],
-            "p": [u.prompt_tokens for u in rows],
-            "c": [u.completion_tokens for u in rows],
-            "n": [u.cost for u in rows],
-            "b": [u.budget_refused for u in rows],
-        },
-    )
+    if usage:
+        await session.execute(ADD, meter_params(usage, now))
 
 
 async def take(session: AsyncSession, now: datetime) -> list[MeterReading]:

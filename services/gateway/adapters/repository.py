@@ -21,8 +21,10 @@ class GatewayRepository(Protocol):
     async def announce(self, topic: Topic, event: Event, key: str) -> None:
         """Queue an event to publish after the commit (the outbox)."""
 
-    async def admit(self, claims: Sequence[Claim]) -> bool:
-        """Raise the counts of all `claims` under every limit; False: refused (roll the transaction back)."""
+    async def admit(
+        self, claims: Sequence[Claim], metered: Sequence[Metered] = (), now: datetime | None = None
+    ) -> bool:
+        """Raise the counts of all `claims` under every limit and meter `metered`; False: refused (roll back)."""
 
     async def explain(self, claim: Claim, now: datetime) -> Refusal:
         """Which limit refuses `claim`."""
@@ -70,8 +72,10 @@ class SqlGatewayRepository(SqlRepository):
     inbox_table = inbox
     outbox_table = outbox
 
-    async def admit(self, claims: Sequence[Claim]) -> bool:
-        return await limits_tables.admit(self._session, claims)
+    async def admit(
+        self, claims: Sequence[Claim], metered: Sequence[Metered] = (), now: datetime | None = None
+    ) -> bool:
+        return await limits_tables.admit(self._session, claims, metered, now)
 
     async def explain(self, claim: Claim, now: datetime) -> Refusal:
         return await limits_tables.explain(self._session, claim, now)

@@ -101,10 +101,11 @@ class Ledger:
             async with self.store.transaction() as repository:
                 if settlements:  # first: the claims of this round see what finished before them
                     await repository.settle([s for s, _ in settlements])
-                if metered:
+                if claims:  # the usage is metered in the admission statement itself: no round trip of its own
+                    if not await repository.admit([c for c, _ in claims], metered, datetime.now(UTC)):
+                        raise _Refused  # rolls the round back: no subject keeps a partial count (nor the meter)
+                elif metered:
                     await repository.meter(metered, datetime.now(UTC))
-                if claims and not await repository.admit([c for c, _ in claims]):
-                    raise _Refused  # rolls the round back: no subject keeps a partial count
             admitted = True
         except _Refused:
             admitted = False

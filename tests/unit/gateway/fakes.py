@@ -37,12 +37,15 @@ class FakeRepository(GatewayRepository):
     def __init__(self, state: GatewayState, now: datetime) -> None:
         self.state, self.now = state, now
 
-    async def admit(self, claims: Sequence[Claim]) -> bool:
+    async def admit(
+        self, claims: Sequence[Claim], metered: Sequence[Metered] = (), now: datetime | None = None
+    ) -> bool:
         trial = copy.deepcopy(self.state.ledger)  # all or nothing, as the SQL's savepoint
         if any(trial.admit(claim, self.now) is not None for claim in claims):
             return False
         self.state.ledger = trial
         self.state.leases.update({claim.request_id: claim.lease_until for claim in claims})
+        await self.meter(metered, now or self.now)
         return True
 
     async def explain(self, claim: Claim, now: datetime) -> Refusal:
