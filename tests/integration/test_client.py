@@ -12,6 +12,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 from llmfleet.client import CLIENT_REPLY_PREFIX, FleetClient
 from services.router.app import migrate
 from services.router.settings import RouterSettings, StaticServer
+from shared import triton
 from shared.events import InferenceCompleted
 from tests.integration.router.conftest import private_topic, router_app
 
@@ -38,6 +39,7 @@ async def test_two_clients_each_read_only_their_own_results(
 ) -> None:
     url = str(database_url("router"))
     await asyncio.to_thread(migrate, RouterSettings(database_url=url))
+    await asyncio.to_thread(triton.load_model, triton_http, "tinylm")  # the session's server starts empty
     settings = RouterSettings(
         kafka_bootstrap=kafka_bootstrap,
         database_url=url,
