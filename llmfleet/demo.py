@@ -72,6 +72,8 @@ def platform_settings(options: DemoOptions, fleet: Path, server_prefix: str) -> 
         "LLMFLEET_ALLOCATOR_SERVER_PREFIX": server_prefix,
         "LLMFLEET_ALLOCATOR_MAX_SERVERS": str(options.max_servers),
         "LLMFLEET_ALLOCATOR_MAX_GPUS_PER_SERVER": "1",
+        # The replay streams nothing, and the simulator's cold start does not know a second load.
+        "LLMFLEET_ALLOCATOR_LOAD_STREAM_VARIANTS": "false",
         "LLMFLEET_SCALER_POLICY": options.scaling_policy.value,
         "LLMFLEET_SCALER_BUCKET_S": str(SCALER_BUCKET_S),
         # A day of the trace in wall-clock buckets: the forecast's confidence counts how much of

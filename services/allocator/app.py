@@ -43,7 +43,7 @@ def provisioner_for(settings: AllocatorSettings, sessions: async_sessionmaker[As
     """The provisioner the settings name: local Triton processes, or a deployment's pool (assignments on record)."""
     if settings.provisioner is ProvisionerKind.POOL:
         return PoolProvisioner(settings.triton_pool, sessions)
-    return LocalProvisioner(settings.triton_base_port)
+    return LocalProvisioner(settings.triton_base_port, stream_variants=settings.load_stream_variants)
 
 
 def create_app(

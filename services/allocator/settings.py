@@ -96,6 +96,9 @@ class AllocatorSettings(ServiceSettings):
     )
     replan_max_moves: int = Field(default=1, ge=0, description="moves one re-plan round may start")
     replan_time_limit_s: float = Field(default=1.0, gt=0, description="the MILP's time budget (then greedy)")
+    load_stream_variants: bool = Field(
+        default=True, description="local provisioner: load each model's streaming variant (<name>_stream) with it"
+    )
     cluster_interval_s: float = Field(
         default=0.0,
         ge=0,

@@ -82,11 +82,18 @@ class LocalProvisioner:
     """Local Triton processes named after the server id, in EXPLICIT model-control mode."""
 
     def __init__(
-        self, base_port: int = 8100, load_timeout_s: float = 120.0, launcher: Sequence[str] = LOCAL_LAUNCHER
+        self,
+        base_port: int = 8100,
+        load_timeout_s: float = 120.0,
+        launcher: Sequence[str] = LOCAL_LAUNCHER,
+        stream_variants: bool = True,
     ) -> None:
         self._base_port = base_port
         self._load_timeout_s = load_timeout_s
         self._launcher = tuple(launcher)
+        # Loading a model's streaming variant too adds its load time (~2 s for tinylm here) to every
+        # start: a deployment that streams nothing (the demo) leaves it off.
+        self._stream_variants = stream_variants
 
     async def start_server(
         self, server_id: str, region: str, gpu_type: str, gpu_count: int, emulation: Emulation | None = None
@@ -129,7 +136,7 @@ class LocalProvisioner:
             await asyncio.to_thread(triton.load_model, endpoint, triton_model, self._load_timeout_s)
         except (RuntimeError, TimeoutError, OSError) as error:
             raise ProvisioningError(f"loading {triton_model} on {endpoint} failed: {error}") from error
-        if (variant := stream_variant(triton_model)) in names:  # streamed requests run on it (docs/router.md)
+        if self._stream_variants and (variant := stream_variant(triton_model)) in names:  # docs/router.md
             try:
                 await asyncio.to_thread(triton.load_model, endpoint, variant, self._load_timeout_s)
             except (RuntimeError, TimeoutError, OSError) as error:  # the model serves; streams come unstreamed
