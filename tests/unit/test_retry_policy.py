@@ -261,12 +261,14 @@ TODAY = {
         "cost.on_demand_window_reported",
         "cost.on_demand_forecasted",
         "cost.on_cost_report_requested",
+        "cost.on_usage_metered",
     },
     "monitor": {
         "monitor.on_allocation_changed",
         "monitor.on_demand_window_reported",
         "monitor.on_prices_published",
         "monitor.on_overdue",
+        "monitor.on_usage_metered",
     },
 }
 
