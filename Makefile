@@ -43,7 +43,7 @@ helm-lint: setup ## the Helm chart (deploy/helm): helm lint --strict, helm templ
 lint: setup ## ruff, mypy and the import contracts
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
-	$(VENV)/bin/mypy shared services deploy/local deploy/init.py deploy/settings_table.py llmfleet benchmarks
+	$(VENV)/bin/mypy shared services deploy/local deploy/init.py deploy/kafka_acl.py deploy/settings_table.py llmfleet benchmarks
 	$(VENV)/bin/lint-imports
 
 demo: install ## the main job: replay the Azure LLM trace through the five services, write the report (reports/)

@@ -16,7 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from deploy.local import kafka_acl
+from deploy import kafka_acl
 from deploy.local.common import (
     StackPaths,
     free_port,
@@ -92,7 +92,7 @@ def start(paths: StackPaths | None = None, secure: bool = False) -> dict[str, An
         try:
             _wait_ready(pid, port, bootstrap, log, offset, admin)
             if material is not None:
-                kafka_acl.apply(libs, material, bootstrap, log)
+                _apply_acls(material, bootstrap)
         except BaseException:
             stop_pid(pid)
             raise
@@ -163,6 +163,15 @@ def security_env(info: Mapping[str, Any], principal: str, prefix: str) -> dict[s
 def _scram_users(material: SecureMaterial | None) -> dict[str, str]:
     """The SCRAM users written at format time: the admin (without whom nothing could add the others)."""
     return {ADMIN: material.passwords[ADMIN]} if material else {}
+
+
+def _apply_acls(material: SecureMaterial, bootstrap: str) -> None:
+    """Every principal's SCRAM password and the ACLs, as the admin; and the admin's file for Kafka's Java tools."""
+    admin = material.kafka_security(ADMIN)
+    properties = material.folder / "admin-client.properties"
+    properties.touch(mode=0o600)  # it holds the admin's password
+    properties.write_text(kafka_acl.admin_client_properties(admin, bootstrap))
+    kafka_acl.apply(bootstrap, admin, material.passwords, kafka_acl.acl_bindings())
 
 
 def _server_properties(port: int, controller_port: int, data: Path, material: SecureMaterial | None = None) -> str:

@@ -2,7 +2,7 @@
 
 Each service authenticates as its own Kafka principal (its name). It may write only the topics
 it owns (publishes) and read only the topics it consumes, with consumer groups under its own
-prefix (`llmfleet-<service>`). `deploy/local/kafka_acl.py` turns this table into ACLs; a unit
+prefix (`llmfleet-<service>`). `deploy/kafka_acl.py` turns this table into ACLs; a unit
 test checks it against the flows in docs/architecture.md. Everything else (creating the
 platform's topics, the CLI's operator tools) is the admin's, a super user.
 """

@@ -1,9 +1,10 @@
 """The Helm chart (deploy/helm/llmfleet): `helm lint`, and `helm template` validated by kubeconform.
 
 Each values variant (the chart's values.yaml and ci/*-values.yaml: SASL_SSL + Postgres TLS + KEDA,
-KEDA alone, ServiceMonitor + two Triton pools) must lint clean and render manifests that every
-object's strict schema accepts; the rendered objects are then read for what the platform needs
-(env names that are real settings, secrets only by reference, probes, hooks, the Triton pool).
+SASL_SSL with the ACLs job, KEDA alone, ServiceMonitor + two Triton pools) must lint clean and
+render manifests that every object's strict schema accepts; the rendered objects are then read
+for what the platform needs (env names that are real settings, secrets only by reference, probes,
+hooks, the Triton pool).
 The tools are built once into .cache/bin (`make helm-lint`, `.ci/run`); without Go they cannot be.
 """
 
@@ -19,6 +20,7 @@ import yaml
 
 from deploy.helm import tools
 from deploy.settings_table import settings_class
+from shared.events.ownership import PRINCIPALS
 
 SERVICES = ("router", "allocator", "scaler", "cost", "monitor", "gateway")
 VARIANTS = {(v.name if v else "values.yaml"): v for v in tools.values_variants()}
@@ -138,6 +140,29 @@ def test_jobs_run_as_hooks_before_install_and_upgrade_in_order() -> None:
     assert _container(jobs["llmfleet-migrate-cost"])["command"] == ["python", "-m", "deploy.init", "migrate", "cost"]
     database = _env(_container(jobs["llmfleet-database"]))
     assert {f"LLMFLEET_{s.upper()}_DB_PASSWORD" for s in SERVICES} <= set(database)
+
+
+def test_the_acls_job_applies_every_principal_before_the_topics() -> None:
+    """kafka.sasl.applyAcls: `deploy.init acls` as the admin, a password per principal of the ownership table."""
+    jobs = _by_kind(_render(VARIANTS["acls-values.yaml"]), "Job")
+    acls, topics = jobs["llmfleet-acls"], jobs["llmfleet-topics"]
+    assert _container(acls)["command"] == ["python", "-m", "deploy.init", "acls"]
+    weight = {name: int(job["metadata"]["annotations"]["helm.sh/hook-weight"]) for name, job in jobs.items()}
+    assert weight["llmfleet-acls"] < weight["llmfleet-topics"]
+    env = _env(_container(acls))
+    assert env["LLMFLEET_KAFKA_SECURITY_PROTOCOL"]["value"] == "SASL_SSL"
+    assert env["LLMFLEET_KAFKA_SASL_USERNAME"] == _env(_container(topics))["LLMFLEET_KAFKA_SASL_USERNAME"]
+    passwords = {name: e for name, e in env.items() if name.endswith("_KAFKA_PASSWORD")}
+    assert set(passwords) == {f"LLMFLEET_{p.upper()}_KAFKA_PASSWORD" for p in PRINCIPALS}
+    for principal in PRINCIPALS:
+        secret = passwords[f"LLMFLEET_{principal.upper()}_KAFKA_PASSWORD"]["valueFrom"]["secretKeyRef"]
+        assert secret == {"name": "llmfleet-kafka", "key": f"{principal}-kafka-password"}
+    assert "llmfleet-acls" not in _by_kind(_render(None, "kafka.sasl.applyAcls=true"), "Job")  # PLAINTEXT: no ACLs
+    # The ACLs name the table's principals, so renamed principals would get none: refused.
+    command = [str(tools.tool("helm")), "template", "llmfleet", str(tools.CHART), "--set", "kafka.sasl.applyAcls=true"]
+    command += ["-f", str(VARIANTS["secure-values.yaml"])]
+    refused = subprocess.run(command, capture_output=True, text=True, check=False)
+    assert refused.returncode != 0 and "leave kafka.sasl.usernames empty" in refused.stderr
 
 
 def test_the_allocator_pool_lists_every_triton_pod() -> None:

@@ -23,16 +23,28 @@ import sqlalchemy as sa
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.errors import KafkaConnectionError, TopicAuthorizationFailedError
 from asyncpg.exceptions import InvalidAuthorizationSpecificationError
+from confluent_kafka.admin import (
+    AclBindingFilter,
+    AclOperation,
+    AclPermissionType,
+    AdminClient,
+    ResourcePatternType,
+    ResourceType,
+)
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import create_async_engine
+from typer.testing import CliRunner
 
+from deploy import init, kafka_acl
 from deploy.local import kafka, postgres
 from deploy.local.common import StackPaths, stack_paths
 from llmfleet.client import FleetClient
 from services.router.app import create_app, migrate
 from services.router.settings import RouterSettings, StaticServer
+from shared import triton
 from shared.broker import ensure_topics
 from shared.events import ALLOCATIONS, INFERENCE_REQUESTS, INFERENCE_RESULTS
+from shared.events.ownership import PRINCIPALS, TOPIC_ACCESS
 from shared.kafka_security import PLAINTEXT, KafkaProtocol, KafkaSecurity
 
 pytestmark = pytest.mark.integration
@@ -107,6 +119,44 @@ async def test_only_the_router_reads_the_prompts(secure_kafka):
         await consumer.stop()
 
 
+def test_the_acls_job_applies_again_as_the_admin(secure_kafka):
+    """`python -m deploy.init acls` on a broker that has its users and ACLs already (kafka.start applied them):
+    it succeeds twice, adds no ACL twice, and the principals still log in with their passwords."""
+    bootstrap, admin = secure_kafka["bootstrap"], kafka.security_for(secure_kafka, "admin")
+    env = kafka.security_env(secure_kafka, "admin", "LLMFLEET_") | {"LLMFLEET_KAFKA_BOOTSTRAP": bootstrap}
+    env |= {f"LLMFLEET_{p.upper()}_KAFKA_PASSWORD": kafka.security_for(secure_kafka, p).password for p in PRINCIPALS}
+    expected = f"kafka users and ACLs applied: {len(PRINCIPALS)} users, {len(kafka_acl.acl_bindings())} ACLs"
+    for _ in range(2):
+        result = CliRunner().invoke(init.app, ["acls"], env=env)
+        assert result.exit_code == 0, (result.output, result.exception)
+        assert expected in result.output
+    client = AdminClient(
+        {
+            "bootstrap.servers": bootstrap,
+            "security.protocol": "SASL_SSL",
+            "sasl.mechanism": "SCRAM-SHA-512",
+            "sasl.username": admin.username,
+            "sasl.password": admin.password,
+            "ssl.ca.location": admin.cafile,
+        }
+    )
+    any_name: Any = None  # a filter's None matches any name, principal and host (the annotations say str)
+    every = AclBindingFilter(
+        ResourceType.ANY, any_name, ResourcePatternType.ANY, any_name, any_name, AclOperation.ANY, AclPermissionType.ANY
+    )
+    assert len(client.describe_acls(every).result(timeout=30)) == len(kafka_acl.acl_bindings())
+    asyncio.run(_produce(bootstrap, kafka.security_for(secure_kafka, "router"), INFERENCE_RESULTS.name))
+
+
+def test_a_service_may_not_apply_users_or_acls(secure_kafka):
+    """Only a super user alters SCRAM users and ACLs; apply says which of them failed."""
+    router, client = kafka.security_for(secure_kafka, "router"), kafka.security_for(secure_kafka, "client")
+    bindings = kafka_acl.principal_bindings("client", TOPIC_ACCESS["client"])[:1]
+    with pytest.raises(RuntimeError, match="SCRAM user client: ") as failed:  # its own password, were it allowed
+        kafka_acl.apply(secure_kafka["bootstrap"], router, {"client": client.password}, bindings, timeout=20)
+    assert "ACL AclBinding(" in str(failed.value) and "AUTHORIZATION_FAILED" in str(failed.value)
+
+
 @pytest.fixture
 def router_url(database_url: Any) -> str:
     """The router's database URL, its schema migrated (synchronously: migrate runs its own event loop)."""
@@ -118,6 +168,7 @@ def router_url(database_url: Any) -> str:
 async def test_a_request_flows_through_the_router_on_the_secure_broker(secure_kafka, router_url, triton_http):
     """The router as its own principal (requests, allocations, results, its groups) serves a client's request."""
     url = router_url
+    await asyncio.to_thread(triton.load_model, triton_http, "tinylm")  # the session's server starts empty
     router = kafka.security_for(secure_kafka, "router")
     settings = RouterSettings(
         kafka_bootstrap=secure_kafka["bootstrap"],

@@ -1,13 +1,18 @@
-"""The secure broker's ACLs come from one ownership table, and that table matches DESIGN and the code."""
+"""The secure broker's ACLs come from one ownership table, that table matches DESIGN and the code, and
+`apply` says what it could not do."""
 
 from __future__ import annotations
 
 import re
 from pathlib import Path
 
-from deploy.local.kafka_acl import AclBinding, acl_bindings, principal_bindings
+import pytest
+
+from deploy.kafka_acl import AclBinding, acl_bindings, apply, principal_bindings
+from deploy.local.common import free_port
 from shared.events import ALL_TOPICS
 from shared.events.ownership import TOPIC_ACCESS, readers, writers
+from shared.kafka_security import PLAINTEXT, KafkaProtocol, KafkaSecurity
 
 REPO = Path(__file__).resolve().parents[3]
 SERVICES = ("router", "scaler", "allocator", "monitor", "cost", "gateway")
@@ -95,3 +100,18 @@ def test_no_binding_grants_everyone_or_a_wildcard_write() -> None:
         assert binding.principal != "User:*"
         if binding.name == "*":
             assert binding.operation == "DESCRIBE", binding
+
+
+def test_apply_names_what_failed_when_no_broker_answers() -> None:
+    admin = KafkaSecurity(KafkaProtocol.SASL_SSL, "admin", "secret")
+    bindings = principal_bindings("router", TOPIC_ACCESS["router"])[:1]
+    with pytest.raises(RuntimeError) as failed:
+        apply(f"127.0.0.1:{free_port(40_000)}", admin, {"router": "secret"}, bindings, timeout=1)
+    message = str(failed.value)
+    assert "SCRAM user router: " in message and "_TIMED_OUT" in message
+    assert "ACL AclBinding(ResourceType.TOPIC,inference.results.v1," in message
+
+
+def test_apply_needs_sasl_ssl() -> None:
+    with pytest.raises(ValueError, match="SASL_SSL"):
+        apply("127.0.0.1:9092", PLAINTEXT, {"router": "secret"}, acl_bindings())
