@@ -86,7 +86,7 @@ bench-fleet-loop: setup ## the simulated day with MILP, plans, cost mix, spot re
 bench-monitor: install ## metrics event -> alert event delay, scrape targets sustained (last line: JSON)
 	$(PY) -m benchmarks.monitor
 
-test-compose: install ## deploy/compose.yaml for real on a private Docker engine (root, docker.io, debootstrap): images built here, up, requests from the host, router x3, down -v (last line: JSON)
+test-compose: install ## deploy/compose.yaml for real on a private Docker engine (root, docker.io, debootstrap): images built here, up, requests from the host, router x3, down -v; then with compose.secure.yaml (last line: JSON)
 	deploy/compose/test_compose.sh $(COMPOSE_ARGS)
 
 chaos: install ## kills, outages, poison records and overload against the request path and the allocator (<= 15 min; last line: JSON)

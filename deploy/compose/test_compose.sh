@@ -3,8 +3,9 @@
 # running (and stops it again at the end), builds the images (cached after the first run), runs the
 # Kafka request-path integration tests on the testcontainers path with the local Kafka image, then benchmarks/compose.py:
 # up with the local override, wait healthy, requests from the host through Kafka's external
-# listener, router scaled to 3, requests again, down -v. Last line: JSON.
-#   deploy/compose/test_compose.sh [--requests N] [--external-port P] ...
+# listener, router scaled to 3, requests again, down -v; then the same with the secure overlay
+# (deploy/compose.secure.yaml), its requests as the `client` principal and its refusals. Last line: JSON.
+#   deploy/compose/test_compose.sh [--requests N] [--external-port P] [--mode plaintext|secure|both] ...
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 export DOCKER_HOST=${LLMFLEET_COMPOSE_DOCKER_HOST:-unix:///run/llmfleet-docker.sock}

@@ -1,4 +1,8 @@
-"""The local stack's secrets for `llmfleet up --secure`: a CA, a server certificate, and passwords.
+"""The secrets of a secure deployment: a CA, a server certificate, and passwords.
+
+For the local stack (`llmfleet up --secure`) they are made once into `<run>/secure/`; for Docker
+Compose's secure overlay, `python -m deploy.local.secure compose deploy/secrets` makes the
+certificates for the containers' host names (see `compose_material`).
 
 Made once into `<run>/secure/` (`.cache/stack/secure/` by default; mode 0700, files 0600) with
 the `openssl` command-line tool:
@@ -11,6 +15,8 @@ the `openssl` command-line tool:
 
 from __future__ import annotations
 
+import argparse
+import ipaddress
 import json
 import os
 import secrets
@@ -25,6 +31,7 @@ from shared.kafka_security import KafkaProtocol, KafkaSecurity
 
 ADMIN = "admin"  # the Kafka super user: topics, ACLs, SCRAM users, the CLI's operator tools
 BROKER_SUBJECT = "CN=llmfleet-broker"
+LOCAL_NAMES = ["127.0.0.1", "localhost"]
 DAYS = 825  # the longest validity TLS clients accept for a server certificate
 
 
@@ -63,8 +70,28 @@ def ensure_material(paths: StackPaths) -> SecureMaterial:
     os.chmod(folder, 0o700)  # mkdir's mode is masked by the umask, and an older folder may be wider
     material = SecureMaterial(folder, _passwords(folder / "credentials.json"))
     if not material.keystore.exists():
-        _make_certificates(folder)
+        _make_certificates(folder, LOCAL_NAMES)
     return material
+
+
+def compose_material(folder: Path, hosts: list[str]) -> list[Path]:
+    """Certificates for deploy/compose.secure.yaml: one server certificate for the `kafka` and
+    `postgres` containers and the names host-side clients use (`hosts`), signed by a new CA.
+
+    The folder is 0700 and stays so; the files Compose mounts into containers are 0644 inside it,
+    because Compose (outside swarm) bind-mounts a secret file as it is, and the containers' users
+    (Kafka's uid 1000, PostgreSQL's 999) are not the host user who owns it. The folder's mode keeps
+    other host users out. Only the CA's key, never mounted, stays 0600. Made once: an existing
+    keystore is kept, so clients that trust the CA keep working.
+    """
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    os.chmod(folder, 0o700)
+    mounted = [folder / name for name in ("ca.pem", "server.pem", "server.key", "broker-keystore.pem")]
+    if not (folder / "broker-keystore.pem").exists():
+        _make_certificates(folder, ["kafka", "postgres", *LOCAL_NAMES, *hosts])
+    for path in mounted:
+        os.chmod(path, 0o644)
+    return mounted
 
 
 def _passwords(path: Path) -> dict[str, str]:
@@ -90,8 +117,20 @@ def _openssl(*args: str) -> None:
         raise RuntimeError(f"openssl {args[0]} failed: {result.stderr.strip()}")
 
 
-def _make_certificates(folder: Path) -> None:
-    """A self-signed CA, and a server certificate it signs for 127.0.0.1/localhost (server and client use)."""
+def _subject_alt_names(hosts: list[str]) -> str:
+    """`IP:` for addresses, `DNS:` for names, each once, in order."""
+    names = []
+    for host in dict.fromkeys(hosts):
+        try:
+            ipaddress.ip_address(host)
+            names.append(f"IP:{host}")
+        except ValueError:
+            names.append(f"DNS:{host}")
+    return ",".join(names)
+
+
+def _make_certificates(folder: Path, hosts: list[str]) -> None:
+    """A self-signed CA, and a server certificate it signs for `hosts` (server and client use)."""
     ca_key, ca, key, cert = folder / "ca.key", folder / "ca.pem", folder / "server.key", folder / "server.pem"
     old = os.umask(0o077)
     try:
@@ -103,7 +142,7 @@ def _make_certificates(folder: Path) -> None:
         with tempfile.TemporaryDirectory(dir=folder) as work:
             csr, ext = Path(work) / "server.csr", Path(work) / "server.ext"
             ext.write_text(
-                "subjectAltName=IP:127.0.0.1,DNS:localhost\n"
+                f"subjectAltName={_subject_alt_names(hosts)}\n"
                 "extendedKeyUsage=serverAuth,clientAuth\n"
                 "keyUsage=critical,digitalSignature,keyEncipherment\n"
             )
@@ -119,3 +158,20 @@ def _make_certificates(folder: Path) -> None:
         _write_private(folder / "broker-keystore.pem", key.read_text() + cert.read_text() + ca.read_text())
     finally:
         os.umask(old)
+
+
+def main() -> None:
+    """`python -m deploy.local.secure compose FOLDER [--host NAME ...]`: Compose's certificates."""
+    parser = argparse.ArgumentParser(description="certificates for deploy/compose.secure.yaml")
+    parser.add_argument("what", choices=["compose"])
+    parser.add_argument("folder", type=Path, help="LLMFLEET_SECRETS_DIR (deploy/secrets by default)")
+    parser.add_argument(
+        "--host", action="append", default=[], help="another name clients reach Kafka by (LLMFLEET_KAFKA_EXTERNAL_HOST)"
+    )
+    args = parser.parse_args()
+    for path in compose_material(args.folder, args.host):
+        print(path)
+
+
+if __name__ == "__main__":
+    main()

@@ -6,9 +6,10 @@ RUN apt-get update \
  && rm -rf /var/lib/apt/lists/*
 ENV PATH=/usr/lib/postgresql/15/bin:$PATH \
     PGDATA=/var/lib/postgresql/data
-COPY deploy/compose/local/postgres-run.sh /usr/local/bin/postgres-run.sh
+COPY deploy/compose/local/postgres-run.sh /usr/local/bin/docker-entrypoint.sh
 RUN mkdir -p "$PGDATA" /var/run/postgresql && chown -R postgres:postgres /var/lib/postgresql /var/run/postgresql
 USER postgres
 EXPOSE 5432
 STOPSIGNAL SIGINT
-CMD ["/usr/local/bin/postgres-run.sh"]
+ENTRYPOINT ["docker-entrypoint.sh"]
+CMD ["postgres"]

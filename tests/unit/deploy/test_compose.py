@@ -22,6 +22,9 @@ from shared.metrics import new_registry
 
 ROOT = Path(__file__).resolve().parents[3]
 DEPLOY = ROOT / "deploy"
+# Read by the process, not by a service's settings: the log format (shared/logs.py) and libpq's
+# and asyncpg's CA file for `ssl=verify-full` database URLs.
+PROCESS_WIDE = {"LLMFLEET_LOG_FORMAT", "PGSSLROOTCERT"}
 
 
 @pytest.fixture(scope="module")
@@ -57,7 +60,7 @@ def test_every_service_runs_its_own_module_with_settings_the_code_reads(compose:
         assert prefix == f"LLMFLEET_{service.upper()}_"
         fields = {name.upper() for name in cls.model_fields}
         for key in spec["environment"]:
-            if key.startswith("OTEL_"):
+            if key.startswith("OTEL_") or key in PROCESS_WIDE:
                 continue
             assert key.startswith(prefix), f"{service}: {key} is not one of its settings"
             assert key.removeprefix(prefix) in fields, f"{service}: {key} is read by no setting"
