@@ -108,7 +108,10 @@ def demo(
 def _run_session(session: DemoSession, keep: bool) -> dict[str, Any] | None:
     from llmfleet.report import print_summary, write_report
 
-    previous = signal.signal(signal.SIGTERM, _interrupt)  # `kill` stops it as cleanly as Ctrl-C
+    # `kill` stops it as cleanly as Ctrl-C. Ctrl-C raises at once too: left to asyncio.run, the first
+    # one only cancels the main task, and Python 3.11's wait_for (used inside aiokafka and our client)
+    # drops a cancel that races its inner future finishing, so the replay could carry on to its end.
+    previous = {sig: signal.signal(sig, _interrupt) for sig in (signal.SIGTERM, signal.SIGINT)}
     summary = None
     try:
         with _progress_display() as show:
@@ -119,7 +122,8 @@ def _run_session(session: DemoSession, keep: bool) -> dict[str, Any] | None:
     except KeyboardInterrupt:
         console.print("[yellow]interrupted: stopping the platform[/yellow]")
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
         if keep:
             console.print(f"platform left running: LLMFLEET_RUN_DIR={session.paths.run} llmfleet status | down")
         else:
