@@ -8,6 +8,7 @@ the local secure stack (deploy/local/kafka.py) and by the deployment job `python
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Mapping
 from concurrent.futures import Future
@@ -29,6 +30,9 @@ from confluent_kafka.admin import (
 
 from shared.events.ownership import GROUP_PREFIX, TOPIC_ACCESS, TopicAccess
 from shared.kafka_security import SCRAM_MECHANISM, KafkaSecurity
+
+# librdkafka's own log lines (connection failures, retries) through Python's logging, not raw stderr.
+_LIBRDKAFKA_LOG = logging.getLogger("deploy.kafka_acl.librdkafka")
 
 SCRAM_ITERATIONS = 8192  # twice Kafka's minimum for SCRAM-SHA-512 (4096)
 
@@ -104,7 +108,8 @@ def apply(
             "sasl.password": admin.password,
             # librdkafka has its own OpenSSL: "probe" finds the system's CAs where KafkaSecurity means those.
             "ssl.ca.location": admin.cafile or "probe",
-        }
+        },
+        logger=_LIBRDKAFKA_LOG,
     )
     credential = ScramCredentialInfo(ScramMechanism.SCRAM_SHA_512, SCRAM_ITERATIONS)
     upserts: list[UserScramCredentialAlteration] = [
@@ -139,6 +144,9 @@ def apply(
             failed.append(f"{what}: {error}")
         except TimeoutError:
             failed.append(f"{what}: no answer in {timeout + 10:g} s")
+    # Destroy the client now: the error's traceback would keep this frame, and with it a client that
+    # goes on reconnecting in the background, alive for as long as the caller holds the error.
+    del client
     if failed:
         raise RuntimeError(f"applying Kafka's SCRAM users and ACLs failed ({len(failed)}):\n" + "\n".join(failed))
     return len(upserts), len(acls)
