@@ -144,8 +144,8 @@ def apply(
             failed.append(f"{what}: {error}")
         except TimeoutError:
             failed.append(f"{what}: no answer in {timeout + 10:g} s")
-    # Destroy the client now: the error's traceback would keep this frame, and with it a client that
-    # goes on reconnecting in the background, alive for as long as the caller holds the error.
+    # Drop it before raising, so the error's traceback does not hold it. (librdkafka's client may still
+    # outlive its last reference and reconnect in the background: hence its log goes to logging.)
     del client
     if failed:
         raise RuntimeError(f"applying Kafka's SCRAM users and ACLs failed ({len(failed)}):\n" + "\n".join(failed))
